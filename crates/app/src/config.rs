@@ -1,0 +1,320 @@
+//! Configuration, read once from the environment at start and passed down. Every
+//! variable is documented beside its field; secrets are `SecretString`, so `Debug`
+//! never shows them. Nothing reads the environment after this.
+
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// The JWT secret used when `CHAT_JWT_SECRET` is unset: fine on a laptop, refused on
+/// any non-loopback bind.
+pub const DEV_JWT_SECRET: &str = "chat-server-development-secret-not-for-production";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStoreKind {
+    Memory,
+    Postgres,
+    Redis,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `CHAT_BIND`: listen address. Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// `CHAT_JWT_SECRET`: HS256 secret of bearer tokens. Default: a built-in development
+    /// secret, accepted only on a loopback bind.
+    pub jwt_secret: SecretString,
+    pub jwt_secret_is_builtin: bool,
+    /// `CHAT_JWT_ISSUER`: required `iss` claim, when set.
+    pub jwt_issuer: Option<String>,
+    /// `CHAT_JWT_AUDIENCE`: required `aud` claim, when set.
+    pub jwt_audience: Option<String>,
+    /// `CHAT_ENABLED`: the feature flag; `false` answers `501` on every chat route.
+    /// Default `true`.
+    pub enabled: bool,
+    /// `CHAT_MESSAGE_TTL_SECS`: message lifetime; `0` keeps messages forever. Default 86400.
+    pub message_ttl_secs: u64,
+    /// `CHAT_MAX_MESSAGES_PER_THREAD`: only the newest are kept; `0` keeps all. Default 100.
+    pub max_messages_per_thread: u32,
+    /// `CHAT_MAX_TEXT_CHARS`: longest text message, in characters. Default 4000.
+    pub max_text_chars: usize,
+    /// `CHAT_MAX_BODY_BYTES`: largest JSON request body; larger is `413`. Default 65536.
+    pub max_body_bytes: usize,
+    /// `CHAT_MAX_UPLOAD_BYTES`: largest image. Default 10485760 (10 MiB).
+    pub max_upload_bytes: u64,
+    /// `CHAT_ALLOWED_IMAGE_MIME`: comma-separated image types, judged by content.
+    /// Default `image/jpeg,image/png,image/webp`.
+    pub allowed_image_mime: Vec<String>,
+    /// `CHAT_SIGNED_URL_TTL`: lifetime of signed media URLs, seconds. Default 900.
+    pub signed_url_ttl_secs: u64,
+    /// `CHAT_REDACT_MESSAGES`: the purge after a close destroys the thread key and the
+    /// message ciphertext. Default `true`.
+    pub redact_messages: bool,
+    /// `CHAT_MASTER_KEYS` (`v2:<b64>,v1:<b64>`, first entry active) or `CHAT_MASTER_KEY`
+    /// (base64 of 32 bytes, version `v1`). Unset: a random key per process.
+    pub master_keys: Option<MasterKeySetting>,
+    /// `CHAT_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// `CHAT_DATABASE_URL`: PostgreSQL (not in this build yet: refused).
+    pub database_url: Option<SecretString>,
+    /// `CHAT_REDIS_URL`: Redis (not in this build yet: refused).
+    pub redis_url: Option<SecretString>,
+    /// `CHAT_MESSAGE_STORE`: `memory` | `postgres` | `redis`; default `postgres` when a
+    /// database is set, else `memory`.
+    pub message_store: MessageStoreKind,
+    /// `CHAT_OBJECT_STORE_URL`: media storage (not in this build yet: refused).
+    pub object_store_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum MasterKeySetting {
+    Ring(SecretString),
+    Single(SecretString),
+}
+
+/// A variable with a value the service cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+fn err(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+struct Env(HashMap<String, String>);
+
+impl Env {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| err(name, format!("cannot parse {raw:?}"))),
+        }
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(err(name, format!("expected true or false, got {other:?}"))),
+        }
+    }
+
+    fn secret(&self, name: &str) -> Option<SecretString> {
+        self.get(name).map(|v| SecretString::from(v.to_owned()))
+    }
+}
+
+impl Config {
+    /// From the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// From explicit variables: tests build configurations side by side with this.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env = Env(vars.into_iter().collect());
+        let (jwt_secret, jwt_secret_is_builtin) = match env.secret("CHAT_JWT_SECRET") {
+            Some(s) if s.expose_secret().len() < 32 => {
+                return Err(err("CHAT_JWT_SECRET", "must be at least 32 characters"))
+            }
+            Some(s) => (s, false),
+            None => (SecretString::from(DEV_JWT_SECRET), true),
+        };
+        let master_keys = match (
+            env.secret("CHAT_MASTER_KEYS"),
+            env.secret("CHAT_MASTER_KEY"),
+        ) {
+            (Some(ring), _) => Some(MasterKeySetting::Ring(ring)),
+            (None, Some(single)) => Some(MasterKeySetting::Single(single)),
+            (None, None) => None,
+        };
+        let database_url = env.secret("CHAT_DATABASE_URL");
+        let message_store = match env.get("CHAT_MESSAGE_STORE") {
+            None if database_url.is_some() => MessageStoreKind::Postgres,
+            None | Some("memory") => MessageStoreKind::Memory,
+            Some("postgres") => MessageStoreKind::Postgres,
+            Some("redis") => MessageStoreKind::Redis,
+            Some(other) => {
+                return Err(err(
+                    "CHAT_MESSAGE_STORE",
+                    format!("expected memory, postgres or redis, got {other:?}"),
+                ))
+            }
+        };
+        let log_format = match env.get("CHAT_LOG_FORMAT") {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(err(
+                    "CHAT_LOG_FORMAT",
+                    format!("expected text or json, got {other:?}"),
+                ))
+            }
+        };
+        let allowed_image_mime: Vec<String> = env
+            .get("CHAT_ALLOWED_IMAGE_MIME")
+            .unwrap_or("image/jpeg,image/png,image/webp")
+            .split(',')
+            .map(|m| m.trim().to_ascii_lowercase())
+            .filter(|m| !m.is_empty())
+            .collect();
+        let max_body_bytes = env.parse("CHAT_MAX_BODY_BYTES", 65_536usize)?;
+        if max_body_bytes == 0 {
+            return Err(err("CHAT_MAX_BODY_BYTES", "must be positive"));
+        }
+        let max_text_chars = env.parse("CHAT_MAX_TEXT_CHARS", 4000usize)?;
+        if max_text_chars == 0 {
+            return Err(err("CHAT_MAX_TEXT_CHARS", "must be positive"));
+        }
+        Ok(Self {
+            bind: env.parse("CHAT_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            jwt_secret,
+            jwt_secret_is_builtin,
+            jwt_issuer: env.get("CHAT_JWT_ISSUER").map(str::to_owned),
+            jwt_audience: env.get("CHAT_JWT_AUDIENCE").map(str::to_owned),
+            enabled: env.flag("CHAT_ENABLED", true)?,
+            message_ttl_secs: env.parse("CHAT_MESSAGE_TTL_SECS", 86_400)?,
+            max_messages_per_thread: env.parse("CHAT_MAX_MESSAGES_PER_THREAD", 100)?,
+            max_text_chars,
+            max_body_bytes,
+            max_upload_bytes: env.parse("CHAT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)?,
+            allowed_image_mime,
+            signed_url_ttl_secs: env.parse("CHAT_SIGNED_URL_TTL", 900)?,
+            redact_messages: env.flag("CHAT_REDACT_MESSAGES", true)?,
+            master_keys,
+            log_format,
+            database_url,
+            redis_url: env.secret("CHAT_REDIS_URL"),
+            message_store,
+            object_store_url: env.get("CHAT_OBJECT_STORE_URL").map(str::to_owned),
+        })
+    }
+
+    /// Refuses what this build cannot run safely or at all.
+    pub fn check_can_serve(&self) -> Result<(), ConfigError> {
+        if self.jwt_secret_is_builtin && !self.bind.ip().is_loopback() {
+            return Err(err(
+                "CHAT_JWT_SECRET",
+                format!(
+                    "binding to {} beyond loopback needs a secret of your own (at least 32 characters); \
+                     the built-in development secret is public",
+                    self.bind
+                ),
+            ));
+        }
+        if self.database_url.is_some() || self.message_store == MessageStoreKind::Postgres {
+            return Err(err(
+                "CHAT_DATABASE_URL",
+                "the PostgreSQL adapter is not part of this build yet",
+            ));
+        }
+        if self.redis_url.is_some() || self.message_store == MessageStoreKind::Redis {
+            return Err(err(
+                "CHAT_REDIS_URL",
+                "the Redis adapter is not part of this build yet",
+            ));
+        }
+        if self.object_store_url.is_some() {
+            return Err(err(
+                "CHAT_OBJECT_STORE_URL",
+                "object storage is not part of this build yet",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_serve_on_loopback_in_memory() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert!(c.jwt_secret_is_builtin && c.enabled && c.redact_messages);
+        assert_eq!(
+            (c.message_ttl_secs, c.max_messages_per_thread),
+            (86_400, 100)
+        );
+        assert_eq!(c.message_store, MessageStoreKind::Memory);
+        assert!(c.check_can_serve().is_ok());
+    }
+
+    #[test]
+    fn builtin_secret_is_refused_beyond_loopback() {
+        let c = Config::from_vars(vars(&[("CHAT_BIND", "0.0.0.0:8080")])).unwrap();
+        assert_eq!(c.check_can_serve().unwrap_err().variable, "CHAT_JWT_SECRET");
+        let secret = "s".repeat(40);
+        let c = Config::from_vars(vars(&[
+            ("CHAT_BIND", "0.0.0.0:8080"),
+            ("CHAT_JWT_SECRET", &secret),
+        ]))
+        .unwrap();
+        assert!(c.check_can_serve().is_ok());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let secret = "a-very-secret-value-that-is-long-enough";
+        let c = Config::from_vars(vars(&[
+            ("CHAT_JWT_SECRET", secret),
+            ("CHAT_MASTER_KEY", "bWFzdGVyLWtleS1tYXRlcmlhbA=="),
+        ]))
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(secret));
+        assert!(!shown.contains("bWFzdGVyLWtleS1tYXRlcmlhbA=="));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("CHAT_ENABLED", "maybe"),
+            ("CHAT_BIND", "nowhere"),
+            ("CHAT_MESSAGE_TTL_SECS", "-1"),
+            ("CHAT_MESSAGE_STORE", "mongo"),
+            ("CHAT_JWT_SECRET", "short"),
+            ("CHAT_MAX_BODY_BYTES", "0"),
+        ] {
+            let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
+            assert_eq!(e.variable, var);
+        }
+        let c = Config::from_vars(vars(&[("CHAT_DATABASE_URL", "postgres://x")])).unwrap();
+        assert_eq!(c.message_store, MessageStoreKind::Postgres);
+        assert!(c.check_can_serve().is_err(), "no silent fallback to memory");
+    }
+}

@@ -1,0 +1,183 @@
+//! `chat-server`: reads the configuration, wires the adapters into one `ChatService`,
+//! and serves it. The binary (`main.rs`) is only the command line over this.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod telemetry;
+
+pub use config::{Config, ConfigError};
+pub use telemetry::init_logging;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use chat_core::crypto::KeyRing;
+use chat_core::ports::Clock;
+use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention};
+use chat_crypto::MasterKeyRing;
+use chat_http::{HttpState, TokenVerifier};
+use chat_memory::*;
+use config::MasterKeySetting;
+use secrecy::ExposeSecret;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Parts a test may swap in; everything else comes from the configuration.
+#[derive(Default, Clone)]
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// A running server: its address, and the future that drives it.
+pub struct Application {
+    pub addr: SocketAddr,
+    pub server: Server,
+    pub service: ChatService,
+}
+
+impl Application {
+    /// Binds the configured address (port 0 picks a free one) and wires everything.
+    pub fn build(config: &Config, overrides: Overrides) -> anyhow::Result<Self> {
+        config.check_can_serve()?;
+        let service = build_service(config, overrides)?;
+        let listener = TcpListener::bind(config.bind)
+            .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
+        let addr = listener.local_addr()?;
+        let state = HttpState {
+            service: service.clone(),
+            tokens: Arc::new(TokenVerifier::hs256(
+                config.jwt_secret.expose_secret().as_bytes(),
+                config.jwt_issuer.clone(),
+                config.jwt_audience.clone(),
+            )),
+            max_body_bytes: config.max_body_bytes,
+        };
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(actix_web::middleware::from_fn(telemetry::log_request))
+                .configure(chat_http::configure(state.clone()))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self {
+            addr,
+            server,
+            service,
+        })
+    }
+
+    /// Serves until the server stops, running background jobs beside it.
+    pub async fn run(self) -> std::io::Result<()> {
+        let worker = tokio::spawn(run_jobs(self.service.clone()));
+        let result = self.server.await;
+        worker.abort();
+        result
+    }
+}
+
+/// The service over the adapters the configuration selects.
+pub fn build_service(config: &Config, overrides: Overrides) -> anyhow::Result<ChatService> {
+    let key_ring: Arc<dyn KeyRing> = Arc::new(match &config.master_keys {
+        Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())
+            .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEYS: {e}"))?,
+        Some(MasterKeySetting::Single(key)) => MasterKeyRing::parse_single(key.expose_secret())
+            .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEY: {e}"))?,
+        None => {
+            tracing::warn!(
+                "no CHAT_MASTER_KEY: generated a random master key for this process; \
+                 messages will not be readable after a restart (fine for the in-memory store)"
+            );
+            MasterKeyRing::generate()
+                .map_err(|e| anyhow::anyhow!("generating a master key: {e}"))?
+        }
+    });
+    let ports = Ports {
+        requests: Arc::new(MemoryRequestDirectory::default()),
+        threads: Arc::new(MemoryThreadRepository::default()),
+        keys: Arc::new(MemoryKeyStore::default()),
+        messages: Arc::new(MemoryMessageStore::default()),
+        media: None,
+        events: Arc::new(MemoryEventBus::default()),
+        jobs: Arc::new(MemoryJobQueue::default()),
+        clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+        key_ring,
+    };
+    let settings = ChatSettings {
+        enabled: config.enabled,
+        retention: Retention::from_settings(
+            config.message_ttl_secs,
+            config.max_messages_per_thread,
+        ),
+        max_text_chars: config.max_text_chars,
+        max_upload_bytes: config.max_upload_bytes,
+        allowed_image_mime: config.allowed_image_mime.clone(),
+        signed_url_ttl: Duration::from_secs(config.signed_url_ttl_secs),
+        redact_on_close: config.redact_messages,
+    };
+    Ok(ChatService::new(ports, settings))
+}
+
+/// Runs due jobs until cancelled: back to back while there is work, else once a second.
+async fn run_jobs(service: ChatService) {
+    loop {
+        match service.run_next_job().await {
+            Ok(Some(outcome)) => {
+                log_outcome(&outcome);
+                continue;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "the job queue is unavailable"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn log_outcome(outcome: &JobOutcome) {
+    match outcome {
+        JobOutcome::Done {
+            thread,
+            attempt,
+            report,
+        } => tracing::info!(
+            job = "purge_thread", thread_id = %thread, attempt, outcome = "done",
+            media_deleted = report.media_deleted, messages_redacted = report.messages_redacted,
+            key_destroyed = report.key_destroyed, "job finished"
+        ),
+        JobOutcome::Retrying {
+            thread,
+            attempt,
+            at,
+            error,
+        } => tracing::warn!(
+            job = "purge_thread", thread_id = %thread, attempt, outcome = "retrying",
+            retry_at = %at, %error, "job failed, will retry"
+        ),
+        JobOutcome::Failed {
+            thread,
+            attempt,
+            error,
+        } => tracing::error!(
+            job = "purge_thread", thread_id = %thread, attempt, outcome = "failed",
+            %error, "job failed for good"
+        ),
+    }
+}
+
+/// Signs a token with the configured secret, for `chat-server token`.
+pub fn issue_token(config: &Config, sub: i64, role: &str, ttl: Duration) -> anyhow::Result<String> {
+    let exp = chrono::Utc::now().timestamp() as u64 + ttl.as_secs();
+    let claims = chat_http::Claims {
+        sub,
+        role: role.to_owned(),
+        exp,
+        nbf: None,
+        iss: config.jwt_issuer.clone(),
+        aud: config.jwt_audience.clone(),
+    };
+    Ok(chat_http::sign_hs256(
+        config.jwt_secret.expose_secret().as_bytes(),
+        &claims,
+    )?)
+}

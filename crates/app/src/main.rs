@@ -1,0 +1,98 @@
+//! The `chat-server` command line.
+
+use chat_server::{init_logging, issue_token, Application, Config, Overrides};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Temporary, encrypted chat threads for home-care service requests.
+///
+/// Configured from the environment (CHAT_*); see docs/ARCHITECTURE.md and the README.
+#[derive(Parser)]
+#[command(name = "chat-server", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Print a bearer token signed with the configured secret, for trying the service out.
+    Token {
+        /// The user id (`sub` claim).
+        #[arg(long)]
+        sub: i64,
+        /// The role; `admin` is the super-admin.
+        #[arg(long, default_value = "client")]
+        role: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("chat-server: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Token { sub, role, ttl } => {
+            if sub <= 0 {
+                eprintln!("chat-server: --sub must be a positive integer");
+                return ExitCode::from(2);
+            }
+            match issue_token(&config, sub, &role, Duration::from_secs(ttl)) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("chat-server: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => serve(config),
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chat-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let app = Application::build(&config, Overrides::default())?;
+        tracing::info!(addr = %app.addr, "chat-server listening on http://{}", app.addr);
+        if config.jwt_secret_is_builtin {
+            tracing::warn!(
+                "no CHAT_JWT_SECRET: using the built-in development secret (loopback only). \
+                 Get a token with: chat-server token --sub 1 --role admin"
+            );
+        }
+        app.run().await?;
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("chat-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

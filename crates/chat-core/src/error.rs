@@ -1,0 +1,47 @@
+//! The errors of the use cases and of the ports.
+
+use crate::crypto::CryptoError;
+use crate::validation::ValidationErrors;
+
+/// What a port returns when its backend fails. Adapters map driver errors here; the
+/// message is for logs only and must never contain message content.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached, timed out, or refused the write (down, out of
+    /// memory, pool exhausted). Nothing was written.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with data the adapter cannot interpret.
+    #[error("backend returned corrupt data: {0}")]
+    Corrupt(String),
+}
+
+/// The outcome of a use case that did not succeed. The HTTP adapter maps each variant to
+/// a status code and logs the cause; it never shows the cause to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// `CHAT_ENABLED=false`.
+    #[error("chat is disabled")]
+    Disabled,
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    /// Posting to a closed thread, whoever the caller is.
+    #[error("thread is closed")]
+    ThreadClosed,
+    #[error("validation failed")]
+    Invalid(ValidationErrors),
+    /// A store failed; nothing was accepted.
+    #[error("store unavailable")]
+    Unavailable(#[from] StoreError),
+    /// Stored ciphertext or a wrapped key failed to open: corruption or a missing key.
+    #[error("crypto failure")]
+    Crypto(#[from] CryptoError),
+}
+
+impl From<ValidationErrors> for ChatError {
+    fn from(e: ValidationErrors) -> Self {
+        Self::Invalid(e)
+    }
+}

@@ -1,0 +1,29 @@
+//! The pure domain of the chat service.
+//!
+//! This crate does no I/O: it holds the types, the authorization policy, the retention
+//! rules, the ports every adapter implements, the encryption contract, and
+//! [`ChatService`], which runs the use cases over those ports. Adapters live in other
+//! crates and are chosen at run time, so ports are object-safe and held as `Arc<dyn _>`.
+#![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod error;
+pub mod ids;
+pub mod jobs;
+pub mod media;
+pub mod model;
+pub mod policy;
+pub mod ports;
+pub mod retention;
+pub mod service;
+pub mod validation;
+
+pub use error::{ChatError, StoreError};
+pub use ids::{JobId, MessageId, RequestId, ThreadId, UserId};
+pub use model::{
+    Coordinates, MediaPath, MessageContent, MessageKind, MessagePage, MessageView, ServiceRequest,
+    StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
+};
+pub use retention::Retention;
+pub use service::{ChatService, ChatSettings, JobOutcome, PageRequest, Ports, PurgeReport};
+pub use validation::ValidationErrors;

@@ -1,0 +1,345 @@
+//! The domain model: users, service requests, threads and messages.
+
+use crate::crypto::SealedContent;
+use crate::ids::{MessageId, RequestId, ThreadId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Every instant in the domain is UTC.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// The caller, as established by the bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub role: String,
+}
+
+impl User {
+    pub fn new(id: UserId, role: impl Into<String>) -> Self {
+        Self {
+            id,
+            role: role.into(),
+        }
+    }
+
+    /// `role == "admin"` is the super-admin of the seed policy.
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+/// A care request owned by one client, registered by the host system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRequest {
+    pub id: RequestId,
+    pub client_id: UserId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadStatus {
+    Open,
+    Closed,
+}
+
+impl ThreadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// One chat thread per service request, ever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thread {
+    pub id: ThreadId,
+    pub request_id: RequestId,
+    pub admin_id: Option<UserId>,
+    pub client_id: UserId,
+    pub status: ThreadStatus,
+    pub opened_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+}
+
+impl Thread {
+    /// The thread's client and its admin, if one is assigned.
+    pub fn is_participant(&self, user: UserId) -> bool {
+        self.client_id == user || self.admin_id == Some(user)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.status == ThreadStatus::Closed
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Text,
+    Image,
+    Location,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::Location => "location",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(Self::Text),
+            "image" => Some(Self::Image),
+            "location" => Some(Self::Location),
+            _ => None,
+        }
+    }
+
+    /// A stable one-byte tag, bound into each message's associated data.
+    pub fn tag(self) -> u8 {
+        match self {
+            Self::Text => 1,
+            Self::Image => 2,
+            Self::Location => 3,
+        }
+    }
+}
+
+/// A text body: 1..=max characters once surrounding whitespace is trimmed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TextBody(String);
+
+impl TextBody {
+    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        let chars = trimmed.chars().count();
+        if chars == 0 {
+            return Err("The text field is required.".into());
+        }
+        if chars > max_chars {
+            return Err(format!(
+                "The text field must not be greater than {max_chars} characters."
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// Content never goes to a log, not even by accident through `{:?}`.
+impl std::fmt::Debug for TextBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TextBody(<{} chars redacted>)", self.0.chars().count())
+    }
+}
+
+/// A point on Earth: latitude in -90..=90, longitude in -180..=180.
+#[derive(Clone, Copy, PartialEq)]
+pub struct Coordinates {
+    lat: f64,
+    lng: f64,
+}
+
+impl Coordinates {
+    /// Returns the field errors, keyed by `lat` / `lng`, when out of range.
+    pub fn new(lat: f64, lng: f64) -> Result<Self, Vec<(&'static str, String)>> {
+        let mut errors = Vec::new();
+        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+            errors.push((
+                "lat",
+                "The lat field must be between -90 and 90.".to_owned(),
+            ));
+        }
+        if !(lng.is_finite() && (-180.0..=180.0).contains(&lng)) {
+            errors.push((
+                "lng",
+                "The lng field must be between -180 and 180.".to_owned(),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(Self { lat, lng })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn lat(&self) -> f64 {
+        self.lat
+    }
+
+    pub fn lng(&self) -> f64 {
+        self.lng
+    }
+}
+
+impl std::fmt::Debug for Coordinates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Coordinates(<redacted>)")
+    }
+}
+
+/// An object key under `chats/{threadId}/`, free of every traversal trick.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MediaPath(String);
+
+impl MediaPath {
+    /// The longest key accepted; object stores allow 1024 bytes.
+    pub const MAX_LEN: usize = 1024;
+
+    /// The prefix every object of a thread lives under.
+    pub fn thread_prefix(thread: ThreadId) -> String {
+        format!("chats/{thread}/")
+    }
+
+    /// Accepts only a plain key under the thread's own prefix (SPEC §3.4): no `..`,
+    /// `//`, `\`, `%`, control or other invisible characters, nor a leading `/`.
+    pub fn parse(raw: &str, thread: ThreadId) -> Result<Self, String> {
+        let refuse = |why: &str| Err(format!("The media path {why}."));
+        if raw.is_empty() {
+            return refuse("is required");
+        }
+        if raw.len() > Self::MAX_LEN {
+            return refuse("is too long");
+        }
+        if raw.starts_with('/') {
+            return refuse("must not start with a slash");
+        }
+        if raw.contains("..") || raw.contains("//") || raw.contains('\\') || raw.contains('%') {
+            return refuse("must not contain '..', '//', '\\' or '%'");
+        }
+        // Control characters, and the Unicode format / separator characters that make a
+        // key look like another one (zero-width spaces, bidi overrides, NBSP...).
+        if raw.chars().any(|c| {
+            c.is_control()
+                || matches!(c, '\u{00A0}' | '\u{00AD}' | '\u{2000}'..='\u{200F}' | '\u{2028}'..='\u{202F}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+        }) {
+            return refuse("must not contain control or invisible characters");
+        }
+        let prefix = Self::thread_prefix(thread);
+        match raw.strip_prefix(&prefix) {
+            Some(name) if !name.is_empty() && !name.ends_with('/') => Ok(Self(raw.to_owned())),
+            _ => refuse(&format!("must name a file under {prefix}")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MediaPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MediaPath(<redacted>)")
+    }
+}
+
+/// The content of a message, in plaintext. It exists only inside the service, between
+/// validation and sealing (on post) or between opening and the response (on list).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageContent {
+    Text(TextBody),
+    Image(MediaPath),
+    Location(Coordinates),
+}
+
+impl MessageContent {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Self::Text(_) => MessageKind::Text,
+            Self::Image(_) => MessageKind::Image,
+            Self::Location(_) => MessageKind::Location,
+        }
+    }
+
+    /// The bytes that get sealed: UTF-8 for text and paths, two big-endian `f64` for a
+    /// location. The kind is stored beside the ciphertext and bound into its AAD.
+    pub fn to_plaintext(&self) -> Vec<u8> {
+        match self {
+            Self::Text(t) => t.0.as_bytes().to_vec(),
+            Self::Image(p) => p.0.as_bytes().to_vec(),
+            Self::Location(c) => {
+                let mut out = Vec::with_capacity(16);
+                out.extend_from_slice(&c.lat.to_be_bytes());
+                out.extend_from_slice(&c.lng.to_be_bytes());
+                out
+            }
+        }
+    }
+
+    /// The inverse of [`to_plaintext`](Self::to_plaintext). `None` when the bytes are
+    /// not what a message of that kind seals, which means the data is corrupt.
+    pub fn from_plaintext(kind: MessageKind, bytes: &[u8]) -> Option<Self> {
+        match kind {
+            MessageKind::Text => {
+                let s = std::str::from_utf8(bytes).ok()?;
+                Some(Self::Text(TextBody(s.to_owned())))
+            }
+            MessageKind::Image => {
+                let s = std::str::from_utf8(bytes).ok()?;
+                Some(Self::Image(MediaPath(s.to_owned())))
+            }
+            MessageKind::Location => {
+                let lat = f64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+                let lng = f64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
+                (bytes.len() == 16).then_some(Self::Location(Coordinates { lat, lng }))
+            }
+        }
+    }
+}
+
+/// A message as stores hold it: metadata in the clear, content sealed. `content` is
+/// `None` once the thread has been redacted (crypto-shredded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: MessageId,
+    pub thread_id: ThreadId,
+    pub sender_id: UserId,
+    pub kind: MessageKind,
+    pub content: Option<SealedContent>,
+    pub created_at: Timestamp,
+}
+
+/// A message as a participant reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub thread_id: ThreadId,
+    pub sender_id: UserId,
+    pub kind: MessageKind,
+    /// `None` when redacted.
+    pub content: Option<MessageContent>,
+    /// A signed GET URL for images, when media storage is configured.
+    pub media_url: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl MessageView {
+    pub fn redacted(&self) -> bool {
+        self.content.is_none()
+    }
+}
+
+/// One page of a thread's messages, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessagePage<M> {
+    pub messages: Vec<M>,
+    /// Whether messages older than the first one of this page exist.
+    pub has_more: bool,
+}
+
+impl<M> MessagePage<M> {
+    pub fn empty() -> Self {
+        Self {
+            messages: Vec::new(),
+            has_more: false,
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The ports: what the core needs from the outside world. Adapters implement them;
+//! `chat-memory` has the in-memory adapters and the contract suites every adapter must
+//! pass. Every method documents the errors an adapter returns: a backend that cannot be
+//! reached or times out is [`StoreError::Unavailable`] and means *nothing was written*.
+
+use crate::crypto::WrappedKey;
+use crate::error::StoreError;
+use crate::ids::{JobId, MessageId, RequestId, ThreadId, UserId};
+use crate::model::{MediaPath, MessagePage, ServiceRequest, StoredMessage, Thread, Timestamp};
+use async_trait::async_trait;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The service requests the host system registered.
+#[async_trait]
+pub trait RequestDirectory: Send + Sync {
+    /// Creates the request or replaces its client. Returns what is now stored.
+    async fn upsert(&self, request: ServiceRequest) -> StoreResult<ServiceRequest>;
+
+    /// `Ok(None)` when no such request was registered.
+    async fn get(&self, id: RequestId) -> StoreResult<Option<ServiceRequest>>;
+}
+
+/// Chat threads: one per service request, ever.
+#[async_trait]
+pub trait ThreadRepository: Send + Sync {
+    /// Atomically returns the request's thread, creating it (status `open`, `client_id`
+    /// from the request, `admin_id = admin`, `opened_at = now`) when none exists. When
+    /// the thread exists and has no admin, `admin` is assigned; an assigned admin is
+    /// never replaced and a closed thread stays closed. Concurrent calls for one request
+    /// return the same thread.
+    async fn open_for_request(
+        &self,
+        request: &ServiceRequest,
+        admin: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<Thread>;
+
+    /// `Ok(None)` when the thread does not exist.
+    async fn get(&self, id: ThreadId) -> StoreResult<Option<Thread>>;
+
+    /// Marks the thread closed at `now` unless it already is; either way returns the
+    /// thread, whose `closed_at` never changes once set. `Ok(None)` when it does not exist.
+    async fn close(&self, id: ThreadId, now: Timestamp) -> StoreResult<Option<Thread>>;
+
+    /// Closed threads, oldest id first, with id greater than `after`, at most `limit`.
+    /// The sweep walks them to find media a failed purge left behind.
+    async fn closed_threads(
+        &self,
+        after: Option<ThreadId>,
+        limit: u32,
+    ) -> StoreResult<Vec<ThreadId>>;
+}
+
+/// Wrapped thread data keys.
+#[async_trait]
+pub trait ThreadKeyStore: Send + Sync {
+    /// Stores `key` unless the thread already has one; returns the key now stored (the
+    /// existing one when there was one), so concurrent callers agree on a single key.
+    async fn insert_if_absent(&self, thread: ThreadId, key: WrappedKey) -> StoreResult<WrappedKey>;
+
+    /// `Ok(None)` when the thread has no key (never had one, or it was destroyed).
+    async fn get(&self, thread: ThreadId) -> StoreResult<Option<WrappedKey>>;
+
+    /// Destroys the key for good (crypto-shredding). Returns whether one existed.
+    async fn destroy(&self, thread: ThreadId) -> StoreResult<bool>;
+
+    /// Threads whose key is wrapped under a version other than `version`, id ascending,
+    /// after `after`, at most `limit`: the work list of a master key rotation.
+    async fn wrapped_under_other_than(
+        &self,
+        version: &str,
+        after: Option<ThreadId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ThreadId, WrappedKey)>>;
+
+    /// Replaces `old` by `new` if `old` is still the stored key (compare and swap).
+    /// Returns whether it replaced it.
+    async fn replace(
+        &self,
+        thread: ThreadId,
+        old: &WrappedKey,
+        new: WrappedKey,
+    ) -> StoreResult<bool>;
+}
+
+/// What to keep when appending and what counts as expired when reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionCut {
+    /// Messages created strictly before this instant are expired.
+    pub expired_before: Option<Timestamp>,
+    /// Keep only the newest this many messages of the thread.
+    pub keep_newest: Option<NonZeroU32>,
+}
+
+/// Messages, sealed. The store never sees plaintext.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// A new id for a message of `thread`, greater than every id handed out before for
+    /// that thread. Ids may be skipped (an id whose append failed is never reused).
+    async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId>;
+
+    /// Stores the message durably, then drops the thread's expired messages and all but
+    /// the newest `keep_newest`, in the same atomic step. `Unavailable` means it was not
+    /// stored.
+    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()>;
+
+    /// The newest `limit` messages of `thread` with id `< before` (all when `None`) that
+    /// are not expired, returned in ascending id order, and whether older unexpired
+    /// messages exist. An unknown thread is an empty page.
+    async fn page(
+        &self,
+        thread: ThreadId,
+        before: Option<MessageId>,
+        limit: u32,
+        expired_before: Option<Timestamp>,
+    ) -> StoreResult<MessagePage<StoredMessage>>;
+
+    /// Drops every message's content of `thread`, keeping id, kind, sender and time
+    /// (`content` becomes `None`). Idempotent. Returns how many were redacted now.
+    async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64>;
+
+    /// Deletes every message of `thread`. Idempotent. Returns how many were deleted.
+    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64>;
+
+    /// Deletes every message, of every thread, created before `expired_before`.
+    /// Returns how many.
+    async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64>;
+}
+
+/// What the media store knows of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaObject {
+    pub size: u64,
+    /// The first [`crate::media::SNIFF_LEN`] bytes (fewer for a smaller object).
+    pub head: Vec<u8>,
+}
+
+/// Object storage for images.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// `Ok(None)` when no object has that key.
+    async fn head(&self, path: &MediaPath) -> StoreResult<Option<MediaObject>>;
+
+    /// A URL that lets its holder GET the object until `ttl` has passed.
+    async fn signed_get_url(&self, path: &MediaPath, ttl: Duration) -> StoreResult<String>;
+
+    /// Deletes every object whose key starts with `prefix`. Idempotent. Returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> StoreResult<u64>;
+}
+
+/// An event for the thread's real-time channel. Content stays sealed on the bus; the
+/// delivering instance opens it for the subscribers it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    MessageCreated(StoredMessage),
+    ThreadClosed {
+        thread_id: ThreadId,
+        closed_at: Timestamp,
+    },
+}
+
+impl ChatEvent {
+    pub fn thread_id(&self) -> ThreadId {
+        match self {
+            Self::MessageCreated(m) => m.thread_id,
+            Self::ThreadClosed { thread_id, .. } => *thread_id,
+        }
+    }
+}
+
+/// A live feed of events, from [`EventBus::subscribe`].
+#[async_trait]
+pub trait EventSubscription: Send {
+    /// The next event; `None` when the bus is gone. A subscriber that falls too far
+    /// behind skips the events it missed rather than holding the bus back.
+    async fn next(&mut self) -> Option<ChatEvent>;
+}
+
+/// Fan-out of events to every instance's subscribers.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes to every current subscriber. Best effort: an event is not a store, so
+    /// a failure is `Unavailable` and the caller logs it without undoing the write.
+    async fn publish(&self, event: ChatEvent) -> StoreResult<()>;
+
+    async fn subscribe(&self) -> StoreResult<Box<dyn EventSubscription>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Delete the thread's media and, when redaction is on, its key and ciphertext.
+    PurgeThread(ThreadId),
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub kind: JobKind,
+    /// 1 on the first run.
+    pub attempt: u32,
+}
+
+/// Durable background jobs.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Queues a job to run at `run_at`.
+    async fn enqueue(&self, kind: JobKind, run_at: Timestamp) -> StoreResult<JobId>;
+
+    /// Takes the oldest due job (run_at <= now) that no live worker holds, marks it
+    /// running until `now + lease`, and counts the attempt. A job whose lease expired is
+    /// due again. `Ok(None)` when nothing is due.
+    async fn claim(&self, now: Timestamp, lease: Duration) -> StoreResult<Option<ClaimedJob>>;
+
+    /// The job succeeded; it is removed.
+    async fn complete(&self, id: JobId) -> StoreResult<()>;
+
+    /// The attempt failed: run it again at `run_at`, or with `None` keep it as failed
+    /// for good, with `error` (never content) either way.
+    async fn fail(&self, id: JobId, error: &str, run_at: Option<Timestamp>) -> StoreResult<()>;
+
+    /// Jobs kept as failed for good.
+    async fn failed_count(&self) -> StoreResult<u64>;
+}
+
+/// The current time. Tests drive a manual clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}

@@ -1,0 +1,483 @@
+//! The use cases, run over the ports: register a request, open a thread, list, post,
+//! close, and the purge that follows a close.
+
+use crate::crypto::{KeyRing, MessageAad, ThreadKey};
+use crate::error::ChatError;
+use crate::ids::{MessageId, RequestId, ThreadId, UserId};
+use crate::media::sniff_image;
+use crate::model::{
+    MediaPath, MessageContent, MessagePage, MessageView, ServiceRequest, StoredMessage, Thread,
+    User,
+};
+use crate::policy::{Denied, Policy, ThreadAction};
+use crate::ports::{
+    ChatEvent, Clock, EventBus, JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory,
+    RetentionCut, ThreadKeyStore, ThreadRepository,
+};
+use crate::retention::Retention;
+use crate::validation::ValidationErrors;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The adapters the service runs on.
+#[derive(Clone)]
+pub struct Ports {
+    pub requests: Arc<dyn RequestDirectory>,
+    pub threads: Arc<dyn ThreadRepository>,
+    pub keys: Arc<dyn ThreadKeyStore>,
+    pub messages: Arc<dyn MessageStore>,
+    /// `None` until object storage is configured: image messages are then refused.
+    pub media: Option<Arc<dyn MediaStore>>,
+    pub events: Arc<dyn EventBus>,
+    pub jobs: Arc<dyn JobQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub key_ring: Arc<dyn KeyRing>,
+}
+
+/// The settings the use cases obey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatSettings {
+    /// The feature flag (`CHAT_ENABLED`).
+    pub enabled: bool,
+    pub retention: Retention,
+    /// Longest text message, in characters after trimming.
+    pub max_text_chars: usize,
+    /// Largest image object, in bytes.
+    pub max_upload_bytes: u64,
+    /// Image types accepted, judged by content.
+    pub allowed_image_mime: Vec<String>,
+    /// Lifetime of signed media URLs.
+    pub signed_url_ttl: Duration,
+    /// Whether the purge destroys the thread key and message ciphertext.
+    pub redact_on_close: bool,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            retention: Retention::default(),
+            max_text_chars: 4000,
+            max_upload_bytes: 10 * 1024 * 1024,
+            allowed_image_mime: ["image/jpeg", "image/png", "image/webp"]
+                .map(String::from)
+                .to_vec(),
+            signed_url_ttl: Duration::from_secs(900),
+            redact_on_close: true,
+        }
+    }
+}
+
+/// A request for one page of messages. `limit` is 1..=50.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub before: Option<MessageId>,
+    pub limit: u32,
+}
+
+impl PageRequest {
+    pub const MAX_LIMIT: u32 = 50;
+    pub const DEFAULT_LIMIT: u32 = 20;
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub media_deleted: u64,
+    pub messages_redacted: u64,
+    pub key_destroyed: bool,
+}
+
+/// Runs the use cases. Cheap to clone; hold one per process.
+#[derive(Clone)]
+pub struct ChatService {
+    ports: Ports,
+    settings: Arc<ChatSettings>,
+    policy: Policy,
+}
+
+impl ChatService {
+    pub fn new(ports: Ports, settings: ChatSettings) -> Self {
+        let policy = Policy {
+            enabled: settings.enabled,
+        };
+        Self {
+            ports,
+            settings: Arc::new(settings),
+            policy,
+        }
+    }
+
+    pub fn settings(&self) -> &ChatSettings {
+        &self.settings
+    }
+
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// Registers (or updates) a service request. Admins only.
+    pub async fn register_request(
+        &self,
+        user: &User,
+        id: RequestId,
+        client_id: UserId,
+    ) -> Result<ServiceRequest, ChatError> {
+        self.policy.may_register_request(user).map_err(denied)?;
+        let request = ServiceRequest { id, client_id };
+        Ok(self.ports.requests.upsert(request).await?)
+    }
+
+    /// Opens the request's thread, or returns the existing one (also when closed).
+    pub async fn open_thread(&self, user: &User, request: RequestId) -> Result<Thread, ChatError> {
+        if !self.policy.enabled {
+            return Err(ChatError::Disabled);
+        }
+        let request = self
+            .ports
+            .requests
+            .get(request)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        self.policy.may_open(user, &request).map_err(denied)?;
+        let admin = user.is_admin().then_some(user.id);
+        let thread = self
+            .ports
+            .threads
+            .open_for_request(&request, admin, self.ports.clock.now())
+            .await?;
+        if !thread.is_closed() {
+            self.thread_key(thread.id, true).await?;
+        }
+        Ok(thread)
+    }
+
+    /// A thread the user may act on, or why not: unknown is `NotFound`, someone else's
+    /// is `Forbidden`.
+    pub async fn authorized_thread(
+        &self,
+        user: &User,
+        id: ThreadId,
+        action: ThreadAction,
+    ) -> Result<Thread, ChatError> {
+        if !self.policy.enabled {
+            return Err(ChatError::Disabled);
+        }
+        let thread = self
+            .ports
+            .threads
+            .get(id)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        self.policy
+            .authorize(user, &thread, action)
+            .map_err(denied)?;
+        Ok(thread)
+    }
+
+    /// One page of the thread's messages, oldest first, opened for the reader.
+    pub async fn list_messages(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        page: PageRequest,
+    ) -> Result<MessagePage<MessageView>, ChatError> {
+        let thread = self
+            .authorized_thread(user, thread, ThreadAction::View)
+            .await?;
+        let now = self.ports.clock.now();
+        let stored = self
+            .ports
+            .messages
+            .page(
+                thread.id,
+                page.before,
+                page.limit.clamp(1, PageRequest::MAX_LIMIT),
+                self.settings.retention.expired_before(now),
+            )
+            .await?;
+        if stored.messages.is_empty() {
+            return Ok(MessagePage::empty());
+        }
+        // A destroyed key leaves messages that cannot be opened: they read as redacted.
+        let key = self.thread_key(thread.id, false).await?;
+        let mut messages = Vec::with_capacity(stored.messages.len());
+        for message in stored.messages {
+            messages.push(self.open_message(key.as_deref(), message).await?);
+        }
+        Ok(MessagePage {
+            messages,
+            has_more: stored.has_more,
+        })
+    }
+
+    /// Opens one stored message for a reader who may see it.
+    pub async fn open_message(
+        &self,
+        key: Option<&dyn ThreadKey>,
+        message: StoredMessage,
+    ) -> Result<MessageView, ChatError> {
+        let content = match (key, &message.content) {
+            (Some(key), Some(sealed)) => {
+                let aad = MessageAad {
+                    thread: message.thread_id,
+                    message: message.id,
+                    kind: message.kind,
+                };
+                let plain = key.open(&aad, sealed)?;
+                let content = MessageContent::from_plaintext(message.kind, &plain)
+                    .ok_or(crate::crypto::CryptoError::Authentication)?;
+                Some(content)
+            }
+            _ => None,
+        };
+        let media_url = match (&content, &self.ports.media) {
+            (Some(MessageContent::Image(path)), Some(media)) => Some(
+                media
+                    .signed_get_url(path, self.settings.signed_url_ttl)
+                    .await?,
+            ),
+            _ => None,
+        };
+        Ok(MessageView {
+            id: message.id,
+            thread_id: message.thread_id,
+            sender_id: message.sender_id,
+            kind: message.kind,
+            content,
+            media_url,
+            created_at: message.created_at,
+        })
+    }
+
+    /// Authorizes, validates (with `content`, run only once the caller may post, as a
+    /// Laravel form request does), seals, stores and announces a message.
+    pub async fn post_message(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        content: impl FnOnce() -> Result<MessageContent, ValidationErrors> + Send,
+    ) -> Result<MessageId, ChatError> {
+        let thread = self
+            .authorized_thread(user, thread, ThreadAction::Post)
+            .await?;
+        let content = content()?;
+        if let MessageContent::Image(path) = &content {
+            self.check_image(path).await?;
+        }
+        let key = self
+            .thread_key(thread.id, true)
+            .await?
+            .ok_or(ChatError::Crypto(
+                crate::crypto::CryptoError::Authentication,
+            ))?;
+        let id = self.ports.messages.next_id(thread.id).await?;
+        let kind = content.kind();
+        let aad = MessageAad {
+            thread: thread.id,
+            message: id,
+            kind,
+        };
+        let sealed = key.seal(&aad, &content.to_plaintext())?;
+        drop(content);
+        let now = self.ports.clock.now();
+        let message = StoredMessage {
+            id,
+            thread_id: thread.id,
+            sender_id: user.id,
+            kind,
+            content: Some(sealed),
+            created_at: now,
+        };
+        let cut = RetentionCut {
+            expired_before: self.settings.retention.expired_before(now),
+            keep_newest: self.settings.retention.max_messages,
+        };
+        self.ports.messages.append(message.clone(), cut).await?;
+        self.publish(ChatEvent::MessageCreated(message)).await;
+        Ok(id)
+    }
+
+    /// Closes the thread (idempotent: the first `closed_at` stays), queues its purge and
+    /// announces it.
+    pub async fn close_thread(&self, user: &User, thread: ThreadId) -> Result<Thread, ChatError> {
+        let thread = self
+            .authorized_thread(user, thread, ThreadAction::Close)
+            .await?;
+        if thread.is_closed() {
+            return Ok(thread);
+        }
+        let now = self.ports.clock.now();
+        let closed = self
+            .ports
+            .threads
+            .close(thread.id, now)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        // The close is stored; a failed enqueue is caught up by the sweep, which purges
+        // the media of every closed thread.
+        if let Err(error) = self
+            .ports
+            .jobs
+            .enqueue(JobKind::PurgeThread(closed.id), now)
+            .await
+        {
+            tracing::warn!(thread_id = %closed.id, %error, "could not queue the purge job");
+        }
+        if let Some(closed_at) = closed.closed_at {
+            self.publish(ChatEvent::ThreadClosed {
+                thread_id: closed.id,
+                closed_at,
+            })
+            .await;
+        }
+        Ok(closed)
+    }
+
+    /// The purge of a closed thread: its media, and with redaction on its data key and
+    /// message ciphertext. Idempotent, so a retried or interrupted run converges.
+    pub async fn purge_thread(&self, thread: ThreadId) -> Result<PurgeReport, ChatError> {
+        let mut report = PurgeReport::default();
+        if let Some(media) = &self.ports.media {
+            report.media_deleted = media
+                .delete_prefix(&MediaPath::thread_prefix(thread))
+                .await?;
+        }
+        if self.settings.redact_on_close {
+            // Key first: once it is gone nothing left can be read, even if the redaction
+            // below fails and has to be retried.
+            report.key_destroyed = self.ports.keys.destroy(thread).await?;
+            report.messages_redacted = self.ports.messages.redact_thread(thread).await?;
+        }
+        Ok(report)
+    }
+
+    /// Runs the next due background job, if any: claims it, runs it, and completes it or
+    /// schedules its retry. Returns what happened, for the caller to log and pace itself.
+    pub async fn run_next_job(&self) -> Result<Option<JobOutcome>, ChatError> {
+        let now = self.ports.clock.now();
+        let Some(job) = self.ports.jobs.claim(now, crate::jobs::JOB_LEASE).await? else {
+            return Ok(None);
+        };
+        let JobKind::PurgeThread(thread) = job.kind;
+        let outcome = match self.purge_thread(thread).await {
+            Ok(report) => {
+                self.ports.jobs.complete(job.id).await?;
+                JobOutcome::Done {
+                    thread,
+                    attempt: job.attempt,
+                    report,
+                }
+            }
+            Err(error) => {
+                // The error names a store or crypto failure, never content.
+                let error = error_chain(&error);
+                let retry_at = crate::jobs::retry_delay(job.attempt)
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .map(|d| now + d);
+                self.ports.jobs.fail(job.id, &error, retry_at).await?;
+                match retry_at {
+                    Some(at) => JobOutcome::Retrying {
+                        thread,
+                        attempt: job.attempt,
+                        at,
+                        error,
+                    },
+                    None => JobOutcome::Failed {
+                        thread,
+                        attempt: job.attempt,
+                        error,
+                    },
+                }
+            }
+        };
+        Ok(Some(outcome))
+    }
+
+    async fn check_image(&self, path: &MediaPath) -> Result<(), ChatError> {
+        let invalid = |msg: &str| ChatError::Invalid(ValidationErrors::single("mediaPath", msg));
+        let Some(media) = &self.ports.media else {
+            return Err(invalid(
+                "Image uploads are not available: no media storage is configured.",
+            ));
+        };
+        let object = media
+            .head(path)
+            .await?
+            .ok_or_else(|| invalid("The media path does not name an uploaded file."))?;
+        if object.size > self.settings.max_upload_bytes {
+            return Err(invalid(&format!(
+                "The image must not be larger than {} bytes.",
+                self.settings.max_upload_bytes
+            )));
+        }
+        match sniff_image(&object.head) {
+            Some(mime) if self.settings.allowed_image_mime.iter().any(|m| m == mime) => Ok(()),
+            _ => Err(invalid("The uploaded file is not an allowed image type.")),
+        }
+    }
+
+    /// The thread's unwrapped data key; with `create`, one is made when missing.
+    async fn thread_key(
+        &self,
+        thread: ThreadId,
+        create: bool,
+    ) -> Result<Option<Box<dyn ThreadKey>>, ChatError> {
+        let wrapped = match self.ports.keys.get(thread).await? {
+            Some(wrapped) => wrapped,
+            None if create => {
+                let fresh = self.ports.key_ring.generate_thread_key(thread)?;
+                self.ports.keys.insert_if_absent(thread, fresh).await?
+            }
+            None => return Ok(None),
+        };
+        Ok(Some(self.ports.key_ring.unwrap(thread, &wrapped)?))
+    }
+
+    async fn publish(&self, event: ChatEvent) {
+        let thread_id = event.thread_id();
+        if let Err(error) = self.ports.events.publish(event).await {
+            tracing::warn!(%thread_id, %error, "could not publish the event");
+        }
+    }
+}
+
+/// What [`ChatService::run_next_job`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Done {
+        thread: ThreadId,
+        attempt: u32,
+        report: PurgeReport,
+    },
+    Retrying {
+        thread: ThreadId,
+        attempt: u32,
+        at: crate::model::Timestamp,
+        error: String,
+    },
+    Failed {
+        thread: ThreadId,
+        attempt: u32,
+        error: String,
+    },
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn denied(d: Denied) -> ChatError {
+    match d {
+        Denied::Disabled => ChatError::Disabled,
+        Denied::Forbidden => ChatError::Forbidden,
+        Denied::ThreadClosed => ChatError::ThreadClosed,
+    }
+}

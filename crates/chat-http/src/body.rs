@@ -1,0 +1,80 @@
+//! Reading a request body with a hard size limit, and the JSON field helpers of the
+//! Laravel-style validation.
+
+use crate::error::ApiError;
+use actix_web::web::{Bytes, BytesMut, Payload};
+use actix_web::HttpRequest;
+use chat_core::ValidationErrors;
+use futures::StreamExt;
+use serde_json::{Map, Value};
+
+/// Reads the whole body, refusing with `413` as soon as it passes `limit` bytes (or when
+/// `Content-Length` announces more), so an oversize body is never buffered.
+pub async fn read_limited(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::invalid("body", "The request body could not be read."))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The body as a JSON object, or the field error a Laravel client expects.
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ValidationErrors> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(ValidationErrors::single(
+            "body",
+            "The request body must be a JSON object.",
+        )),
+    }
+}
+
+/// A field that must be a non-null string.
+pub fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(format!("The {field} field is required.")),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(format!("The {field} field must be a string.")),
+    }
+}
+
+/// A field that must be a number (or, as Laravel's `numeric` allows, a numeric string).
+pub fn required_number(obj: &Map<String, Value>, field: &str) -> Result<f64, String> {
+    let n = match obj.get(field) {
+        None | Some(Value::Null) => return Err(format!("The {field} field is required.")),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    n.filter(|n| n.is_finite())
+        .ok_or_else(|| format!("The {field} field must be a number."))
+}
+
+/// A field that must be a positive integer (a JSON integer or a string of digits).
+pub fn required_id(obj: &Map<String, Value>, field: &str) -> Result<i64, String> {
+    let n = match obj.get(field) {
+        None | Some(Value::Null) => return Err(format!("The {field} field is required.")),
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(_) => None,
+    };
+    n.filter(|n| *n > 0)
+        .ok_or_else(|| format!("The {field} field must be a positive integer."))
+}

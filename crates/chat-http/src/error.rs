@@ -1,0 +1,120 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use chat_core::{ChatError, ValidationErrors};
+use serde_json::json;
+
+/// An error answer: `{"message", "code"}`, plus `errors` for validation (SPEC §3.7).
+/// The cause of a 5xx is logged here and never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("unauthenticated")]
+    Unauthenticated,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("thread closed")]
+    ThreadClosed,
+    #[error("not found")]
+    NotFound,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("validation failed")]
+    Invalid(ValidationErrors),
+    #[error("feature disabled")]
+    Disabled,
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(ValidationErrors::single(field, message))
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::ThreadClosed => "thread_closed",
+            Self::NotFound => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Invalid(_) => "validation_failed",
+            Self::Disabled => "feature_disabled",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated => "Unauthenticated.".into(),
+            Self::Forbidden => "This action is unauthorized.".into(),
+            Self::ThreadClosed => "The chat thread is closed.".into(),
+            Self::NotFound => "Not found.".into(),
+            Self::PayloadTooLarge => "The request body is too large.".into(),
+            Self::Invalid(errors) => errors.summary(),
+            Self::Disabled => "Chat is disabled.".into(),
+            Self::Unavailable(_) => {
+                "The service is temporarily unavailable. Nothing was changed; try again.".into()
+            }
+            Self::Internal(_) => "Internal server error.".into(),
+        }
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::Disabled => Self::Disabled,
+            ChatError::NotFound => Self::NotFound,
+            ChatError::Forbidden => Self::Forbidden,
+            ChatError::ThreadClosed => Self::ThreadClosed,
+            ChatError::Invalid(errors) => Self::Invalid(errors),
+            ChatError::Unavailable(cause) => Self::Unavailable(cause.to_string()),
+            ChatError::Crypto(cause) => Self::Internal(cause.to_string()),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::ThreadClosed => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Disabled => StatusCode::NOT_IMPLEMENTED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            // The causes carry no content: store and crypto errors name what failed.
+            Self::Unavailable(cause) => tracing::error!(%cause, "a backing store failed"),
+            Self::Internal(cause) => tracing::error!(%cause, "internal error"),
+            _ => {}
+        }
+        let mut body = json!({"message": self.message(), "code": self.code()});
+        if let Self::Invalid(errors) = self {
+            body["errors"] = json!(errors.fields());
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::Unauthenticated) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, Self::Unavailable(_)) {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(body)
+    }
+}

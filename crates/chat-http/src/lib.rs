@@ -1,0 +1,27 @@
+//! The actix-web adapter: the routes of SPEC §3, the bearer-token extractor of §2, the
+//! JSON errors of §3.7, and `/healthz`.
+//!
+//! The application builds an [`HttpState`] once and mounts [`configure`] on its
+//! `App`; everything a handler needs comes from that state.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod body;
+mod error;
+mod routes;
+
+pub use auth::{sign_hs256, AuthConfig, AuthError, AuthUser, Claims, TokenVerifier};
+pub use error::ApiError;
+pub use routes::configure;
+
+use chat_core::ChatService;
+use std::sync::Arc;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub service: ChatService,
+    pub tokens: Arc<TokenVerifier>,
+    /// Largest request body accepted (`CHAT_MAX_BODY_BYTES`); larger is `413`.
+    pub max_body_bytes: usize,
+}

@@ -1,0 +1,254 @@
+use crate::auth::AuthUser;
+use crate::body::{json_object, read_limited, required_id, required_number, required_str};
+use crate::error::ApiError;
+use crate::HttpState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chat_core::{
+    Coordinates, MediaPath, MessageContent, MessageKind, MessageView, PageRequest, RequestId,
+    TextBody, ThreadId, Timestamp, UserId, ValidationErrors,
+};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// Mounts every route of SPEC §3 and `/healthz` on an `App`.
+pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::QueryConfig::default().error_handler(|_, _| {
+                ApiError::invalid("query", "The query string is malformed.").into()
+            }))
+            .route("/healthz", web::get().to(healthz))
+            .service(
+                web::scope("/api")
+                    .route("/requests/{id}", web::put().to(register_request))
+                    .route("/requests/{id}/chat/open", web::post().to(open_thread))
+                    .route(
+                        "/chat/threads/{thread}/messages",
+                        web::get().to(list_messages),
+                    )
+                    .route(
+                        "/chat/threads/{thread}/messages",
+                        web::post().to(post_message),
+                    )
+                    .route(
+                        "/chat/threads/{thread}/close",
+                        web::patch().to(close_thread),
+                    ),
+            )
+            .default_service(web::to(not_found));
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// A path id that is not a positive integer names nothing: `404`.
+fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[tracing::instrument(skip_all, fields(request_id = %id, user_id = %user.id))]
+async fn register_request(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id: RequestId = path_id(&id)?;
+    let body = json_object(&read_limited(&req, payload, state.max_body_bytes).await?)?;
+    let client_id = required_id(&body, "client_id")
+        .ok()
+        .and_then(UserId::new)
+        .ok_or_else(|| {
+            let msg = required_id(&body, "client_id").err().unwrap_or_default();
+            ApiError::invalid("client_id", msg)
+        })?;
+    let request = state.service.register_request(&user, id, client_id).await?;
+    Ok(HttpResponse::Ok().json(json!({"id": request.id, "client_id": request.client_id})))
+}
+
+#[tracing::instrument(skip_all, fields(request_id = %id, user_id = %user.id))]
+async fn open_thread(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: RequestId = path_id(&id)?;
+    let thread = state.service.open_thread(&user, id).await?;
+    tracing::info!(thread_id = %thread.id, "thread opened");
+    Ok(HttpResponse::Ok().json(json!({
+        "threadId": thread.id,
+        "status": thread.status.as_str(),
+    })))
+}
+
+/// `limit` 1..=50 (default 20) and an integer `cursor`, else `422`.
+fn page_request(query: &HashMap<String, String>) -> Result<PageRequest, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let limit = match query.get("limit") {
+        None => PageRequest::DEFAULT_LIMIT,
+        Some(raw) => match raw.trim().parse::<u32>() {
+            Ok(n) if (1..=PageRequest::MAX_LIMIT).contains(&n) => n,
+            _ => {
+                errors.add(
+                    "limit",
+                    "The limit field must be an integer between 1 and 50.",
+                );
+                0
+            }
+        },
+    };
+    let before = match query.get("cursor") {
+        None => None,
+        Some(raw) => match raw.trim().parse::<i64>() {
+            // Ids start at 1: a cursor at or below it has nothing older.
+            Ok(n) => chat_core::MessageId::new(n.max(1)),
+            Err(_) => {
+                errors.add("cursor", "The cursor field must be an integer.");
+                None
+            }
+        },
+    };
+    errors.into_result()?;
+    Ok(PageRequest { before, limit })
+}
+
+fn message_json(m: &MessageView) -> Value {
+    let (text, lat, lng) = match &m.content {
+        Some(MessageContent::Text(t)) => (Some(t.as_str()), None, None),
+        Some(MessageContent::Location(c)) => (None, Some(c.lat()), Some(c.lng())),
+        _ => (None, None, None),
+    };
+    json!({
+        "id": m.id,
+        "type": m.kind.as_str(),
+        "text": text,
+        "lat": lat,
+        "lng": lng,
+        "media_url": m.media_url,
+        "sender_id": m.sender_id,
+        "created_at": rfc3339(m.created_at),
+        "redacted": m.redacted(),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
+async fn list_messages(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    thread: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let thread: ThreadId = path_id(&thread)?;
+    let page_request = page_request(&query)?;
+    let page = state
+        .service
+        .list_messages(&user, thread, page_request)
+        .await?;
+    let next_cursor = page
+        .has_more
+        .then(|| page.messages.first().map(|m| m.id.to_string()))
+        .flatten();
+    let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
+    Ok(HttpResponse::Ok().json(json!({"messages": messages, "nextCursor": next_cursor})))
+}
+
+/// The message a post body describes, or every field error found in it.
+fn message_content(
+    body: &Map<String, Value>,
+    thread: ThreadId,
+    max_text_chars: usize,
+) -> Result<MessageContent, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let kind = match required_str(body, "type") {
+        Ok(raw) => MessageKind::parse(raw).or_else(|| {
+            errors.add("type", "The selected type is invalid.");
+            None
+        }),
+        Err(msg) => {
+            errors.add("type", msg);
+            None
+        }
+    };
+    let content = match kind {
+        Some(MessageKind::Text) => required_str(body, "text")
+            .and_then(|raw| TextBody::parse(raw, max_text_chars))
+            .map(MessageContent::Text)
+            .map_err(|msg| errors.add("text", msg))
+            .ok(),
+        Some(MessageKind::Image) => required_str(body, "mediaPath")
+            .and_then(|raw| MediaPath::parse(raw, thread))
+            .map(MessageContent::Image)
+            .map_err(|msg| errors.add("mediaPath", msg))
+            .ok(),
+        Some(MessageKind::Location) => {
+            let lat = required_number(body, "lat").map_err(|msg| errors.add("lat", msg));
+            let lng = required_number(body, "lng").map_err(|msg| errors.add("lng", msg));
+            match (lat, lng) {
+                (Ok(lat), Ok(lng)) => Coordinates::new(lat, lng)
+                    .map(MessageContent::Location)
+                    .map_err(|field_errors| {
+                        for (field, msg) in field_errors {
+                            errors.add(field, msg);
+                        }
+                    })
+                    .ok(),
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    match content {
+        Some(content) if errors.is_empty() => Ok(content),
+        _ => Err(errors),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
+async fn post_message(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    thread: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let thread: ThreadId = path_id(&thread)?;
+    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let max_text_chars = state.service.settings().max_text_chars;
+    let mut kind = None;
+    let id = state
+        .service
+        .post_message(&user, thread, || {
+            let content = message_content(&json_object(&body)?, thread, max_text_chars)?;
+            kind = Some(content.kind());
+            Ok(content)
+        })
+        .await?;
+    tracing::info!(message_id = %id, kind = kind.map_or("", MessageKind::as_str), "message posted");
+    Ok(HttpResponse::Ok().json(json!({"id": id})))
+}
+
+#[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
+async fn close_thread(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    thread: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let thread: ThreadId = path_id(&thread)?;
+    let closed = state.service.close_thread(&user, thread).await?;
+    tracing::info!("thread closed");
+    Ok(HttpResponse::Ok().json(json!({
+        "status": closed.status.as_str(),
+        "closed_at": closed.closed_at.map(rfc3339),
+    })))
+}

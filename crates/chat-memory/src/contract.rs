@@ -1,0 +1,428 @@
+//! Port contract suites: one async function per port, checking every behaviour the
+//! port documents. An adapter crate calls them from its own tests with its adapter
+//! (see `tests/contract.rs` here). They panic on the first broken rule.
+//!
+//! Ids come from [`fresh_id`], so the suites can share one database with other tests.
+// Test code: a failed expectation is meant to panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chat_core::crypto::{SealedContent, WrappedKey};
+use chat_core::ports::{
+    ChatEvent, EventBus, JobKind, JobQueue, MessageStore, RequestDirectory, RetentionCut,
+    ThreadKeyStore, ThreadRepository,
+};
+use chat_core::{
+    MessageId, MessageKind, RequestId, ServiceRequest, StoredMessage, ThreadId, ThreadStatus,
+    Timestamp, UserId,
+};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// An id unlikely to collide with one another test run made in the same store.
+pub fn fresh_id() -> i64 {
+    static NEXT: AtomicI64 = AtomicI64::new(0);
+    let base = chrono::Utc::now().timestamp_micros() % 1_000_000_000_000;
+    base * 1000 + NEXT.fetch_add(1, Ordering::Relaxed) % 1000 + 1
+}
+
+fn at(secs: i64) -> Timestamp {
+    chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(1_700_000_000 + secs)
+}
+
+fn uid(n: i64) -> UserId {
+    UserId::new(n).unwrap()
+}
+
+fn sealed(tag: u8) -> SealedContent {
+    SealedContent::from_bytes(vec![tag; 40])
+}
+
+/// Registering and reading service requests.
+pub async fn request_directory(dir: &dyn RequestDirectory) {
+    let id = RequestId::new(fresh_id()).unwrap();
+    assert_eq!(dir.get(id).await.unwrap(), None, "unknown request is None");
+    let req = ServiceRequest {
+        id,
+        client_id: uid(7),
+    };
+    assert_eq!(dir.upsert(req).await.unwrap(), req);
+    assert_eq!(dir.get(id).await.unwrap(), Some(req));
+    let moved = ServiceRequest {
+        id,
+        client_id: uid(8),
+    };
+    assert_eq!(
+        dir.upsert(moved).await.unwrap(),
+        moved,
+        "upsert replaces the client"
+    );
+    assert_eq!(dir.get(id).await.unwrap(), Some(moved));
+}
+
+/// Opening (idempotent, concurrent, admin assignment), reading and closing threads.
+pub async fn thread_repository(repo: &dyn ThreadRepository) {
+    let req = ServiceRequest {
+        id: RequestId::new(fresh_id()).unwrap(),
+        client_id: uid(7),
+    };
+    let opened = repo.open_for_request(&req, None, at(0)).await.unwrap();
+    assert_eq!(opened.request_id, req.id);
+    assert_eq!(opened.client_id, req.client_id);
+    assert_eq!(opened.admin_id, None);
+    assert_eq!(opened.status, ThreadStatus::Open);
+    assert_eq!(opened.opened_at, at(0));
+    assert_eq!(opened.closed_at, None);
+    assert_eq!(repo.get(opened.id).await.unwrap(), Some(opened.clone()));
+
+    // Idempotent; the first admin to open is assigned and never replaced.
+    let again = repo
+        .open_for_request(&req, Some(uid(100)), at(5))
+        .await
+        .unwrap();
+    assert_eq!(again.id, opened.id, "one thread per request");
+    assert_eq!(again.admin_id, Some(uid(100)));
+    assert_eq!(again.opened_at, at(0), "opened_at is the first open");
+    let third = repo
+        .open_for_request(&req, Some(uid(101)), at(6))
+        .await
+        .unwrap();
+    assert_eq!(third.admin_id, Some(uid(100)), "an assigned admin stays");
+
+    // Concurrent opens of a new request agree on one thread.
+    let req2 = ServiceRequest {
+        id: RequestId::new(fresh_id()).unwrap(),
+        client_id: uid(9),
+    };
+    let opens = (0..20).map(|_| repo.open_for_request(&req2, None, at(1)));
+    let threads = futures::future::join_all(opens).await;
+    let first = threads[0].as_ref().unwrap().id;
+    assert!(threads.iter().all(|t| t.as_ref().unwrap().id == first));
+    assert_ne!(first, opened.id);
+
+    // Close: idempotent, keeps the first closed_at; a closed thread stays closed.
+    let closed = repo.close(opened.id, at(10)).await.unwrap().unwrap();
+    assert_eq!(closed.status, ThreadStatus::Closed);
+    assert_eq!(closed.closed_at, Some(at(10)));
+    let closed_again = repo.close(opened.id, at(20)).await.unwrap().unwrap();
+    assert_eq!(closed_again.closed_at, Some(at(10)));
+    let reopened = repo.open_for_request(&req, None, at(30)).await.unwrap();
+    assert_eq!(
+        reopened.status,
+        ThreadStatus::Closed,
+        "opening returns the closed thread"
+    );
+
+    // Unknown threads.
+    let unknown = ThreadId::new(i64::MAX - 1).unwrap();
+    assert_eq!(repo.get(unknown).await.unwrap(), None);
+    assert_eq!(repo.close(unknown, at(0)).await.unwrap(), None);
+
+    // The closed-thread walk finds it, and pages by id.
+    let mut walk = Vec::new();
+    let mut after = None;
+    loop {
+        let page = repo.closed_threads(after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        assert!(page.windows(2).all(|w| w[0] < w[1]), "ascending ids");
+        match page.last() {
+            Some(last) => after = Some(*last),
+            None => break,
+        }
+        walk.extend(page);
+    }
+    assert!(walk.contains(&opened.id));
+    assert!(!walk.contains(&first), "open threads are not listed");
+}
+
+/// Storing, agreeing on, destroying and rotating wrapped keys.
+pub async fn thread_key_store(keys: &dyn ThreadKeyStore) {
+    let t = ThreadId::new(fresh_id()).unwrap();
+    assert_eq!(keys.get(t).await.unwrap(), None);
+    let k1 = WrappedKey::new("v1", vec![1; 60]);
+    let k2 = WrappedKey::new("v1", vec![2; 60]);
+    assert_eq!(keys.insert_if_absent(t, k1.clone()).await.unwrap(), k1);
+    assert_eq!(
+        keys.insert_if_absent(t, k2.clone()).await.unwrap(),
+        k1,
+        "first key wins"
+    );
+    assert_eq!(keys.get(t).await.unwrap(), Some(k1.clone()));
+
+    // Rotation work list and compare-and-swap.
+    let listed = keys
+        .wrapped_under_other_than("v2", None, 10_000)
+        .await
+        .unwrap();
+    assert!(listed.contains(&(t, k1.clone())));
+    let rewrapped = WrappedKey::new("v2", vec![3; 60]);
+    assert!(
+        !keys.replace(t, &k2, rewrapped.clone()).await.unwrap(),
+        "stale old key"
+    );
+    assert!(keys.replace(t, &k1, rewrapped.clone()).await.unwrap());
+    assert_eq!(keys.get(t).await.unwrap(), Some(rewrapped.clone()));
+    let listed = keys
+        .wrapped_under_other_than("v2", None, 10_000)
+        .await
+        .unwrap();
+    assert!(!listed.iter().any(|(id, _)| *id == t));
+
+    assert!(keys.destroy(t).await.unwrap());
+    assert_eq!(keys.get(t).await.unwrap(), None);
+    assert!(!keys.destroy(t).await.unwrap(), "destroy is idempotent");
+}
+
+async fn post(
+    store: &dyn MessageStore,
+    thread: ThreadId,
+    secs: i64,
+    cut: RetentionCut,
+) -> MessageId {
+    let id = store.next_id(thread).await.unwrap();
+    store
+        .append(
+            StoredMessage {
+                id,
+                thread_id: thread,
+                sender_id: uid(7),
+                kind: MessageKind::Text,
+                content: Some(sealed((id.get() % 251) as u8)),
+                created_at: at(secs),
+            },
+            cut,
+        )
+        .await
+        .unwrap();
+    id
+}
+
+const KEEP_ALL: RetentionCut = RetentionCut {
+    expired_before: None,
+    keep_newest: None,
+};
+
+fn ids(page: &chat_core::MessagePage<StoredMessage>) -> Vec<MessageId> {
+    page.messages.iter().map(|m| m.id).collect()
+}
+
+/// Ordering, cursors, TTL, cap, redaction and deletion of messages.
+pub async fn message_store(store: &dyn MessageStore) {
+    let thread = ThreadId::new(fresh_id()).unwrap();
+    let other = ThreadId::new(fresh_id()).unwrap();
+
+    // Empty and unknown threads.
+    let empty = store.page(thread, None, 20, None).await.unwrap();
+    assert!(empty.messages.is_empty() && !empty.has_more);
+
+    // Ids increase; content and metadata come back as stored.
+    let mut posted = Vec::new();
+    for i in 0..7 {
+        posted.push(post(store, thread, i, KEEP_ALL).await);
+        post(store, other, i, KEEP_ALL).await;
+    }
+    assert!(posted.windows(2).all(|w| w[0] < w[1]), "ids increase");
+    let all = store.page(thread, None, 50, None).await.unwrap();
+    assert_eq!(ids(&all), posted, "ascending, only this thread");
+    assert!(!all.has_more);
+    let first = &all.messages[0];
+    assert_eq!(first.thread_id, thread);
+    assert_eq!(first.sender_id, uid(7));
+    assert_eq!(first.kind, MessageKind::Text);
+    assert_eq!(first.created_at, at(0));
+    assert_eq!(first.content, Some(sealed((posted[0].get() % 251) as u8)));
+
+    // Pages of 3, newest first, each in ascending order.
+    let p1 = store.page(thread, None, 3, None).await.unwrap();
+    assert_eq!(ids(&p1), posted[4..7]);
+    assert!(p1.has_more);
+    let p2 = store
+        .page(thread, Some(p1.messages[0].id), 3, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&p2), posted[1..4]);
+    assert!(p2.has_more);
+    let p3 = store
+        .page(thread, Some(p2.messages[0].id), 3, None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&p3), posted[0..1]);
+    assert!(!p3.has_more);
+    // Exactly `limit` left: no more after it.
+    let exact = store.page(thread, Some(posted[3]), 3, None).await.unwrap();
+    assert_eq!(ids(&exact), posted[0..3]);
+    assert!(!exact.has_more);
+    // A cursor at the oldest message.
+    let none = store.page(thread, Some(posted[0]), 3, None).await.unwrap();
+    assert!(none.messages.is_empty() && !none.has_more);
+
+    // TTL on read: expired messages are never returned, nor counted in has_more.
+    let cut = Some(at(3));
+    let fresh = store.page(thread, None, 50, cut).await.unwrap();
+    assert_eq!(ids(&fresh), posted[3..7]);
+    assert!(!fresh.has_more);
+    let fresh_page = store.page(thread, None, 2, cut).await.unwrap();
+    assert_eq!(ids(&fresh_page), posted[5..7]);
+    assert!(fresh_page.has_more);
+
+    // TTL and cap on write: the append drops expired and over-cap messages.
+    let cap = RetentionCut {
+        expired_before: Some(at(2)),
+        keep_newest: NonZeroU32::new(3),
+    };
+    let newest = post(store, thread, 8, cap).await;
+    let kept = store.page(thread, None, 50, None).await.unwrap();
+    assert_eq!(
+        ids(&kept),
+        [posted[5], posted[6], newest],
+        "newest 3 kept in the store"
+    );
+    let other_kept = store.page(other, None, 50, None).await.unwrap();
+    assert_eq!(other_kept.messages.len(), 7, "another thread is untouched");
+
+    // Redaction keeps metadata, drops content; idempotent.
+    assert_eq!(store.redact_thread(thread).await.unwrap(), 3);
+    assert_eq!(store.redact_thread(thread).await.unwrap(), 0);
+    let redacted = store.page(thread, None, 50, None).await.unwrap();
+    assert_eq!(ids(&redacted), [posted[5], posted[6], newest]);
+    assert!(redacted.messages.iter().all(|m| m.content.is_none()));
+    assert!(store.page(other, None, 1, None).await.unwrap().messages[0]
+        .content
+        .is_some());
+
+    // Deletion of a thread; idempotent.
+    assert_eq!(store.delete_thread(thread).await.unwrap(), 3);
+    assert_eq!(store.delete_thread(thread).await.unwrap(), 0);
+    assert!(store
+        .page(thread, None, 50, None)
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+
+    // The sweep's deletion of expired messages.
+    let removed = store.delete_expired(at(4)).await.unwrap();
+    assert!(removed >= 4, "at least the other thread's 4 old messages");
+    let left = store.page(other, None, 50, None).await.unwrap();
+    assert_eq!(left.messages.len(), 3);
+    assert!(left.messages.iter().all(|m| m.created_at >= at(4)));
+}
+
+/// Claiming, leases, retries and failures of jobs.
+pub async fn job_queue(queue: &dyn JobQueue) {
+    let lease = Duration::from_secs(60);
+    let t = ThreadId::new(fresh_id()).unwrap();
+    let failed_before = queue.failed_count().await.unwrap();
+    // A job in the far future is not due.
+    let later = queue
+        .enqueue(JobKind::PurgeThread(t), at(1_000_000))
+        .await
+        .unwrap();
+    let id = queue.enqueue(JobKind::PurgeThread(t), at(0)).await.unwrap();
+    assert_ne!(id, later);
+
+    let job = queue.claim(at(0), lease).await.unwrap().expect("a due job");
+    assert_eq!(job.id, id);
+    assert_eq!(job.kind, JobKind::PurgeThread(t));
+    assert_eq!(job.attempt, 1);
+    assert_eq!(
+        queue
+            .claim(at(1), lease)
+            .await
+            .unwrap()
+            .map(|j| j.id)
+            .filter(|j| *j == id),
+        None,
+        "leased"
+    );
+
+    // Retry later: not due before, due at its time, attempt counted.
+    queue.fail(id, "store down", Some(at(30))).await.unwrap();
+    assert_eq!(
+        queue
+            .claim(at(29), lease)
+            .await
+            .unwrap()
+            .map(|j| j.id)
+            .filter(|j| *j == id),
+        None
+    );
+    let retry = queue
+        .claim(at(30), lease)
+        .await
+        .unwrap()
+        .expect("due again");
+    assert_eq!((retry.id, retry.attempt), (id, 2));
+
+    // A lease that runs out makes the job due again (the worker died).
+    let resumed = queue
+        .claim(at(30 + 61), lease)
+        .await
+        .unwrap()
+        .expect("lease expired");
+    assert_eq!((resumed.id, resumed.attempt), (id, 3));
+
+    // Failed for good: kept, counted, never claimed.
+    queue.fail(id, "gave up", None).await.unwrap();
+    assert_eq!(queue.failed_count().await.unwrap(), failed_before + 1);
+    assert_eq!(
+        queue
+            .claim(at(10_000), lease)
+            .await
+            .unwrap()
+            .map(|j| j.id)
+            .filter(|j| *j == id),
+        None
+    );
+
+    // Completion removes the job.
+    let done = queue.enqueue(JobKind::PurgeThread(t), at(0)).await.unwrap();
+    let job = queue.claim(at(0), lease).await.unwrap().expect("due");
+    assert_eq!(job.id, done);
+    queue.complete(done).await.unwrap();
+    assert_eq!(
+        queue
+            .claim(at(100_000), lease)
+            .await
+            .unwrap()
+            .map(|j| j.id)
+            .filter(|j| *j == done),
+        None
+    );
+}
+
+/// Publish reaches every subscriber, in order.
+pub async fn event_bus(bus: &dyn EventBus) {
+    let t = ThreadId::new(fresh_id()).unwrap();
+    let mut a = bus.subscribe().await.unwrap();
+    let mut b = bus.subscribe().await.unwrap();
+    let closed = ChatEvent::ThreadClosed {
+        thread_id: t,
+        closed_at: at(1),
+    };
+    let message = ChatEvent::MessageCreated(StoredMessage {
+        id: MessageId::new(1).unwrap(),
+        thread_id: t,
+        sender_id: uid(7),
+        kind: MessageKind::Location,
+        content: Some(sealed(9)),
+        created_at: at(0),
+    });
+    bus.publish(message.clone()).await.unwrap();
+    bus.publish(closed.clone()).await.unwrap();
+    for sub in [&mut a, &mut b] {
+        let got = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut mine = Vec::new();
+            while mine.len() < 2 {
+                let e = sub.next().await.expect("bus alive");
+                if e.thread_id() == t {
+                    mine.push(e);
+                }
+            }
+            mine
+        })
+        .await
+        .expect("events arrive");
+        assert_eq!(got, vec![message.clone(), closed.clone()]);
+    }
+}

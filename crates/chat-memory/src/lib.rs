@@ -1,0 +1,26 @@
+//! In-memory adapters of every chat-core port: the embedded default (`chat-server` with
+//! no configuration) and the testers' swap-in. They hold ciphertext only, like every
+//! other store. Also the port contract suites ([`contract`]) that every adapter crate
+//! runs against its own adapters.
+#![forbid(unsafe_code)]
+
+mod clock;
+pub mod contract;
+mod events;
+mod jobs;
+mod messages;
+mod threads;
+
+pub use clock::{ManualClock, SystemClock};
+pub use events::MemoryEventBus;
+pub use jobs::MemoryJobQueue;
+pub use messages::MemoryMessageStore;
+pub use threads::{MemoryKeyStore, MemoryRequestDirectory, MemoryThreadRepository};
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a mutex, recovering it if a panicking thread poisoned it: every critical
+/// section below leaves the data consistent before anything can panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,101 @@
+use async_trait::async_trait;
+use chat_core::ports::{MessageStore, RetentionCut, StoreResult};
+use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+
+/// Messages in a map per thread, keyed by id. Ids come from one counter for the whole
+/// store, so they increase within every thread.
+#[derive(Debug, Default)]
+pub struct MemoryMessageStore {
+    last_id: AtomicI64,
+    threads: Mutex<HashMap<ThreadId, BTreeMap<MessageId, StoredMessage>>>,
+}
+
+fn is_expired(m: &StoredMessage, expired_before: Option<Timestamp>) -> bool {
+    expired_before.is_some_and(|cut| m.created_at < cut)
+}
+
+#[async_trait]
+impl MessageStore for MemoryMessageStore {
+    async fn next_id(&self, _thread: ThreadId) -> StoreResult<MessageId> {
+        let raw = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+        MessageId::new(raw).ok_or_else(|| StoreError::Corrupt("message id overflow".into()))
+    }
+
+    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()> {
+        let mut threads = crate::lock(&self.threads);
+        let thread = threads.entry(message.thread_id).or_default();
+        thread.insert(message.id, message);
+        thread.retain(|_, m| !is_expired(m, cut.expired_before));
+        if let Some(keep) = cut.keep_newest {
+            while thread.len() > keep.get() as usize {
+                thread.pop_first();
+            }
+        }
+        Ok(())
+    }
+
+    async fn page(
+        &self,
+        thread: ThreadId,
+        before: Option<MessageId>,
+        limit: u32,
+        expired_before: Option<Timestamp>,
+    ) -> StoreResult<MessagePage<StoredMessage>> {
+        let threads = crate::lock(&self.threads);
+        let Some(messages) = threads.get(&thread) else {
+            return Ok(MessagePage::empty());
+        };
+        let end = before.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let mut newest_first = messages
+            .range((std::ops::Bound::Unbounded, end))
+            .rev()
+            .map(|(_, m)| m)
+            .filter(|m| !is_expired(m, expired_before));
+        let mut page: Vec<StoredMessage> = newest_first
+            .by_ref()
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        let has_more = newest_first.next().is_some();
+        page.reverse();
+        Ok(MessagePage {
+            messages: page,
+            has_more,
+        })
+    }
+
+    async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
+        let mut threads = crate::lock(&self.threads);
+        let mut n = 0;
+        for m in threads
+            .get_mut(&thread)
+            .into_iter()
+            .flat_map(|t| t.values_mut())
+        {
+            if m.content.take().is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
+        let removed = crate::lock(&self.threads).remove(&thread);
+        Ok(removed.map_or(0, |t| t.len() as u64))
+    }
+
+    async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
+        let mut threads = crate::lock(&self.threads);
+        let mut n = 0;
+        for messages in threads.values_mut() {
+            let before = messages.len();
+            messages.retain(|_, m| m.created_at >= expired_before);
+            n += (before - messages.len()) as u64;
+        }
+        threads.retain(|_, m| !m.is_empty());
+        Ok(n)
+    }
+}

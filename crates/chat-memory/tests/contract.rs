@@ -1,0 +1,34 @@
+//! The in-memory adapters against the port contract suites.
+
+use chat_memory::contract;
+use chat_memory::*;
+
+#[tokio::test]
+async fn request_directory() {
+    contract::request_directory(&MemoryRequestDirectory::default()).await;
+}
+
+#[tokio::test]
+async fn thread_repository() {
+    contract::thread_repository(&MemoryThreadRepository::default()).await;
+}
+
+#[tokio::test]
+async fn thread_key_store() {
+    contract::thread_key_store(&MemoryKeyStore::default()).await;
+}
+
+#[tokio::test]
+async fn message_store() {
+    contract::message_store(&MemoryMessageStore::default()).await;
+}
+
+#[tokio::test]
+async fn job_queue() {
+    contract::job_queue(&MemoryJobQueue::default()).await;
+}
+
+#[tokio::test]
+async fn event_bus() {
+    contract::event_bus(&MemoryEventBus::default()).await;
+}
