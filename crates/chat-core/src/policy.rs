@@ -2,10 +2,10 @@
 //!
 //! - The feature flag comes first: when chat is disabled nobody may do anything
 //!   (SPEC §3.7 answers `501` on every chat route, admins included).
-//! - A closed thread refuses posts for everyone, admins included.
-//! - `role == "admin"` overrides the participant check (super-admin).
-//! - Otherwise the thread's participants (its client and its admin) may view, post and
-//!   close it; anyone else may not.
+//! - `role == "admin"` overrides the participant check (super-admin); otherwise only the
+//!   thread's participants (its client and its admin) may view, post and close it.
+//! - A closed thread refuses posts for everyone, admins included; a stranger is told
+//!   `Forbidden`, not that the thread is closed.
 
 use crate::model::{ServiceRequest, Thread, User};
 
@@ -42,14 +42,14 @@ impl Policy {
         if !self.enabled {
             return Err(Denied::Disabled);
         }
+        // Access first, so that a stranger does not learn whether the thread is closed.
+        if !(user.is_admin() || thread.is_participant(user.id)) {
+            return Err(Denied::Forbidden);
+        }
         if action == ThreadAction::Post && thread.is_closed() {
             return Err(Denied::ThreadClosed);
         }
-        if user.is_admin() || thread.is_participant(user.id) {
-            Ok(())
-        } else {
-            Err(Denied::Forbidden)
-        }
+        Ok(())
     }
 
     /// Admins and the request's client may open its thread.
@@ -128,6 +128,8 @@ mod tests {
             assert_eq!(on.authorize(&stranger, &open, action), Err(Forbidden));
         }
         // A closed thread is refused as closed only to those who could post to it.
-        assert_eq!(on.authorize(&stranger, &closed, View), Err(Forbidden));
+        for action in [View, Post, Close] {
+            assert_eq!(on.authorize(&stranger, &closed, action), Err(Forbidden));
+        }
     }
 }

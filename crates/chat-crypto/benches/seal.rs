@@ -1,6 +1,8 @@
 //! Sealing and opening a 256-byte message with an unwrapped thread key.
 //! `cargo bench -p chat-crypto --bench seal`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chat_core::crypto::{KeyRing, MessageAad};
 use chat_core::{MessageId, MessageKind, ThreadId};
 use chat_crypto::MasterKeyRing;

@@ -1,5 +1,7 @@
 //! Properties of the encryption contract, on the ring implementation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chat_core::crypto::{CryptoError, KeyRing, MessageAad, SealedContent};
 use chat_core::{MessageId, MessageKind, ThreadId};
 use chat_crypto::MasterKeyRing;

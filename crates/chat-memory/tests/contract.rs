@@ -1,5 +1,7 @@
 //! The in-memory adapters against the port contract suites.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chat_memory::contract;
 use chat_memory::*;
 

@@ -1,0 +1,203 @@
+use chat_memory::ManualClock;
+use chat_server::{Application, Config, Overrides};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub service: chat_core::ChatService,
+}
+
+/// Claims as a test wants to forge them.
+pub fn sign(claims: &Value, secret: &str, alg: jsonwebtoken::Algorithm) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub fn token(sub: i64, role: &str) -> String {
+    sign(
+        &json!({"sub": sub.to_string(), "role": role, "exp": now_secs() + 3600}),
+        SECRET,
+        jsonwebtoken::Algorithm::HS256,
+    )
+}
+
+pub fn admin() -> String {
+    token(1, "admin")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// With extra `CHAT_*` variables on top of the test defaults.
+    pub async fn spawn_with(vars: &[(&str, &str)]) -> Self {
+        let mut env = vec![
+            ("CHAT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+            ("CHAT_JWT_SECRET".to_owned(), SECRET.to_owned()),
+        ];
+        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_vars(env).unwrap();
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let app = Application::build(
+            &config,
+            Overrides {
+                clock: Some(clock.clone()),
+            },
+        )
+        .unwrap();
+        let base = format!("http://{}", app.addr);
+        let service = app.service.clone();
+        tokio::spawn(app.run());
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            clock,
+            service,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn register(&self, token: &str, request: i64, body: Value) -> Response {
+        self.client
+            .put(self.url(&format!("/api/requests/{request}")))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn open(&self, token: &str, request: i64) -> Response {
+        self.client
+            .post(self.url(&format!("/api/requests/{request}/chat/open")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, token: &str, thread: i64, body: Value) -> Response {
+        self.post_raw(token, &thread.to_string(), body.to_string())
+            .await
+    }
+
+    pub async fn post_raw(
+        &self,
+        token: &str,
+        thread: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .post(self.url(&format!("/api/chat/threads/{thread}/messages")))
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn list(&self, token: &str, thread: i64, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/api/chat/threads/{thread}/messages{query}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn close(&self, token: &str, thread: i64) -> Response {
+        self.client
+            .patch(self.url(&format!("/api/chat/threads/{thread}/close")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers `request` for `client` and opens its thread as an admin.
+    pub async fn thread_for(&self, request: i64, client: i64) -> i64 {
+        assert_eq!(
+            self.register(&admin(), request, json!({"client_id": client}))
+                .await
+                .status(),
+            200
+        );
+        let opened = json_of(self.open(&admin(), request).await, 200).await;
+        opened["threadId"].as_i64().unwrap()
+    }
+
+    pub async fn post_text(&self, token: &str, thread: i64, text: &str) -> i64 {
+        let body = json_of(
+            self.post(token, thread, json!({"type": "text", "text": text}))
+                .await,
+            200,
+        )
+        .await;
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Every message of the thread, walking the cursor.
+    pub async fn all_messages(&self, token: &str, thread: i64) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut query = "?limit=50".to_owned();
+        loop {
+            let page = json_of(self.list(token, thread, &query).await, 200).await;
+            let mut messages = page["messages"].as_array().unwrap().clone();
+            messages.extend(out);
+            out = messages;
+            match page["nextCursor"].as_str() {
+                Some(cursor) => query = format!("?limit=50&cursor={cursor}"),
+                None => return out,
+            }
+        }
+    }
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn json_of(response: Response, status: u16) -> Value {
+    let got = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, StatusCode::from_u16(status).unwrap(), "body: {body}");
+    body
+}
+
+/// Asserts an error answer: status, `code`, a message.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    let body = json_of(response, status).await;
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
+    body
+}
+
+/// Asserts a 422 with an error on exactly `field`.
+pub async fn assert_invalid(response: Response, field: &str) {
+    let body = assert_error(response, 422, "validation_failed").await;
+    let errors = body["errors"].as_object().unwrap();
+    assert!(
+        errors.contains_key(field),
+        "expected an error on {field}: {body}"
+    );
+    assert!(errors[field][0].as_str().is_some_and(|m| !m.is_empty()));
+}

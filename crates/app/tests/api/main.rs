@@ -1,0 +1,11 @@
+//! Black-box tests of the HTTP API: each spawns the real server on a free loopback port
+//! and talks to it over HTTP, knowing only SPEC §2, §3 and §5.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod helpers;
+mod pagination;
+mod policy;
+mod privacy;
+mod retention;
+mod validation;

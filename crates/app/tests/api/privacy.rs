@@ -1,0 +1,218 @@
+//! Privacy (SPEC §4): content and tokens never reach a log, and the store holds only
+//! ciphertext.
+
+use crate::helpers::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The real binary, logging at `debug` to a pipe we read.
+struct ServerProcess {
+    child: std::process::Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    fn start(format: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .env("CHAT_BIND", "127.0.0.1:0")
+            .env("CHAT_JWT_SECRET", SECRET)
+            .env("CHAT_LOG_FORMAT", format)
+            .env("RUST_LOG", "debug")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = addr_tx.send(addr);
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server announces its address");
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        let log = self.log.lock().unwrap().clone();
+        log
+    }
+}
+
+async fn canary_walk(base: &str, canary: &str) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let admin = admin();
+    let client_token = token(7, "client");
+    let send = |req: reqwest::RequestBuilder| async move { req.send().await.unwrap() };
+    assert_eq!(
+        send(
+            client
+                .put(format!("{base}/api/requests/5"))
+                .bearer_auth(&admin)
+                .json(&json!({"client_id": 7}))
+        )
+        .await
+        .status(),
+        200
+    );
+    let opened: serde_json::Value = send(
+        client
+            .post(format!("{base}/api/requests/5/chat/open"))
+            .bearer_auth(&client_token),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let thread = opened["threadId"].as_i64().unwrap();
+    let post = |body: serde_json::Value| {
+        client
+            .post(format!("{base}/api/chat/threads/{thread}/messages"))
+            .bearer_auth(&client_token)
+            .json(&body)
+    };
+    assert_eq!(
+        send(post(json!({"type": "text", "text": canary})))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        send(post(
+            json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321})
+        ))
+        .await
+        .status(),
+        200
+    );
+    // Refused content must not be echoed or logged either.
+    assert_eq!(
+        send(post(
+            json!({"type": "text", "text": format!("{canary}{}", "x".repeat(5000))})
+        ))
+        .await
+        .status(),
+        422
+    );
+    assert_eq!(
+        send(post(
+            json!({"type": "image", "mediaPath": format!("chats/{thread}/{canary}.png")})
+        ))
+        .await
+        .status(),
+        422
+    );
+    assert_eq!(
+        send(post(json!({"type": "location", "lat": canary, "lng": 1})))
+            .await
+            .status(),
+        422
+    );
+    let listed: serde_json::Value = send(
+        client
+            .get(format!("{base}/api/chat/threads/{thread}/messages"))
+            .bearer_auth(&client_token),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        listed["messages"][0]["text"], canary,
+        "the participant reads it back"
+    );
+    // A forged token is refused; it must not be logged either.
+    let forged = format!("{}x", token(7, "client"));
+    assert_eq!(
+        send(
+            client
+                .get(format!("{base}/api/chat/threads/{thread}/messages"))
+                .bearer_auth(&forged)
+        )
+        .await
+        .status(),
+        401
+    );
+    send(
+        client
+            .patch(format!("{base}/api/chat/threads/{thread}/close"))
+            .bearer_auth(&client_token),
+    )
+    .await;
+    vec![admin, client_token, forged]
+}
+
+#[tokio::test]
+async fn a_canary_never_reaches_the_log() {
+    for format in ["text", "json"] {
+        let server = ServerProcess::start(format);
+        let canary = format!(
+            "CANARY-{}-{format}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap()
+        );
+        let tokens = canary_walk(&server.base, &canary).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await; // let the purge job log
+        let log = server.stop();
+        assert!(
+            log.contains("message posted"),
+            "the log is captured ({format}):\n{log}"
+        );
+        assert!(log.contains("job finished"), "the purge ran ({format})");
+        assert!(!log.contains(&canary), "canary in the {format} log:\n{log}");
+        assert!(
+            !log.contains("12.3456789") && !log.contains("98.7654321"),
+            "coordinates in the log"
+        );
+        for t in tokens {
+            let signature = t.rsplit('.').next().unwrap();
+            assert!(!log.contains(signature), "a token in the log");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_store_holds_only_ciphertext() {
+    let app = TestApp::spawn().await;
+    let thread = app.thread_for(1, 7).await;
+    let canary = "CANARY-in-the-store-0123456789";
+    app.post_text(&token(7, "client"), thread, canary).await;
+    let stored = app
+        .service
+        .ports()
+        .messages
+        .page(chat_core::ThreadId::new(thread).unwrap(), None, 50, None)
+        .await
+        .unwrap();
+    let sealed = stored.messages[0].content.as_ref().unwrap().as_bytes();
+    assert!(
+        sealed.len() >= canary.len() + 12 + 16,
+        "nonce || ciphertext || tag"
+    );
+    assert!(!sealed.windows(canary.len()).any(|w| w == canary.as_bytes()));
+    let debug = format!("{:?}", stored.messages[0]);
+    assert!(!debug.contains(canary));
+}
