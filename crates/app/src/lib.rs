@@ -12,7 +12,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use chat_core::crypto::KeyRing;
-use chat_core::ports::Clock;
+use chat_core::ports::{Clock, MessageStore};
 use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention};
 use chat_crypto::MasterKeyRing;
 use chat_http::{HttpState, TokenVerifier};
@@ -27,6 +27,7 @@ use std::time::Duration;
 #[derive(Default, Clone)]
 pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
+    pub messages: Option<Arc<dyn MessageStore>>,
 }
 
 /// A running server: its address, and the future that drives it.
@@ -97,7 +98,9 @@ pub fn build_service(config: &Config, overrides: Overrides) -> anyhow::Result<Ch
         requests: Arc::new(MemoryRequestDirectory::default()),
         threads: Arc::new(MemoryThreadRepository::default()),
         keys: Arc::new(MemoryKeyStore::default()),
-        messages: Arc::new(MemoryMessageStore::default()),
+        messages: overrides
+            .messages
+            .unwrap_or_else(|| Arc::new(MemoryMessageStore::default())),
         media: None,
         events: Arc::new(MemoryEventBus::default()),
         jobs: Arc::new(MemoryJobQueue::default()),

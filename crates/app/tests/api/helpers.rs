@@ -46,6 +46,11 @@ impl TestApp {
 
     /// With extra `CHAT_*` variables on top of the test defaults.
     pub async fn spawn_with(vars: &[(&str, &str)]) -> Self {
+        Self::spawn_over(vars, Overrides::default()).await
+    }
+
+    /// With some adapters swapped in.
+    pub async fn spawn_over(vars: &[(&str, &str)], overrides: Overrides) -> Self {
         let mut env = vec![
             ("CHAT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
             ("CHAT_JWT_SECRET".to_owned(), SECRET.to_owned()),
@@ -53,13 +58,11 @@ impl TestApp {
         env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(env).unwrap();
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let app = Application::build(
-            &config,
-            Overrides {
-                clock: Some(clock.clone()),
-            },
-        )
-        .unwrap();
+        let overrides = Overrides {
+            clock: Some(clock.clone()),
+            ..overrides
+        };
+        let app = Application::build(&config, overrides).unwrap();
         let base = format!("http://{}", app.addr);
         let service = app.service.clone();
         tokio::spawn(app.run());

@@ -8,4 +8,5 @@ mod pagination;
 mod policy;
 mod privacy;
 mod retention;
+mod unavailable;
 mod validation;
