@@ -158,6 +158,19 @@ impl TestApp {
         body["id"].as_i64().unwrap()
     }
 
+    /// What the message store holds for the thread, expired or not, as sealed rows.
+    pub async fn stored_messages(&self, thread: i64) -> Vec<chat_core::StoredMessage> {
+        let thread = chat_core::ThreadId::new(thread).unwrap();
+        let page = self
+            .service
+            .ports()
+            .messages
+            .page(thread, None, 1000, None)
+            .await
+            .unwrap();
+        page.messages
+    }
+
     /// Every message of the thread, walking the cursor.
     pub async fn all_messages(&self, token: &str, thread: i64) -> Vec<Value> {
         let mut out = Vec::new();

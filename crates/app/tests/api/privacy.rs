@@ -200,19 +200,13 @@ async fn the_store_holds_only_ciphertext() {
     let thread = app.thread_for(1, 7).await;
     let canary = "CANARY-in-the-store-0123456789";
     app.post_text(&token(7, "client"), thread, canary).await;
-    let stored = app
-        .service
-        .ports()
-        .messages
-        .page(chat_core::ThreadId::new(thread).unwrap(), None, 50, None)
-        .await
-        .unwrap();
-    let sealed = stored.messages[0].content.as_ref().unwrap().as_bytes();
+    let stored = app.stored_messages(thread).await;
+    let sealed = stored[0].content.as_ref().unwrap().as_bytes();
     assert!(
         sealed.len() >= canary.len() + 12 + 16,
         "nonce || ciphertext || tag"
     );
     assert!(!sealed.windows(canary.len()).any(|w| w == canary.as_bytes()));
-    let debug = format!("{:?}", stored.messages[0]);
+    let debug = format!("{:?}", stored[0]);
     assert!(!debug.contains(canary));
 }

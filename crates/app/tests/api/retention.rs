@@ -43,14 +43,8 @@ async fn only_the_newest_messages_are_kept() {
     let all = app.all_messages(&t, thread).await;
     assert_eq!(texts(&all), ["m3", "m4", "m5", "m6", "m7"]);
     // The older ones are gone from the store, not only hidden.
-    let stored = app
-        .service
-        .ports()
-        .messages
-        .page(chat_core::ThreadId::new(thread).unwrap(), None, 50, None)
-        .await
-        .unwrap();
-    assert_eq!(stored.messages.len(), 5);
+    let stored = app.stored_messages(thread).await;
+    assert_eq!(stored.len(), 5);
 }
 
 #[tokio::test]
