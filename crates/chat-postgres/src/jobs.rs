@@ -1,0 +1,142 @@
+//! The durable job queue: claimed with `FOR UPDATE SKIP LOCKED`, so several instances
+//! share it without taking the same job twice.
+
+use crate::schema::chat_jobs as jobs;
+use crate::{db, PgStore};
+use async_trait::async_trait;
+use chat_core::ports::{ClaimedJob, JobKind, JobQueue, StoreResult};
+use chat_core::{JobId, StoreError, ThreadId, Timestamp};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
+use diesel_async::RunQueryDsl;
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = BigInt)]
+    thread_id: i64,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+}
+
+#[async_trait]
+impl JobQueue for PgStore {
+    async fn enqueue(&self, kind: JobKind, run_at: Timestamp) -> StoreResult<JobId> {
+        let JobKind::PurgeThread(thread) = kind;
+        self.run(|mut conn| async move {
+            let id: i64 = diesel::insert_into(jobs::table)
+                .values((
+                    jobs::kind.eq("purge_thread"),
+                    jobs::thread_id.eq(thread.get()),
+                    jobs::run_at.eq(run_at),
+                ))
+                .returning(jobs::id)
+                .get_result(&mut conn)
+                .await
+                .map_err(db)?;
+            JobId::new(id).ok_or_else(|| StoreError::Corrupt(format!("job id {id}")))
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        lease: std::time::Duration,
+    ) -> StoreResult<Option<ClaimedJob>> {
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::days(1));
+        self.run(|mut conn| async move {
+            let claimed = diesel::sql_query(
+                "UPDATE chat_jobs SET attempts = attempts + 1, leased_until = $2 \
+                 WHERE id = ( \
+                   SELECT id FROM chat_jobs \
+                   WHERE failed_at IS NULL AND run_at <= $1 \
+                     AND (leased_until IS NULL OR leased_until <= $1) \
+                   ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, kind, thread_id, attempts",
+            )
+            .bind::<Timestamptz, _>(now)
+            .bind::<Timestamptz, _>(until)
+            .get_result::<Claimed>(&mut conn)
+            .await
+            .optional()
+            .map_err(db)?;
+            let Some(c) = claimed else { return Ok(None) };
+            let kind = match c.kind.as_str() {
+                "purge_thread" => {
+                    JobKind::PurgeThread(ThreadId::new(c.thread_id).ok_or_else(|| {
+                        StoreError::Corrupt(format!("job thread {}", c.thread_id))
+                    })?)
+                }
+                other => return Err(StoreError::Corrupt(format!("job kind {other:?}"))),
+            };
+            Ok(Some(ClaimedJob {
+                id: JobId::new(c.id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("job id {}", c.id)))?,
+                kind,
+                attempt: u32::try_from(c.attempts).unwrap_or(0),
+            }))
+        })
+        .await
+    }
+
+    async fn complete(&self, id: JobId) -> StoreResult<()> {
+        self.run(|mut conn| async move {
+            diesel::delete(jobs::table.find(id.get()))
+                .execute(&mut conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn fail(&self, id: JobId, error: &str, run_at: Option<Timestamp>) -> StoreResult<()> {
+        let error = error.to_owned();
+        self.run(|mut conn| async move {
+            let target = jobs::table.find(id.get());
+            let update = diesel::update(target);
+            match run_at {
+                Some(at) => {
+                    update
+                        .set((
+                            jobs::leased_until.eq(None::<Timestamp>),
+                            jobs::last_error.eq(&error),
+                            jobs::run_at.eq(at),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                }
+                None => {
+                    update
+                        .set((
+                            jobs::leased_until.eq(None::<Timestamp>),
+                            jobs::last_error.eq(&error),
+                            jobs::failed_at.eq(diesel::dsl::now),
+                        ))
+                        .execute(&mut conn)
+                        .await
+                }
+            }
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn failed_count(&self) -> StoreResult<u64> {
+        self.run(|mut conn| async move {
+            let n: i64 = jobs::table
+                .filter(jobs::failed_at.is_not_null())
+                .count()
+                .get_result(&mut conn)
+                .await
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}

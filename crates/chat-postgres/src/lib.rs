@@ -1,0 +1,128 @@
+//! PostgreSQL adapters of the chat-core ports, on diesel-async with a deadpool pool, so
+//! no query ever blocks an actix worker. One [`PgStore`] implements the request
+//! directory, thread repository, thread-key store, message store and job queue.
+//!
+//! Every operation runs under a deadline ([`PgSettings::op_timeout`]): a database that
+//! stops answering is `StoreError::Unavailable` within it, never a hung request. The
+//! pool verifies connections before reuse, so the store recovers on its own when the
+//! database comes back.
+#![forbid(unsafe_code)]
+
+mod jobs;
+mod messages;
+mod rows;
+mod schema;
+mod threads;
+
+use chat_core::StoreError;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::future::Future;
+use std::time::Duration;
+
+/// The SQL migrations of `migrations/`, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// Connections in the pool.
+    pub max_connections: usize,
+    /// The deadline of one store operation, connection wait included.
+    pub op_timeout: Duration,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            op_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The pool and the adapters over it. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool<AsyncPgConnection>,
+    settings: PgSettings,
+}
+
+type Conn = Object<AsyncPgConnection>;
+
+impl PgStore {
+    /// A pool for `url`. Connects lazily: a database that is down now is reported by the
+    /// first operation, and the store recovers when it comes back.
+    pub fn new(url: &str, settings: PgSettings) -> Result<Self, StoreError> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections)
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("building the pool: {e}")))?;
+        Ok(Self { pool, settings })
+    }
+
+    /// Applies the pending migrations; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let conn = self.conn().await?;
+        // The harness drives diesel's sync migration runner over the async connection,
+        // which blocks: run it on a blocking thread.
+        tokio::task::spawn_blocking(move || {
+            let mut harness = AsyncMigrationHarness::new(conn);
+            harness
+                .run_pending_migrations(MIGRATIONS)
+                .map(|applied| applied.len())
+                .map_err(|e| StoreError::Unavailable(format!("migrating: {e}")))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("migration task: {e}")))?
+    }
+
+    /// Answers when the database does: for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        use diesel_async::RunQueryDsl;
+        self.run(|mut conn| async move {
+            diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))
+    }
+
+    /// Runs `op` with a pooled connection under the operation deadline.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let work = async {
+            let conn = self.conn().await?;
+            op(conn).await
+        };
+        tokio::time::timeout(self.settings.op_timeout, work)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!("no answer within {:?}", self.settings.op_timeout))
+            })?
+    }
+}
+
+/// A driver error as the ports name it. Query errors carry no bound values, so no
+/// content can reach the message.
+fn db(e: diesel::result::Error) -> StoreError {
+    use diesel::result::Error;
+    match e {
+        Error::DeserializationError(e) => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}

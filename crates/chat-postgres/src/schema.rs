@@ -1,0 +1,57 @@
+// The tables of `migrations/`, for diesel's query builder.
+
+diesel::table! {
+    service_requests (id) {
+        id -> BigInt,
+        client_id -> BigInt,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chat_threads (id) {
+        id -> BigInt,
+        request_id -> BigInt,
+        admin_id -> Nullable<BigInt>,
+        client_id -> BigInt,
+        status -> Text,
+        opened_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    chat_thread_keys (thread_id) {
+        thread_id -> BigInt,
+        master_key_version -> Text,
+        wrapped_key -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chat_messages (id) {
+        id -> BigInt,
+        thread_id -> BigInt,
+        sender_id -> BigInt,
+        #[sql_name = "type"]
+        kind -> Text,
+        nonce -> Nullable<Bytea>,
+        ciphertext -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chat_jobs (id) {
+        id -> BigInt,
+        kind -> Text,
+        thread_id -> BigInt,
+        attempts -> Integer,
+        run_at -> Timestamptz,
+        leased_until -> Nullable<Timestamptz>,
+        failed_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
