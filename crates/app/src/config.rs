@@ -61,8 +61,16 @@ pub struct Config {
     pub master_keys: Option<MasterKeySetting>,
     /// `CHAT_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
-    /// `CHAT_DATABASE_URL`: PostgreSQL (not in this build yet: refused).
+    /// `CHAT_DATABASE_URL`: PostgreSQL (`postgres://user:pass@host:5432/db`) for
+    /// requests, threads, keys, jobs, and messages unless another store is chosen.
     pub database_url: Option<SecretString>,
+    /// `CHAT_AUTO_MIGRATE`: apply pending migrations at start. Default `true`.
+    pub auto_migrate: bool,
+    /// `CHAT_DATABASE_MAX_CONNECTIONS`: pool size. Default 16.
+    pub database_max_connections: usize,
+    /// `CHAT_STORE_TIMEOUT_MS`: deadline of one store operation; past it the request
+    /// is `503`. Default 5000.
+    pub store_timeout_ms: u64,
     /// `CHAT_REDIS_URL`: Redis (not in this build yet: refused).
     pub redis_url: Option<SecretString>,
     /// `CHAT_MESSAGE_STORE`: `memory` | `postgres` | `redis`; default `postgres` when a
@@ -209,6 +217,9 @@ impl Config {
             master_keys,
             log_format,
             database_url,
+            auto_migrate: env.flag("CHAT_AUTO_MIGRATE", true)?,
+            database_max_connections: env.parse("CHAT_DATABASE_MAX_CONNECTIONS", 16usize)?,
+            store_timeout_ms: env.parse("CHAT_STORE_TIMEOUT_MS", 5000u64)?,
             redis_url: env.secret("CHAT_REDIS_URL"),
             message_store,
             object_store_url: env.get("CHAT_OBJECT_STORE_URL").map(str::to_owned),
@@ -227,10 +238,18 @@ impl Config {
                 ),
             ));
         }
-        if self.database_url.is_some() || self.message_store == MessageStoreKind::Postgres {
+        if self.message_store == MessageStoreKind::Postgres && self.database_url.is_none() {
             return Err(err(
-                "CHAT_DATABASE_URL",
-                "the PostgreSQL adapter is not part of this build yet",
+                "CHAT_MESSAGE_STORE",
+                "postgres needs CHAT_DATABASE_URL",
+            ));
+        }
+        if self.database_url.is_some() && self.master_keys.is_none() {
+            return Err(err(
+                "CHAT_MASTER_KEY",
+                "a persistent store (CHAT_DATABASE_URL) needs a master key, or its thread keys \
+                 are unreadable after a restart; set CHAT_MASTER_KEY to the output of \
+                 `head -c 32 /dev/urandom | base64` (or a CHAT_MASTER_KEYS ring) and keep it safe",
             ));
         }
         if self.redis_url.is_some() || self.message_store == MessageStoreKind::Redis {
@@ -315,6 +334,13 @@ mod tests {
         }
         let c = Config::from_vars(vars(&[("CHAT_DATABASE_URL", "postgres://x")])).unwrap();
         assert_eq!(c.message_store, MessageStoreKind::Postgres);
+        assert_eq!(c.check_can_serve().unwrap_err().variable, "CHAT_MASTER_KEY");
+        let c = Config::from_vars(vars(&[("CHAT_MESSAGE_STORE", "postgres")])).unwrap();
+        assert_eq!(
+            c.check_can_serve().unwrap_err().variable,
+            "CHAT_MESSAGE_STORE"
+        );
+        let c = Config::from_vars(vars(&[("CHAT_REDIS_URL", "redis://x")])).unwrap();
         assert!(c.check_can_serve().is_err(), "no silent fallback to memory");
     }
 }

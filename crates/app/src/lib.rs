@@ -17,7 +17,8 @@ use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention};
 use chat_crypto::MasterKeyRing;
 use chat_http::{HttpState, TokenVerifier};
 use chat_memory::*;
-use config::MasterKeySetting;
+use chat_postgres::{PgSettings, PgStore};
+use config::{MasterKeySetting, MessageStoreKind};
 use secrecy::ExposeSecret;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -39,9 +40,9 @@ pub struct Application {
 
 impl Application {
     /// Binds the configured address (port 0 picks a free one) and wires everything.
-    pub fn build(config: &Config, overrides: Overrides) -> anyhow::Result<Self> {
+    pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<Self> {
         config.check_can_serve()?;
-        let service = build_service(config, overrides)?;
+        let service = build_service(config, overrides).await?;
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
         let addr = listener.local_addr()?;
@@ -78,8 +79,31 @@ impl Application {
     }
 }
 
+/// The PostgreSQL store of the configuration, if any, migrated when `CHAT_AUTO_MIGRATE`.
+pub async fn connect_postgres(config: &Config, migrate: bool) -> anyhow::Result<Option<PgStore>> {
+    let Some(url) = &config.database_url else {
+        return Ok(None);
+    };
+    let store = PgStore::new(
+        url.expose_secret(),
+        PgSettings {
+            max_connections: config.database_max_connections,
+            op_timeout: Duration::from_millis(config.store_timeout_ms),
+        },
+    )?;
+    if migrate {
+        let applied = store
+            .migrate()
+            .await
+            .context("applying migrations (CHAT_DATABASE_URL)")?;
+        tracing::info!(applied, "database migrations up to date");
+    }
+    Ok(Some(store))
+}
+
 /// The service over the adapters the configuration selects.
-pub fn build_service(config: &Config, overrides: Overrides) -> anyhow::Result<ChatService> {
+pub async fn build_service(config: &Config, overrides: Overrides) -> anyhow::Result<ChatService> {
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let key_ring: Arc<dyn KeyRing> = Arc::new(match &config.master_keys {
         Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())
             .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEYS: {e}"))?,
@@ -94,18 +118,38 @@ pub fn build_service(config: &Config, overrides: Overrides) -> anyhow::Result<Ch
                 .map_err(|e| anyhow::anyhow!("generating a master key: {e}"))?
         }
     });
-    let ports = Ports {
-        requests: Arc::new(MemoryRequestDirectory::default()),
-        threads: Arc::new(MemoryThreadRepository::default()),
-        keys: Arc::new(MemoryKeyStore::default()),
-        messages: overrides
-            .messages
-            .unwrap_or_else(|| Arc::new(MemoryMessageStore::default())),
-        media: None,
-        events: Arc::new(MemoryEventBus::default()),
-        jobs: Arc::new(MemoryJobQueue::default()),
-        clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-        key_ring,
+    let postgres = connect_postgres(config, config.auto_migrate)
+        .await?
+        .map(Arc::new);
+    let messages: Arc<dyn MessageStore> =
+        match (overrides.messages, config.message_store, &postgres) {
+            (Some(store), _, _) => store,
+            (None, MessageStoreKind::Postgres, Some(pg)) => pg.clone(),
+            _ => Arc::new(MemoryMessageStore::default()),
+        };
+    let ports = match &postgres {
+        Some(pg) => Ports {
+            requests: pg.clone(),
+            threads: pg.clone(),
+            keys: pg.clone(),
+            messages,
+            media: None,
+            events: Arc::new(MemoryEventBus::default()),
+            jobs: pg.clone(),
+            clock,
+            key_ring,
+        },
+        None => Ports {
+            requests: Arc::new(MemoryRequestDirectory::default()),
+            threads: Arc::new(MemoryThreadRepository::default()),
+            keys: Arc::new(MemoryKeyStore::default()),
+            messages,
+            media: None,
+            events: Arc::new(MemoryEventBus::default()),
+            jobs: Arc::new(MemoryJobQueue::default()),
+            clock,
+            key_ring,
+        },
     };
     let settings = ChatSettings {
         enabled: config.enabled,

@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (the default).
     Serve,
+    /// Apply pending database migrations (CHAT_DATABASE_URL) and exit.
+    Migrate,
     /// Print a bearer token signed with the configured secret, for trying the service out.
     Token {
         /// The user id (`sub` claim).
@@ -60,11 +62,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve => serve(config),
+        Command::Migrate => migrate(config),
     }
 }
 
-fn serve(config: Config) -> ExitCode {
-    init_logging(config.log_format);
+/// Runs `work` on a multi-threaded runtime and turns its outcome into an exit code.
+fn run(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,8 +78,32 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        let app = Application::build(&config, Overrides::default())?;
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("chat-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(config: Config) -> ExitCode {
+    init_logging(config.log_format);
+    run(async {
+        if config.database_url.is_none() {
+            anyhow::bail!("CHAT_DATABASE_URL is not set: there is no database to migrate");
+        }
+        chat_server::connect_postgres(&config, true).await?;
+        println!("migrations up to date");
+        Ok(())
+    })
+}
+
+fn serve(config: Config) -> ExitCode {
+    init_logging(config.log_format);
+    run(async {
+        let app = Application::build(&config, Overrides::default()).await?;
         tracing::info!(addr = %app.addr, "chat-server listening on http://{}", app.addr);
         if config.jwt_secret_is_builtin {
             tracing::warn!(
@@ -85,14 +112,6 @@ fn serve(config: Config) -> ExitCode {
             );
         }
         app.run().await?;
-        anyhow::Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("chat-server: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        Ok(())
+    })
 }

@@ -2,7 +2,10 @@ use chat_memory::ManualClock;
 use chat_server::{Application, Config, Overrides};
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -62,7 +65,7 @@ impl TestApp {
             clock: Some(clock.clone()),
             ..overrides
         };
-        let app = Application::build(&config, overrides).unwrap();
+        let app = Application::build(&config, overrides).await.unwrap();
         let base = format!("http://{}", app.addr);
         let service = app.service.clone();
         tokio::spawn(app.run());
@@ -216,4 +219,76 @@ pub async fn assert_invalid(response: Response, field: &str) {
         "expected an error on {field}: {body}"
     );
     assert!(errors[field][0].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+/// The real binary, its log read from a pipe.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// `chat-server serve` with the test secret, a free port and `vars`.
+    pub fn start(vars: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .env("CHAT_BIND", "127.0.0.1:0")
+            .env("CHAT_JWT_SECRET", SECRET)
+            .envs(vars.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = addr_tx.send(addr);
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server announces its address");
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// Kills it; returns everything it logged.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        let log = self.log.lock().unwrap().clone();
+        log
+    }
+}
+
+/// A database on `pg` for one test, with the variables that select it.
+pub fn postgres_vars(pg: &chat_testkit::TestPostgres, name: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("CHAT_DATABASE_URL", pg.create_database(name).unwrap()),
+        ("CHAT_MASTER_KEY", MASTER_KEY.to_owned()),
+        ("CHAT_STORE_TIMEOUT_MS", "2000".to_owned()),
+    ]
+}
+
+pub const MASTER_KEY: &str = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
+
+/// `(&str, &str)` views of owned variables.
+pub fn borrowed<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }

@@ -6,6 +6,7 @@ mod auth;
 mod helpers;
 mod pagination;
 mod policy;
+mod postgres;
 mod privacy;
 mod retention;
 mod unavailable;

@@ -3,65 +3,7 @@
 
 use crate::helpers::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// The real binary, logging at `debug` to a pipe we read.
-struct ServerProcess {
-    child: std::process::Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl ServerProcess {
-    fn start(format: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-            .env("CHAT_BIND", "127.0.0.1:0")
-            .env("CHAT_JWT_SECRET", SECRET)
-            .env("CHAT_LOG_FORMAT", format)
-            .env("RUST_LOG", "debug")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr: String = rest
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect();
-                    let _ = addr_tx.send(addr);
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server announces its address");
-        Self {
-            child,
-            base: format!("http://{addr}"),
-            log,
-        }
-    }
-
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(200));
-        let log = self.log.lock().unwrap().clone();
-        log
-    }
-}
 
 async fn canary_walk(base: &str, canary: &str) -> Vec<String> {
     let client = reqwest::Client::new();
@@ -169,7 +111,7 @@ async fn canary_walk(base: &str, canary: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_canary_never_reaches_the_log() {
     for format in ["text", "json"] {
-        let server = ServerProcess::start(format);
+        let server = ServerProcess::start(&[("CHAT_LOG_FORMAT", format), ("RUST_LOG", "debug")]);
         let canary = format!(
             "CANARY-{}-{format}",
             chrono::Utc::now().timestamp_nanos_opt().unwrap()

@@ -1,0 +1,277 @@
+//! The API on the PostgreSQL store (issue 3), against a real PostgreSQL per test.
+
+use crate::helpers::*;
+use chat_testkit::TestPostgres;
+use serde_json::json;
+use std::time::Duration;
+
+async fn spawn(pg: &TestPostgres, extra: &[(&str, &str)]) -> TestApp {
+    let vars = postgres_vars(pg, "chat");
+    let mut all = borrowed(&vars);
+    all.extend_from_slice(extra);
+    TestApp::spawn_with(&all).await
+}
+
+fn count(pg: &TestPostgres, sql: &str) -> i64 {
+    pg.psql("chat", sql).unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_opens_give_one_thread() {
+    let pg = TestPostgres::start().unwrap();
+    let app = spawn(&pg, &[]).await;
+    json_of(
+        app.register(&admin(), 77, json!({"client_id": 7})).await,
+        200,
+    )
+    .await;
+    let opens = (0..50).map(|i| {
+        let t = if i % 2 == 0 {
+            admin()
+        } else {
+            token(7, "client")
+        };
+        let app = &app;
+        async move {
+            json_of(app.open(&t, 77).await, 200).await["threadId"]
+                .as_i64()
+                .unwrap()
+        }
+    });
+    let ids = futures::future::join_all(opens).await;
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(count(&pg, "SELECT count(*) FROM chat_threads"), 1);
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM chat_thread_keys"),
+        1,
+        "one key per thread"
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM chat_threads WHERE admin_id = 1"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cap_and_ttl_are_enforced_in_the_database() {
+    let pg = TestPostgres::start().unwrap();
+    let app = spawn(&pg, &[("CHAT_MESSAGE_TTL_SECS", "60")]).await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    let mut ids = Vec::new();
+    for i in 0..150 {
+        ids.push(app.post_text(&t, thread, &format!("m{i}")).await);
+    }
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM chat_messages"),
+        100,
+        "rows, not only the API's view"
+    );
+    assert_eq!(count(&pg, "SELECT min(id) FROM chat_messages"), ids[50]);
+    let listed = app.all_messages(&t, thread).await;
+    assert_eq!(listed.len(), 100);
+    assert_eq!(listed[0]["text"], "m50");
+    // A minute later the old rows are gone with the next post.
+    app.clock.advance(Duration::from_secs(61));
+    assert!(
+        app.all_messages(&t, thread).await.is_empty(),
+        "expired rows are never returned"
+    );
+    app.post_text(&t, thread, "fresh").await;
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM chat_messages"),
+        1,
+        "expired rows deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagination_over_1000_messages_matches_the_memory_store() {
+    let pg = TestPostgres::start().unwrap();
+    let unlimited = [("CHAT_MAX_MESSAGES_PER_THREAD", "0")];
+    let on_pg = spawn(&pg, &unlimited).await;
+    let in_memory = TestApp::spawn_with(&unlimited).await;
+    let t = token(7, "client");
+    let threads = [
+        on_pg.thread_for(1, 7).await,
+        in_memory.thread_for(1, 7).await,
+    ];
+    for i in 0..1000 {
+        on_pg.post_text(&t, threads[0], &format!("m{i}")).await;
+        in_memory.post_text(&t, threads[1], &format!("m{i}")).await;
+    }
+    // Walk both with awkward page sizes; the pages must hold the same texts and cursors
+    // must appear at the same places.
+    for limit in [1, 7, 50] {
+        let mut cursors = [None::<String>, None];
+        let mut pages = 0;
+        loop {
+            let mut walked = Vec::new();
+            for (i, app) in [&on_pg, &in_memory].into_iter().enumerate() {
+                let query = match &cursors[i] {
+                    Some(c) => format!("?limit={limit}&cursor={c}"),
+                    None => format!("?limit={limit}"),
+                };
+                let page = json_of(app.list(&t, threads[i], &query).await, 200).await;
+                let texts: Vec<String> = page["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["text"].as_str().unwrap().to_owned())
+                    .collect();
+                cursors[i] = page["nextCursor"].as_str().map(str::to_owned);
+                walked.push(texts);
+            }
+            assert_eq!(walked[0], walked[1], "limit {limit}, page {pages}");
+            assert_eq!(cursors[0].is_some(), cursors[1].is_some());
+            pages += 1;
+            if cursors[0].is_none() {
+                break;
+            }
+            if limit == 1 && pages >= 60 {
+                break; // enough single-message pages
+            }
+        }
+        if limit != 1 {
+            assert_eq!(pages, 1000usize.div_ceil(limit), "limit {limit}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_is_nowhere_in_a_pg_dump() {
+    let pg = TestPostgres::start().unwrap();
+    let app = spawn(&pg, &[]).await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    let canary = format!(
+        "CANARY-pg-{}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap()
+    );
+    app.post_text(&t, thread, &canary).await;
+    json_of(
+        app.post(
+            &t,
+            thread,
+            json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let dump = pg.dump("chat").unwrap();
+    let dump = String::from_utf8_lossy(&dump);
+    assert!(
+        dump.contains("INSERT INTO public.chat_messages"),
+        "the dump holds the messages"
+    );
+    assert!(!dump.contains(&canary));
+    assert!(!dump.contains("12.3456789") && !dump.contains("98.7654321"));
+    // Not even hex-encoded (bytea) or base64.
+    let hex: String = canary.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(!dump.contains(&hex));
+    assert_eq!(
+        json_of(app.list(&t, thread, "").await, 200).await["messages"][0]["text"],
+        canary.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_database_is_503_and_the_service_recovers() {
+    let pg = TestPostgres::start().unwrap();
+    let app = spawn(&pg, &[]).await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    app.post_text(&t, thread, "before").await;
+
+    pg.stop().unwrap();
+    let started = std::time::Instant::now();
+    let r = app
+        .post(&t, thread, json!({"type": "text", "text": "during"}))
+        .await;
+    assert_error(r, 503, "unavailable").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded, not hung"
+    );
+    assert_error(app.list(&t, thread, "").await, 503, "unavailable").await;
+    assert_error(app.open(&admin(), 1).await, 503, "unavailable").await;
+
+    pg.start_again().unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if app.list(&t, thread, "").await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "the service recovers without a restart");
+    app.post_text(&t, thread, "after").await;
+    let texts: Vec<String> = app
+        .all_messages(&t, thread)
+        .await
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, ["before", "after"], "nothing half-written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_messages_survive_a_restart_of_chat_server() {
+    let pg = TestPostgres::start().unwrap();
+    let vars = postgres_vars(&pg, "chat");
+    let server = ServerProcess::start(&borrowed(&vars));
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let put = client
+        .put(format!("{base}/api/requests/3"))
+        .bearer_auth(admin())
+        .json(&json!({"client_id": 7}));
+    assert_eq!(put.send().await.unwrap().status(), 200);
+    let opened: serde_json::Value = client
+        .post(format!("{base}/api/requests/3/chat/open"))
+        .bearer_auth(token(7, "client"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let thread = opened["threadId"].as_i64().unwrap();
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let r = client
+            .post(format!("{base}/api/chat/threads/{thread}/messages"))
+            .bearer_auth(token(7, "client"))
+            .json(&json!({"type": "text", "text": format!("kept {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        acknowledged.push(format!("kept {i}"));
+    }
+    server.stop();
+
+    let again = ServerProcess::start(&borrowed(&vars));
+    let listed: serde_json::Value = client
+        .get(format!(
+            "{}/api/chat/threads/{thread}/messages?limit=50",
+            again.base
+        ))
+        .bearer_auth(token(7, "client"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = listed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, acknowledged, "every acknowledged message, decrypted");
+    again.stop();
+}
