@@ -3,8 +3,8 @@
 //! directory, thread repository, thread-key store, message store and job queue.
 //!
 //! Every operation runs under a deadline ([`PgSettings::op_timeout`]): a database that
-//! stops answering is `StoreError::Unavailable` within it, never a hung request. The
-//! pool verifies connections before reuse, so the store recovers on its own when the
+//! stops answering is `StoreError::Unavailable` within it, never a hung request. Broken
+//! connections are dropped by the pool, so the store recovers on its own when the
 //! database comes back.
 #![forbid(unsafe_code)]
 
@@ -16,7 +16,7 @@ mod threads;
 
 use chat_core::StoreError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::future::Future;
@@ -55,7 +55,12 @@ impl PgStore {
     /// A pool for `url`. Connects lazily: a database that is down now is reported by the
     /// first operation, and the store recovers when it comes back.
     pub fn new(url: &str, settings: PgSettings) -> Result<Self, StoreError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        // No test query on checkout: it would double the round trips of every
+        // operation. A connection that broke fails its query (a 503 for that request),
+        // is dropped by the pool, and the next checkout connects afresh.
+        let mut config = ManagerConfig::default();
+        config.recycling_method = RecyclingMethod::Fast;
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(settings.max_connections)
             .build()

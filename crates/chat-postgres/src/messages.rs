@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chat_core::ports::{MessageStore, RetentionCut, StoreResult};
 use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Timestamptz};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel_async::RunQueryDsl;
 
 #[derive(QueryableByName)]
 struct NextId {
@@ -32,41 +32,22 @@ impl MessageStore for PgStore {
 
     async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()> {
         let row = MessageRow::new(&message);
-        let thread = message.thread_id.get();
-        // `OFFSET keep - 1` finds the oldest message to keep; older ones go.
-        let keep_offset = cut.keep_newest.map(|k| i64::from(k.get()) - 1);
         self.run(|mut conn| async move {
-            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                {
-                    // Appends to one thread take turns, so that two concurrent posts
-                    // cannot each keep `keep` rows and leave `keep + 1`.
-                    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                        .bind::<BigInt, _>(thread)
-                        .execute(conn)
-                        .await?;
-                    diesel::insert_into(messages::table)
-                        .values(&row)
-                        .execute(conn)
-                        .await?;
-                    if cut.expired_before.is_some() || keep_offset.is_some() {
-                        diesel::sql_query(
-                            "DELETE FROM chat_messages WHERE thread_id = $1 AND ( \
-                               created_at < $2 \
-                               OR ($3::bigint IS NOT NULL AND id < ( \
-                                 SELECT id FROM chat_messages WHERE thread_id = $1 \
-                                 ORDER BY id DESC OFFSET $3 LIMIT 1)))",
-                        )
-                        .bind::<BigInt, _>(thread)
-                        .bind::<Nullable<Timestamptz>, _>(cut.expired_before)
-                        .bind::<Nullable<BigInt>, _>(keep_offset)
-                        .execute(conn)
-                        .await?;
-                    }
-                    Ok(())
-                }
-            })
-            .await
-            .map_err(db)
+            // One round trip; see migrations/*_append_function for the locking.
+            diesel::sql_query("SELECT chat_append_message($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                .bind::<BigInt, _>(row.id)
+                .bind::<BigInt, _>(row.thread_id)
+                .bind::<BigInt, _>(row.sender_id)
+                .bind::<Text, _>(&row.kind)
+                .bind::<Nullable<Bytea>, _>(&row.nonce)
+                .bind::<Nullable<Bytea>, _>(&row.ciphertext)
+                .bind::<Timestamptz, _>(row.created_at)
+                .bind::<Nullable<Timestamptz>, _>(cut.expired_before)
+                .bind::<Nullable<BigInt>, _>(cut.keep_newest.map(|k| i64::from(k.get())))
+                .execute(&mut conn)
+                .await
+                .map_err(db)?;
+            Ok(())
         })
         .await
     }
