@@ -275,3 +275,49 @@ async fn acknowledged_messages_survive_a_restart_of_chat_server() {
     assert_eq!(texts, acknowledged, "every acknowledged message, decrypted");
     again.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn close_purges_through_the_durable_job_queue() {
+    let pg = TestPostgres::start().unwrap();
+    let app = spawn(&pg, &[]).await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    for i in 0..5 {
+        app.post_text(&t, thread, &format!("secret {i}")).await;
+    }
+    assert_eq!(count(&pg, "SELECT count(*) FROM chat_thread_keys"), 1);
+    json_of(app.close(&t, thread).await, 200).await;
+    // The worker polls once a second; wait for the job to leave the table, bounded.
+    let mut left = -1;
+    for _ in 0..50 {
+        left = count(&pg, "SELECT count(*) FROM chat_jobs");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(left, 0, "the purge job ran and completed");
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM chat_thread_keys"),
+        0,
+        "key destroyed"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            "SELECT count(*) FROM chat_messages WHERE ciphertext IS NOT NULL OR nonce IS NOT NULL"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&pg, "SELECT count(*) FROM chat_messages"),
+        5,
+        "metadata kept"
+    );
+    let page = json_of(app.list(&t, thread, "").await, 200).await;
+    assert!(page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["redacted"] == true && m["text"].is_null()));
+}
