@@ -27,6 +27,9 @@ use std::time::Duration;
 /// The SQL migrations of `migrations/`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
+/// The advisory lock key that serialises migrations ("chatmigr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6368_6174_6d69_6772;
+
 #[derive(Debug, Clone)]
 pub struct PgSettings {
     /// Connections in the pool.
@@ -71,20 +74,34 @@ impl PgStore {
         Ok(Self { pool, settings })
     }
 
-    /// Applies the pending migrations; returns how many ran.
+    /// Applies the pending migrations; returns how many ran. Instances starting together
+    /// take turns on a session advisory lock, so only one migrates.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        let conn = self.conn().await?;
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.conn().await?;
+        diesel::sql_query("SELECT pg_advisory_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+            .execute(&mut conn)
+            .await
+            .map_err(db)?;
         // The harness drives diesel's sync migration runner over the async connection,
         // which blocks: run it on a blocking thread.
-        tokio::task::spawn_blocking(move || {
+        let (applied, mut conn) = tokio::task::spawn_blocking(move || {
             let mut harness = AsyncMigrationHarness::new(conn);
-            harness
+            let applied = harness
                 .run_pending_migrations(MIGRATIONS)
                 .map(|applied| applied.len())
-                .map_err(|e| StoreError::Unavailable(format!("migrating: {e}")))
+                .map_err(|e| StoreError::Unavailable(format!("migrating: {e}")));
+            (applied, harness.into_inner())
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("migration task: {e}")))?
+        .map_err(|e| StoreError::Unavailable(format!("migration task: {e}")))?;
+        diesel::sql_query("SELECT pg_advisory_unlock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+            .execute(&mut conn)
+            .await
+            .map_err(db)?;
+        applied
     }
 
     /// Answers when the database does: for readiness checks.
