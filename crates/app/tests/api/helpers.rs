@@ -174,6 +174,33 @@ impl TestApp {
         page.messages
     }
 
+    /// `n` opens of `request` at once, half by an admin, half by client 7; every one
+    /// must succeed. Returns the thread ids they answered.
+    pub async fn concurrent_opens(&self, request: i64, n: usize) -> Vec<i64> {
+        let opens = (0..n).map(|i| {
+            let t = if i % 2 == 0 {
+                admin()
+            } else {
+                token(7, "client")
+            };
+            async move {
+                json_of(self.open(&t, request).await, 200).await["threadId"]
+                    .as_i64()
+                    .unwrap()
+            }
+        });
+        futures::future::join_all(opens).await
+    }
+
+    /// The texts of every message of the thread, oldest first.
+    pub async fn all_texts(&self, token: &str, thread: i64) -> Vec<String> {
+        let messages = self.all_messages(token, thread).await;
+        messages
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Every message of the thread, walking the cursor.
     pub async fn all_messages(&self, token: &str, thread: i64) -> Vec<Value> {
         let mut out = Vec::new();

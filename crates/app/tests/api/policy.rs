@@ -82,20 +82,7 @@ async fn twenty_concurrent_opens_give_one_thread() {
         200,
     )
     .await;
-    let opens = (0..20).map(|i| {
-        let t = if i % 2 == 0 {
-            admin()
-        } else {
-            token(7, "client")
-        };
-        let app = &app;
-        async move {
-            json_of(app.open(&t, 11).await, 200).await["threadId"]
-                .as_i64()
-                .unwrap()
-        }
-    });
-    let ids = futures::future::join_all(opens).await;
+    let ids = app.concurrent_opens(11, 20).await;
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
 }
 

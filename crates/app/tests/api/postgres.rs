@@ -25,20 +25,7 @@ async fn fifty_concurrent_opens_give_one_thread() {
         200,
     )
     .await;
-    let opens = (0..50).map(|i| {
-        let t = if i % 2 == 0 {
-            admin()
-        } else {
-            token(7, "client")
-        };
-        let app = &app;
-        async move {
-            json_of(app.open(&t, 77).await, 200).await["threadId"]
-                .as_i64()
-                .unwrap()
-        }
-    });
-    let ids = futures::future::join_all(opens).await;
+    let ids = app.concurrent_opens(77, 50).await;
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     assert_eq!(count(&pg, "SELECT count(*) FROM chat_threads"), 1);
     assert_eq!(
@@ -208,12 +195,7 @@ async fn a_stopped_database_is_503_and_the_service_recovers() {
     }
     assert!(recovered, "the service recovers without a restart");
     app.post_text(&t, thread, "after").await;
-    let texts: Vec<String> = app
-        .all_messages(&t, thread)
-        .await
-        .iter()
-        .map(|m| m["text"].as_str().unwrap().to_owned())
-        .collect();
+    let texts = app.all_texts(&t, thread).await;
     assert_eq!(texts, ["before", "after"], "nothing half-written");
 }
 

@@ -96,12 +96,7 @@ async fn a_failing_store_is_503_and_nothing_is_half_written() {
 
     // Back up: the service recovers, and the failed post was not stored.
     store.down.store(false, Ordering::SeqCst);
-    let texts: Vec<String> = app
-        .all_messages(&t, thread)
-        .await
-        .iter()
-        .map(|m| m["text"].as_str().unwrap().to_owned())
-        .collect();
+    let texts = app.all_texts(&t, thread).await;
     assert_eq!(texts, ["before"]);
     app.post_text(&t, thread, "after").await;
     assert_eq!(app.all_messages(&t, thread).await.len(), 2);
