@@ -5,6 +5,8 @@
 #
 #   scripts/bench/post-postgres.sh            # 20 s each, 16 connections, 16 threads
 #   DURATION=30 CONNECTIONS=32 scripts/bench/post-postgres.sh
+#   STATEMENTS=1 scripts/bench/post-postgres.sh   # also: the statements of the API
+#                                                 # phase by PostgreSQL time spent
 #
 # Needs PostgreSQL 15 server binaries, pgbench and wrk (apt-get install wrk). Loopback
 # only; everything it starts is stopped on exit.
@@ -33,7 +35,7 @@ trap cleanup EXIT
 PG_PORT=$(free_port)
 as_pg "$PGBIN/initdb" -D "$WORK/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/pg.log" -w \
-  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" start >/dev/null
 DB=postgres://postgres@127.0.0.1:$PG_PORT/chat
 psql -q -X "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -c 'CREATE DATABASE chat'
 
@@ -72,6 +74,14 @@ echo "== API: POST text messages, $CONNECTIONS connections, ${DURATION}s"
 wrk -t"$(( CONNECTIONS < 2 ? 1 : 2 ))" -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.out"
 if grep -q "Non-2xx" "$WORK/wrk.out"; then echo "non-2xx answers: the run is invalid" >&2; exit 1; fi
 API_RATE=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+if [ -n "${STATEMENTS:-}" ]; then
+  echo "== statements of the API phase, by PostgreSQL time"
+  psql -X -q "$DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' \
+    -c "SELECT calls, round(total_exec_time::numeric, 0) AS total_ms,
+               round((total_exec_time / calls)::numeric, 3) AS mean_ms, left(query, 90) AS query
+        FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'chat')
+        ORDER BY total_exec_time DESC LIMIT 8"
+fi
 
 # Equivalent rows: same table and indexes, a 12-byte nonce and 136 bytes of
 # ciphertext+tag (what a 120-character text seals to), one autocommit insert each.

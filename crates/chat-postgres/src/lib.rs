@@ -27,6 +27,12 @@ use std::time::Duration;
 /// The SQL migrations of `migrations/`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
+#[derive(diesel::QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
 /// The advisory lock key that serialises migrations ("chatmigr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6368_6174_6d69_6772;
 
@@ -79,11 +85,20 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         use diesel_async::RunQueryDsl;
         let mut conn = self.conn().await?;
-        diesel::sql_query("SELECT pg_advisory_lock($1)")
-            .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
-            .execute(&mut conn)
-            .await
-            .map_err(db)?;
+        // Poll rather than block in `pg_advisory_lock`: a waiter blocked in a statement
+        // holds a snapshot, and `CREATE INDEX CONCURRENTLY` in the migrator would wait
+        // for that snapshot while the waiter waits for the lock.
+        loop {
+            let got = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+                .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+                .get_result::<Locked>(&mut conn)
+                .await
+                .map_err(db)?;
+            if got.locked {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         // The harness drives diesel's sync migration runner over the async connection,
         // which blocks: run it on a blocking thread.
         let (applied, mut conn) = tokio::task::spawn_blocking(move || {

@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY IF EXISTS chat_messages_thread_created_at;
