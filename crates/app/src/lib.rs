@@ -127,30 +127,24 @@ pub async fn build_service(config: &Config, overrides: Overrides) -> anyhow::Res
             (None, MessageStoreKind::Postgres, Some(pg)) => pg.clone(),
             _ => Arc::new(MemoryMessageStore::default()),
         };
-    let ports = match &postgres {
-        Some(pg) => Ports {
-            requests: pg.clone(),
-            threads: pg.clone(),
-            keys: pg.clone(),
-            messages,
-            media: None,
-            events: Arc::new(MemoryEventBus::default()),
-            jobs: pg.clone(),
-            clock,
-            key_ring,
-        },
-        None => Ports {
-            requests: Arc::new(MemoryRequestDirectory::default()),
-            threads: Arc::new(MemoryThreadRepository::default()),
-            keys: Arc::new(MemoryKeyStore::default()),
-            messages,
-            media: None,
-            events: Arc::new(MemoryEventBus::default()),
-            jobs: Arc::new(MemoryJobQueue::default()),
-            clock,
-            key_ring,
-        },
+    let mut ports = Ports {
+        requests: Arc::new(MemoryRequestDirectory::default()),
+        threads: Arc::new(MemoryThreadRepository::default()),
+        keys: Arc::new(MemoryKeyStore::default()),
+        messages,
+        media: None,
+        events: Arc::new(MemoryEventBus::default()),
+        jobs: Arc::new(MemoryJobQueue::default()),
+        clock,
+        key_ring,
     };
+    // PostgreSQL, when configured, holds everything durable.
+    if let Some(pg) = &postgres {
+        ports.requests = pg.clone();
+        ports.threads = pg.clone();
+        ports.keys = pg.clone();
+        ports.jobs = pg.clone();
+    }
     let settings = ChatSettings {
         enabled: config.enabled,
         retention: Retention::from_settings(

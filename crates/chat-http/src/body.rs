@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use actix_web::web::{Bytes, BytesMut, Payload};
 use actix_web::HttpRequest;
-use chat_core::ValidationErrors;
+use chat_core::{UserId, ValidationErrors};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
@@ -67,14 +67,15 @@ pub fn required_number(obj: &Map<String, Value>, field: &str) -> Result<f64, Str
         .ok_or_else(|| format!("The {field} field must be a number."))
 }
 
-/// A field that must be a positive integer (a JSON integer or a string of digits).
-pub fn required_id(obj: &Map<String, Value>, field: &str) -> Result<i64, String> {
+/// A field that must be a user id: a positive integer (a JSON integer or a string of
+/// digits).
+pub fn required_user_id(obj: &Map<String, Value>, field: &str) -> Result<UserId, String> {
     let n = match obj.get(field) {
         None | Some(Value::Null) => return Err(format!("The {field} field is required.")),
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
         Some(_) => None,
     };
-    n.filter(|n| *n > 0)
+    n.and_then(UserId::new)
         .ok_or_else(|| format!("The {field} field must be a positive integer."))
 }

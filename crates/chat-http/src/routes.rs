@@ -1,11 +1,11 @@
 use crate::auth::AuthUser;
-use crate::body::{json_object, read_limited, required_id, required_number, required_str};
+use crate::body::{json_object, read_limited, required_number, required_str, required_user_id};
 use crate::error::ApiError;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{
     Coordinates, MediaPath, MessageContent, MessageKind, MessageView, PageRequest, RequestId,
-    TextBody, ThreadId, Timestamp, UserId, ValidationErrors,
+    TextBody, ThreadId, Timestamp, ValidationErrors,
 };
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -66,13 +66,8 @@ async fn register_request(
 ) -> Result<HttpResponse, ApiError> {
     let id: RequestId = path_id(&id)?;
     let body = json_object(&read_limited(&req, payload, state.max_body_bytes).await?)?;
-    let client_id = required_id(&body, "client_id")
-        .ok()
-        .and_then(UserId::new)
-        .ok_or_else(|| {
-            let msg = required_id(&body, "client_id").err().unwrap_or_default();
-            ApiError::invalid("client_id", msg)
-        })?;
+    let client_id =
+        required_user_id(&body, "client_id").map_err(|msg| ApiError::invalid("client_id", msg))?;
     let request = state.service.register_request(&user, id, client_id).await?;
     Ok(HttpResponse::Ok().json(json!({"id": request.id, "client_id": request.client_id})))
 }
