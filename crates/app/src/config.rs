@@ -71,7 +71,9 @@ pub struct Config {
     /// `CHAT_STORE_TIMEOUT_MS`: deadline of one store operation; past it the request
     /// is `503`. Default 5000.
     pub store_timeout_ms: u64,
-    /// `CHAT_REDIS_URL`: Redis (not in this build yet: refused).
+    /// `CHAT_REDIS_URL`: Redis (`redis://[:password@]host:6379[/db]`, `rediss://` for
+    /// TLS) for the cross-instance event bus and locks, and the message store with
+    /// `CHAT_MESSAGE_STORE=redis`.
     pub redis_url: Option<SecretString>,
     /// `CHAT_MESSAGE_STORE`: `memory` | `postgres` | `redis`; default `postgres` when a
     /// database is set, else `memory`.
@@ -252,11 +254,8 @@ impl Config {
                  `head -c 32 /dev/urandom | base64` (or a CHAT_MASTER_KEYS ring) and keep it safe",
             ));
         }
-        if self.redis_url.is_some() || self.message_store == MessageStoreKind::Redis {
-            return Err(err(
-                "CHAT_REDIS_URL",
-                "the Redis adapter is not part of this build yet",
-            ));
+        if self.message_store == MessageStoreKind::Redis && self.redis_url.is_none() {
+            return Err(err("CHAT_MESSAGE_STORE", "redis needs CHAT_REDIS_URL"));
         }
         if self.object_store_url.is_some() {
             return Err(err(
@@ -340,7 +339,18 @@ mod tests {
             c.check_can_serve().unwrap_err().variable,
             "CHAT_MESSAGE_STORE"
         );
+        let c = Config::from_vars(vars(&[("CHAT_MESSAGE_STORE", "redis")])).unwrap();
+        assert_eq!(
+            c.check_can_serve().unwrap_err().variable,
+            "CHAT_MESSAGE_STORE",
+            "no silent fallback to memory"
+        );
         let c = Config::from_vars(vars(&[("CHAT_REDIS_URL", "redis://x")])).unwrap();
-        assert!(c.check_can_serve().is_err(), "no silent fallback to memory");
+        assert_eq!(
+            c.message_store,
+            MessageStoreKind::Memory,
+            "Redis alone: bus and locks"
+        );
+        assert!(c.check_can_serve().is_ok());
     }
 }

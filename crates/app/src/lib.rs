@@ -18,6 +18,7 @@ use chat_crypto::MasterKeyRing;
 use chat_http::{HttpState, TokenVerifier};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
+use chat_redis::{Redis, RedisEventBus, RedisMessageStore, RedisSettings};
 use config::{MasterKeySetting, MessageStoreKind};
 use secrecy::ExposeSecret;
 use std::net::{SocketAddr, TcpListener};
@@ -101,6 +102,39 @@ pub async fn connect_postgres(config: &Config, migrate: bool) -> anyhow::Result<
     Ok(Some(store))
 }
 
+/// How long a thread's Redis keys outlive its last post when `CHAT_MESSAGE_TTL_SECS=0`
+/// (no message TTL): Redis holds only keys that expire.
+const REDIS_QUIET_THREAD_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// Events a slow subscriber may fall behind by before it skips some.
+const EVENT_BUFFER: usize = 1024;
+
+/// The Redis of the configuration, if any. A Redis that is down at start is not fatal
+/// (requests that need it are `503` until it is back), but an eviction policy that would
+/// drop live messages is logged loudly.
+pub async fn connect_redis(config: &Config) -> anyhow::Result<Option<Redis>> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let redis = Redis::new(
+        url.expose_secret(),
+        RedisSettings {
+            op_timeout: Duration::from_millis(config.store_timeout_ms),
+            ..RedisSettings::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("CHAT_REDIS_URL: {e}"))?;
+    match redis.eviction_warning().await {
+        Ok(None) => tracing::info!("Redis answers; its maxmemory-policy keeps live keys"),
+        Ok(Some(warning)) => tracing::error!("{warning}"),
+        Err(error) => tracing::warn!(
+            %error,
+            "could not read Redis's maxmemory-policy (down, or CONFIG disabled); make sure it is noeviction"
+        ),
+    }
+    Ok(Some(redis))
+}
+
 /// The service over the adapters the configuration selects.
 pub async fn build_service(config: &Config, overrides: Overrides) -> anyhow::Result<ChatService> {
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -121,10 +155,17 @@ pub async fn build_service(config: &Config, overrides: Overrides) -> anyhow::Res
     let postgres = connect_postgres(config, config.auto_migrate)
         .await?
         .map(Arc::new);
+    let redis = connect_redis(config).await?;
+    let retention =
+        Retention::from_settings(config.message_ttl_secs, config.max_messages_per_thread);
     let messages: Arc<dyn MessageStore> =
-        match (overrides.messages, config.message_store, &postgres) {
-            (Some(store), _, _) => store,
-            (None, MessageStoreKind::Postgres, Some(pg)) => pg.clone(),
+        match (overrides.messages, config.message_store, &postgres, &redis) {
+            (Some(store), ..) => store,
+            (None, MessageStoreKind::Postgres, Some(pg), _) => pg.clone(),
+            (None, MessageStoreKind::Redis, _, Some(redis)) => Arc::new(RedisMessageStore::new(
+                redis.clone(),
+                retention.ttl.unwrap_or(REDIS_QUIET_THREAD_TTL),
+            )),
             _ => Arc::new(MemoryMessageStore::default()),
         };
     let mut ports = Ports {
@@ -133,7 +174,7 @@ pub async fn build_service(config: &Config, overrides: Overrides) -> anyhow::Res
         keys: Arc::new(MemoryKeyStore::default()),
         messages,
         media: None,
-        events: Arc::new(MemoryEventBus::default()),
+        events: Arc::new(MemoryEventBus::new(EVENT_BUFFER)),
         jobs: Arc::new(MemoryJobQueue::default()),
         clock,
         key_ring,
@@ -145,12 +186,13 @@ pub async fn build_service(config: &Config, overrides: Overrides) -> anyhow::Res
         ports.keys = pg.clone();
         ports.jobs = pg.clone();
     }
+    // Redis, when configured, carries events between instances.
+    if let Some(redis) = &redis {
+        ports.events = Arc::new(RedisEventBus::start(redis.clone(), EVENT_BUFFER));
+    }
     let settings = ChatSettings {
         enabled: config.enabled,
-        retention: Retention::from_settings(
-            config.message_ttl_secs,
-            config.max_messages_per_thread,
-        ),
+        retention,
         max_text_chars: config.max_text_chars,
         max_upload_bytes: config.max_upload_bytes,
         allowed_image_mime: config.allowed_image_mime.clone(),

@@ -189,6 +189,29 @@ pub trait EventBus: Send + Sync {
     async fn subscribe(&self) -> StoreResult<Box<dyn EventSubscription>>;
 }
 
+/// Proof of holding a [`LeaseLock`]: only its holder can release the lock.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LockToken(pub String);
+
+impl std::fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockToken(..)")
+    }
+}
+
+/// A named lock held by one holder at a time, across every instance that shares the
+/// backend, for at most its time to live (a holder that dies frees it when that runs
+/// out). The sweep takes one so that it never runs twice at once.
+#[async_trait]
+pub trait LeaseLock: Send + Sync {
+    /// Takes `name` for `ttl` unless it is held. `Ok(None)` when someone else holds it.
+    async fn try_acquire(&self, name: &str, ttl: Duration) -> StoreResult<Option<LockToken>>;
+
+    /// Frees `name` if `token` still holds it; returns whether it did. A token whose
+    /// lease ran out (and perhaps went to someone else) frees nothing.
+    async fn release(&self, name: &str, token: &LockToken) -> StoreResult<bool>;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     /// Delete the thread's media and, when redaction is on, its key and ciphertext.

@@ -8,8 +8,8 @@
 
 use chat_core::crypto::{SealedContent, WrappedKey};
 use chat_core::ports::{
-    ChatEvent, EventBus, JobKind, JobQueue, MessageStore, RequestDirectory, RetentionCut,
-    ThreadKeyStore, ThreadRepository,
+    ChatEvent, EventBus, JobKind, JobQueue, LeaseLock, LockToken, MessageStore, RequestDirectory,
+    RetentionCut, ThreadKeyStore, ThreadRepository,
 };
 use chat_core::{
     MessageId, MessageKind, RequestId, ServiceRequest, StoredMessage, ThreadId, ThreadStatus,
@@ -425,4 +425,59 @@ pub async fn event_bus(bus: &dyn EventBus) {
         .expect("events arrive");
         assert_eq!(got, vec![message.clone(), closed.clone()]);
     }
+}
+
+/// One holder at a time; only the holder releases; a lapsed lease frees the lock.
+pub async fn lease_lock(lock: &dyn LeaseLock) {
+    let name = format!("contract-{}", fresh_id());
+    let long = Duration::from_secs(60);
+
+    // Two contenders at once: exactly one wins.
+    let (a, b) = futures::join!(lock.try_acquire(&name, long), lock.try_acquire(&name, long));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_some() != b.is_some(), "exactly one contender wins");
+    let token = a.or(b).unwrap();
+    assert_eq!(lock.try_acquire(&name, long).await.unwrap(), None, "held");
+
+    // Another name is another lock.
+    let other = format!("{name}-other");
+    let other_token = lock.try_acquire(&other, long).await.unwrap().expect("free");
+    assert_ne!(other_token, token);
+
+    // A non-owner cannot release it, not even with the other lock's token.
+    let forged = LockToken(format!("{}x", token.0));
+    assert!(!lock.release(&name, &forged).await.unwrap());
+    assert!(!lock.release(&name, &other_token).await.unwrap());
+    assert_eq!(
+        lock.try_acquire(&name, long).await.unwrap(),
+        None,
+        "still held"
+    );
+
+    // The owner releases it, once; then it can be taken again.
+    assert!(lock.release(&name, &token).await.unwrap());
+    assert!(!lock.release(&name, &token).await.unwrap());
+    let again = lock
+        .try_acquire(&name, long)
+        .await
+        .unwrap()
+        .expect("free again");
+    assert!(lock.release(&name, &again).await.unwrap());
+
+    // A lease that runs out frees the lock, and the lapsed token frees nothing.
+    let short = lock
+        .try_acquire(&name, Duration::from_millis(200))
+        .await
+        .unwrap()
+        .expect("free");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let next = lock
+        .try_acquire(&name, long)
+        .await
+        .unwrap()
+        .expect("expired");
+    assert!(!lock.release(&name, &short).await.unwrap(), "lapsed token");
+    assert_eq!(lock.try_acquire(&name, long).await.unwrap(), None);
+    assert!(lock.release(&name, &next).await.unwrap());
+    assert!(lock.release(&other, &other_token).await.unwrap());
 }

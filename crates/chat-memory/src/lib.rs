@@ -8,12 +8,14 @@ mod clock;
 pub mod contract;
 mod events;
 mod jobs;
+mod lock;
 mod messages;
 mod threads;
 
 pub use clock::{ManualClock, SystemClock};
 pub use events::MemoryEventBus;
 pub use jobs::MemoryJobQueue;
+pub use lock::MemoryLeaseLock;
 pub use messages::MemoryMessageStore;
 pub use threads::{MemoryKeyStore, MemoryRequestDirectory, MemoryThreadRepository};
 

@@ -34,3 +34,8 @@ async fn job_queue() {
 async fn event_bus() {
     contract::event_bus(&MemoryEventBus::default()).await;
 }
+
+#[tokio::test]
+async fn lease_lock() {
+    contract::lease_lock(&MemoryLeaseLock::default()).await;
+}

@@ -8,6 +8,7 @@ mod pagination;
 mod policy;
 mod postgres;
 mod privacy;
+mod redis;
 mod retention;
 mod unavailable;
 mod validation;

@@ -1,0 +1,165 @@
+//! The bytes Redis holds for a message and carries for an event. Binary and versioned;
+//! content stays sealed. The layout is fixed so that the Lua scripts can redact a
+//! message in place: byte [`CONTENT_FLAG`] says whether sealed content follows.
+//!
+//! ```text
+//! message: version(1) id(8) sender(8) kind(1) created_at µs(8) has_content(1) sealed…
+//! event:   b'M' thread(8) message…   |   b'C' thread(8) closed_at µs(8)
+//! ```
+//! Integers are big-endian. A message's thread is the key it lives under.
+
+use chat_core::crypto::SealedContent;
+use chat_core::ports::ChatEvent;
+use chat_core::{MessageId, MessageKind, StoreError, StoredMessage, ThreadId, Timestamp, UserId};
+
+const VERSION: u8 = 1;
+/// 0-based offset of the has-content byte (the Lua scripts use it 1-based).
+pub(crate) const CONTENT_FLAG: usize = 26;
+
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+fn timestamp(us: i64) -> Result<Timestamp, StoreError> {
+    chrono::DateTime::from_timestamp_micros(us).ok_or_else(|| corrupt("timestamp out of range"))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("redis value: {what}"))
+}
+
+fn kind_from_tag(tag: u8) -> Option<MessageKind> {
+    [MessageKind::Text, MessageKind::Image, MessageKind::Location]
+        .into_iter()
+        .find(|k| k.tag() == tag)
+}
+
+pub(crate) fn encode_message(m: &StoredMessage) -> Vec<u8> {
+    let sealed = m.content.as_ref().map(SealedContent::as_bytes);
+    let mut out = Vec::with_capacity(CONTENT_FLAG + 1 + sealed.map_or(0, <[u8]>::len));
+    out.push(VERSION);
+    out.extend_from_slice(&m.id.get().to_be_bytes());
+    out.extend_from_slice(&m.sender_id.get().to_be_bytes());
+    out.push(m.kind.tag());
+    out.extend_from_slice(&micros(m.created_at).to_be_bytes());
+    out.push(u8::from(sealed.is_some()));
+    out.extend_from_slice(sealed.unwrap_or_default());
+    out
+}
+
+/// Reads 8 bytes at `at` as a big-endian i64.
+fn int_at(bytes: &[u8], at: usize) -> Result<i64, StoreError> {
+    bytes
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(i64::from_be_bytes)
+        .ok_or_else(|| corrupt("truncated"))
+}
+
+pub(crate) fn decode_message(thread: ThreadId, bytes: &[u8]) -> Result<StoredMessage, StoreError> {
+    if bytes.first() != Some(&VERSION) || bytes.len() <= CONTENT_FLAG {
+        return Err(corrupt("unknown message layout"));
+    }
+    let content = match bytes[CONTENT_FLAG] {
+        0 => None,
+        1 => Some(SealedContent::from_bytes(
+            bytes[CONTENT_FLAG + 1..].to_vec(),
+        )),
+        _ => return Err(corrupt("bad content flag")),
+    };
+    Ok(StoredMessage {
+        id: MessageId::new(int_at(bytes, 1)?).ok_or_else(|| corrupt("message id"))?,
+        thread_id: thread,
+        sender_id: UserId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("sender id"))?,
+        kind: kind_from_tag(bytes[17]).ok_or_else(|| corrupt("message kind"))?,
+        created_at: timestamp(int_at(bytes, 18)?)?,
+        content,
+    })
+}
+
+pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
+    let mut out = Vec::new();
+    match event {
+        ChatEvent::MessageCreated(m) => {
+            out.push(b'M');
+            out.extend_from_slice(&m.thread_id.get().to_be_bytes());
+            out.extend_from_slice(&encode_message(m));
+        }
+        ChatEvent::ThreadClosed {
+            thread_id,
+            closed_at,
+        } => {
+            out.push(b'C');
+            out.extend_from_slice(&thread_id.get().to_be_bytes());
+            out.extend_from_slice(&micros(*closed_at).to_be_bytes());
+        }
+    }
+    out
+}
+
+pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
+    let thread = ThreadId::new(int_at(bytes, 1)?).ok_or_else(|| corrupt("thread id"))?;
+    match bytes.first() {
+        Some(b'M') => Ok(ChatEvent::MessageCreated(decode_message(
+            thread,
+            &bytes[9..],
+        )?)),
+        Some(b'C') => Ok(ChatEvent::ThreadClosed {
+            thread_id: thread,
+            closed_at: timestamp(int_at(bytes, 9)?)?,
+        }),
+        _ => Err(corrupt("unknown event")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn message(content: Option<Vec<u8>>) -> StoredMessage {
+        StoredMessage {
+            id: MessageId::new(1_763_000_000_000_123).unwrap(),
+            thread_id: ThreadId::new(42).unwrap(),
+            sender_id: UserId::new(7).unwrap(),
+            kind: MessageKind::Location,
+            content: content.map(SealedContent::from_bytes),
+            created_at: timestamp(1_763_000_000_123_456).unwrap(),
+        }
+    }
+
+    #[test]
+    fn messages_and_events_round_trip() {
+        for m in [message(Some(vec![9; 45])), message(None)] {
+            let bytes = encode_message(&m);
+            assert_eq!(decode_message(m.thread_id, &bytes).unwrap(), m);
+            let created = ChatEvent::MessageCreated(m.clone());
+            assert_eq!(decode_event(&encode_event(&created)).unwrap(), created);
+        }
+        let closed = ChatEvent::ThreadClosed {
+            thread_id: ThreadId::new(3).unwrap(),
+            closed_at: timestamp(5).unwrap(),
+        };
+        assert_eq!(decode_event(&encode_event(&closed)).unwrap(), closed);
+    }
+
+    #[test]
+    fn redaction_in_place_is_the_flag_byte_and_a_cut() {
+        // What the redact script does: keep the header, set the flag to 0, drop the rest.
+        let m = message(Some(vec![9; 45]));
+        let mut bytes = encode_message(&m);
+        bytes.truncate(CONTENT_FLAG);
+        bytes.push(0);
+        let redacted = decode_message(m.thread_id, &bytes).unwrap();
+        assert_eq!(redacted.content, None);
+        assert_eq!(redacted.id, m.id);
+    }
+
+    #[test]
+    fn garbage_is_corrupt_not_a_panic() {
+        for bytes in [&b""[..], b"\x01", b"\x02abc", &[1u8; 26], b"M\0\0"] {
+            assert!(decode_message(ThreadId::new(1).unwrap(), bytes).is_err());
+            assert!(decode_event(bytes).is_err());
+        }
+    }
+}

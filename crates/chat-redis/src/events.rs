@@ -1,0 +1,139 @@
+use crate::{codec, Redis};
+use async_trait::async_trait;
+use chat_core::ports::{ChatEvent, EventBus, EventSubscription, StoreResult};
+use chat_core::StoreError;
+use deadpool_redis::redis;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+/// Events over Redis pub/sub, so that a post on one instance reaches the subscribers of
+/// every instance. Each bus keeps one subscribed connection, reconnecting with backoff
+/// when it drops, and fans its events out to local subscribers through a bounded
+/// channel (a subscriber that falls behind skips, as the port allows). Pub/sub is at
+/// most once: events published while the connection is down are not replayed, and
+/// clients catch up by listing the thread.
+#[derive(Clone)]
+pub struct RedisEventBus {
+    redis: Redis,
+    channel: String,
+    local: broadcast::Sender<ChatEvent>,
+    connected: watch::Receiver<bool>,
+    _listener: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl RedisEventBus {
+    /// Starts the listener (needs a Tokio runtime). Subscribing waits for it.
+    pub fn start(redis: Redis, capacity: usize) -> Self {
+        let channel = redis.key("events");
+        let (local, _) = broadcast::channel(capacity.max(1));
+        let (connected_tx, connected) = watch::channel(false);
+        let listener = tokio::spawn(listen(
+            redis.client.clone(),
+            channel.clone(),
+            local.clone(),
+            connected_tx,
+        ));
+        Self {
+            redis,
+            channel,
+            local,
+            connected,
+            _listener: Arc::new(AbortOnDrop(listener)),
+        }
+    }
+}
+
+/// Keeps one connection subscribed to `channel`, forwarding what arrives.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    local: broadcast::Sender<ChatEvent>,
+    connected: watch::Sender<bool>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
+            Ok(Ok(pubsub)) => {
+                backoff = Duration::from_millis(50);
+                connected.send_replace(true);
+                tracing::info!("subscribed to the Redis event channel");
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    match codec::decode_event(msg.get_payload_bytes()) {
+                        // No local subscriber is not an error.
+                        Ok(event) => drop(local.send(event)),
+                        Err(error) => tracing::warn!(%error, "skipped an undecodable event"),
+                    }
+                }
+                connected.send_replace(false);
+                tracing::warn!("lost the Redis event channel; reconnecting");
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot subscribe to the Redis event channel"),
+            Err(_) => tracing::warn!("subscribing to the Redis event channel timed out"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[async_trait]
+impl EventBus for RedisEventBus {
+    async fn publish(&self, event: ChatEvent) -> StoreResult<()> {
+        let channel = self.channel.clone();
+        let payload = codec::encode_event(&event);
+        self.redis
+            .run(|mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(payload)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Waits (within the operation deadline) until the listener is subscribed, so that
+    /// every event published after this returns is delivered.
+    async fn subscribe(&self) -> StoreResult<Box<dyn EventSubscription>> {
+        let receiver = self.local.subscribe();
+        let mut connected = self.connected.clone();
+        tokio::time::timeout(self.redis.settings.op_timeout, connected.wait_for(|c| *c))
+            .await
+            .map_err(|_| StoreError::Unavailable("redis: event channel not subscribed".into()))?
+            .map_err(|_| StoreError::Unavailable("redis: event listener stopped".into()))?;
+        Ok(Box::new(Subscription(receiver)))
+    }
+}
+
+struct Subscription(broadcast::Receiver<ChatEvent>);
+
+#[async_trait]
+impl EventSubscription for Subscription {
+    async fn next(&mut self) -> Option<ChatEvent> {
+        loop {
+            match self.0.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "an event subscriber fell behind");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Redis adapters for chat-core: the ephemeral [`RedisMessageStore`], the cross-instance
+//! [`RedisEventBus`] (pub/sub) and the [`RedisLeaseLock`] (`SET NX PX` with a random
+//! token). They share one [`Redis`] handle: a deadpool-redis pool in which every
+//! operation runs under a deadline, so a Redis that is down, stopped or out of memory is
+//! a prompt [`StoreError::Unavailable`], and recovers on its own when Redis is back.
+//!
+//! Key layout (`{prefix}` defaults to `chat:`; the `{thread}` hash tag keeps a thread's
+//! keys in one cluster slot):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{prefix}{<thread>}:seq` | string | the last message id handed out |
+//! | `{prefix}{<thread>}:ids` | sorted set | message ids, scored by id |
+//! | `{prefix}{<thread>}:at` | sorted set | message ids, scored by `created_at` (µs) |
+//! | `{prefix}{<thread>}:msg` | hash | id → the encoded message ([`codec`]: metadata + ciphertext) |
+//! | `{prefix}lock:<name>` | string | the random token of the lock's holder |
+//! | channel `{prefix}events` | pub/sub | encoded [`ChatEvent`](chat_core::ports::ChatEvent)s |
+//!
+//! Every key is written with a time to live, so nothing outlives its purpose if a
+//! clean-up never comes.
+#![forbid(unsafe_code)]
+
+mod codec;
+mod events;
+mod lock;
+mod messages;
+
+pub use events::RedisEventBus;
+pub use lock::RedisLeaseLock;
+pub use messages::RedisMessageStore;
+
+use chat_core::StoreError;
+use deadpool_redis::redis::{self, RedisError};
+use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use std::future::Future;
+use std::time::Duration;
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub max_connections: usize,
+    /// The deadline of every operation, waiting for a connection included.
+    pub op_timeout: Duration,
+    /// Prepended to every key and channel, so that deployments can share a Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            op_timeout: Duration::from_secs(2),
+            key_prefix: "chat:".into(),
+        }
+    }
+}
+
+/// A pool of connections to one Redis, shared by the adapters.
+#[derive(Clone)]
+pub struct Redis {
+    pool: Pool,
+    client: redis::Client,
+    settings: RedisSettings,
+}
+
+impl std::fmt::Debug for Redis {
+    // The URL may carry a password: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Redis {
+    /// Builds the pool; connects lazily, so a Redis that is down now is not an error
+    /// here but `Unavailable` on use (and [`ping`](Self::ping) says so).
+    pub fn new(url: &str, settings: RedisSettings) -> Result<Self, StoreError> {
+        let invalid =
+            |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("redis url: {e}"));
+        let client = redis::Client::open(url).map_err(|e| invalid(&e))?;
+        let mut config = deadpool_redis::Config::from_url(url);
+        config.pool = Some(PoolConfig {
+            max_size: settings.max_connections.max(1),
+            timeouts: Timeouts {
+                wait: Some(settings.op_timeout),
+                create: Some(settings.op_timeout),
+                recycle: Some(settings.op_timeout),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| invalid(&e))?;
+        Ok(Self {
+            pool,
+            client,
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.settings.key_prefix)
+    }
+
+    /// Runs `work` on a pooled connection within the deadline.
+    async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let attempt = async {
+            let conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("redis: {e}")))?;
+            work(conn).await.map_err(unavailable)
+        };
+        tokio::time::timeout(self.settings.op_timeout, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "redis: no answer within {:?}",
+                    self.settings.op_timeout
+                )))
+            })
+    }
+
+    /// Whether Redis answers now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(drop)
+    }
+
+    /// Checks `maxmemory-policy`. Every key here has a time to live, so a `volatile-*`
+    /// policy evicts live messages first and an `allkeys-*` one may evict them too:
+    /// returns a warning to log loudly then. `noeviction` (Redis's default) makes a full
+    /// Redis refuse writes, which the service reports as `503` without losing anything.
+    pub async fn eviction_warning(&self) -> Result<Option<String>, StoreError> {
+        let reply: Vec<String> = self
+            .run(|mut c| async move {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("maxmemory-policy")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let policy = reply.get(1).cloned().unwrap_or_default();
+        Ok(evicts_live_keys(&policy).then(|| {
+            format!(
+                "Redis maxmemory-policy is {policy}: when Redis fills up it will silently \
+                 evict chat messages (every message key carries a TTL). Set \
+                 `maxmemory-policy noeviction` so that a full Redis refuses writes (503) instead"
+            )
+        }))
+    }
+}
+
+fn evicts_live_keys(policy: &str) -> bool {
+    policy.starts_with("volatile-") || policy.starts_with("allkeys-")
+}
+
+/// Any Redis failure (connection, timeout, `OOM`, `LOADING`, …) means the operation did
+/// not happen: `Unavailable`. Server messages carry no arguments, hence no content.
+fn unavailable(e: RedisError) -> StoreError {
+    match e.kind() {
+        redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType => {
+            StoreError::Corrupt(format!("redis reply: {e}"))
+        }
+        _ => StoreError::Unavailable(format!("redis: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evicts_live_keys;
+
+    #[test]
+    fn policies_that_evict_ttl_keys_are_flagged() {
+        for bad in [
+            "volatile-lru",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-random",
+        ] {
+            assert!(evicts_live_keys(bad), "{bad}");
+        }
+        assert!(!evicts_live_keys("noeviction"));
+    }
+}

@@ -1,0 +1,315 @@
+//! The message store: one Lua script per operation, so every write is one atomic
+//! round trip and no reader ever sees half of one.
+
+use crate::codec::{self, micros, CONTENT_FLAG};
+use crate::Redis;
+use async_trait::async_trait;
+use chat_core::ports::{MessageStore, RetentionCut, StoreResult};
+use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
+use deadpool_redis::redis::{self, Script};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// Ids are per thread and never go back, even after the thread's keys expired while it
+/// was quiet: the next id is `max(last + 1, Redis time in µs)`. (Exact in Lua's doubles
+/// until the year 2255.)
+static NEXT_ID: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local id = math.max(last + 1, floor)
+redis.call('SET', KEYS[1], string.format('%.0f', id), 'PX', ARGV[1])
+return id
+",
+    )
+});
+
+/// Removes `victims` from a thread's three keys. Shared by the scripts below.
+const DROP: &str = r"
+local function drop(victims)
+  for i = 1, #victims, 500 do
+    local chunk = {unpack(victims, i, math.min(i + 499, #victims))}
+    redis.call('ZREM', KEYS[1], unpack(chunk))
+    redis.call('ZREM', KEYS[2], unpack(chunk))
+    redis.call('HDEL', KEYS[3], unpack(chunk))
+  end
+  return #victims
+end
+local function drop_expired(cut)
+  if cut == '' then return 0 end
+  return drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cut))
+end
+";
+
+/// KEYS: ids, at, msg, seq. ARGV: id, created µs, encoded message, key TTL ms,
+/// expiry cut µs or '', keep newest or ''.
+static APPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{DROP}
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+drop_expired(ARGV[5])
+if ARGV[6] ~= '' then
+  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[6])
+  if excess > 0 then drop(redis.call('ZRANGE', KEYS[1], 0, excess - 1)) end
+end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+return 1
+"
+    ))
+});
+
+/// KEYS: ids, at, msg. ARGV: upper bound ('+inf' or '(id'), limit, expiry cut µs or ''.
+/// Returns up to limit + 1 encoded messages, newest first, skipping expired ones.
+static PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local want = tonumber(ARGV[2]) + 1
+local cut = ARGV[3] ~= '' and tonumber(ARGV[3]) or nil
+local picked, offset = {}, 0
+while #picked < want do
+  local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'LIMIT', offset, want)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local created = cut and tonumber(redis.call('ZSCORE', KEYS[2], id))
+    if not cut or (created and created >= cut) then
+      picked[#picked + 1] = id
+      if #picked == want then break end
+    end
+  end
+  offset = offset + #ids
+end
+if #picked == 0 then return {} end
+return redis.call('HMGET', KEYS[3], unpack(picked))
+",
+    )
+});
+
+/// KEYS: msg. Rewrites every message that has content as its header with the
+/// has-content flag cleared (see [`codec`]).
+static REDACT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"
+local flag = {pos}
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  if string.byte(v, flag) == 1 then
+    redis.call('HSET', KEYS[1], all[i], string.sub(v, 1, flag - 1) .. '\0')
+    n = n + 1
+  end
+end
+return n
+",
+        pos = CONTENT_FLAG + 1
+    ))
+});
+
+/// KEYS: ids, at, msg. The sequence key stays, so ids keep increasing.
+static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = redis.call('ZCARD', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return n
+",
+    )
+});
+
+/// KEYS: ids, at, msg. ARGV: expiry cut µs.
+static EXPIRE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{DROP}\nreturn drop_expired(ARGV[1])")));
+
+/// Messages in Redis, ciphertext only. Each thread's keys expire `key_ttl` after its
+/// last post, which with `key_ttl` = the message TTL is when its newest message expires.
+#[derive(Debug, Clone)]
+pub struct RedisMessageStore {
+    redis: Redis,
+    key_ttl: Duration,
+}
+
+struct ThreadKeys {
+    ids: String,
+    at: String,
+    msg: String,
+    seq: String,
+}
+
+impl RedisMessageStore {
+    pub fn new(redis: Redis, key_ttl: Duration) -> Self {
+        Self { redis, key_ttl }
+    }
+
+    fn keys(&self, thread: ThreadId) -> ThreadKeys {
+        let base = self.redis.key(&format!("{{{thread}}}"));
+        ThreadKeys {
+            ids: format!("{base}:ids"),
+            at: format!("{base}:at"),
+            msg: format!("{base}:msg"),
+            seq: format!("{base}:seq"),
+        }
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        (self.key_ttl.as_millis() as u64).max(1)
+    }
+
+    /// The threads that have messages: found with SCAN (never KEYS, which blocks Redis).
+    async fn threads_with_messages(&self) -> StoreResult<Vec<ThreadId>> {
+        let pattern = self.redis.key("{*}:at");
+        let prefix_len = self.redis.key("{").len();
+        let mut threads = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .redis
+                .run(|mut c| {
+                    let pattern = pattern.clone();
+                    async move {
+                        redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            threads.extend(keys.iter().filter_map(|k| {
+                let id = k.get(prefix_len..)?.strip_suffix("}:at")?;
+                id.parse::<ThreadId>().ok()
+            }));
+            if next == 0 {
+                return Ok(threads);
+            }
+            cursor = next;
+        }
+    }
+}
+
+fn opt_arg(value: Option<i64>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+#[async_trait]
+impl MessageStore for RedisMessageStore {
+    async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId> {
+        let keys = self.keys(thread);
+        let ttl = self.ttl_ms();
+        let raw: i64 = self
+            .redis
+            .run(|mut c| async move { NEXT_ID.key(keys.seq).arg(ttl).invoke_async(&mut c).await })
+            .await?;
+        MessageId::new(raw).ok_or_else(|| StoreError::Corrupt("redis message id".into()))
+    }
+
+    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()> {
+        let keys = self.keys(message.thread_id);
+        let id = message.id.get();
+        let created = micros(message.created_at);
+        let encoded = codec::encode_message(&message);
+        let expiry = opt_arg(cut.expired_before.map(micros));
+        let keep = opt_arg(cut.keep_newest.map(|n| i64::from(n.get())));
+        let ttl = self.ttl_ms();
+        self.redis
+            .run(|mut c| async move {
+                APPEND
+                    .key(keys.ids)
+                    .key(keys.at)
+                    .key(keys.msg)
+                    .key(keys.seq)
+                    .arg(id)
+                    .arg(created)
+                    .arg(encoded)
+                    .arg(ttl)
+                    .arg(expiry)
+                    .arg(keep)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn page(
+        &self,
+        thread: ThreadId,
+        before: Option<MessageId>,
+        limit: u32,
+        expired_before: Option<Timestamp>,
+    ) -> StoreResult<MessagePage<StoredMessage>> {
+        let keys = self.keys(thread);
+        let upper = before.map_or_else(|| "+inf".to_owned(), |id| format!("({id}"));
+        let expiry = opt_arg(expired_before.map(micros));
+        let newest_first: Vec<Option<Vec<u8>>> = self
+            .redis
+            .run(|mut c| async move {
+                PAGE.key(keys.ids)
+                    .key(keys.at)
+                    .key(keys.msg)
+                    .arg(upper)
+                    .arg(limit)
+                    .arg(expiry)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut messages = newest_first
+            .into_iter()
+            .flatten()
+            .map(|bytes| codec::decode_message(thread, &bytes))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let has_more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        messages.reverse();
+        Ok(MessagePage { messages, has_more })
+    }
+
+    async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
+        let keys = self.keys(thread);
+        self.redis
+            .run(|mut c| async move { REDACT.key(keys.msg).invoke_async(&mut c).await })
+            .await
+    }
+
+    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
+        let keys = self.keys(thread);
+        self.redis
+            .run(|mut c| async move {
+                DELETE
+                    .key(keys.ids)
+                    .key(keys.at)
+                    .key(keys.msg)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
+        let cut = micros(expired_before);
+        let mut removed = 0;
+        for thread in self.threads_with_messages().await? {
+            let keys = self.keys(thread);
+            removed += self
+                .redis
+                .run(|mut c| async move {
+                    EXPIRE
+                        .key(keys.ids)
+                        .key(keys.at)
+                        .key(keys.msg)
+                        .arg(cut)
+                        .invoke_async::<u64>(&mut c)
+                        .await
+                })
+                .await?;
+        }
+        Ok(removed)
+    }
+}

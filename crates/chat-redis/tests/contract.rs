@@ -1,0 +1,249 @@
+//! The Redis adapters against the port contract suites and Redis's own failure modes,
+//! each test on its own throwaway `redis-server`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chat_core::crypto::SealedContent;
+use chat_core::ports::{ChatEvent, EventBus, MessageStore, RetentionCut, StoreResult};
+use chat_core::{MessageKind, StoreError, StoredMessage, ThreadId, UserId};
+use chat_memory::contract;
+use chat_redis::*;
+use chat_testkit::TestRedis;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn connect(server: &TestRedis) -> Redis {
+    Redis::new(
+        &server.url(),
+        RedisSettings {
+            op_timeout: Duration::from_millis(500),
+            ..RedisSettings::default()
+        },
+    )
+    .unwrap()
+}
+
+fn thread() -> ThreadId {
+    ThreadId::new(contract::fresh_id()).unwrap()
+}
+
+async fn post(
+    store: &dyn MessageStore,
+    thread: ThreadId,
+    cut: RetentionCut,
+) -> StoreResult<StoredMessage> {
+    let message = StoredMessage {
+        id: store.next_id(thread).await?,
+        thread_id: thread,
+        sender_id: UserId::new(7).unwrap(),
+        kind: MessageKind::Text,
+        content: Some(SealedContent::from_bytes(vec![1; 40])),
+        // Stores keep microseconds.
+        created_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros())
+            .unwrap(),
+    };
+    store.append(message.clone(), cut).await?;
+    Ok(message)
+}
+
+#[tokio::test]
+async fn message_store() {
+    let server = TestRedis::start().unwrap();
+    contract::message_store(&RedisMessageStore::new(connect(&server), DAY)).await;
+}
+
+#[tokio::test]
+async fn event_bus() {
+    let server = TestRedis::start().unwrap();
+    contract::event_bus(&RedisEventBus::start(connect(&server), 64)).await;
+}
+
+#[tokio::test]
+async fn lease_lock() {
+    let server = TestRedis::start().unwrap();
+    contract::lease_lock(&RedisLeaseLock::new(connect(&server))).await;
+}
+
+#[tokio::test]
+async fn an_event_published_by_one_instance_reaches_another() {
+    let server = TestRedis::start().unwrap();
+    let (here, there) = (
+        RedisEventBus::start(connect(&server), 64),
+        RedisEventBus::start(connect(&server), 64),
+    );
+    let mut sub = there.subscribe().await.unwrap();
+    let event = ChatEvent::ThreadClosed {
+        thread_id: thread(),
+        closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+    };
+    here.publish(event.clone()).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("delivered");
+    assert_eq!(got, Some(event));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_posts_keep_unique_increasing_ids_and_the_newest_hundred() {
+    let server = TestRedis::start().unwrap();
+    let store = Arc::new(RedisMessageStore::new(connect(&server), DAY));
+    let t = thread();
+    let cut = RetentionCut {
+        expired_before: None,
+        keep_newest: NonZeroU32::new(100),
+    };
+    let posts = (0..1000).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { post(store.as_ref(), t, cut).await })
+    });
+    let mut ids: Vec<_> = futures::future::join_all(posts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1000, "every id unique");
+
+    let kept = store.page(t, None, 50, None).await.unwrap();
+    let older = store
+        .page(t, Some(kept.messages[0].id), 50, None)
+        .await
+        .unwrap();
+    assert!(!older.has_more, "nothing beyond 100");
+    let listed: Vec<_> = older
+        .messages
+        .iter()
+        .chain(&kept.messages)
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed, ids[900..], "exactly the newest 100, ascending");
+    assert_eq!(
+        server
+            .command(&["ZCARD", &format!("chat:{{{t}}}:ids")])
+            .unwrap(),
+        ":100"
+    );
+    assert_eq!(
+        server
+            .command(&["HLEN", &format!("chat:{{{t}}}:msg")])
+            .unwrap(),
+        ":100"
+    );
+}
+
+#[tokio::test]
+async fn every_key_the_store_writes_expires() {
+    let server = TestRedis::start().unwrap();
+    let redis = connect(&server);
+    let store = RedisMessageStore::new(redis.clone(), Duration::from_secs(3600));
+    let cut = RetentionCut {
+        expired_before: None,
+        keep_newest: NonZeroU32::new(3),
+    };
+    for _ in 0..3 {
+        let t = thread();
+        for _ in 0..5 {
+            post(&store, t, cut).await.unwrap();
+        }
+        store.redact_thread(t).await.unwrap();
+    }
+    let lock = RedisLeaseLock::new(redis);
+    use chat_core::ports::LeaseLock;
+    lock.try_acquire("sweep", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let keys = String::from_utf8(server.cli(&["--scan"]).unwrap()).unwrap();
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 3 * 4 + 1, "{keys:?}");
+    for key in keys {
+        let ttl: i64 = server.command(&["PTTL", key]).unwrap()[1..]
+            .parse()
+            .unwrap();
+        assert!(ttl > 0 && ttl <= 3_600_000, "{key} has ttl {ttl}");
+    }
+}
+
+#[tokio::test]
+async fn a_dead_redis_is_unavailable_promptly_and_recovery_needs_no_restart() {
+    let server = TestRedis::start().unwrap();
+    let redis = connect(&server);
+    let store = RedisMessageStore::new(redis.clone(), DAY);
+    let bus = RedisEventBus::start(redis.clone(), 64);
+    let t = thread();
+    let keep_all = RetentionCut {
+        expired_before: None,
+        keep_newest: None,
+    };
+    post(&store, t, keep_all).await.unwrap();
+
+    server.kill().unwrap();
+    let started = Instant::now();
+    let err = post(&store, t, keep_all).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(matches!(
+        store.page(t, None, 10, None).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(redis.ping().await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded wait");
+
+    // Back (empty: no persistence): writes, reads and events work again.
+    server.start_again().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match post(&store, t, keep_all).await {
+            Ok(m) => break m,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("no recovery: {e:?}"),
+        }
+    };
+    let page = store.page(t, None, 10, None).await.unwrap();
+    assert_eq!(page.messages.last().map(|m| m.id), Some(again.id));
+    let mut sub = bus.subscribe().await.unwrap();
+    let closed = ChatEvent::ThreadClosed {
+        thread_id: t,
+        closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+    };
+    bus.publish(closed.clone()).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
+    assert_eq!(got.unwrap(), Some(closed), "the bus resubscribed");
+}
+
+#[tokio::test]
+async fn a_full_redis_refuses_writes_as_unavailable_and_keeps_what_it_had() {
+    let server = TestRedis::start().unwrap();
+    let store = RedisMessageStore::new(connect(&server), DAY);
+    let t = thread();
+    let keep_all = RetentionCut {
+        expired_before: None,
+        keep_newest: None,
+    };
+    let kept = post(&store, t, keep_all).await.unwrap();
+    assert_eq!(
+        server
+            .command(&["CONFIG", "SET", "maxmemory", "1"])
+            .unwrap(),
+        "+OK"
+    );
+    let err = post(&store, t, keep_all).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let page = store.page(t, None, 10, None).await.unwrap();
+    assert_eq!(page.messages, vec![kept]);
+}
+
+#[tokio::test]
+async fn an_evicting_memory_policy_is_flagged() {
+    let lenient = TestRedis::start_with(&["--maxmemory-policy", "volatile-lru"]).unwrap();
+    let warning = connect(&lenient).eviction_warning().await.unwrap();
+    assert!(warning.is_some_and(|w| w.contains("volatile-lru") && w.contains("noeviction")));
+    let strict = TestRedis::start().unwrap();
+    assert_eq!(connect(&strict).eviction_warning().await.unwrap(), None);
+}

@@ -1,0 +1,241 @@
+//! A throwaway PostgreSQL server.
+
+use crate::free_port;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Whether this process runs as root; asked once.
+fn is_root() -> bool {
+    static ROOT: OnceLock<bool> = OnceLock::new();
+    *ROOT.get_or_init(|| {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    })
+}
+
+/// The directory of `initdb` and `pg_ctl`: `CHAT_TEST_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/*/bin`, else the `PATH`.
+fn pg_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CHAT_TEST_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().unwrap_or_default()
+}
+
+/// Runs a PostgreSQL tool, as the `postgres` user when we are root.
+fn pg_tool(name: &str, args: &[&str]) -> io::Result<Output> {
+    let bin = pg_bin().join(name);
+    let bin = if bin.exists() {
+        bin
+    } else {
+        PathBuf::from(name)
+    };
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let out = cmd.args(args).output()?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(io::Error::other(format!(
+            "{name} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
+/// Lets the `postgres` user own `path` when we are root.
+fn hand_over(path: &Path) -> io::Result<()> {
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other("chown to postgres failed"));
+        }
+    }
+    Ok(())
+}
+
+/// The initialised cluster every test server copies; made once per machine.
+fn template() -> io::Result<&'static Path> {
+    static TEMPLATE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let made = TEMPLATE.get_or_init(|| {
+        let root = std::env::temp_dir().join("chat-testkit");
+        let target = root.join("pg-template");
+        if target.join("PG_VERSION").exists() {
+            return Ok(target);
+        }
+        let make = || -> io::Result<PathBuf> {
+            std::fs::create_dir_all(&root)?;
+            let staging = tempfile::Builder::new()
+                .prefix("pg-template-")
+                .tempdir_in(&root)?;
+            hand_over(staging.path())?;
+            let data = staging.path().join("data");
+            let data_str = data.to_string_lossy().into_owned();
+            pg_tool(
+                "initdb",
+                &[
+                    "-D",
+                    &data_str,
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+            )?;
+            // Another test process may have won the race; either template is fine.
+            if std::fs::rename(&data, &target).is_err() && !target.join("PG_VERSION").exists() {
+                return Err(io::Error::other("could not place the PostgreSQL template"));
+            }
+            Ok(target.clone())
+        };
+        make().map_err(|e| e.to_string())
+    });
+    made.as_deref().map_err(|e| io::Error::other(e.clone()))
+}
+
+/// A private PostgreSQL server, stopped and deleted on drop.
+pub struct TestPostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl TestPostgres {
+    /// Copies the template cluster and starts it on a free port.
+    pub fn start() -> io::Result<Self> {
+        let template = template()?;
+        let dir = tempfile::Builder::new().prefix("chat-pg-").tempdir()?;
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(template)
+            .arg(dir.path().join("data"))
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other("copying the PostgreSQL template failed"));
+        }
+        hand_over(dir.path())?;
+        let pg = Self {
+            dir,
+            port: free_port()?,
+        };
+        pg.start_again()?;
+        Ok(pg)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_string_lossy().into_owned()
+    }
+
+    /// Starts the server again after [`stop`](Self::stop), on the same port and data.
+    pub fn start_again(&self) -> io::Result<()> {
+        let log = self
+            .dir
+            .path()
+            .join("server.log")
+            .to_string_lossy()
+            .into_owned();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        pg_tool(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Stops the server (fast shutdown: committed data stays).
+    pub fn stop(&self) -> io::Result<()> {
+        pg_tool("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"])?;
+        Ok(())
+    }
+
+    /// A new, empty database on this server; returns its URL.
+    pub fn create_database(&self, name: &str) -> io::Result<String> {
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))?;
+        Ok(self.url(name))
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Runs SQL with `psql`; returns what it printed (unaligned, tuples only).
+    pub fn psql(&self, database: &str, sql: &str) -> io::Result<String> {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .arg(self.url(database))
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A plain-SQL `pg_dump` of a database, data included.
+    pub fn dump(&self, database: &str) -> io::Result<Vec<u8>> {
+        let out = Command::new("pg_dump")
+            .arg("--inserts")
+            .arg(self.url(database))
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        Ok(out.stdout)
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let _ = pg_tool(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! A throwaway Redis server.
+
+use crate::free_port;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A private `redis-server` (Debian's package, or `CHAT_TEST_REDIS_SERVER`): loopback,
+/// a free port, no snapshots, no append-only file. Killed on drop.
+pub struct TestRedis {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Mutex<Option<Child>>,
+    extra: Vec<String>,
+}
+
+impl TestRedis {
+    pub fn start() -> io::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra `redis-server` options, e.g. `["--maxmemory-policy",
+    /// "volatile-lru"]`.
+    pub fn start_with(options: &[&str]) -> io::Result<Self> {
+        let redis = Self {
+            dir: tempfile::Builder::new().prefix("chat-redis-").tempdir()?,
+            port: free_port()?,
+            child: Mutex::new(None),
+            extra: options.iter().map(|s| s.to_string()).collect(),
+        };
+        redis.start_again()?;
+        Ok(redis)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again after [`kill`](Self::kill), on the same port, empty.
+    pub fn start_again(&self) -> io::Result<()> {
+        let binary =
+            std::env::var("CHAT_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&binary)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                io::Error::other(format!(
+                    "cannot run {binary} ({e}); install Debian's redis-server package"
+                ))
+            })?;
+        *self.lock_child() = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.command(&["PING"]).is_ok_and(|r| r == "+PONG") {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(io::Error::other(
+            "redis-server did not answer PING within 10 s",
+        ))
+    }
+
+    /// Kills the server (SIGKILL): what a crash looks like to clients.
+    pub fn kill(&self) -> io::Result<()> {
+        if let Some(mut child) = self.lock_child().take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Sends one command and returns the first line of the reply, e.g. `+OK` or `:3`.
+    pub fn command(&self, args: &[&str]) -> io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes())?;
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line)?;
+        Ok(line.trim_end().to_owned())
+    }
+
+    /// Runs `redis-cli` against this server with raw output; returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> io::Result<Vec<u8>> {
+        let out: Output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        Ok(out.stdout)
+    }
+
+    fn lock_child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
