@@ -78,8 +78,12 @@ pub struct Config {
     /// `CHAT_MESSAGE_STORE`: `memory` | `postgres` | `redis`; default `postgres` when a
     /// database is set, else `memory`.
     pub message_store: MessageStoreKind,
-    /// `CHAT_OBJECT_STORE_URL`: media storage (not in this build yet: refused).
+    /// `CHAT_OBJECT_STORE_URL`: media storage: `file:///path` (default `./data/media`),
+    /// `memory://`, `s3://bucket` (with the `AWS_*` variables), `gs://`, `az://`.
     pub object_store_url: Option<String>,
+    /// `CHAT_PUBLIC_BASE_URL`: where clients reach this service, for the `/media/…`
+    /// URLs of the local backends. Default `http://` + the bound address.
+    pub public_base_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +229,7 @@ impl Config {
             redis_url: env.secret("CHAT_REDIS_URL"),
             message_store,
             object_store_url: env.get("CHAT_OBJECT_STORE_URL").map(str::to_owned),
+            public_base_url: env.get("CHAT_PUBLIC_BASE_URL").map(str::to_owned),
         })
     }
 
@@ -256,12 +261,6 @@ impl Config {
         }
         if self.message_store == MessageStoreKind::Redis && self.redis_url.is_none() {
             return Err(err("CHAT_MESSAGE_STORE", "redis needs CHAT_REDIS_URL"));
-        }
-        if self.object_store_url.is_some() {
-            return Err(err(
-                "CHAT_OBJECT_STORE_URL",
-                "object storage is not part of this build yet",
-            ));
         }
         Ok(())
     }

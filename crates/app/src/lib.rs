@@ -12,7 +12,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use chat_core::crypto::KeyRing;
-use chat_core::ports::{Clock, MessageStore};
+use chat_core::ports::{Clock, MediaStore, MessageStore};
 use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention};
 use chat_crypto::MasterKeyRing;
 use chat_http::{HttpState, TokenVerifier};
@@ -43,10 +43,11 @@ impl Application {
     /// Binds the configured address (port 0 picks a free one) and wires everything.
     pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<Self> {
         config.check_can_serve()?;
-        let service = build_service(config, overrides).await?;
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
         let addr = listener.local_addr()?;
+        let media = open_media(config, addr)?;
+        let service = build_service(config, overrides, Some(media.store.clone())).await?;
         let state = HttpState {
             service: service.clone(),
             tokens: Arc::new(TokenVerifier::hs256(
@@ -55,6 +56,7 @@ impl Application {
                 config.jwt_audience.clone(),
             )),
             max_body_bytes: config.max_body_bytes,
+            media: media.gateway,
         };
         let server = HttpServer::new(move || {
             App::new()
@@ -135,8 +137,27 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Option<Redis>> {
     Ok(Some(redis))
 }
 
+/// The media storage of `CHAT_OBJECT_STORE_URL`; `/media/…` URLs point at
+/// `CHAT_PUBLIC_BASE_URL`, else at the address the server listens on.
+pub fn open_media(config: &Config, addr: SocketAddr) -> anyhow::Result<chat_storage::Media> {
+    let settings = chat_storage::MediaSettings {
+        url: config.object_store_url.clone(),
+        public_base_url: config
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+        signing_secret: config.jwt_secret.expose_secret().as_bytes().to_vec(),
+        max_upload_bytes: config.max_upload_bytes,
+    };
+    chat_storage::open(&settings).map_err(|e| anyhow::anyhow!("CHAT_OBJECT_STORE_URL: {e}"))
+}
+
 /// The service over the adapters the configuration selects.
-pub async fn build_service(config: &Config, overrides: Overrides) -> anyhow::Result<ChatService> {
+pub async fn build_service(
+    config: &Config,
+    overrides: Overrides,
+    media: Option<Arc<dyn MediaStore>>,
+) -> anyhow::Result<ChatService> {
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let key_ring: Arc<dyn KeyRing> = Arc::new(match &config.master_keys {
         Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())
@@ -173,7 +194,7 @@ pub async fn build_service(config: &Config, overrides: Overrides) -> anyhow::Res
         threads: Arc::new(MemoryThreadRepository::default()),
         keys: Arc::new(MemoryKeyStore::default()),
         messages,
-        media: None,
+        media,
         events: Arc::new(MemoryEventBus::new(EVENT_BUFFER)),
         jobs: Arc::new(MemoryJobQueue::default()),
         clock,

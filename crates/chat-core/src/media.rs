@@ -19,6 +19,28 @@ pub fn sniff_image(head: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The image types the service can recognise, with the file extension it gives them.
+pub const IMAGE_TYPES: [(&str, &str); 4] = [
+    ("image/jpeg", "jpg"),
+    ("image/png", "png"),
+    ("image/webp", "webp"),
+    ("image/gif", "gif"),
+];
+
+/// The extension of a recognised image type.
+pub fn extension_for(mime: &str) -> Option<&'static str> {
+    IMAGE_TYPES
+        .iter()
+        .find(|(m, _)| *m == mime)
+        .map(|(_, e)| *e)
+}
+
+/// The image type a key's extension declares.
+pub fn mime_for_key(key: &str) -> Option<&'static str> {
+    let ext = key.rsplit_once('.')?.1;
+    IMAGE_TYPES.iter().find(|(_, e)| *e == ext).map(|(m, _)| *m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

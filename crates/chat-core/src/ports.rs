@@ -138,9 +138,38 @@ pub struct MediaObject {
     pub head: Vec<u8>,
 }
 
+/// How a client uploads one object: send its bytes with `method` to `url`, with
+/// `headers`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignedUpload {
+    /// The key the store chose, under the thread's prefix.
+    pub path: MediaPath,
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for SignedUpload {
+    // A signed URL is a bearer credential: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignedUpload(<redacted>)")
+    }
+}
+
 /// Object storage for images.
 #[async_trait]
 pub trait MediaStore: Send + Sync {
+    /// Chooses a new random key `chats/{thread}/<random>.{extension}` and signs an
+    /// upload of `content_type` to it, valid for `ttl`. Where the backend allows, the
+    /// content type is part of the signature.
+    async fn signed_upload(
+        &self,
+        thread: ThreadId,
+        extension: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> StoreResult<SignedUpload>;
+
     /// `Ok(None)` when no object has that key.
     async fn head(&self, path: &MediaPath) -> StoreResult<Option<MediaObject>>;
 

@@ -12,7 +12,7 @@ use crate::model::{
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
     ChatEvent, Clock, EventBus, JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory,
-    RetentionCut, ThreadKeyStore, ThreadRepository,
+    RetentionCut, SignedUpload, ThreadKeyStore, ThreadRepository,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;
@@ -298,6 +298,48 @@ impl ChatService {
         Ok(id)
     }
 
+    /// Signs an upload of an image of `content_type` to a new key under the thread's
+    /// prefix (SPEC §3.6). Same access rules as posting; the type must be allowed.
+    pub async fn upload_url(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        content_type: impl FnOnce() -> Result<String, ValidationErrors> + Send,
+    ) -> Result<(SignedUpload, crate::Timestamp), ChatError> {
+        let thread = self
+            .authorized_thread(user, thread, ThreadAction::Post)
+            .await?;
+        let content_type = content_type()?;
+        let extension = crate::media::extension_for(&content_type)
+            .filter(|_| self.settings.allowed_image_mime.contains(&content_type))
+            .ok_or_else(|| {
+                ChatError::Invalid(ValidationErrors::single(
+                    "contentType",
+                    format!(
+                        "The content type must be one of: {}.",
+                        self.settings.allowed_image_mime.join(", ")
+                    ),
+                ))
+            })?;
+        let media = self.media()?;
+        let ttl = self.settings.signed_url_ttl;
+        let upload = media
+            .signed_upload(thread.id, extension, &content_type, ttl)
+            .await?;
+        let expires_at = self.ports.clock.now()
+            + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        Ok((upload, expires_at))
+    }
+
+    fn media(&self) -> Result<&Arc<dyn MediaStore>, ChatError> {
+        self.ports.media.as_ref().ok_or_else(|| {
+            ChatError::Invalid(ValidationErrors::single(
+                "mediaPath",
+                "Image uploads are not available: no media storage is configured.",
+            ))
+        })
+    }
+
     /// Closes the thread (idempotent: the first `closed_at` stays), queues its purge and
     /// announces it.
     pub async fn close_thread(&self, user: &User, thread: ThreadId) -> Result<Thread, ChatError> {
@@ -396,12 +438,8 @@ impl ChatService {
 
     async fn check_image(&self, path: &MediaPath) -> Result<(), ChatError> {
         let invalid = |msg: &str| ChatError::Invalid(ValidationErrors::single("mediaPath", msg));
-        let Some(media) = &self.ports.media else {
-            return Err(invalid(
-                "Image uploads are not available: no media storage is configured.",
-            ));
-        };
-        let object = media
+        let object = self
+            .media()?
             .head(path)
             .await?
             .ok_or_else(|| invalid("The media path does not name an uploaded file."))?;
@@ -411,9 +449,19 @@ impl ChatService {
                 self.settings.max_upload_bytes
             )));
         }
+        // Judged by content, and it must be what was declared for the upload (the key's
+        // extension), so that the type a URL serves is the type it holds.
         match sniff_image(&object.head) {
-            Some(mime) if self.settings.allowed_image_mime.iter().any(|m| m == mime) => Ok(()),
-            _ => Err(invalid("The uploaded file is not an allowed image type.")),
+            Some(mime)
+                if self.settings.allowed_image_mime.iter().any(|m| m == mime)
+                    && crate::media::mime_for_key(path.as_str()) == Some(mime) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(invalid(
+                "The uploaded file is not an allowed image type, or not the declared one.",
+            )),
+            None => Err(invalid("The uploaded file is not an allowed image type.")),
         }
     }
 

@@ -8,6 +8,7 @@
 mod auth;
 mod body;
 mod error;
+mod media;
 mod routes;
 
 pub use auth::{sign_hs256, AuthConfig, AuthError, AuthUser, Claims, TokenVerifier};
@@ -24,4 +25,6 @@ pub struct HttpState {
     pub tokens: Arc<TokenVerifier>,
     /// Largest request body accepted (`CHAT_MAX_BODY_BYTES`); larger is `413`.
     pub max_body_bytes: usize,
+    /// The gateway of the local media backends, which the service serves itself.
+    pub media: Option<Arc<chat_storage::LocalGateway>>,
 }

@@ -33,8 +33,14 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route(
                         "/chat/threads/{thread}/close",
                         web::patch().to(close_thread),
+                    )
+                    .route(
+                        "/chat/threads/{thread}/media",
+                        web::post().to(crate::media::upload_url),
                     ),
             )
+            .route("/media/{key:.*}", web::put().to(crate::media::put_object))
+            .route("/media/{key:.*}", web::get().to(crate::media::get_object))
             .default_service(web::to(not_found));
     }
 }
@@ -48,11 +54,11 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 }
 
 /// A path id that is not a positive integer names nothing: `404`.
-fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
+pub(crate) fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
     raw.parse().map_err(|_| ApiError::NotFound)
 }
 
-fn rfc3339(t: Timestamp) -> String {
+pub(crate) fn rfc3339(t: Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

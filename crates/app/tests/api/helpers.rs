@@ -57,6 +57,8 @@ impl TestApp {
         let mut env = vec![
             ("CHAT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
             ("CHAT_JWT_SECRET".to_owned(), SECRET.to_owned()),
+            // Media in memory unless a test chooses a backend (no files left behind).
+            ("CHAT_OBJECT_STORE_URL".to_owned(), "memory://".to_owned()),
         ];
         env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(env).unwrap();
@@ -261,6 +263,7 @@ impl ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .env("CHAT_BIND", "127.0.0.1:0")
             .env("CHAT_JWT_SECRET", SECRET)
+            .env("CHAT_OBJECT_STORE_URL", "memory://")
             .envs(vars.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())

@@ -4,6 +4,7 @@
 
 mod auth;
 mod helpers;
+mod media;
 mod pagination;
 mod policy;
 mod postgres;

@@ -1,0 +1,324 @@
+//! Media (issue 6) on the local-file backend: upload URLs, the signed `/media/…`
+//! routes, image messages judged by content, and the purge.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1,
+];
+
+async fn spawn(dir: &Path, extra: &[(&str, &str)]) -> TestApp {
+    let url = format!("file://{}", dir.display());
+    let mut vars = vec![("CHAT_OBJECT_STORE_URL", url.as_str())];
+    vars.extend_from_slice(extra);
+    TestApp::spawn_with(&vars).await
+}
+
+async fn upload_url(app: &TestApp, token: &str, thread: i64, content_type: &str) -> Value {
+    json_of(
+        app.client
+            .post(app.url(&format!("/api/chat/threads/{thread}/media")))
+            .bearer_auth(token)
+            .json(&json!({"contentType": content_type}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await
+}
+
+/// Sends `bytes` as the upload ticket says; returns the status.
+async fn upload(app: &TestApp, ticket: &Value, bytes: &[u8]) -> u16 {
+    let mut request = app
+        .client
+        .request(
+            ticket["method"].as_str().unwrap().parse().unwrap(),
+            ticket["uploadUrl"].as_str().unwrap(),
+        )
+        .body(bytes.to_vec());
+    for (name, value) in ticket["headers"].as_object().unwrap() {
+        request = request.header(name, value.as_str().unwrap());
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+async fn post_image(app: &TestApp, token: &str, thread: i64, path: &str) -> reqwest::Response {
+    app.post(token, thread, json!({"type": "image", "mediaPath": path}))
+        .await
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_post_list_and_download_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path(), &[]).await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+
+    let ticket = upload_url(&app, &t, thread, "image/png").await;
+    let path = ticket["mediaPath"].as_str().unwrap();
+    assert!(path.starts_with(&format!("chats/{thread}/")) && path.ends_with(".png"));
+    assert_eq!(ticket["method"], "PUT");
+    assert_eq!(ticket["headers"]["Content-Type"], "image/png");
+    assert!(ticket["expiresAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(upload(&app, &ticket, PNG).await, 200);
+    assert_eq!(files_under(dir.path()), [path], "stored under the key");
+
+    json_of(post_image(&app, &t, thread, path).await, 200).await;
+    let listed = app.all_messages(&t, thread).await;
+    assert_eq!(listed[0]["type"], "image");
+    let url = listed[0]["media_url"].as_str().unwrap();
+    let got = app.client.get(url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), PNG);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_expired_and_misused_urls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(
+        dir.path(),
+        &[
+            ("CHAT_SIGNED_URL_TTL", "1"),
+            ("CHAT_MAX_UPLOAD_BYTES", "1000"),
+        ],
+    )
+    .await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    let ticket = upload_url(&app, &t, thread, "image/png").await;
+    let url = ticket["uploadUrl"].as_str().unwrap().to_owned();
+    let put = |url: String, content_type: &'static str, body: Vec<u8>| {
+        let client = app.client.clone();
+        async move {
+            client
+                .put(url)
+                .header("Content-Type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    // A tampered signature, another key, a wrong content type, a GET with a PUT URL,
+    // a missing signature: all 403, and nothing stored.
+    let sig_at = url.rfind("sig=").unwrap() + 4;
+    let mut tampered = url.clone();
+    let flipped = if &url[sig_at..sig_at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    tampered.replace_range(sig_at..sig_at + 1, flipped);
+    assert_eq!(put(tampered, "image/png", PNG.to_vec()).await, 403);
+    let other_key = url.replace(".png?", "x.png?");
+    assert_eq!(put(other_key, "image/png", PNG.to_vec()).await, 403);
+    assert_eq!(put(url.clone(), "image/jpeg", PNG.to_vec()).await, 403);
+    assert_eq!(put(url.clone(), "text/html", PNG.to_vec()).await, 403);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 403);
+    let unsigned = url.split('?').next().unwrap().to_owned();
+    assert_eq!(put(unsigned, "image/png", PNG.to_vec()).await, 403);
+
+    // Oversize, declared or streamed: 413, nothing kept.
+    assert_eq!(put(url.clone(), "image/png", vec![0x89; 2000]).await, 413);
+    let chunks = futures::stream::iter(
+        (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0x89u8; 400]))),
+    );
+    let streamed = app
+        .client
+        .put(&url)
+        .header("Content-Type", "image/png")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 413, "refused while streaming");
+    assert!(files_under(dir.path()).is_empty(), "nothing stored");
+
+    // Traversal forms of the key reach no file, even correctly signed (as with a leaked
+    // signing secret): only plain keys under chats/{thread}/ are served.
+    std::fs::write(dir.path().join("secret.txt"), b"outside").unwrap();
+    std::fs::create_dir_all(dir.path().join("chats/1")).unwrap();
+    std::fs::write(dir.path().join("chats/1/ok.png"), PNG).unwrap();
+    let signer = chat_storage::signing::UrlSigner::new(SECRET.as_bytes(), &app.url(""));
+    let fetch = |key: &str| {
+        let probe = signer.sign("GET", key, Duration::from_secs(60), "");
+        let client = app.client.clone();
+        async move { client.get(probe).send().await.unwrap() }
+    };
+    assert_eq!(
+        fetch("chats/1/ok.png").await.status(),
+        200,
+        "the control is served"
+    );
+    for key in [
+        "../secret.txt",
+        "%2e%2e/secret.txt",
+        "chats/1/../../secret.txt",
+        "chats/1/%2E%2E/%2E%2E/secret.txt",
+        "chats/1/..%2f..%2fsecret.txt",
+        "chats/1/\\..\\..\\secret.txt",
+        "secret.txt",
+        "chats/2/../1/ok.png",
+    ] {
+        let got = fetch(key).await;
+        let status = got.status();
+        let body = got.bytes().await.unwrap();
+        assert!(status == 403 || status == 404, "{key}: {status}");
+        assert!(!body.windows(7).any(|w| w == b"outside"), "{key}");
+    }
+    std::fs::remove_dir_all(dir.path().join("chats")).unwrap();
+    std::fs::remove_file(dir.path().join("secret.txt")).unwrap();
+
+    // Expired: a valid URL an instant too late.
+    assert_eq!(put(url.clone(), "image/png", PNG.to_vec()).await, 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(put(url, "image/png", PNG.to_vec()).await, 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_judged_by_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path(), &[]).await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+
+    // Not in the allow-list, or not an image type at all: 422 on contentType.
+    for bad in [
+        json!({"contentType": "image/gif"}),
+        json!({"contentType": "text/html"}),
+        json!({}),
+        json!({"contentType": 5}),
+    ] {
+        let r = app
+            .client
+            .post(app.url(&format!("/api/chat/threads/{thread}/media")))
+            .bearer_auth(&t)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_invalid(r, "contentType").await;
+    }
+
+    // HTML declared as PNG, a PNG declared as JPEG, an empty file: refused on post.
+    for (declared, bytes) in [
+        ("image/png", &b"<html><script>alert(1)</script></html>"[..]),
+        ("image/jpeg", PNG),
+        ("image/png", b""),
+    ] {
+        let ticket = upload_url(&app, &t, thread, declared).await;
+        assert_eq!(upload(&app, &ticket, bytes).await, 200);
+        let path = ticket["mediaPath"].as_str().unwrap();
+        assert_invalid(post_image(&app, &t, thread, path).await, "mediaPath").await;
+    }
+    // The real thing passes.
+    let ticket = upload_url(&app, &t, thread, "image/jpeg").await;
+    assert_eq!(upload(&app, &ticket, JPEG).await, 200);
+    let path = ticket["mediaPath"].as_str().unwrap();
+    json_of(post_image(&app, &t, thread, path).await, 200).await;
+    // A path never uploaded, and traversal tricks in mediaPath.
+    let missing = format!("chats/{thread}/never.png");
+    assert_invalid(post_image(&app, &t, thread, &missing).await, "mediaPath").await;
+    for trick in [
+        format!("chats/{thread}/../{thread}/x.png"),
+        format!("chats/{thread}/%2e%2e/x.png"),
+        format!("chats/{thread}/\u{200b}x.png"),
+        format!("/chats/{thread}/x.png"),
+    ] {
+        assert_invalid(post_image(&app, &t, thread, &trick).await, "mediaPath").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_threads_participant_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path(), &[]).await;
+    let mine = app.thread_for(1, 7).await;
+    let theirs = app.thread_for(2, 8).await;
+    let (me, them) = (token(7, "client"), token(8, "client"));
+
+    let r = app
+        .client
+        .post(app.url(&format!("/api/chat/threads/{mine}/media")))
+        .bearer_auth(&them)
+        .json(&json!({"contentType": "image/png"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 403, "forbidden").await;
+
+    // Their upload, posted into my thread: another thread's prefix is refused.
+    let ticket = upload_url(&app, &them, theirs, "image/png").await;
+    assert_eq!(upload(&app, &ticket, PNG).await, 200);
+    let their_path = ticket["mediaPath"].as_str().unwrap();
+    assert_invalid(post_image(&app, &me, mine, their_path).await, "mediaPath").await;
+    assert_error(
+        post_image(&app, &me, theirs, their_path).await,
+        403,
+        "forbidden",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_purge_deletes_the_threads_media_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(dir.path(), &[]).await;
+    let closing = app.thread_for(1, 7).await;
+    let staying = app.thread_for(2, 7).await;
+    let t = token(7, "client");
+    for thread in [closing, closing, staying] {
+        let ticket = upload_url(&app, &t, thread, "image/png").await;
+        assert_eq!(upload(&app, &ticket, PNG).await, 200);
+        json_of(
+            post_image(&app, &t, thread, ticket["mediaPath"].as_str().unwrap()).await,
+            200,
+        )
+        .await;
+    }
+    assert_eq!(files_under(dir.path()).len(), 3);
+
+    json_of(app.close(&admin(), closing).await, 200).await;
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = files_under(dir.path());
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with(&format!("chats/{staying}/")));
+    let closed = app.all_messages(&admin(), closing).await;
+    assert!(closed
+        .iter()
+        .all(|m| m["media_url"].is_null() && m["redacted"] == true));
+}
