@@ -221,6 +221,35 @@ impl TestApp {
 }
 
 /// Asserts the status and returns the JSON body.
+/// The coordinates [`TestApp::post_canaries`] posts, as they would appear in plaintext.
+pub const CANARY_COORDINATES: [&str; 2] = ["12.3456789", "98.7654321"];
+
+impl TestApp {
+    /// Posts a unique canary text and a location at [`CANARY_COORDINATES`]; returns the
+    /// text, for a test to search every store and log for.
+    pub async fn post_canaries(&self, token: &str, thread: i64, label: &str) -> String {
+        let canary = format!(
+            "CANARY-{label}-{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap()
+        );
+        self.post_text(token, thread, &canary).await;
+        let location = json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321});
+        json_of(self.post(token, thread, location).await, 200).await;
+        canary
+    }
+
+    /// Waits up to 10 s for the thread to list again after a store came back.
+    pub async fn recovers(&self, token: &str, thread: i64) -> bool {
+        for _ in 0..100 {
+            if self.list(token, thread, "").await.status() == 200 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
 pub async fn json_of(response: Response, status: u16) -> Value {
     let got = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);

@@ -123,25 +123,12 @@ async fn a_canary_is_in_no_redis_value() {
     let app = spawn(&redis, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
-    let canary = format!(
-        "CANARY-redis-{}",
-        chrono::Utc::now().timestamp_nanos_opt().unwrap()
-    );
-    app.post_text(&t, thread, &canary).await;
-    json_of(
-        app.post(
-            &t,
-            thread,
-            json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321}),
-        )
-        .await,
-        200,
-    )
-    .await;
+    let canary = app.post_canaries(&t, thread, "redis").await;
     let hex: String = canary.bytes().map(|b| format!("{b:02x}")).collect();
     let held = everything_in(&redis);
     assert!(held.len() > 100, "the scan read the stored messages");
-    for needle in [canary.as_str(), &hex, "12.3456789", "98.7654321"] {
+    let [lat, lng] = CANARY_COORDINATES;
+    for needle in [canary.as_str(), &hex, lat, lng] {
         assert!(
             !contains(&held, needle.as_bytes()),
             "{needle} found in Redis"
@@ -180,15 +167,10 @@ async fn a_killed_redis_is_503_and_the_service_recovers() {
     // Redis comes back empty (no persistence here): the ephemeral store starts over and
     // the service serves again without a restart.
     redis.start_again().unwrap();
-    let mut recovered = false;
-    for _ in 0..50 {
-        if app.list(&t, thread, "").await.status() == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the service recovers without a restart");
+    assert!(
+        app.recovers(&t, thread).await,
+        "the service recovers without a restart"
+    );
     app.post_text(&t, thread, "after").await;
     assert_eq!(app.all_texts(&t, thread).await, ["after"]);
 }
