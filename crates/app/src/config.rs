@@ -81,6 +81,10 @@ pub struct Config {
     /// `CHAT_OBJECT_STORE_URL`: media storage: `file:///path` (default `./data/media`),
     /// `memory://`, `s3://bucket` (with the `AWS_*` variables), `gs://`, `az://`.
     pub object_store_url: Option<String>,
+    /// `AWS_*`, `GOOGLE_*`, `AZURE_*`: the object store's own settings (endpoint,
+    /// region, credentials), in `object_store`'s names, e.g. `AWS_ENDPOINT`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_ALLOW_HTTP`. Values are kept secret.
+    pub object_store_options: Vec<(String, SecretString)>,
     /// `CHAT_PUBLIC_BASE_URL`: where clients reach this service, for the `/media/…`
     /// URLs of the local backends. Default `http://` + the bound address.
     pub public_base_url: Option<String>,
@@ -138,6 +142,21 @@ impl Env {
 
     fn secret(&self, name: &str) -> Option<SecretString> {
         self.get(name).map(|v| SecretString::from(v.to_owned()))
+    }
+
+    fn object_store_options(&self) -> Vec<(String, SecretString)> {
+        let mut options: Vec<_> = self
+            .0
+            .keys()
+            .filter(|k| {
+                ["AWS_", "GOOGLE_", "AZURE_"]
+                    .iter()
+                    .any(|p| k.starts_with(p))
+            })
+            .filter_map(|k| Some((k.clone(), self.secret(k)?)))
+            .collect();
+        options.sort_by(|a, b| a.0.cmp(&b.0));
+        options
     }
 }
 
@@ -229,6 +248,7 @@ impl Config {
             redis_url: env.secret("CHAT_REDIS_URL"),
             message_store,
             object_store_url: env.get("CHAT_OBJECT_STORE_URL").map(str::to_owned),
+            object_store_options: env.object_store_options(),
             public_base_url: env.get("CHAT_PUBLIC_BASE_URL").map(str::to_owned),
         })
     }
@@ -310,11 +330,14 @@ mod tests {
         let c = Config::from_vars(vars(&[
             ("CHAT_JWT_SECRET", secret),
             ("CHAT_MASTER_KEY", "bWFzdGVyLWtleS1tYXRlcmlhbA=="),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret-access-key-value"),
         ]))
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains(secret));
         assert!(!shown.contains("bWFzdGVyLWtleS1tYXRlcmlhbA=="));
+        assert!(!shown.contains("aws-secret-access-key-value"));
+        assert_eq!(c.object_store_options[0].0, "AWS_SECRET_ACCESS_KEY");
     }
 
     #[test]

@@ -148,6 +148,11 @@ pub fn open_media(config: &Config, addr: SocketAddr) -> anyhow::Result<chat_stor
             .unwrap_or_else(|| format!("http://{addr}")),
         signing_secret: config.jwt_secret.expose_secret().as_bytes().to_vec(),
         max_upload_bytes: config.max_upload_bytes,
+        options: config
+            .object_store_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+            .collect(),
     };
     chat_storage::open(&settings).map_err(|e| anyhow::anyhow!("CHAT_OBJECT_STORE_URL: {e}"))
 }

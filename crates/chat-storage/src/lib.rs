@@ -35,6 +35,10 @@ pub struct MediaSettings {
     pub signing_secret: Vec<u8>,
     /// Largest upload accepted through `/media/…`.
     pub max_upload_bytes: u64,
+    /// Backend settings in `object_store`'s variable names (`AWS_ENDPOINT`,
+    /// `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …), applied over what the
+    /// builders read from the process environment themselves.
+    pub options: Vec<(String, String)>,
 }
 
 /// A bad `CHAT_OBJECT_STORE_URL` or a backend that cannot be set up.
@@ -100,26 +104,41 @@ pub fn open(settings: &MediaSettings) -> Result<Media, SetupError> {
     let scheme = url.split_once("://").map_or("", |(s, _)| s);
     match scheme {
         "s3" | "s3a" => {
-            let s3 = object_store::aws::AmazonS3Builder::from_env()
-                .with_url(url)
-                .build()
-                .map_err(|e| setup("S3", &e))?;
+            let s3 = configured(
+                object_store::aws::AmazonS3Builder::from_env(),
+                settings,
+                "AWS_",
+                |b, k, v| b.with_config(k, v),
+            )
+            .with_url(url)
+            .build()
+            .map_err(|e| setup("S3", &e))?;
             let s3 = Arc::new(s3);
             Ok(native(s3.clone(), s3))
         }
         "gs" => {
-            let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(url)
-                .build()
-                .map_err(|e| setup("GCS", &e))?;
+            let gcs = configured(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env(),
+                settings,
+                "GOOGLE_",
+                |b, k, v| b.with_config(k, v),
+            )
+            .with_url(url)
+            .build()
+            .map_err(|e| setup("GCS", &e))?;
             let gcs = Arc::new(gcs);
             Ok(native(gcs.clone(), gcs))
         }
         "az" | "azure" | "abfs" | "abfss" => {
-            let azure = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(url)
-                .build()
-                .map_err(|e| setup("Azure", &e))?;
+            let azure = configured(
+                object_store::azure::MicrosoftAzureBuilder::from_env(),
+                settings,
+                "AZURE_",
+                |b, k, v| b.with_config(k, v),
+            )
+            .with_url(url)
+            .build()
+            .map_err(|e| setup("Azure", &e))?;
             let azure = Arc::new(azure);
             Ok(native(azure.clone(), azure))
         }
@@ -127,6 +146,22 @@ pub fn open(settings: &MediaSettings) -> Result<Media, SetupError> {
             "expected file:///path, memory://, s3://bucket, gs://bucket or az://container".into(),
         )),
     }
+}
+
+/// Applies the settings named `<prefix>…` that the builder knows (as its `from_env`
+/// does with the process environment); the others are ignored, as there.
+fn configured<B, K: std::str::FromStr>(
+    builder: B,
+    settings: &MediaSettings,
+    prefix: &str,
+    apply: impl Fn(B, K, &str) -> B,
+) -> B {
+    settings
+        .options
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .filter_map(|(name, value)| Some((name.to_ascii_lowercase().parse::<K>().ok()?, value)))
+        .fold(builder, |b, (key, value)| apply(b, key, value))
 }
 
 fn unavailable(e: object_store::Error) -> StoreError {

@@ -7,13 +7,18 @@
 //!
 //! [`TestRedis`] runs a private `redis-server` on a free loopback port, with no
 //! persistence, and kills it when dropped.
+//!
+//! [`TestS3`] runs a private S3-compatible server (`s3s-fs`) on a free loopback port
+//! over a temporary directory, and kills it when dropped.
 #![forbid(unsafe_code)]
 
 mod postgres;
 mod redis;
+mod s3;
 
 pub use postgres::TestPostgres;
 pub use redis::TestRedis;
+pub use s3::{TestS3, S3S_FS_INSTALL};
 
 use std::io;
 use std::net::TcpListener;

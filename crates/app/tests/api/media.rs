@@ -1,9 +1,12 @@
-//! Media (issue 6) on the local-file backend: upload URLs, the signed `/media/…`
-//! routes, image messages judged by content, and the purge.
+//! Media (issue 6): upload URLs, image messages judged by content, signed downloads
+//! and the purge, each on the local-file backend (URLs served by the service itself
+//! under `/media/…`) and on a real S3-compatible server (`s3s-fs`, URLs presigned by
+//! the backend, every signature checked by that server).
 
 use crate::helpers::*;
+use chat_testkit::TestS3;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PNG: &[u8] =
@@ -12,9 +15,65 @@ const JPEG: &[u8] = &[
     0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1,
 ];
 
-async fn spawn(dir: &Path, extra: &[(&str, &str)]) -> TestApp {
-    let url = format!("file://{}", dir.display());
-    let mut vars = vec![("CHAT_OBJECT_STORE_URL", url.as_str())];
+/// Where the media of a test goes; both keep one plain file per object key, so a test
+/// sees exactly what is stored.
+enum Store {
+    Files(tempfile::TempDir),
+    S3(TestS3),
+}
+
+impl Store {
+    fn files() -> Self {
+        Self::Files(tempfile::tempdir().unwrap())
+    }
+
+    fn s3() -> Self {
+        Self::S3(TestS3::start().expect("starting s3s-fs"))
+    }
+
+    /// The directory whose files are the stored objects, named by key.
+    fn objects(&self) -> PathBuf {
+        match self {
+            Self::Files(dir) => dir.path().to_path_buf(),
+            Self::S3(s3) => s3.bucket_dir(),
+        }
+    }
+
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Files(dir) => vec![(
+                "CHAT_OBJECT_STORE_URL",
+                format!("file://{}", dir.path().display()),
+            )],
+            Self::S3(s3) => {
+                let mut vars = s3.client_vars();
+                vars.push(("CHAT_OBJECT_STORE_URL", s3.url()));
+                vars
+            }
+        }
+    }
+}
+
+/// Runs a scenario against each backend.
+macro_rules! on_each_backend {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn local_files() {
+                super::$scenario(super::Store::files()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn s3_compatible_server() {
+                super::$scenario(super::Store::s3()).await
+            }
+        }
+    };
+}
+
+async fn spawn(store: &Store, extra: &[(&'static str, &str)]) -> TestApp {
+    let vars = store.vars();
+    let mut vars = borrowed(&vars);
     vars.extend_from_slice(extra);
     TestApp::spawn_with(&vars).await
 }
@@ -70,10 +129,29 @@ fn files_under(dir: &Path) -> Vec<String> {
     found
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn upload_post_list_and_download_the_same_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path(), &[]).await;
+/// The signature parameter of a signed URL, whichever backend signed it.
+fn signature_at(url: &str) -> usize {
+    ["X-Amz-Signature=", "sig="]
+        .iter()
+        .find_map(|p| url.find(p).map(|at| at + p.len()))
+        .expect("a signed URL")
+}
+
+async fn put(app: &TestApp, url: &str, content_type: &str, body: Vec<u8>) -> u16 {
+    app.client
+        .put(url)
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+on_each_backend!(upload_post_list_and_download_the_same_bytes);
+async fn upload_post_list_and_download_the_same_bytes(store: Store) {
+    let app = spawn(&store, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
 
@@ -84,7 +162,11 @@ async fn upload_post_list_and_download_the_same_bytes() {
     assert_eq!(ticket["headers"]["Content-Type"], "image/png");
     assert!(ticket["expiresAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(upload(&app, &ticket, PNG).await, 200);
-    assert_eq!(files_under(dir.path()), [path], "stored under the key");
+    assert_eq!(
+        files_under(&store.objects()),
+        [path],
+        "stored under the key"
+    );
 
     json_of(post_image(&app, &t, thread, path).await, 200).await;
     let listed = app.all_messages(&t, thread).await;
@@ -93,17 +175,18 @@ async fn upload_post_list_and_download_the_same_bytes() {
     let got = app.client.get(url).send().await.unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.headers()["content-type"], "image/png");
-    assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    if let Store::Files(_) = store {
+        assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    }
     assert_eq!(got.bytes().await.unwrap().as_ref(), PNG);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn forged_expired_and_misused_urls_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+on_each_backend!(forged_expired_and_misused_urls_are_refused);
+async fn forged_expired_and_misused_urls_are_refused(store: Store) {
     let app = spawn(
-        dir.path(),
+        &store,
         &[
-            ("CHAT_SIGNED_URL_TTL", "1"),
+            ("CHAT_SIGNED_URL_TTL", "2"),
             ("CHAT_MAX_UPLOAD_BYTES", "1000"),
         ],
     )
@@ -112,24 +195,10 @@ async fn forged_expired_and_misused_urls_are_refused() {
     let t = token(7, "client");
     let ticket = upload_url(&app, &t, thread, "image/png").await;
     let url = ticket["uploadUrl"].as_str().unwrap().to_owned();
-    let put = |url: String, content_type: &'static str, body: Vec<u8>| {
-        let client = app.client.clone();
-        async move {
-            client
-                .put(url)
-                .header("Content-Type", content_type)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
 
     // A tampered signature, another key, a wrong content type, a GET with a PUT URL,
     // a missing signature: all 403, and nothing stored.
-    let sig_at = url.rfind("sig=").unwrap() + 4;
+    let sig_at = signature_at(&url);
     let mut tampered = url.clone();
     let flipped = if &url[sig_at..sig_at + 1] == "0" {
         "1"
@@ -137,36 +206,66 @@ async fn forged_expired_and_misused_urls_are_refused() {
         "0"
     };
     tampered.replace_range(sig_at..sig_at + 1, flipped);
-    assert_eq!(put(tampered, "image/png", PNG.to_vec()).await, 403);
+    assert_eq!(put(&app, &tampered, "image/png", PNG.to_vec()).await, 403);
     let other_key = url.replace(".png?", "x.png?");
-    assert_eq!(put(other_key, "image/png", PNG.to_vec()).await, 403);
-    assert_eq!(put(url.clone(), "image/jpeg", PNG.to_vec()).await, 403);
-    assert_eq!(put(url.clone(), "text/html", PNG.to_vec()).await, 403);
+    assert_eq!(put(&app, &other_key, "image/png", PNG.to_vec()).await, 403);
+    assert_eq!(put(&app, &url, "image/jpeg", PNG.to_vec()).await, 403);
+    assert_eq!(put(&app, &url, "text/html", PNG.to_vec()).await, 403);
     assert_eq!(app.client.get(&url).send().await.unwrap().status(), 403);
     let unsigned = url.split('?').next().unwrap().to_owned();
-    assert_eq!(put(unsigned, "image/png", PNG.to_vec()).await, 403);
+    assert_eq!(put(&app, &unsigned, "image/png", PNG.to_vec()).await, 403);
+    assert!(files_under(&store.objects()).is_empty(), "nothing stored");
 
-    // Oversize, declared or streamed: 413, nothing kept.
-    assert_eq!(put(url.clone(), "image/png", vec![0x89; 2000]).await, 413);
+    // Oversize: the service refuses it at upload when it serves the URL itself; a
+    // presigned PUT cannot carry a size limit, so there the image message is refused.
+    let status = put(&app, &url, "image/png", [PNG, &[0u8; 2000]].concat()).await;
+    match store {
+        Store::Files(_) => assert_eq!(status, 413),
+        Store::S3(_) => {
+            assert_eq!(status, 200);
+            let path = ticket["mediaPath"].as_str().unwrap();
+            assert_invalid(post_image(&app, &t, thread, path).await, "mediaPath").await;
+        }
+    }
+
+    // Expired: a URL that worked, an instant too late.
+    let ticket = upload_url(&app, &t, thread, "image/png").await;
+    let url = ticket["uploadUrl"].as_str().unwrap().to_owned();
+    assert_eq!(put(&app, &url, "image/png", PNG.to_vec()).await, 200);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(put(&app, &url, "image/png", PNG.to_vec()).await, 403);
+}
+
+/// What only the service's own `/media/…` routes must do: stop an oversize upload while
+/// it streams, and serve no file outside `chats/{thread}/`, however the key is spelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_gateway_streams_limits_and_refuses_traversal() {
+    let store = Store::files();
+    let dir = store.objects();
+    let app = spawn(&store, &[("CHAT_MAX_UPLOAD_BYTES", "1000")]).await;
+    let thread = app.thread_for(1, 7).await;
+    let ticket = upload_url(&app, &token(7, "client"), thread, "image/png").await;
+    let url = ticket["uploadUrl"].as_str().unwrap();
+
     let chunks = futures::stream::iter(
         (0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0x89u8; 400]))),
     );
     let streamed = app
         .client
-        .put(&url)
+        .put(url)
         .header("Content-Type", "image/png")
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await
         .unwrap();
     assert_eq!(streamed.status(), 413, "refused while streaming");
-    assert!(files_under(dir.path()).is_empty(), "nothing stored");
+    assert!(files_under(&dir).is_empty(), "nothing stored");
 
     // Traversal forms of the key reach no file, even correctly signed (as with a leaked
     // signing secret): only plain keys under chats/{thread}/ are served.
-    std::fs::write(dir.path().join("secret.txt"), b"outside").unwrap();
-    std::fs::create_dir_all(dir.path().join("chats/1")).unwrap();
-    std::fs::write(dir.path().join("chats/1/ok.png"), PNG).unwrap();
+    std::fs::write(dir.join("secret.txt"), b"outside").unwrap();
+    std::fs::create_dir_all(dir.join("chats/1")).unwrap();
+    std::fs::write(dir.join("chats/1/ok.png"), PNG).unwrap();
     let signer = chat_storage::signing::UrlSigner::new(SECRET.as_bytes(), &app.url(""));
     let fetch = |key: &str| {
         let probe = signer.sign("GET", key, Duration::from_secs(60), "");
@@ -194,19 +293,11 @@ async fn forged_expired_and_misused_urls_are_refused() {
         assert!(status == 403 || status == 404, "{key}: {status}");
         assert!(!body.windows(7).any(|w| w == b"outside"), "{key}");
     }
-    std::fs::remove_dir_all(dir.path().join("chats")).unwrap();
-    std::fs::remove_file(dir.path().join("secret.txt")).unwrap();
-
-    // Expired: a valid URL an instant too late.
-    assert_eq!(put(url.clone(), "image/png", PNG.to_vec()).await, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(put(url, "image/png", PNG.to_vec()).await, 403);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn images_are_judged_by_their_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path(), &[]).await;
+on_each_backend!(images_are_judged_by_their_bytes);
+async fn images_are_judged_by_their_bytes(store: Store) {
+    let app = spawn(&store, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
 
@@ -257,10 +348,9 @@ async fn images_are_judged_by_their_bytes() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn another_threads_participant_gets_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path(), &[]).await;
+on_each_backend!(another_threads_participant_gets_nothing);
+async fn another_threads_participant_gets_nothing(store: Store) {
+    let app = spawn(&store, &[]).await;
     let mine = app.thread_for(1, 7).await;
     let theirs = app.thread_for(2, 8).await;
     let (me, them) = (token(7, "client"), token(8, "client"));
@@ -288,10 +378,9 @@ async fn another_threads_participant_gets_nothing() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_purge_deletes_the_threads_media_and_nothing_else() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = spawn(dir.path(), &[]).await;
+on_each_backend!(the_purge_deletes_the_threads_media_and_nothing_else);
+async fn the_purge_deletes_the_threads_media_and_nothing_else(store: Store) {
+    let app = spawn(&store, &[]).await;
     let closing = app.thread_for(1, 7).await;
     let staying = app.thread_for(2, 7).await;
     let t = token(7, "client");
@@ -304,12 +393,12 @@ async fn the_purge_deletes_the_threads_media_and_nothing_else() {
         )
         .await;
     }
-    assert_eq!(files_under(dir.path()).len(), 3);
+    assert_eq!(files_under(&store.objects()).len(), 3);
 
     json_of(app.close(&admin(), closing).await, 200).await;
     let mut left = Vec::new();
     for _ in 0..50 {
-        left = files_under(dir.path());
+        left = files_under(&store.objects());
         if left.len() == 1 {
             break;
         }

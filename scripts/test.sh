@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test suite, with what it needs: the PostgreSQL, Redis and S3-compatible servers
+# that the tests start themselves (chat-testkit) are installed here when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  echo "== installing $*"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL server binaries (initdb, pg_ctl) and pg_dump.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v pg_dump >/dev/null; then
+  apt_install postgresql
+fi
+
+# redis-server and redis-cli.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  apt_install redis-server
+fi
+
+# s3s-fs, a real S3-compatible server that checks every signature (crates.io).
+if ! command -v s3s-fs >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+  echo "== installing s3s-fs"
+  cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+fi
+
+cargo test --workspace --locked "$@"
