@@ -411,3 +411,88 @@ async fn the_purge_deletes_the_threads_media_and_nothing_else(store: Store) {
         .iter()
         .all(|m| m["media_url"].is_null() && m["redacted"] == true));
 }
+
+on_each_backend!(keys_and_signed_urls_never_reach_the_log);
+async fn keys_and_signed_urls_never_reach_the_log(store: Store) {
+    // Debug level everywhere, the object store's HTTP client included.
+    let vars = store.vars();
+    let mut vars = borrowed(&vars);
+    vars.push(("RUST_LOG", "debug"));
+    let server = ServerProcess::start(&vars);
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let (admin, t) = (admin(), token(7, "client"));
+    let registered = client
+        .put(format!("{base}/api/requests/3"))
+        .bearer_auth(&admin)
+        .json(&json!({"client_id": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200);
+    let opened = client
+        .post(format!("{base}/api/requests/3/chat/open"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let thread = json_of(opened, 200).await["threadId"].as_i64().unwrap();
+    let ticket = client
+        .post(format!("{base}/api/chat/threads/{thread}/media"))
+        .bearer_auth(&t)
+        .json(&json!({"contentType": "image/png"}))
+        .send()
+        .await
+        .unwrap();
+    let ticket = json_of(ticket, 200).await;
+    let upload_url = ticket["uploadUrl"].as_str().unwrap().to_owned();
+    let path = ticket["mediaPath"].as_str().unwrap().to_owned();
+    let uploaded = client
+        .put(&upload_url)
+        .header("Content-Type", "image/png")
+        .body(PNG)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200);
+    let posted = client
+        .post(format!("{base}/api/chat/threads/{thread}/messages"))
+        .bearer_auth(&t)
+        .json(&json!({"type": "image", "mediaPath": path}))
+        .send()
+        .await
+        .unwrap();
+    json_of(posted, 200).await;
+    let listed = client
+        .get(format!("{base}/api/chat/threads/{thread}/messages"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    let download_url = json_of(listed, 200).await["messages"][0]["media_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let downloaded = client.get(&download_url).send().await.unwrap();
+    assert_eq!(downloaded.bytes().await.unwrap().as_ref(), PNG);
+    let closed = client
+        .patch(format!("{base}/api/chat/threads/{thread}/close"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let the purge job log
+    let log = server.stop();
+
+    assert!(log.contains("job finished"), "the log is captured:\n{log}");
+    // The random part of the key, and every signature: in no line of the log.
+    let name = path.rsplit('/').next().unwrap().trim_end_matches(".png");
+    assert!(!log.contains(name), "the object key in the log:\n{log}");
+    for url in [&upload_url, &download_url] {
+        let sig = &url[signature_at(url)..];
+        let sig = sig.split('&').next().unwrap();
+        assert!(sig.len() >= 32, "{sig}");
+        assert!(!log.contains(sig), "a URL signature in the log:\n{log}");
+    }
+}
