@@ -53,6 +53,12 @@ pub struct Config {
     pub allowed_image_mime: Vec<String>,
     /// `CHAT_SIGNED_URL_TTL`: lifetime of signed media URLs, seconds. Default 900.
     pub signed_url_ttl_secs: u64,
+    /// `CHAT_SWEEP_INTERVAL_SECS`: how often the sweep runs (one instance at a time);
+    /// `0` runs it only through `chat-server cleanup`. Default 3600.
+    pub sweep_interval_secs: u64,
+    /// `CHAT_JOB_LEASE_SECS`: how long a job may run before another worker takes it
+    /// over, and so how long a job interrupted by a crash waits to resume. Default 120.
+    pub job_lease_secs: u64,
     /// `CHAT_REDACT_MESSAGES`: the purge after a close destroys the thread key and the
     /// message ciphertext. Default `true`.
     pub redact_messages: bool,
@@ -224,6 +230,10 @@ impl Config {
         if max_text_chars == 0 {
             return Err(err("CHAT_MAX_TEXT_CHARS", "must be positive"));
         }
+        let job_lease_secs = env.parse("CHAT_JOB_LEASE_SECS", 120u64)?;
+        if job_lease_secs == 0 {
+            return Err(err("CHAT_JOB_LEASE_SECS", "must be positive"));
+        }
         Ok(Self {
             bind: env.parse("CHAT_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             jwt_secret,
@@ -239,6 +249,8 @@ impl Config {
             allowed_image_mime,
             signed_url_ttl_secs: env.parse("CHAT_SIGNED_URL_TTL", 900)?,
             redact_messages: env.flag("CHAT_REDACT_MESSAGES", true)?,
+            sweep_interval_secs: env.parse("CHAT_SWEEP_INTERVAL_SECS", 3600)?,
+            job_lease_secs,
             master_keys,
             log_format,
             database_url,

@@ -12,13 +12,13 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use chat_core::crypto::KeyRing;
-use chat_core::ports::{Clock, MediaStore, MessageStore};
-use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention};
+use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore};
+use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention, SweepReport};
 use chat_crypto::MasterKeyRing;
 use chat_http::{HttpState, TokenVerifier};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
-use chat_redis::{Redis, RedisEventBus, RedisMessageStore, RedisSettings};
+use chat_redis::{Redis, RedisEventBus, RedisLeaseLock, RedisMessageStore, RedisSettings};
 use config::{MasterKeySetting, MessageStoreKind};
 use secrecy::ExposeSecret;
 use std::net::{SocketAddr, TcpListener};
@@ -32,11 +32,21 @@ pub struct Overrides {
     pub messages: Option<Arc<dyn MessageStore>>,
 }
 
+/// The service and the lock that keeps the sweep to one instance at a time.
+#[derive(Clone)]
+pub struct Wired {
+    pub service: ChatService,
+    /// Redis when configured, else PostgreSQL, else this process alone.
+    pub lock: Arc<dyn LeaseLock>,
+}
+
 /// A running server: its address, and the future that drives it.
 pub struct Application {
     pub addr: SocketAddr,
     pub server: Server,
     pub service: ChatService,
+    lock: Arc<dyn LeaseLock>,
+    sweep_interval: Option<Duration>,
 }
 
 impl Application {
@@ -47,7 +57,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
         let addr = listener.local_addr()?;
         let media = open_media(config, addr)?;
-        let service = build_service(config, overrides, Some(media.store.clone())).await?;
+        let Wired { service, lock } =
+            build_service(config, overrides, Some(media.store.clone())).await?;
         let state = HttpState {
             service: service.clone(),
             tokens: Arc::new(TokenVerifier::hs256(
@@ -70,14 +81,23 @@ impl Application {
             addr,
             server,
             service,
+            lock,
+            sweep_interval: (config.sweep_interval_secs > 0)
+                .then(|| Duration::from_secs(config.sweep_interval_secs)),
         })
     }
 
-    /// Serves until the server stops, running background jobs beside it.
+    /// Serves until the server stops, running background jobs and the sweep beside it.
     pub async fn run(self) -> std::io::Result<()> {
         let worker = tokio::spawn(run_jobs(self.service.clone()));
+        let sweeper = self
+            .sweep_interval
+            .map(|every| tokio::spawn(run_sweeps(self.service.clone(), self.lock.clone(), every)));
         let result = self.server.await;
         worker.abort();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         result
     }
 }
@@ -162,7 +182,7 @@ pub async fn build_service(
     config: &Config,
     overrides: Overrides,
     media: Option<Arc<dyn MediaStore>>,
-) -> anyhow::Result<ChatService> {
+) -> anyhow::Result<Wired> {
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let key_ring: Arc<dyn KeyRing> = Arc::new(match &config.master_keys {
         Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())
@@ -212,9 +232,14 @@ pub async fn build_service(
         ports.keys = pg.clone();
         ports.jobs = pg.clone();
     }
-    // Redis, when configured, carries events between instances.
+    let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
+    if let Some(pg) = &postgres {
+        lock = pg.clone();
+    }
+    // Redis, when configured, carries events between instances and holds the locks.
     if let Some(redis) = &redis {
         ports.events = Arc::new(RedisEventBus::start(redis.clone(), EVENT_BUFFER));
+        lock = Arc::new(RedisLeaseLock::new(redis.clone()));
     }
     let settings = ChatSettings {
         enabled: config.enabled,
@@ -224,8 +249,84 @@ pub async fn build_service(
         allowed_image_mime: config.allowed_image_mime.clone(),
         signed_url_ttl: Duration::from_secs(config.signed_url_ttl_secs),
         redact_on_close: config.redact_messages,
+        job_lease: Duration::from_secs(config.job_lease_secs),
     };
-    Ok(ChatService::new(ports, settings))
+    Ok(Wired {
+        service: ChatService::new(ports, settings),
+        lock,
+    })
+}
+
+/// Held by the instance whose sweep is due; never released, so that, whichever instance
+/// ticks, nobody sweeps again until (nine tenths of) the interval has passed.
+const SWEEP_DUE_LOCK: &str = "chat:sweep:due";
+/// Held while a sweep runs, by `serve` and `cleanup` alike, so two never overlap. Its
+/// lease bounds how long a crashed sweeper blocks the next one.
+const SWEEP_RUNNING_LOCK: &str = "chat:sweep:running";
+const SWEEP_RUNNING_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// Why a sweep did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("another instance is sweeping right now")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Runs one sweep unless another is running anywhere, and logs what it removed.
+pub async fn sweep_once(wired: &Wired) -> Result<SweepReport, SweepError> {
+    let lock = &wired.lock;
+    let token = lock
+        .try_acquire(SWEEP_RUNNING_LOCK, SWEEP_RUNNING_LEASE)
+        .await
+        .map_err(|e| anyhow::anyhow!("the sweep lock is unavailable: {e}"))?
+        .ok_or(SweepError::Busy)?;
+    let started = std::time::Instant::now();
+    let result = wired.service.sweep().await;
+    if let Err(error) = lock.release(SWEEP_RUNNING_LOCK, &token).await {
+        tracing::warn!(%error, "could not release the sweep lock; it lapses by itself");
+    }
+    let report = result.map_err(|e| anyhow::anyhow!("sweep failed: {e}"))?;
+    tracing::info!(
+        job = "sweep",
+        outcome = if report.purge_failures == 0 {
+            "done"
+        } else {
+            "partial"
+        },
+        expired_messages = report.expired_messages,
+        closed_threads = report.closed_threads,
+        purge_failures = report.purge_failures,
+        media_deleted = report.media_deleted,
+        keys_destroyed = report.keys_destroyed,
+        messages_redacted = report.messages_redacted,
+        stale_jobs_requeued = report.stale_jobs.requeued,
+        stale_jobs_failed = report.stale_jobs.failed,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sweep finished"
+    );
+    Ok(report)
+}
+
+/// Every `every`, the instance that takes the due lock sweeps (the first tick is at
+/// start). Errors are logged; the next interval tries again.
+async fn run_sweeps(service: ChatService, lock: Arc<dyn LeaseLock>, every: Duration) {
+    let wired = Wired { service, lock };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match wired.lock.try_acquire(SWEEP_DUE_LOCK, every * 9 / 10).await {
+            Ok(Some(_due)) => match sweep_once(&wired).await {
+                Ok(_) => {}
+                Err(SweepError::Busy) => tracing::info!("sweep skipped: one is still running"),
+                Err(SweepError::Failed(error)) => tracing::warn!("{error:#}"),
+            },
+            Ok(None) => tracing::debug!("sweep not due here: another instance has run it"),
+            Err(error) => tracing::warn!(%error, "the sweep lock is unavailable"),
+        }
+    }
 }
 
 /// Runs due jobs until cancelled: back to back while there is work, else once a second.

@@ -1,6 +1,6 @@
 //! The `chat-server` command line.
 
-use chat_server::{init_logging, issue_token, Application, Config, Overrides};
+use chat_server::{init_logging, issue_token, Application, Config, Overrides, SweepError};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,6 +21,12 @@ enum Command {
     Serve,
     /// Apply pending database migrations (CHAT_DATABASE_URL) and exit.
     Migrate,
+    /// Run the sweep once (expired messages, leftovers of closed threads, stale jobs),
+    /// print what it removed, and exit. Refused while another instance is sweeping.
+    Cleanup,
+    /// Rewrap every thread key under the first key of CHAT_MASTER_KEYS, print how many,
+    /// and exit. Afterwards the older keys can leave the ring.
+    RotateMasterKey,
     /// Print a bearer token signed with the configured secret, for trying the service out.
     Token {
         /// The user id (`sub` claim).
@@ -63,6 +69,8 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(config),
         Command::Migrate => migrate(config),
+        Command::Cleanup => cleanup(config),
+        Command::RotateMasterKey => rotate_master_key(config),
     }
 }
 
@@ -96,6 +104,65 @@ fn migrate(config: Config) -> ExitCode {
         }
         chat_server::connect_postgres(&config, true).await?;
         println!("migrations up to date");
+        Ok(())
+    })
+}
+
+/// The service as `serve` wires it, without listening.
+async fn wire(config: &Config) -> anyhow::Result<chat_server::Wired> {
+    config.check_can_serve()?;
+    let media = chat_server::open_media(config, config.bind)?;
+    chat_server::build_service(config, Overrides::default(), Some(media.store)).await
+}
+
+fn cleanup(config: Config) -> ExitCode {
+    init_logging(config.log_format);
+    run(async {
+        let wired = wire(&config).await?;
+        let report = match chat_server::sweep_once(&wired).await {
+            Ok(report) => report,
+            Err(SweepError::Busy) => {
+                anyhow::bail!("another instance is sweeping right now; try again later")
+            }
+            Err(SweepError::Failed(e)) => return Err(e),
+        };
+        println!("expired messages removed:    {}", report.expired_messages);
+        println!("closed threads checked:      {}", report.closed_threads);
+        println!("  media objects deleted:     {}", report.media_deleted);
+        println!("  thread keys destroyed:     {}", report.keys_destroyed);
+        println!("  messages redacted:         {}", report.messages_redacted);
+        println!("  purges that failed:        {}", report.purge_failures);
+        println!(
+            "stale jobs made due again:   {}",
+            report.stale_jobs.requeued
+        );
+        println!("stale jobs failed for good:  {}", report.stale_jobs.failed);
+        if report.purge_failures > 0 {
+            anyhow::bail!(
+                "{} closed thread(s) could not be purged; see the log, and run cleanup again",
+                report.purge_failures
+            );
+        }
+        Ok(())
+    })
+}
+
+fn rotate_master_key(config: Config) -> ExitCode {
+    init_logging(config.log_format);
+    run(async {
+        if config.database_url.is_none() {
+            anyhow::bail!(
+                "CHAT_DATABASE_URL is not set: the in-memory key store lives and dies with \
+                 one process, so there is nothing to rotate"
+            );
+        }
+        let wired = wire(&config).await?;
+        let active = wired.service.ports().key_ring.active_version().to_owned();
+        let report = wired.service.rotate_master_key().await?;
+        println!(
+            "{} thread key(s) rewrapped under master key {active}; {} changed meanwhile and left as they are",
+            report.rewrapped, report.skipped
+        );
         Ok(())
     })
 }

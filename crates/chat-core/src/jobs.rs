@@ -15,8 +15,13 @@ pub const RETRY_DELAYS: [Duration; 5] = [
     Duration::from_secs(300),
 ];
 
-/// How long a claimed job may run before another worker may take it over.
-pub const JOB_LEASE: Duration = Duration::from_secs(600);
+/// How long a claimed job may run before another worker may take it over, unless the
+/// settings say otherwise (`ChatSettings::job_lease`). A purge is a few store calls, so
+/// this is generous; it is also how long a job interrupted by a crash waits to resume.
+pub const JOB_LEASE: Duration = Duration::from_secs(120);
+
+/// The error kept with a job whose worker never came back.
+pub const LEASE_EXPIRED: &str = "the worker's lease expired before the job finished";
 
 /// When to retry after `attempt` (1-based) failed, or `None` to give up.
 pub fn retry_delay(attempt: u32) -> Option<Duration> {

@@ -25,5 +25,8 @@ pub use model::{
     StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
 };
 pub use retention::Retention;
-pub use service::{ChatService, ChatSettings, JobOutcome, PageRequest, Ports, PurgeReport};
+pub use service::{
+    ChatService, ChatSettings, JobOutcome, PageRequest, Ports, PurgeReport, RotationReport,
+    SweepReport,
+};
 pub use validation::ValidationErrors;

@@ -276,6 +276,21 @@ pub trait JobQueue: Send + Sync {
 
     /// Jobs kept as failed for good.
     async fn failed_count(&self) -> StoreResult<u64>;
+
+    /// Jobs still marked running after their lease ran out at `now` (their worker died
+    /// or hung): those with attempts left become due now, those that had already made
+    /// `max_attempts` are kept as failed. The sweep calls this, so that a job that kills
+    /// its worker every time ends as failed instead of being claimed forever.
+    async fn expire_leases(&self, now: Timestamp, max_attempts: u32) -> StoreResult<ExpiredLeases>;
+}
+
+/// What [`JobQueue::expire_leases`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiredLeases {
+    /// Made due again.
+    pub requeued: u64,
+    /// Out of attempts: kept as failed.
+    pub failed: u64,
 }
 
 /// The current time. Tests drive a manual clock.

@@ -11,8 +11,8 @@ use crate::model::{
 };
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
-    ChatEvent, Clock, EventBus, JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory,
-    RetentionCut, SignedUpload, ThreadKeyStore, ThreadRepository,
+    ChatEvent, Clock, EventBus, ExpiredLeases, JobKind, JobQueue, MediaStore, MessageStore,
+    RequestDirectory, RetentionCut, SignedUpload, ThreadKeyStore, ThreadRepository,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;
@@ -50,6 +50,8 @@ pub struct ChatSettings {
     pub signed_url_ttl: Duration,
     /// Whether the purge destroys the thread key and message ciphertext.
     pub redact_on_close: bool,
+    /// How long a claimed job may run before another worker may take it over.
+    pub job_lease: Duration,
 }
 
 impl Default for ChatSettings {
@@ -64,6 +66,7 @@ impl Default for ChatSettings {
                 .to_vec(),
             signed_url_ttl: Duration::from_secs(900),
             redact_on_close: true,
+            job_lease: crate::jobs::JOB_LEASE,
         }
     }
 }
@@ -87,6 +90,37 @@ pub struct PurgeReport {
     pub messages_redacted: u64,
     pub key_destroyed: bool,
 }
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Messages past their TTL, removed from the message store.
+    pub expired_messages: u64,
+    /// Closed threads whose purge was run again.
+    pub closed_threads: u64,
+    /// Of those, purges that failed (logged; the next sweep tries again).
+    pub purge_failures: u64,
+    /// Objects of closed threads that were still there.
+    pub media_deleted: u64,
+    /// Thread keys of closed threads that were still there.
+    pub keys_destroyed: u64,
+    /// Messages of closed threads whose ciphertext was still there.
+    pub messages_redacted: u64,
+    /// Jobs whose worker died, made due again or, out of attempts, failed.
+    pub stale_jobs: ExpiredLeases,
+}
+
+/// What a master key rotation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Thread keys now wrapped under the active master key.
+    pub rewrapped: u64,
+    /// Keys changed or destroyed by someone else meanwhile (left as they are).
+    pub skipped: u64,
+}
+
+/// Closed threads (or keys) handled per store call by the sweep and the rotation.
+const BATCH: u32 = 500;
 
 /// Runs the use cases. Cheap to clone; hold one per process.
 #[derive(Clone)]
@@ -398,7 +432,7 @@ impl ChatService {
     /// schedules its retry. Returns what happened, for the caller to log and pace itself.
     pub async fn run_next_job(&self) -> Result<Option<JobOutcome>, ChatError> {
         let now = self.ports.clock.now();
-        let Some(job) = self.ports.jobs.claim(now, crate::jobs::JOB_LEASE).await? else {
+        let Some(job) = self.ports.jobs.claim(now, self.settings.job_lease).await? else {
             return Ok(None);
         };
         let JobKind::PurgeThread(thread) = job.kind;
@@ -434,6 +468,79 @@ impl ChatService {
             }
         };
         Ok(Some(outcome))
+    }
+
+    /// The periodic clean-up (SPEC §5): removes expired messages, runs the purge of
+    /// every closed thread again (so media, keys or ciphertext that a failed or lost
+    /// purge job left behind go too; a purge that finds nothing costs a listing), and
+    /// settles jobs whose worker died. Callers make sure only one instance runs it at a
+    /// time (a lease lock). A thread whose purge fails is logged and counted, and the
+    /// sweep goes on with the others.
+    pub async fn sweep(&self) -> Result<SweepReport, ChatError> {
+        let now = self.ports.clock.now();
+        let mut report = SweepReport::default();
+        if let Some(cut) = self.settings.retention.expired_before(now) {
+            report.expired_messages = self.ports.messages.delete_expired(cut).await?;
+        }
+        let mut after = None;
+        loop {
+            let closed = self.ports.threads.closed_threads(after, BATCH).await?;
+            for &thread in &closed {
+                report.closed_threads += 1;
+                match self.purge_thread(thread).await {
+                    Ok(purged) => {
+                        report.media_deleted += purged.media_deleted;
+                        report.keys_destroyed += u64::from(purged.key_destroyed);
+                        report.messages_redacted += purged.messages_redacted;
+                    }
+                    Err(error) => {
+                        report.purge_failures += 1;
+                        let error = error_chain(&error);
+                        tracing::warn!(thread_id = %thread, %error, "sweep: purge failed");
+                    }
+                }
+            }
+            match closed.last() {
+                Some(&last) if closed.len() == BATCH as usize => after = Some(last),
+                _ => break,
+            }
+        }
+        report.stale_jobs = self
+            .ports
+            .jobs
+            .expire_leases(now, crate::jobs::MAX_ATTEMPTS)
+            .await?;
+        Ok(report)
+    }
+
+    /// Rewraps every thread key that is not under the active master key (the first of
+    /// `CHAT_MASTER_KEYS`), so that the older keys can then leave the ring. Message
+    /// ciphertext is untouched: only the small wrapped data keys change. Safe to run
+    /// while serving, and again after an interruption.
+    pub async fn rotate_master_key(&self) -> Result<RotationReport, ChatError> {
+        let active = self.ports.key_ring.active_version().to_owned();
+        let mut report = RotationReport::default();
+        let mut after = None;
+        loop {
+            let batch = self
+                .ports
+                .keys
+                .wrapped_under_other_than(&active, after, BATCH)
+                .await?;
+            for (thread, old) in &batch {
+                let new = self.ports.key_ring.rewrap(*thread, old)?;
+                if self.ports.keys.replace(*thread, old, new).await? {
+                    report.rewrapped += 1;
+                } else {
+                    report.skipped += 1;
+                }
+            }
+            match batch.last() {
+                Some((last, _)) if batch.len() == BATCH as usize => after = Some(*last),
+                _ => break,
+            }
+        }
+        Ok(report)
     }
 
     async fn check_image(&self, path: &MediaPath) -> Result<(), ChatError> {

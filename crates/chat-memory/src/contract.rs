@@ -362,9 +362,32 @@ pub async fn job_queue(queue: &dyn JobQueue) {
         .expect("lease expired");
     assert_eq!((resumed.id, resumed.attempt), (id, 3));
 
-    // Failed for good: kept, counted, never claimed.
-    queue.fail(id, "gave up", None).await.unwrap();
+    // The sweep settles expired leases: with attempts left the job is due at once...
+    let settled = queue.expire_leases(at(30 + 61 + 61), 5).await.unwrap();
+    assert!(settled.requeued >= 1, "{settled:?}");
+    assert_eq!(settled.failed, 0);
+    let requeued = queue
+        .claim(at(30 + 61 + 61), lease)
+        .await
+        .unwrap()
+        .expect("due at once");
+    assert_eq!((requeued.id, requeued.attempt), (id, 4));
+    // ...and a job that used its last attempt is kept as failed, not claimed forever.
+    let settled = queue.expire_leases(at(1_000), 4).await.unwrap();
+    assert_eq!((settled.requeued, settled.failed), (0, 1));
     assert_eq!(queue.failed_count().await.unwrap(), failed_before + 1);
+    assert_eq!(
+        queue.expire_leases(at(2_000), 4).await.unwrap(),
+        Default::default(),
+        "settled once"
+    );
+
+    // Failed for good: kept, counted, never claimed.
+    let id = queue.enqueue(JobKind::PurgeThread(t), at(0)).await.unwrap();
+    let job = queue.claim(at(0), lease).await.unwrap().expect("due");
+    assert_eq!(job.id, id);
+    queue.fail(id, "gave up", None).await.unwrap();
+    assert_eq!(queue.failed_count().await.unwrap(), failed_before + 2);
     assert_eq!(
         queue
             .claim(at(10_000), lease)

@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use chat_core::ports::{ClaimedJob, JobKind, JobQueue, StoreResult};
+use chat_core::ports::{ClaimedJob, ExpiredLeases, JobKind, JobQueue, StoreResult};
 use chat_core::{JobId, StoreError, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -106,5 +106,25 @@ impl JobQueue for MemoryJobQueue {
             .values()
             .filter(|j| j.failed)
             .count() as u64)
+    }
+
+    async fn expire_leases(&self, now: Timestamp, max_attempts: u32) -> StoreResult<ExpiredLeases> {
+        let mut jobs = crate::lock(&self.0);
+        let mut expired = ExpiredLeases::default();
+        for job in jobs.by_id.values_mut() {
+            if job.failed || !job.leased_until.is_some_and(|until| until <= now) {
+                continue;
+            }
+            job.leased_until = None;
+            job.last_error = Some(chat_core::jobs::LEASE_EXPIRED.to_owned());
+            if job.attempts >= max_attempts {
+                job.failed = true;
+                expired.failed += 1;
+            } else {
+                job.run_at = now;
+                expired.requeued += 1;
+            }
+        }
+        Ok(expired)
     }
 }

@@ -4,7 +4,7 @@
 use crate::schema::chat_jobs as jobs;
 use crate::{db, PgStore};
 use async_trait::async_trait;
-use chat_core::ports::{ClaimedJob, JobKind, JobQueue, StoreResult};
+use chat_core::ports::{ClaimedJob, ExpiredLeases, JobKind, JobQueue, StoreResult};
 use chat_core::{JobId, StoreError, ThreadId, Timestamp};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
@@ -139,4 +139,36 @@ impl JobQueue for PgStore {
         })
         .await
     }
+
+    async fn expire_leases(&self, now: Timestamp, max_attempts: u32) -> StoreResult<ExpiredLeases> {
+        let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        self.run(|mut conn| async move {
+            // One statement, so a worker finishing meanwhile is either seen or not.
+            let settled = diesel::sql_query(
+                "UPDATE chat_jobs SET leased_until = NULL, last_error = $3, \
+                   failed_at = CASE WHEN attempts >= $2 THEN $1 END, \
+                   run_at = CASE WHEN attempts >= $2 THEN run_at ELSE $1 END \
+                 WHERE failed_at IS NULL AND leased_until <= $1 \
+                 RETURNING (failed_at IS NOT NULL) AS failed",
+            )
+            .bind::<Timestamptz, _>(now)
+            .bind::<Integer, _>(max_attempts)
+            .bind::<Text, _>(chat_core::jobs::LEASE_EXPIRED)
+            .load::<Settled>(&mut conn)
+            .await
+            .map_err(db)?;
+            let failed = settled.iter().filter(|s| s.failed).count() as u64;
+            Ok(ExpiredLeases {
+                requeued: settled.len() as u64 - failed,
+                failed,
+            })
+        })
+        .await
+    }
+}
+
+#[derive(QueryableByName)]
+struct Settled {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    failed: bool,
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL adapters of the chat-core ports, on diesel-async with a deadpool pool, so
 //! no query ever blocks an actix worker. One [`PgStore`] implements the request
-//! directory, thread repository, thread-key store, message store and job queue.
+//! directory, thread repository, thread-key store, message store, job queue and lease
+//! lock.
 //!
 //! Every operation runs under a deadline ([`PgSettings::op_timeout`]): a database that
 //! stops answering is `StoreError::Unavailable` within it, never a hung request. Broken
@@ -9,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod jobs;
+mod lock;
 mod messages;
 mod rows;
 mod schema;

@@ -23,6 +23,7 @@ async fn postgres_passes_every_contract_suite() {
     contract::thread_key_store(&store).await;
     contract::message_store(&store).await;
     contract::job_queue(&store).await;
+    contract::lease_lock(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
