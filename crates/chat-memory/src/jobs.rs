@@ -112,7 +112,7 @@ impl JobQueue for MemoryJobQueue {
         let mut jobs = crate::lock(&self.0);
         let mut expired = ExpiredLeases::default();
         for job in jobs.by_id.values_mut() {
-            if job.failed || !job.leased_until.is_some_and(|until| until <= now) {
+            if job.failed || job.leased_until.is_none_or(|until| until > now) {
                 continue;
             }
             job.leased_until = None;
