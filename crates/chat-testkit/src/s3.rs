@@ -79,6 +79,45 @@ impl TestS3 {
         ]
     }
 
+    /// Freezes the server (SIGSTOP): connections are accepted by the kernel and never
+    /// answered, as with a store that hangs.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal("-STOP")
+    }
+
+    /// Thaws it after [`pause`](Self::pause) (SIGCONT).
+    pub fn resume(&self) -> io::Result<()> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> io::Result<()> {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill {signal} failed")))
+        }
+    }
+
+    /// Every byte stored: the objects and the server's metadata files beside them.
+    pub fn all_bytes(&self) -> io::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        let mut stack = vec![self.dir.path().to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    all.extend(std::fs::read(path)?);
+                }
+            }
+        }
+        Ok(all)
+    }
+
     /// Where the bucket's objects live on disk, one file per key.
     pub fn bucket_dir(&self) -> PathBuf {
         self.dir.path().join(Self::BUCKET)
@@ -87,6 +126,7 @@ impl TestS3 {
 
 impl Drop for TestS3 {
     fn drop(&mut self) {
+        let _ = self.resume();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -351,3 +351,28 @@ pub const MASTER_KEY: &str = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
 pub fn borrowed<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
+
+/// Every byte Redis holds: each key's serialized form (DUMP) and its values as read
+/// (DUMP may compress them).
+pub fn everything_in(redis: &chat_testkit::TestRedis) -> Vec<u8> {
+    let keys = String::from_utf8(redis.cli(&["--scan"]).unwrap()).unwrap();
+    let mut all = Vec::new();
+    for key in keys.lines() {
+        let kind = String::from_utf8(redis.cli(&["TYPE", key]).unwrap()).unwrap();
+        let read: &[&str] = match kind.trim() {
+            "hash" => &["HGETALL"],
+            "zset" => &["ZRANGE", "0", "-1", "WITHSCORES"],
+            "string" => &["GET"],
+            other => panic!("unexpected {other} at {key}"),
+        };
+        let mut args = read.to_vec();
+        args.insert(1, key);
+        all.extend(redis.cli(&args).unwrap());
+        all.extend(redis.cli(&["DUMP", key]).unwrap());
+    }
+    all
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

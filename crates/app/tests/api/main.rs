@@ -4,6 +4,7 @@
 
 mod auth;
 mod helpers;
+mod lifecycle;
 mod media;
 mod pagination;
 mod policy;

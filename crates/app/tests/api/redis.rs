@@ -17,31 +17,6 @@ async fn spawn(redis: &TestRedis, extra: &[(&str, &str)]) -> TestApp {
     TestApp::spawn_with(&vars).await
 }
 
-/// Every byte Redis holds: each key's serialized form (DUMP) and its values as read
-/// (DUMP may compress them).
-fn everything_in(redis: &TestRedis) -> Vec<u8> {
-    let keys = String::from_utf8(redis.cli(&["--scan"]).unwrap()).unwrap();
-    let mut all = Vec::new();
-    for key in keys.lines() {
-        let kind = String::from_utf8(redis.cli(&["TYPE", key]).unwrap()).unwrap();
-        let read: &[&str] = match kind.trim() {
-            "hash" => &["HGETALL"],
-            "zset" => &["ZRANGE", "0", "-1", "WITHSCORES"],
-            "string" => &["GET"],
-            other => panic!("unexpected {other} at {key}"),
-        };
-        let mut args = read.to_vec();
-        args.insert(1, key);
-        all.extend(redis.cli(&args).unwrap());
-        all.extend(redis.cli(&["DUMP", key]).unwrap());
-    }
-    all
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_round_trip_and_close_redacts_them_in_redis() {
     let redis = TestRedis::start().unwrap();

@@ -1,0 +1,367 @@
+//! The thread lifecycle (issue 7): purge jobs and their retries, a restart in the middle
+//! of one, the sweep, crypto-shredding and master key rotation, against the real
+//! PostgreSQL, Redis and S3-compatible servers of the harness.
+
+use crate::helpers::*;
+use async_trait::async_trait;
+use chat_core::ports::{Clock, MediaObject, MediaStore, SignedUpload, StoreResult};
+use chat_core::{
+    ChatService, JobOutcome, MediaPath, MessageContent, RequestId, StoreError, TextBody, ThreadId,
+    User, UserId,
+};
+use chat_memory::ManualClock;
+use chat_server::{build_service, Config, Overrides};
+use chat_testkit::{TestPostgres, TestRedis, TestS3};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A media store whose first `failures` deletions fail, as an object store that is
+/// down would.
+struct Flaky {
+    inner: Arc<dyn MediaStore>,
+    failures_left: AtomicU32,
+}
+
+#[async_trait]
+impl MediaStore for Flaky {
+    async fn signed_upload(
+        &self,
+        thread: ThreadId,
+        extension: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> StoreResult<SignedUpload> {
+        self.inner
+            .signed_upload(thread, extension, content_type, ttl)
+            .await
+    }
+
+    async fn head(&self, path: &MediaPath) -> StoreResult<Option<MediaObject>> {
+        self.inner.head(path).await
+    }
+
+    async fn signed_get_url(&self, path: &MediaPath, ttl: Duration) -> StoreResult<String> {
+        self.inner.signed_get_url(path, ttl).await
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> StoreResult<u64> {
+        let failing = self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Unavailable("object store: test outage".into()));
+        }
+        self.inner.delete_prefix(prefix).await
+    }
+}
+
+/// The service as `chat-server serve` wires it over PostgreSQL and a media directory,
+/// but with a manual clock, a media store failing `failures` deletions, and no
+/// background worker: the test runs the jobs itself.
+async fn service_over(
+    pg: &TestPostgres,
+    media_dir: &Path,
+    failures: u32,
+) -> (ChatService, Arc<ManualClock>) {
+    let mut vars = postgres_vars(pg, "chat");
+    vars.push(("CHAT_JWT_SECRET", SECRET.into()));
+    vars.push((
+        "CHAT_OBJECT_STORE_URL",
+        format!("file://{}", media_dir.display()),
+    ));
+    let config = Config::from_vars(vars.into_iter().map(|(k, v)| (k.to_owned(), v))).unwrap();
+    let media = chat_server::open_media(&config, config.bind).unwrap();
+    let flaky = Arc::new(Flaky {
+        inner: media.store,
+        failures_left: AtomicU32::new(failures),
+    });
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let overrides = Overrides {
+        clock: Some(clock.clone()),
+        ..Overrides::default()
+    };
+    let wired = build_service(&config, overrides, Some(flaky))
+        .await
+        .unwrap();
+    (wired.service, clock)
+}
+
+/// A closed thread with a message and an object under its media prefix.
+async fn closed_thread_with_media(service: &ChatService, media_dir: &Path) -> ThreadId {
+    let admin = User::new(UserId::new(1).unwrap(), "admin");
+    let client = UserId::new(7).unwrap();
+    let request = RequestId::new(1).unwrap();
+    service
+        .register_request(&admin, request, client)
+        .await
+        .unwrap();
+    let thread = service.open_thread(&admin, request).await.unwrap().id;
+    service
+        .post_message(&admin, thread, || {
+            Ok(MessageContent::Text(TextBody::parse("hello", 100).unwrap()))
+        })
+        .await
+        .unwrap();
+    let prefix = media_dir.join(MediaPath::thread_prefix(thread));
+    std::fs::create_dir_all(&prefix).unwrap();
+    std::fs::write(prefix.join("photo.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    service.close_thread(&admin, thread).await.unwrap();
+    thread
+}
+
+/// One SQL query's rows on the test database, trimmed.
+fn sql(pg: &TestPostgres, query: &str) -> String {
+    pg.psql("chat", query).unwrap().trim().to_owned()
+}
+
+fn objects_of(media_dir: &Path, thread: ThreadId) -> usize {
+    std::fs::read_dir(media_dir.join(MediaPath::thread_prefix(thread)))
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_purge_retries_on_schedule_and_succeeds_on_the_fourth_attempt() {
+    let pg = TestPostgres::start().unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let (service, clock) = service_over(&pg, media.path(), 3).await;
+    let thread = closed_thread_with_media(&service, media.path()).await;
+
+    // Attempts 1, 2 and 3 fail; each retry is due exactly its delay later, not before.
+    for (attempt, delay) in [(1, 5), (2, 30), (3, 60)] {
+        let Some(JobOutcome::Retrying { attempt: a, at, .. }) =
+            service.run_next_job().await.unwrap()
+        else {
+            panic!("attempt {attempt} should fail and be retried");
+        };
+        assert_eq!(a, attempt);
+        assert_eq!(at, clock.now() + chrono::Duration::seconds(delay));
+        clock.advance(Duration::from_secs(delay as u64) - Duration::from_millis(1));
+        assert_eq!(service.run_next_job().await.unwrap(), None, "not yet due");
+        clock.advance(Duration::from_millis(1));
+    }
+    assert_eq!(objects_of(media.path(), thread), 1, "still there");
+
+    let Some(JobOutcome::Done {
+        attempt, report, ..
+    }) = service.run_next_job().await.unwrap()
+    else {
+        panic!("the fourth attempt succeeds");
+    };
+    assert_eq!(attempt, 4);
+    assert_eq!(report.media_deleted, 1);
+    assert!(report.key_destroyed);
+    assert_eq!(objects_of(media.path(), thread), 0, "purged");
+    assert_eq!(sql(&pg, "SELECT count(*) FROM chat_jobs"), "0");
+    assert_eq!(service.ports().jobs.failed_count().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_failures_keep_the_job_as_failed_and_the_sweep_purges_later() {
+    let pg = TestPostgres::start().unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let (service, clock) = service_over(&pg, media.path(), 5).await;
+    let thread = closed_thread_with_media(&service, media.path()).await;
+
+    for (attempt, delay) in [(1, 5), (2, 30), (3, 60), (4, 120)] {
+        match service.run_next_job().await.unwrap() {
+            Some(JobOutcome::Retrying { attempt: a, .. }) => assert_eq!(a, attempt),
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+        clock.advance(Duration::from_secs(delay));
+    }
+    match service.run_next_job().await.unwrap() {
+        Some(JobOutcome::Failed { attempt, error, .. }) => {
+            assert_eq!(attempt, 5);
+            assert!(error.contains("test outage"), "{error}");
+        }
+        other => panic!("the fifth failure is final: {other:?}"),
+    }
+    // Kept, visible with its last error, counted, and never run again.
+    assert_eq!(service.ports().jobs.failed_count().await.unwrap(), 1);
+    let kept = sql(
+        &pg,
+        "SELECT attempts, failed_at IS NOT NULL, last_error FROM chat_jobs",
+    );
+    assert!(
+        kept.starts_with("5|t|") && kept.contains("test outage"),
+        "{kept}"
+    );
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(service.run_next_job().await.unwrap(), None);
+    assert_eq!(objects_of(media.path(), thread), 1, "left behind");
+
+    // The sweep (the store works again) picks the media up.
+    let report = service.sweep().await.unwrap();
+    assert_eq!(report.closed_threads, 1);
+    assert_eq!(report.media_deleted, 1);
+    assert!(report.keys_destroyed == 1 && report.messages_redacted == 1);
+    assert_eq!(objects_of(media.path(), thread), 0);
+    let again = service.sweep().await.unwrap();
+    assert_eq!(
+        (again.media_deleted, again.keys_destroyed),
+        (0, 0),
+        "converged"
+    );
+}
+
+/// `chat-server <args>` with `vars`; returns (success, stdout, stderr).
+fn chat_server(args: &[&str], vars: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(args)
+        .env("CHAT_JWT_SECRET", SECRET)
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_runs_the_sweep_once_and_says_what_it_removed() {
+    let pg = TestPostgres::start().unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let (service, clock) = service_over(&pg, media.path(), 100).await;
+    let thread = closed_thread_with_media(&service, media.path()).await;
+    for delay in [5, 30, 60, 120, 0] {
+        service.run_next_job().await.unwrap();
+        clock.advance(Duration::from_secs(delay));
+    }
+    assert_eq!(service.ports().jobs.failed_count().await.unwrap(), 1);
+
+    let vars = [
+        ("CHAT_DATABASE_URL", pg.url("chat")),
+        ("CHAT_MASTER_KEY", MASTER_KEY.to_owned()),
+        (
+            "CHAT_OBJECT_STORE_URL",
+            format!("file://{}", media.path().display()),
+        ),
+    ];
+    let (ok, out, err) = chat_server(&["cleanup"], &borrowed(&vars));
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("closed threads checked:      1"), "{out}");
+    assert!(out.contains("media objects deleted:     1"), "{out}");
+    assert!(out.contains("thread keys destroyed:     1"), "{out}");
+    assert_eq!(objects_of(media.path(), thread), 0);
+    let (ok, out, _) = chat_server(&["cleanup"], &borrowed(&vars));
+    assert!(ok && out.contains("media objects deleted:     0"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
+    let pg = TestPostgres::start().unwrap();
+    let s3 = TestS3::start().unwrap();
+    let mut vars = postgres_vars(&pg, "chat");
+    vars.extend(s3.client_vars());
+    vars.push(("CHAT_OBJECT_STORE_URL", s3.url()));
+    vars.push(("CHAT_JOB_LEASE_SECS", "3".into()));
+    let server = ServerProcess::start(&borrowed(&vars));
+    let client = reqwest::Client::new();
+    let thread = open_thread_over_http(&client, &server.base, 4).await;
+    let path = upload_png(&client, &server.base, thread, b"").await;
+    let prefix = s3.bucket_dir().join(format!("chats/{thread}"));
+    assert_eq!(std::fs::read_dir(&prefix).unwrap().count(), 1);
+    assert!(!path.is_empty());
+
+    // The object store hangs: the purge job is claimed and stuck in its first attempt
+    // when the server dies.
+    s3.pause().unwrap();
+    let closed = client
+        .patch(format!("{}/api/chat/threads/{thread}/close", server.base))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    let mut claimed = String::new();
+    for _ in 0..100 {
+        claimed = sql(
+            &pg,
+            "SELECT attempts, leased_until IS NOT NULL FROM chat_jobs",
+        );
+        if claimed == "1|t" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(claimed, "1|t", "the job was running");
+    server.stop();
+    s3.resume().unwrap();
+
+    // Another run of the server takes the job over once its lease is out.
+    let server = ServerProcess::start(&borrowed(&vars));
+    let mut left = String::new();
+    for _ in 0..150 {
+        left = sql(&pg, "SELECT count(*) FROM chat_jobs");
+        if left == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = server.stop();
+    assert_eq!(left, "0", "the job completed:\n{log}");
+    assert!(log.contains("job finished"), "{log}");
+    assert!(log.contains("attempt=2"), "resumed as attempt 2:\n{log}");
+    assert_eq!(std::fs::read_dir(&prefix).unwrap().count(), 0, "purged");
+}
+
+/// Registers request `request` for client 7 and opens its thread, over HTTP.
+async fn open_thread_over_http(client: &reqwest::Client, base: &str, request: i64) -> i64 {
+    let registered = client
+        .put(format!("{base}/api/requests/{request}"))
+        .bearer_auth(admin())
+        .json(&json!({"client_id": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200);
+    let opened = client
+        .post(format!("{base}/api/requests/{request}/chat/open"))
+        .bearer_auth(token(7, "client"))
+        .send()
+        .await
+        .unwrap();
+    json_of(opened, 200).await["threadId"].as_i64().unwrap()
+}
+
+/// Uploads a PNG (its signature, then `tail`) through an upload URL and posts it as an
+/// image message from client 7; returns its media path.
+async fn upload_png(client: &reqwest::Client, base: &str, thread: i64, tail: &[u8]) -> String {
+    let t = token(7, "client");
+    let ticket = client
+        .post(format!("{base}/api/chat/threads/{thread}/media"))
+        .bearer_auth(&t)
+        .json(&json!({"contentType": "image/png"}))
+        .send()
+        .await
+        .unwrap();
+    let ticket = json_of(ticket, 200).await;
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
+    png.extend_from_slice(tail);
+    let uploaded = client
+        .put(ticket["uploadUrl"].as_str().unwrap())
+        .header("Content-Type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200);
+    let path = ticket["mediaPath"].as_str().unwrap().to_owned();
+    let posted = client
+        .post(format!("{base}/api/chat/threads/{thread}/messages"))
+        .bearer_auth(&t)
+        .json(&json!({"type": "image", "mediaPath": path}))
+        .send()
+        .await
+        .unwrap();
+    json_of(posted, 200).await;
+    path
+}
