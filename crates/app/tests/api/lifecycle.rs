@@ -365,3 +365,282 @@ async fn upload_png(client: &reqwest::Client, base: &str, thread: i64, tail: &[u
     json_of(posted, 200).await;
     path
 }
+
+/// Every key the service can still use: each stored wrapped key, unwrapped.
+async fn keys_the_service_holds(
+    service: &ChatService,
+) -> Vec<(ThreadId, Box<dyn chat_core::crypto::ThreadKey>)> {
+    let ports = service.ports();
+    let wrapped = ports
+        .keys
+        .wrapped_under_other_than("", None, 10_000)
+        .await
+        .unwrap();
+    wrapped
+        .iter()
+        .map(|(thread, key)| (*thread, ports.key_ring.unwrap(*thread, key).unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() {
+    let pg = TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let s3 = TestS3::start().unwrap();
+    let mut vars = postgres_vars(&pg, "chat");
+    vars.extend(s3.client_vars());
+    vars.extend([
+        ("CHAT_OBJECT_STORE_URL", s3.url()),
+        ("CHAT_REDIS_URL", redis.url()),
+        ("CHAT_MESSAGE_STORE", "redis".into()),
+        ("RUST_LOG", "debug".into()),
+    ]);
+    let server = ServerProcess::start(&borrowed(&vars));
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap();
+    let canary = format!("CANARY-TEXT-{nanos}");
+    let canary_image = format!("CANARY-IMAGE-{nanos}");
+
+    let thread = open_thread_over_http(&client, &base, 1).await;
+    let other = open_thread_over_http(&client, &base, 2).await;
+    for (t, text) in [(thread, canary.as_str()), (other, "another thread")] {
+        let posted = client
+            .post(format!("{base}/api/chat/threads/{t}/messages"))
+            .bearer_auth(token(7, "client"))
+            .json(&json!({"type": "text", "text": text}))
+            .send()
+            .await
+            .unwrap();
+        json_of(posted, 200).await;
+    }
+    let located = client
+        .post(format!("{base}/api/chat/threads/{thread}/messages"))
+        .bearer_auth(token(7, "client"))
+        .json(&json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321}))
+        .send()
+        .await
+        .unwrap();
+    json_of(located, 200).await;
+    upload_png(&client, &base, thread, canary_image.as_bytes()).await;
+    assert!(contains(&s3.all_bytes().unwrap(), canary_image.as_bytes()));
+
+    // The same stores, seen from here: the thread's ciphertext as a backup would hold it.
+    let mut inspect = vars.clone();
+    inspect.push(("CHAT_JWT_SECRET", SECRET.into()));
+    let config = Config::from_vars(inspect.into_iter().map(|(k, v)| (k.to_owned(), v))).unwrap();
+    let media = chat_server::open_media(&config, config.bind).unwrap();
+    let service = build_service(&config, Overrides::default(), Some(media.store))
+        .await
+        .unwrap()
+        .service;
+    let id = ThreadId::new(thread).unwrap();
+    let captured = service
+        .ports()
+        .messages
+        .page(id, None, 100, None)
+        .await
+        .unwrap()
+        .messages;
+    assert_eq!(captured.len(), 3);
+    let aad = |m: &chat_core::StoredMessage, thread: ThreadId| chat_core::crypto::MessageAad {
+        thread,
+        message: m.id,
+        kind: m.kind,
+    };
+    let opens = |key: &dyn chat_core::crypto::ThreadKey, m: &chat_core::StoredMessage| {
+        let sealed = m.content.as_ref().unwrap();
+        key.open(&aad(m, m.thread_id), sealed).is_ok()
+    };
+    // The control: before the close, the service holds a key that opens it.
+    let held = keys_the_service_holds(&service).await;
+    assert!(held
+        .iter()
+        .any(|(t, key)| *t == id && captured.iter().all(|m| opens(key.as_ref(), m))));
+
+    let closed = client
+        .patch(format!("{base}/api/chat/threads/{thread}/close"))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    let mut left = String::new();
+    for _ in 0..100 {
+        left = sql(&pg, "SELECT count(*) FROM chat_jobs");
+        if left == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, "0", "the purge ran");
+    tokio::time::sleep(Duration::from_millis(300)).await; // its log line
+    let log = server.stop();
+
+    let needles: Vec<&[u8]> = vec![
+        canary.as_bytes(),
+        canary_image.as_bytes(),
+        CANARY_COORDINATES[0].as_bytes(),
+        CANARY_COORDINATES[1].as_bytes(),
+    ];
+    let places = [
+        ("pg_dump", pg.dump("chat").unwrap()),
+        ("Redis", everything_in(&redis)),
+        ("the object store", s3.all_bytes().unwrap()),
+        ("the log", log.into_bytes()),
+    ];
+    for (place, bytes) in &places {
+        assert!(!bytes.is_empty(), "{place} was read");
+        for needle in &needles {
+            assert!(
+                !contains(bytes, needle),
+                "{} found in {place}",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+    assert!(
+        std::fs::read_dir(s3.bucket_dir().join(format!("chats/{thread}")))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "nothing under the thread's prefix"
+    );
+
+    // Crypto-shredding: the thread's key is gone, and no key the service still holds
+    // opens the ciphertext captured before the close, under either thread's binding.
+    assert_eq!(service.ports().keys.get(id).await.unwrap(), None);
+    let held = keys_the_service_holds(&service).await;
+    assert!(!held.is_empty(), "the other thread's key is still held");
+    for (owner, key) in &held {
+        for m in &captured {
+            let sealed = m.content.as_ref().unwrap();
+            assert!(key.open(&aad(m, id), sealed).is_err());
+            assert!(key.open(&aad(m, *owner), sealed).is_err());
+        }
+    }
+    let stored = service
+        .ports()
+        .messages
+        .page(id, None, 100, None)
+        .await
+        .unwrap()
+        .messages;
+    assert_eq!(stored.len(), 3, "metadata kept");
+    assert!(
+        stored.iter().all(|m| m.content.is_none()),
+        "ciphertext gone"
+    );
+}
+
+/// How many sweeps the log reports.
+fn sweeps_in(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("sweep finished")).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_sweep_once_per_interval_between_them() {
+    let pg = TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let on_postgres = postgres_vars(&pg, "locks_in_postgres");
+    let mut on_redis = postgres_vars(&pg, "locks_in_redis");
+    on_redis.push(("CHAT_REDIS_URL", redis.url()));
+    for (lock, mut vars) in [("PostgreSQL", on_postgres), ("Redis", on_redis)] {
+        vars.push(("CHAT_SWEEP_INTERVAL_SECS", "2".into()));
+        let a = ServerProcess::start(&borrowed(&vars));
+        let b = ServerProcess::start(&borrowed(&vars));
+        // 7 s with a 2 s interval: at most 4 sweeps (at 0, 2, 4, 6 s) between the two,
+        // where each on its own would sweep 4 times.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let (a, b) = (a.stop(), b.stop());
+        let (ran_a, ran_b) = (sweeps_in(&a), sweeps_in(&b));
+        assert!(
+            (3..=5).contains(&(ran_a + ran_b)),
+            "locks in {lock}: {ran_a} + {ran_b} sweeps\n{a}\n{b}"
+        );
+        assert!(
+            a.contains("another instance has run it")
+                || b.contains("another instance has run it")
+                || ran_a.min(ran_b) == 0,
+            "one instance deferred to the other ({lock})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_rotation_messages_read_back_with_only_the_new_key() {
+    const OLD: &str = "v1:q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
+    const NEW: &str = "v2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let pg = TestPostgres::start().unwrap();
+    let database = pg.create_database("chat").unwrap();
+    let with_ring = |ring: &str| {
+        vec![
+            ("CHAT_DATABASE_URL", database.clone()),
+            ("CHAT_MASTER_KEYS", ring.to_owned()),
+        ]
+    };
+    let server = ServerProcess::start(&borrowed(&with_ring(OLD)));
+    let client = reqwest::Client::new();
+    let mut threads = Vec::new();
+    for request in 1..=3 {
+        let thread = open_thread_over_http(&client, &server.base, request).await;
+        let posted = client
+            .post(format!(
+                "{}/api/chat/threads/{thread}/messages",
+                server.base
+            ))
+            .bearer_auth(token(7, "client"))
+            .json(&json!({"type": "text", "text": format!("before rotation {request}")}))
+            .send()
+            .await
+            .unwrap();
+        json_of(posted, 200).await;
+        threads.push(thread);
+    }
+    server.stop();
+    let list = |base: String, thread: i64| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{base}/api/chat/threads/{thread}/messages"))
+                .bearer_auth(token(7, "client"))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // The control: with only the new key and no rotation, nothing reads.
+    let server = ServerProcess::start(&borrowed(&with_ring(NEW)));
+    assert_ne!(list(server.base.clone(), threads[0]).await.status(), 200);
+    server.stop();
+
+    let ring = format!("{NEW},{OLD}");
+    let (ok, out, err) = chat_server(&["rotate-master-key"], &borrowed(&with_ring(&ring)));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("3 thread key(s) rewrapped under master key v2"),
+        "{out}"
+    );
+    assert_eq!(
+        sql(
+            &pg,
+            "SELECT DISTINCT master_key_version FROM chat_thread_keys"
+        ),
+        "v2"
+    );
+    let (ok, out, _) = chat_server(&["rotate-master-key"], &borrowed(&with_ring(&ring)));
+    assert!(
+        ok && out.contains("0 thread key(s) rewrapped"),
+        "again: {out}"
+    );
+
+    let server = ServerProcess::start(&borrowed(&with_ring(NEW)));
+    for (i, thread) in threads.iter().enumerate() {
+        let page = json_of(list(server.base.clone(), *thread).await, 200).await;
+        assert_eq!(
+            page["messages"][0]["text"],
+            format!("before rotation {}", i + 1)
+        );
+    }
+    server.stop();
+}
