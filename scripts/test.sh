@@ -27,4 +27,10 @@ if ! command -v s3s-fs >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s
   cargo install s3s-fs@0.14.1 --features binary --locked --quiet
 fi
 
+# Laravel Echo and pusher-js for the real-time tests (Node.js and npm are needed).
+if [ ! -d crates/app/tests/echo/node_modules/laravel-echo ]; then
+  echo "== installing the Echo test client (npm ci)"
+  (cd crates/app/tests/echo && npm ci --no-audit --no-fund --silent)
+fi
+
 cargo test --workspace --locked "$@"

@@ -91,6 +91,19 @@ pub struct Config {
     /// region, credentials), in `object_store`'s names, e.g. `AWS_ENDPOINT`,
     /// `AWS_ACCESS_KEY_ID`, `AWS_ALLOW_HTTP`. Values are kept secret.
     pub object_store_options: Vec<(String, SecretString)>,
+    /// `CHAT_PUSHER_APP_ID`: the Pusher app id. Default `chat`.
+    pub pusher_app_id: String,
+    /// `CHAT_PUSHER_APP_KEY`: the public key clients connect with (`/app/{key}`).
+    /// Default `chat-key`.
+    pub pusher_app_key: String,
+    /// `CHAT_PUSHER_APP_SECRET`: signs channel subscriptions. Default: derived from
+    /// `CHAT_JWT_SECRET`, so every instance with the same secret agrees.
+    pub pusher_app_secret: Option<SecretString>,
+    /// `CHAT_ALLOWED_ORIGINS`: comma-separated browser origins allowed to open the
+    /// WebSocket (`https://app.example.com`); unset allows any.
+    pub allowed_origins: Option<Vec<String>>,
+    /// `CHAT_BROADCAST_EVENT_PREFIX`: prefix of event names. Default `App\Events\`.
+    pub broadcast_event_prefix: String,
     /// `CHAT_PUBLIC_BASE_URL`: where clients reach this service, for the `/media/…`
     /// URLs of the local backends. Default `http://` + the bound address.
     pub public_base_url: Option<String>,
@@ -262,6 +275,23 @@ impl Config {
             object_store_url: env.get("CHAT_OBJECT_STORE_URL").map(str::to_owned),
             object_store_options: env.object_store_options(),
             public_base_url: env.get("CHAT_PUBLIC_BASE_URL").map(str::to_owned),
+            pusher_app_id: env.get("CHAT_PUSHER_APP_ID").unwrap_or("chat").to_owned(),
+            pusher_app_key: env
+                .get("CHAT_PUSHER_APP_KEY")
+                .unwrap_or("chat-key")
+                .to_owned(),
+            pusher_app_secret: env.secret("CHAT_PUSHER_APP_SECRET"),
+            allowed_origins: env.get("CHAT_ALLOWED_ORIGINS").map(|list| {
+                list.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            }),
+            broadcast_event_prefix: env
+                .0
+                .get("CHAT_BROADCAST_EVENT_PREFIX")
+                .cloned()
+                .unwrap_or_else(|| "App\\Events\\".to_owned()),
         })
     }
 

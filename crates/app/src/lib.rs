@@ -15,6 +15,7 @@ use chat_core::crypto::KeyRing;
 use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore};
 use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention, SweepReport};
 use chat_crypto::MasterKeyRing;
+use chat_http::pusher::{PusherSettings, Realtime};
 use chat_http::{HttpState, TokenVerifier};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
@@ -47,6 +48,7 @@ pub struct Application {
     pub service: ChatService,
     lock: Arc<dyn LeaseLock>,
     sweep_interval: Option<Duration>,
+    realtime: Arc<Realtime>,
 }
 
 impl Application {
@@ -59,6 +61,7 @@ impl Application {
         let media = open_media(config, addr)?;
         let Wired { service, lock } =
             build_service(config, overrides, Some(media.store.clone())).await?;
+        let realtime = Realtime::new(pusher_settings(config));
         let state = HttpState {
             service: service.clone(),
             tokens: Arc::new(TokenVerifier::hs256(
@@ -68,6 +71,7 @@ impl Application {
             )),
             max_body_bytes: config.max_body_bytes,
             media: media.gateway,
+            realtime: Some(realtime.clone()),
         };
         let server = HttpServer::new(move || {
             App::new()
@@ -84,22 +88,50 @@ impl Application {
             lock,
             sweep_interval: (config.sweep_interval_secs > 0)
                 .then(|| Duration::from_secs(config.sweep_interval_secs)),
+            realtime,
         })
     }
 
     /// Serves until the server stops, running background jobs and the sweep beside it.
     pub async fn run(self) -> std::io::Result<()> {
         let worker = tokio::spawn(run_jobs(self.service.clone()));
+        let delivery = tokio::spawn(self.realtime.deliver_events(self.service.clone()));
         let sweeper = self
             .sweep_interval
             .map(|every| tokio::spawn(run_sweeps(self.service.clone(), self.lock.clone(), every)));
         let result = self.server.await;
         worker.abort();
+        delivery.abort();
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }
         result
     }
+}
+
+/// The WebSocket server's settings. Without `CHAT_PUSHER_APP_SECRET` the secret is
+/// derived from the JWT secret (HMAC under a fixed label), never the JWT secret itself.
+pub fn pusher_settings(config: &Config) -> PusherSettings {
+    let secret = match &config.pusher_app_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None => {
+            let key = ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                config.jwt_secret.expose_secret().as_bytes(),
+            );
+            ring::hmac::sign(&key, b"chat-server pusher app secret")
+                .as_ref()
+                .to_vec()
+        }
+    };
+    let mut settings = PusherSettings::new(
+        config.pusher_app_id.clone(),
+        config.pusher_app_key.clone(),
+        secret,
+    );
+    settings.allowed_origins = config.allowed_origins.clone();
+    settings.event_prefix = config.broadcast_event_prefix.clone();
+    settings
 }
 
 /// The PostgreSQL store of the configuration, if any, migrated when `CHAT_AUTO_MIGRATE`.

@@ -284,6 +284,16 @@ impl ChatService {
         })
     }
 
+    /// Opens a message for real-time delivery (SPEC §6) to sockets whose subscription
+    /// `POST /broadcasting/auth` signed after checking the user may list the thread.
+    pub async fn open_for_broadcast(
+        &self,
+        message: StoredMessage,
+    ) -> Result<MessageView, ChatError> {
+        let key = self.thread_key(message.thread_id, false).await?;
+        self.open_message(key.as_deref(), message).await
+    }
+
     /// Authorizes, validates (with `content`, run only once the caller may post, as a
     /// Laravel form request does), seals, stores and announces a message.
     pub async fn post_message(

@@ -1,5 +1,6 @@
 //! The actix-web adapter: the routes of SPEC §3, the bearer-token extractor of §2, the
-//! JSON errors of §3.7, and `/healthz`.
+//! JSON errors of §3.7, `/healthz`, and the Pusher-protocol WebSocket of §6
+//! ([`pusher`]).
 //!
 //! The application builds an [`HttpState`] once and mounts [`configure`] on its
 //! `App`; everything a handler needs comes from that state.
@@ -9,6 +10,7 @@ mod auth;
 mod body;
 mod error;
 mod media;
+pub mod pusher;
 mod routes;
 
 pub use auth::{sign_hs256, AuthConfig, AuthError, AuthUser, Claims, TokenVerifier};
@@ -27,4 +29,6 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// The gateway of the local media backends, which the service serves itself.
     pub media: Option<Arc<chat_storage::LocalGateway>>,
+    /// The WebSocket server; `None` serves no `/app/…` nor `/broadcasting/auth`.
+    pub realtime: Option<Arc<pusher::Realtime>>,
 }

@@ -39,6 +39,11 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
                         web::post().to(crate::media::upload_url),
                     ),
             )
+            .route("/app/{key}", web::get().to(crate::pusher::socket::connect))
+            .route(
+                "/broadcasting/auth",
+                web::post().to(crate::pusher::auth::authorize),
+            )
             .route("/media/{key:.*}", web::put().to(crate::media::put_object))
             .route("/media/{key:.*}", web::get().to(crate::media::get_object))
             .default_service(web::to(not_found));
@@ -124,7 +129,7 @@ fn page_request(query: &HashMap<String, String>) -> Result<PageRequest, ApiError
     Ok(PageRequest { before, limit })
 }
 
-fn message_json(m: &MessageView) -> Value {
+pub(crate) fn message_json(m: &MessageView) -> Value {
     let (text, lat, lng) = match &m.content {
         Some(MessageContent::Text(t)) => (Some(t.as_str()), None, None),
         Some(MessageContent::Location(c)) => (None, Some(c.lat()), Some(c.lng())),

@@ -10,6 +10,7 @@ mod pagination;
 mod policy;
 mod postgres;
 mod privacy;
+mod realtime;
 mod redis;
 mod retention;
 mod unavailable;

@@ -1,0 +1,132 @@
+//! Who is subscribed to which thread on this instance, and the fan-out to them. Each
+//! socket has a small bounded queue; a socket whose queue is full when an event comes
+//! is dropped from every channel and told to close, so a slow reader never makes
+//! memory grow or holds the others back.
+
+use chat_core::ThreadId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, Notify};
+
+/// A frame, serialized once and shared by every socket it goes to.
+pub type Frame = Arc<str>;
+
+/// A socket's end of the hub: its queue, and the signal that it fell behind.
+#[derive(Clone)]
+pub struct Subscriber {
+    pub queue: mpsc::Sender<Frame>,
+    pub overflowed: Arc<Notify>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    channels: Mutex<HashMap<ThreadId, HashMap<u64, Subscriber>>>,
+    next_connection: AtomicU64,
+}
+
+impl Hub {
+    /// A connection number, unique within this process.
+    pub fn connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn channels(&self) -> MutexGuard<'_, HashMap<ThreadId, HashMap<u64, Subscriber>>> {
+        // A panic while holding the lock cannot leave the map half-updated.
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn subscribe(&self, thread: ThreadId, connection: u64, subscriber: Subscriber) {
+        self.channels()
+            .entry(thread)
+            .or_default()
+            .insert(connection, subscriber);
+    }
+
+    pub fn unsubscribe(&self, thread: ThreadId, connection: u64) {
+        let mut channels = self.channels();
+        if let Some(subscribers) = channels.get_mut(&thread) {
+            subscribers.remove(&connection);
+            if subscribers.is_empty() {
+                channels.remove(&thread);
+            }
+        }
+    }
+
+    pub fn has_subscribers(&self, thread: ThreadId) -> bool {
+        self.channels().contains_key(&thread)
+    }
+
+    /// Queues `frame` for every subscriber of `thread` but `except`; returns how many
+    /// got it. Subscribers whose queue is full are removed and signalled.
+    pub fn publish(&self, thread: ThreadId, frame: Frame, except: Option<u64>) -> usize {
+        let mut channels = self.channels();
+        let Some(subscribers) = channels.get_mut(&thread) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        subscribers.retain(|connection, subscriber| {
+            if Some(*connection) == except {
+                return true;
+            }
+            match subscriber.queue.try_send(frame.clone()) {
+                Ok(()) => {
+                    delivered += 1;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    subscriber.overflowed.notify_one();
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        if subscribers.is_empty() {
+            channels.remove(&thread);
+        }
+        delivered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriber(capacity: usize) -> (Subscriber, mpsc::Receiver<Frame>) {
+        let (queue, rx) = mpsc::channel(capacity);
+        let overflowed = Arc::new(Notify::new());
+        (Subscriber { queue, overflowed }, rx)
+    }
+
+    #[tokio::test]
+    async fn events_reach_only_their_threads_subscribers_and_a_slow_one_is_dropped() {
+        let hub = Hub::default();
+        let (a, b) = (ThreadId::new(1), ThreadId::new(2));
+        let (Some(a), Some(b)) = (a, b) else {
+            panic!("ids")
+        };
+        let (fast, mut fast_rx) = subscriber(8);
+        let (slow, _slow_rx) = subscriber(1);
+        let (other, mut other_rx) = subscriber(8);
+        let slow_signal = slow.overflowed.clone();
+        hub.subscribe(a, 1, fast);
+        hub.subscribe(a, 2, slow);
+        hub.subscribe(b, 3, other);
+
+        assert_eq!(hub.publish(a, "one".into(), None), 2);
+        assert_eq!(
+            hub.publish(a, "two".into(), None),
+            1,
+            "the slow one is full"
+        );
+        slow_signal.notified().await; // it was told, or this would hang
+        assert_eq!(hub.publish(a, "three".into(), Some(1)), 0, "sender skipped");
+        assert_eq!(fast_rx.recv().await.as_deref(), Some("one"));
+        assert_eq!(fast_rx.recv().await.as_deref(), Some("two"));
+        assert!(other_rx.try_recv().is_err(), "thread 2 saw nothing");
+
+        hub.unsubscribe(a, 1);
+        assert!(!hub.has_subscribers(a));
+        assert!(hub.has_subscribers(b));
+    }
+}

@@ -1,0 +1,181 @@
+//! Real-time delivery over the Pusher Channels protocol 7 (SPEC §6), so that pusher-js
+//! and Laravel Echo work unchanged: the WebSocket at `/app/{key}`
+//! ([`socket`]), the channel authorizer `POST /broadcasting/auth` ([`auth`]), and the
+//! fan-out of the service's events to subscribed sockets ([`hub`]).
+//!
+//! Only `private-chat.{threadId}` channels exist. A socket joins one by presenting the
+//! signature `/broadcasting/auth` gave it, which that route gives only to users who may
+//! list the thread; the socket then receives that thread's events and nothing else.
+//! Events arrive from the event bus, sealed: this instance opens each one once for its
+//! own subscribers, so with Redis every instance delivers to its sockets.
+
+pub mod auth;
+pub mod hub;
+mod protocol;
+pub mod socket;
+
+use chat_core::ports::ChatEvent;
+use chat_core::{ChatService, ThreadId};
+use hub::Hub;
+use ring::hmac;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The app credentials and limits of the WebSocket server.
+#[derive(Clone)]
+pub struct PusherSettings {
+    /// `CHAT_PUSHER_APP_ID`.
+    pub app_id: String,
+    /// `CHAT_PUSHER_APP_KEY`: the public key clients connect with (`/app/{key}`).
+    pub key: String,
+    /// `CHAT_PUSHER_APP_SECRET`: signs channel subscriptions.
+    pub secret: Vec<u8>,
+    /// `CHAT_ALLOWED_ORIGINS`: browser origins allowed to connect; `None` allows any.
+    pub allowed_origins: Option<Vec<String>>,
+    /// `CHAT_BROADCAST_EVENT_PREFIX`: `App\Events\` by default, what Echo listens for.
+    pub event_prefix: String,
+    /// Suggested to clients; a socket silent for longer is pinged, then closed.
+    pub activity_timeout: Duration,
+    /// Client events (`client-…`) a socket may send per second.
+    pub client_events_per_second: u32,
+    /// Frames queued for one socket before it counts as too slow and is closed.
+    pub send_buffer: usize,
+}
+
+impl PusherSettings {
+    pub fn new(app_id: String, key: String, secret: Vec<u8>) -> Self {
+        Self {
+            app_id,
+            key,
+            secret,
+            allowed_origins: None,
+            event_prefix: "App\\Events\\".into(),
+            activity_timeout: Duration::from_secs(30),
+            client_events_per_second: 10,
+            send_buffer: 64,
+        }
+    }
+}
+
+/// The WebSocket server's shared state: settings, signing key and subscriptions.
+pub struct Realtime {
+    settings: PusherSettings,
+    signing_key: hmac::Key,
+    hub: Hub,
+}
+
+impl Realtime {
+    pub fn new(settings: PusherSettings) -> Arc<Self> {
+        let signing_key = hmac::Key::new(hmac::HMAC_SHA256, &settings.secret);
+        Arc::new(Self {
+            settings,
+            signing_key,
+            hub: Hub::default(),
+        })
+    }
+
+    pub fn settings(&self) -> &PusherSettings {
+        &self.settings
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// `<key>:<hex HMAC-SHA256 of "socket_id:channel">`, the `auth` of a subscription.
+    pub fn sign(&self, socket_id: &str, channel: &str) -> String {
+        let tag = hmac::sign(
+            &self.signing_key,
+            format!("{socket_id}:{channel}").as_bytes(),
+        );
+        format!("{}:{}", self.settings.key, protocol::hex(tag.as_ref()))
+    }
+
+    /// Checks a subscription's `auth` in constant time.
+    fn verify(&self, socket_id: &str, channel: &str, auth: &str) -> bool {
+        let Some((key, signature)) = auth.split_once(':') else {
+            return false;
+        };
+        let Some(tag) = protocol::unhex(signature) else {
+            return false;
+        };
+        key == self.settings.key
+            && hmac::verify(
+                &self.signing_key,
+                format!("{socket_id}:{channel}").as_bytes(),
+                &tag,
+            )
+            .is_ok()
+    }
+
+    /// Delivers the service's events to this instance's subscribers until the process
+    /// ends, subscribing again whenever the bus goes away.
+    pub async fn deliver_events(self: Arc<Self>, service: ChatService) {
+        loop {
+            match service.ports().events.subscribe().await {
+                Ok(mut events) => {
+                    while let Some(event) = events.next().await {
+                        self.deliver(&service, event).await;
+                    }
+                    tracing::warn!("the event bus closed; subscribing again");
+                }
+                Err(error) => tracing::warn!(%error, "cannot subscribe to the event bus"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn deliver(&self, service: &ChatService, event: ChatEvent) {
+        let thread = event.thread_id();
+        if !self.hub.has_subscribers(thread) {
+            return;
+        }
+        let (name, data) = match event {
+            ChatEvent::MessageCreated(message) => {
+                let id = message.id;
+                match service.open_for_broadcast(message).await {
+                    Ok(view) => {
+                        let mut data = crate::routes::message_json(&view);
+                        data["thread_id"] = thread.get().into();
+                        ("MessageCreated", data)
+                    }
+                    Err(error) => {
+                        tracing::warn!(thread_id = %thread, message_id = %id, %error, "cannot open a message for delivery");
+                        return;
+                    }
+                }
+            }
+            ChatEvent::ThreadClosed {
+                thread_id,
+                closed_at,
+            } => (
+                "ThreadClosed",
+                serde_json::json!({
+                    "thread_id": thread_id,
+                    "status": "closed",
+                    "closed_at": crate::routes::rfc3339(closed_at),
+                }),
+            ),
+        };
+        let frame = protocol::channel_event(
+            &format!("{}{name}", self.settings.event_prefix),
+            &channel_name(thread),
+            &data,
+        );
+        self.hub.publish(thread, frame.into(), None);
+    }
+}
+
+/// `private-chat.{thread}`.
+pub fn channel_name(thread: ThreadId) -> String {
+    format!("private-chat.{thread}")
+}
+
+/// The thread of a `private-chat.{thread}` channel name.
+pub fn thread_of_channel(channel: &str) -> Option<ThreadId> {
+    let id = channel.strip_prefix("private-chat.")?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    ThreadId::new(id.parse().ok()?)
+}

@@ -1,0 +1,104 @@
+//! The frames of the Pusher Channels protocol 7. Server events carry `data` as a JSON
+//! string, as Pusher's own servers send it; clients parse either form.
+
+use serde_json::{json, Value};
+
+/// Close and error codes of the protocol.
+pub mod code {
+    /// The key in `/app/{key}` names no app.
+    pub const APP_NOT_FOUND: u16 = 4001;
+    /// `protocol` is not 7.
+    pub const UNSUPPORTED_PROTOCOL: u16 = 4007;
+    /// No `protocol` query parameter.
+    pub const NO_PROTOCOL: u16 = 4008;
+    /// The origin is not allowed.
+    pub const UNAUTHORIZED: u16 = 4009;
+    /// The socket could not keep up with its events (reconnect after a back-off).
+    pub const OVER_CAPACITY: u16 = 4100;
+    /// The socket did not answer a ping.
+    pub const PONG_NOT_RECEIVED: u16 = 4201;
+    /// A client event over the rate limit (an error event; the socket stays open).
+    pub const CLIENT_EVENT_RATE_LIMIT: u16 = 4301;
+}
+
+fn frame(value: Value) -> String {
+    value.to_string()
+}
+
+pub fn connection_established(socket_id: &str, activity_timeout_secs: u64) -> String {
+    let data = json!({"socket_id": socket_id, "activity_timeout": activity_timeout_secs});
+    frame(json!({"event": "pusher:connection_established", "data": data.to_string()}))
+}
+
+pub fn error(code: Option<u16>, message: &str) -> String {
+    let data = json!({"code": code, "message": message});
+    frame(json!({"event": "pusher:error", "data": data}))
+}
+
+pub fn ping() -> String {
+    frame(json!({"event": "pusher:ping", "data": "{}"}))
+}
+
+pub fn pong() -> String {
+    frame(json!({"event": "pusher:pong", "data": "{}"}))
+}
+
+pub fn subscription_succeeded(channel: &str) -> String {
+    frame(json!({
+        "event": "pusher_internal:subscription_succeeded",
+        "channel": channel,
+        "data": "{}",
+    }))
+}
+
+/// What pusher-js and Echo report through `.error(…)` on the channel.
+pub fn subscription_error(channel: &str, status: u16, message: &str) -> String {
+    let data = json!({"type": "AuthError", "error": message, "status": status});
+    frame(json!({"event": "pusher:subscription_error", "channel": channel, "data": data}))
+}
+
+/// A server event on a channel, its data JSON-encoded into a string.
+pub fn channel_event(event: &str, channel: &str, data: &Value) -> String {
+    frame(json!({"event": event, "channel": channel, "data": data.to_string()}))
+}
+
+/// A client event relayed as it was sent.
+pub fn client_event(event: &str, channel: &str, data: &Value) -> String {
+    frame(json!({"event": event, "channel": channel, "data": data}))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_junk() {
+        assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
+        assert_eq!(unhex("00abff"), Some(vec![0, 0xab, 0xff]));
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("é1"), None);
+    }
+
+    #[test]
+    fn server_event_data_is_a_json_string() {
+        let f: Value =
+            serde_json::from_str(&channel_event("E", "private-chat.1", &json!({"a": 1})))
+                .unwrap_or_default();
+        assert_eq!(f["data"], "{\"a\":1}");
+    }
+}

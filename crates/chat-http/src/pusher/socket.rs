@@ -1,0 +1,312 @@
+//! One WebSocket connection: the handshake checks, then a loop over what the client
+//! sends, what the hub queues for it, and the idle timer.
+
+use super::hub::{Frame, Subscriber};
+use super::protocol::{self, code};
+use super::{thread_of_channel, Realtime};
+use crate::error::ApiError;
+use crate::HttpState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use chat_core::ThreadId;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// Largest frame a client may send (Pusher's limit for a client event's data is 10 KB).
+const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// How long a pinged socket has to answer before it is closed.
+const PONG_GRACE: Duration = Duration::from_secs(30);
+/// Channels one socket may join.
+const MAX_CHANNELS_PER_SOCKET: usize = 100;
+
+/// `GET /app/{key}`: the Pusher WebSocket.
+pub async fn connect(
+    state: web::Data<HttpState>,
+    key: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let Some(realtime) = state.realtime.clone() else {
+        return Err(ApiError::NotFound.into());
+    };
+    if !state.service.settings().enabled {
+        return Err(ApiError::Disabled.into());
+    }
+    let refusal = refusal(&realtime, &key, &req);
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream
+        .max_frame_size(MAX_FRAME_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME_BYTES);
+    actix_web::rt::spawn(async move {
+        match refusal {
+            Some((code, message)) => refuse(session, code, message).await,
+            None => Connection::new(realtime, session).run(stream).await,
+        }
+    });
+    Ok(response)
+}
+
+/// Why the handshake is refused, as the protocol says it: an error frame, then a close
+/// with the same code (4000–4099: clients do not reconnect).
+fn refusal(realtime: &Realtime, key: &str, req: &HttpRequest) -> Option<(u16, &'static str)> {
+    let settings = realtime.settings();
+    if key != settings.key {
+        return Some((code::APP_NOT_FOUND, "Application does not exist"));
+    }
+    let protocol =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("protocol").cloned());
+    match protocol.as_deref() {
+        None => return Some((code::NO_PROTOCOL, "No protocol version supplied")),
+        Some("7") => {}
+        Some(_) => return Some((code::UNSUPPORTED_PROTOCOL, "Unsupported protocol version")),
+    }
+    // Browsers always send Origin; a client without one is not a browser page that
+    // another site could have opened.
+    let origin = req
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if let (Some(allowed), Some(origin)) = (&settings.allowed_origins, origin) {
+        if !allowed.iter().any(|a| a == origin) {
+            return Some((code::UNAUTHORIZED, "Origin not allowed"));
+        }
+    }
+    None
+}
+
+async fn refuse(mut session: Session, code: u16, message: &'static str) {
+    let _ = session.text(protocol::error(Some(code), message)).await;
+    let _ = session
+        .close(Some(CloseReason {
+            code: CloseCode::Other(code),
+            description: Some(message.into()),
+        }))
+        .await;
+}
+
+struct Connection {
+    realtime: Arc<Realtime>,
+    session: Session,
+    id: u64,
+    socket_id: String,
+    queue: mpsc::Sender<Frame>,
+    inbox: mpsc::Receiver<Frame>,
+    overflowed: Arc<Notify>,
+    channels: HashSet<ThreadId>,
+    client_events: RateLimit,
+}
+
+impl Connection {
+    fn new(realtime: Arc<Realtime>, session: Session) -> Self {
+        let (queue, inbox) = mpsc::channel(realtime.settings().send_buffer.max(1));
+        let per_second = realtime.settings().client_events_per_second;
+        Self {
+            id: realtime.hub().connection_id(),
+            socket_id: socket_id(),
+            realtime,
+            session,
+            queue,
+            inbox,
+            overflowed: Arc::new(Notify::new()),
+            channels: HashSet::new(),
+            client_events: RateLimit::per_second(per_second),
+        }
+    }
+
+    async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream) {
+        let timeout = self.realtime.settings().activity_timeout;
+        let hello = protocol::connection_established(&self.socket_id, timeout.as_secs());
+        let mut close = None;
+        if self.session.text(hello).await.is_ok() {
+            let mut last_heard = Instant::now();
+            let mut pinged = false;
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            close = loop {
+                tokio::select! {
+                    message = stream.recv() => {
+                        let Some(Ok(message)) = message else {
+                            break Some(CloseCode::Protocol.into());
+                        };
+                        last_heard = Instant::now();
+                        pinged = false;
+                        let sent = match message {
+                            AggregatedMessage::Text(text) => self.handle(&text).await,
+                            AggregatedMessage::Ping(bytes) => self.session.pong(&bytes).await.is_ok(),
+                            AggregatedMessage::Close(_) => break None,
+                            AggregatedMessage::Binary(_) | AggregatedMessage::Pong(_) => true,
+                        };
+                        if !sent {
+                            break None;
+                        }
+                    }
+                    Some(frame) = self.inbox.recv() => {
+                        if self.session.text(&*frame).await.is_err() {
+                            break None;
+                        }
+                    }
+                    () = self.overflowed.notified() => {
+                        break Some(reason(code::OVER_CAPACITY, "Over capacity: events were not read fast enough"));
+                    }
+                    _ = ticks.tick() => {
+                        let quiet = last_heard.elapsed();
+                        if quiet > timeout + PONG_GRACE {
+                            break Some(reason(code::PONG_NOT_RECEIVED, "Pong reply not received"));
+                        }
+                        if quiet > timeout && !pinged {
+                            pinged = true;
+                            if self.session.text(protocol::ping()).await.is_err() {
+                                break None;
+                            }
+                        }
+                    }
+                }
+            };
+        }
+        for thread in self.channels.drain() {
+            self.realtime.hub().unsubscribe(thread, self.id);
+        }
+        let _ = self.session.close(close).await;
+    }
+
+    /// Handles one text frame; `false` when the socket is gone.
+    async fn handle(&mut self, text: &str) -> bool {
+        let Ok(message) = serde_json::from_str::<Value>(text) else {
+            return self.send(protocol::error(None, "Invalid JSON")).await;
+        };
+        let event = message["event"].as_str().unwrap_or_default();
+        // pusher-js sends `data` as an object; some clients send it JSON-encoded.
+        let data = match &message["data"] {
+            Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+            other => other.clone(),
+        };
+        match event {
+            "pusher:ping" => self.send(protocol::pong()).await,
+            "pusher:pong" => true,
+            "pusher:subscribe" => self.subscribe(&data).await,
+            "pusher:unsubscribe" => {
+                if let Some(thread) = data["channel"].as_str().and_then(thread_of_channel) {
+                    self.channels.remove(&thread);
+                    self.realtime.hub().unsubscribe(thread, self.id);
+                }
+                true
+            }
+            client if client.starts_with("client-") => {
+                let channel = message["channel"].as_str().unwrap_or_default();
+                self.relay(client, channel, &message["data"]).await
+            }
+            _ => self.send(protocol::error(None, "Unsupported event")).await,
+        }
+    }
+
+    async fn subscribe(&mut self, data: &Value) -> bool {
+        let channel = data["channel"].as_str().unwrap_or_default();
+        let Some(thread) = thread_of_channel(channel) else {
+            let refused = protocol::subscription_error(
+                channel,
+                403,
+                "Only private-chat.{threadId} channels are served",
+            );
+            return self.send(refused).await;
+        };
+        let auth = data["auth"].as_str().unwrap_or_default();
+        if !self.realtime.verify(&self.socket_id, channel, auth) {
+            tracing::info!(thread_id = %thread, "subscription refused: bad signature");
+            let refused = protocol::subscription_error(channel, 401, "Invalid signature");
+            return self.send(refused).await;
+        }
+        if !self.channels.contains(&thread) && self.channels.len() >= MAX_CHANNELS_PER_SOCKET {
+            let refused = protocol::subscription_error(channel, 429, "Too many channels");
+            return self.send(refused).await;
+        }
+        self.channels.insert(thread);
+        self.realtime.hub().subscribe(
+            thread,
+            self.id,
+            Subscriber {
+                queue: self.queue.clone(),
+                overflowed: self.overflowed.clone(),
+            },
+        );
+        self.send(protocol::subscription_succeeded(channel)).await
+    }
+
+    /// A client event goes to the channel's other subscribers on this instance, only
+    /// from a socket subscribed to it, within the rate limit; it is never stored.
+    async fn relay(&mut self, event: &str, channel: &str, data: &Value) -> bool {
+        let Some(thread) = thread_of_channel(channel).filter(|t| self.channels.contains(t)) else {
+            let refused = protocol::error(None, "Client event rejected: not subscribed");
+            return self.send(refused).await;
+        };
+        if !self.client_events.allow() {
+            let refused = protocol::error(
+                Some(code::CLIENT_EVENT_RATE_LIMIT),
+                "Client event rejected due to rate limit",
+            );
+            return self.send(refused).await;
+        }
+        let frame = protocol::client_event(event, channel, data);
+        self.realtime
+            .hub()
+            .publish(thread, frame.into(), Some(self.id));
+        true
+    }
+
+    async fn send(&mut self, frame: String) -> bool {
+        self.session.text(frame).await.is_ok()
+    }
+}
+
+fn reason(code: u16, message: &str) -> CloseReason {
+    CloseReason {
+        code: CloseCode::Other(code),
+        description: Some(message.into()),
+    }
+}
+
+/// `"<digits>.<digits>"`, random, as Pusher's socket ids look.
+fn socket_id() -> String {
+    let mut bytes = [0u8; 8];
+    // The id only has to be unpredictable enough not to collide; on a failing system
+    // random generator a zero id still works.
+    let _ = SystemRandom::new().fill(&mut bytes);
+    let (high, low) = bytes.split_at(4);
+    let part = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) % 1_000_000_000;
+    format!("{}.{}", part(high), part(low))
+}
+
+/// A token bucket: `per_second` events, refilled continuously, bursts up to the same.
+struct RateLimit {
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn per_second(n: u32) -> Self {
+        Self {
+            per_second: f64::from(n),
+            tokens: f64::from(n),
+            last: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.per_second);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
