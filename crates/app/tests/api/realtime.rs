@@ -4,8 +4,11 @@
 
 use crate::helpers::*;
 use chat_testkit::{TestPostgres, TestRedis};
+use serde_json::json;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 
 const ECHO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/echo");
 
@@ -42,7 +45,7 @@ async fn laravel_echo_receives_events_from_either_instance() {
         let registered = client
             .put(format!("{}/api/requests/{request}", one.base))
             .bearer_auth(admin())
-            .json(&serde_json::json!({"client_id": 7}))
+            .json(&json!({"client_id": 7}))
             .send()
             .await
             .unwrap();
@@ -79,4 +82,288 @@ async fn laravel_echo_receives_events_from_either_instance() {
         "{stdout}\n{stderr}\n--- server logs ---\n{logs}"
     );
     assert!(stdout.contains("a forged signature is refused"), "{stdout}");
+}
+
+/// A raw Pusher-protocol client, for the cases Echo never produces.
+struct Socket {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// The close code the server sent, once it closed.
+    closed: Option<u16>,
+}
+
+impl Socket {
+    async fn connect(app: &TestApp, path: &str, origin: Option<&str>) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}{path}", app.base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("Origin", origin.parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Self { ws, closed: None }
+    }
+
+    async fn send(&mut self, frame: serde_json::Value) {
+        use futures::SinkExt;
+        let text = frame.to_string();
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next text frame as JSON, with `data` decoded when it is a JSON string;
+    /// `None` when the server closed (its close code in `closed`).
+    async fn next(&mut self) -> Option<serde_json::Value> {
+        use futures::StreamExt;
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+                .await
+                .expect("a frame within 5 s");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    if let Some(data) = value["data"].as_str() {
+                        if let Ok(decoded) = serde_json::from_str::<serde_json::Value>(data) {
+                            value["data"] = decoded;
+                        }
+                    }
+                    return Some(value);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    self.closed = frame.map(|f| u16::from(f.code));
+                    return None;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}
+
+impl Socket {
+    /// Connects to `/app/chat-key?protocol=7` and returns the socket id.
+    async fn established(app: &TestApp) -> (Self, String) {
+        let mut socket = Self::connect(app, "/app/chat-key?protocol=7", None).await;
+        let hello = socket.next().await.unwrap();
+        assert_eq!(hello["event"], "pusher:connection_established");
+        assert_eq!(hello["data"]["activity_timeout"], 30);
+        let id = hello["data"]["socket_id"].as_str().unwrap().to_owned();
+        (socket, id)
+    }
+
+    async fn subscribe(&mut self, channel: &str, auth: &str) -> serde_json::Value {
+        self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}}))
+            .await;
+        self.next().await.unwrap()
+    }
+}
+
+/// `POST /broadcasting/auth` as pusher-js sends it (form-encoded).
+async fn authorize(
+    app: &TestApp,
+    token: &str,
+    socket_id: &str,
+    channel: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/broadcasting/auth"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("socket_id={socket_id}&channel_name={channel}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn signed(app: &TestApp, token: &str, socket_id: &str, channel: &str) -> String {
+    let body = json_of(authorize(app, token, socket_id, channel).await, 200).await;
+    body["auth"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handshakes_are_refused_with_the_protocols_codes() {
+    let app = TestApp::spawn_with(&[("CHAT_ALLOWED_ORIGINS", "https://app.example")]).await;
+    for (path, origin, code) in [
+        ("/app/wrong-key?protocol=7", None, 4001),
+        ("/app/chat-key", None, 4008),
+        ("/app/chat-key?protocol=6", None, 4007),
+        (
+            "/app/chat-key?protocol=7",
+            Some("https://evil.example"),
+            4009,
+        ),
+    ] {
+        let mut socket = Socket::connect(&app, path, origin).await;
+        let error = socket.next().await.unwrap();
+        assert_eq!(error["event"], "pusher:error", "{path}");
+        assert_eq!(error["data"]["code"], code, "{path}");
+        assert_eq!(socket.next().await, None);
+        assert_eq!(socket.closed, Some(code), "{path}");
+    }
+    let mut allowed = Socket::connect(
+        &app,
+        "/app/chat-key?protocol=7",
+        Some("https://app.example"),
+    )
+    .await;
+    assert_eq!(
+        allowed.next().await.unwrap()["event"],
+        "pusher:connection_established"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_need_a_signature_for_this_socket_and_channel() {
+    let app = TestApp::spawn().await;
+    let mine = app.thread_for(1, 7).await;
+    let other = app.thread_for(2, 7).await;
+    let client = token(7, "client");
+    let (mut socket, id) = Socket::established(&app).await;
+
+    socket
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    assert_eq!(socket.next().await.unwrap()["event"], "pusher:pong");
+
+    let public = socket.subscribe("news", "").await;
+    assert_eq!(public["event"], "pusher:subscription_error");
+    assert_eq!(public["data"]["status"], 403);
+
+    // A signature for another socket, or for another channel, opens nothing.
+    let (_elsewhere, other_id) = Socket::established(&app).await;
+    let channel = format!("private-chat.{mine}");
+    let theirs = signed(&app, &client, &other_id, &channel).await;
+    let refused = socket.subscribe(&channel, &theirs).await;
+    assert_eq!(refused["event"], "pusher:subscription_error");
+    assert_eq!(refused["data"]["status"], 401);
+    let for_other = signed(&app, &client, &id, &format!("private-chat.{other}")).await;
+    assert_eq!(
+        socket.subscribe(&channel, &for_other).await["data"]["status"],
+        401
+    );
+
+    let auth = signed(&app, &client, &id, &channel).await;
+    let ok = socket.subscribe(&channel, &auth).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(ok["channel"], channel);
+
+    // Events of the subscribed thread only, named with the prefix.
+    app.post_text(&client, other, "elsewhere").await;
+    app.post_text(&client, mine, "here").await;
+    let event = socket.next().await.unwrap();
+    assert_eq!(event["event"], "App\\Events\\MessageCreated");
+    assert_eq!(event["data"]["text"], "here");
+    assert_eq!(event["data"]["thread_id"], mine);
+
+    // Unsubscribed: no more events.
+    socket
+        .send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
+        .await;
+    app.post_text(&client, mine, "after").await;
+    socket
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    assert_eq!(socket.next().await.unwrap()["event"], "pusher:pong");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_authorizer_signs_only_for_users_who_may_view() {
+    let app = TestApp::spawn().await;
+    let thread = app.thread_for(1, 7).await;
+    let channel = format!("private-chat.{thread}");
+    let unauthenticated = app
+        .client
+        .post(app.url("/broadcasting/auth"))
+        .body(format!("socket_id=1.2&channel_name={channel}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    for (who, channel) in [
+        (token(8, "client"), channel.clone()),
+        (token(7, "client"), "private-chat.999999".to_owned()),
+        (token(7, "client"), "private-chat.abc".to_owned()),
+        (token(7, "client"), "presence-chat.1".to_owned()),
+    ] {
+        assert_error(
+            authorize(&app, &who, "1.2", &channel).await,
+            403,
+            "forbidden",
+        )
+        .await;
+    }
+    for bad in ["", "12", "1.", "a.b", "1.2.3", "1.2;x"] {
+        assert_invalid(
+            authorize(&app, &token(7, "client"), bad, &channel).await,
+            "socket_id",
+        )
+        .await;
+    }
+    let json_body = app
+        .client
+        .post(app.url("/broadcasting/auth"))
+        .bearer_auth(admin())
+        .json(&json!({"socket_id": "123.456", "channel_name": channel}))
+        .send()
+        .await
+        .unwrap();
+    let auth = json_of(json_body, 200).await["auth"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (key, signature) = auth.split_once(':').unwrap();
+    assert_eq!(key, "chat-key");
+    assert_eq!(signature.len(), 64);
+    assert!(signature.bytes().all(|b| b.is_ascii_hexdigit()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_events_go_to_other_subscribers_only_within_the_rate_limit() {
+    let app = TestApp::spawn().await;
+    let thread = app.thread_for(1, 7).await;
+    let channel = format!("private-chat.{thread}");
+    let mut joined = Vec::new();
+    for _ in 0..2 {
+        let (mut socket, id) = Socket::established(&app).await;
+        let auth = signed(&app, &token(7, "client"), &id, &channel).await;
+        assert_eq!(
+            socket.subscribe(&channel, &auth).await["event"],
+            "pusher_internal:subscription_succeeded"
+        );
+        joined.push(socket);
+    }
+    let (mut outsider, _) = Socket::established(&app).await;
+    let typing = |n: u32| json!({"event": "client-typing", "channel": channel, "data": {"n": n}});
+
+    outsider.send(typing(0)).await;
+    let refused = outsider.next().await.unwrap();
+    assert_eq!(refused["event"], "pusher:error");
+
+    // A burst of 15 from one subscriber: the first 10 are relayed (the limit), the rest
+    // refused with 4301 (one more may pass if the burst straddles a refill).
+    for n in 1..=15 {
+        joined[0].send(typing(n)).await;
+    }
+    joined[0]
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    let mut refusals = 0;
+    loop {
+        let frame = joined[0].next().await.unwrap();
+        if frame["event"] == "pusher:pong" {
+            break; // the sender never hears its own whispers
+        }
+        assert_eq!(frame["data"]["code"], 4301, "{frame}");
+        refusals += 1;
+    }
+    assert!((4..=5).contains(&refusals), "{refusals} refused");
+    for n in 1..=(15 - refusals) {
+        let relayed = joined[1].next().await.unwrap();
+        assert_eq!(relayed["event"], "client-typing");
+        assert_eq!(relayed["data"]["n"], n);
+    }
+    // Whispers are never stored.
+    assert!(app.stored_messages(thread).await.is_empty());
 }
