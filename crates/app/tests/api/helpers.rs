@@ -7,6 +7,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The head of a 1×1 PNG: enough for content sniffing.
+pub const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 pub struct TestApp {
@@ -375,4 +379,63 @@ pub fn everything_in(redis: &chat_testkit::TestRedis) -> Vec<u8> {
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Registers request `request` for client 7 and opens its thread, over HTTP.
+pub async fn open_thread_over_http(client: &reqwest::Client, base: &str, request: i64) -> i64 {
+    let registered = client
+        .put(format!("{base}/api/requests/{request}"))
+        .bearer_auth(admin())
+        .json(&json!({"client_id": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200);
+    let opened = client
+        .post(format!("{base}/api/requests/{request}/chat/open"))
+        .bearer_auth(token(7, "client"))
+        .send()
+        .await
+        .unwrap();
+    json_of(opened, 200).await["threadId"].as_i64().unwrap()
+}
+
+/// Uploads a PNG (its signature, then `tail`) through an upload URL and posts it as an
+/// image message from client 7; returns its media path and the upload URL.
+pub async fn upload_png(
+    client: &reqwest::Client,
+    base: &str,
+    thread: i64,
+    tail: &[u8],
+) -> (String, String) {
+    let t = token(7, "client");
+    let ticket = client
+        .post(format!("{base}/api/chat/threads/{thread}/media"))
+        .bearer_auth(&t)
+        .json(&json!({"contentType": "image/png"}))
+        .send()
+        .await
+        .unwrap();
+    let ticket = json_of(ticket, 200).await;
+    let mut png = PNG.to_vec();
+    png.extend_from_slice(tail);
+    let upload_url = ticket["uploadUrl"].as_str().unwrap().to_owned();
+    let uploaded = client
+        .put(&upload_url)
+        .header("Content-Type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200);
+    let path = ticket["mediaPath"].as_str().unwrap().to_owned();
+    let posted = client
+        .post(format!("{base}/api/chat/threads/{thread}/messages"))
+        .bearer_auth(&t)
+        .json(&json!({"type": "image", "mediaPath": path}))
+        .send()
+        .await
+        .unwrap();
+    json_of(posted, 200).await;
+    (path, upload_url)
 }

@@ -266,7 +266,7 @@ async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
     let server = ServerProcess::start(&borrowed(&vars));
     let client = reqwest::Client::new();
     let thread = open_thread_over_http(&client, &server.base, 4).await;
-    let path = upload_png(&client, &server.base, thread, b"").await;
+    let (path, _) = upload_png(&client, &server.base, thread, b"").await;
     let prefix = s3.bucket_dir().join(format!("chats/{thread}"));
     assert_eq!(std::fs::read_dir(&prefix).unwrap().count(), 1);
     assert!(!path.is_empty());
@@ -311,59 +311,6 @@ async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
     assert!(log.contains("job finished"), "{log}");
     assert!(log.contains("attempt=2"), "resumed as attempt 2:\n{log}");
     assert_eq!(std::fs::read_dir(&prefix).unwrap().count(), 0, "purged");
-}
-
-/// Registers request `request` for client 7 and opens its thread, over HTTP.
-async fn open_thread_over_http(client: &reqwest::Client, base: &str, request: i64) -> i64 {
-    let registered = client
-        .put(format!("{base}/api/requests/{request}"))
-        .bearer_auth(admin())
-        .json(&json!({"client_id": 7}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 200);
-    let opened = client
-        .post(format!("{base}/api/requests/{request}/chat/open"))
-        .bearer_auth(token(7, "client"))
-        .send()
-        .await
-        .unwrap();
-    json_of(opened, 200).await["threadId"].as_i64().unwrap()
-}
-
-/// Uploads a PNG (its signature, then `tail`) through an upload URL and posts it as an
-/// image message from client 7; returns its media path.
-async fn upload_png(client: &reqwest::Client, base: &str, thread: i64, tail: &[u8]) -> String {
-    let t = token(7, "client");
-    let ticket = client
-        .post(format!("{base}/api/chat/threads/{thread}/media"))
-        .bearer_auth(&t)
-        .json(&json!({"contentType": "image/png"}))
-        .send()
-        .await
-        .unwrap();
-    let ticket = json_of(ticket, 200).await;
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0".to_vec();
-    png.extend_from_slice(tail);
-    let uploaded = client
-        .put(ticket["uploadUrl"].as_str().unwrap())
-        .header("Content-Type", "image/png")
-        .body(png)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status(), 200);
-    let path = ticket["mediaPath"].as_str().unwrap().to_owned();
-    let posted = client
-        .post(format!("{base}/api/chat/threads/{thread}/messages"))
-        .bearer_auth(&t)
-        .json(&json!({"type": "image", "mediaPath": path}))
-        .send()
-        .await
-        .unwrap();
-    json_of(posted, 200).await;
-    path
 }
 
 /// Every key the service can still use: each stored wrapped key, unwrapped.

@@ -9,8 +9,6 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const PNG: &[u8] =
-    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 const JPEG: &[u8] = &[
     0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1,
 ];
@@ -422,47 +420,8 @@ async fn keys_and_signed_urls_never_reach_the_log(store: Store) {
     let client = reqwest::Client::new();
     let base = server.base.clone();
     let (admin, t) = (admin(), token(7, "client"));
-    let registered = client
-        .put(format!("{base}/api/requests/3"))
-        .bearer_auth(&admin)
-        .json(&json!({"client_id": 7}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 200);
-    let opened = client
-        .post(format!("{base}/api/requests/3/chat/open"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    let thread = json_of(opened, 200).await["threadId"].as_i64().unwrap();
-    let ticket = client
-        .post(format!("{base}/api/chat/threads/{thread}/media"))
-        .bearer_auth(&t)
-        .json(&json!({"contentType": "image/png"}))
-        .send()
-        .await
-        .unwrap();
-    let ticket = json_of(ticket, 200).await;
-    let upload_url = ticket["uploadUrl"].as_str().unwrap().to_owned();
-    let path = ticket["mediaPath"].as_str().unwrap().to_owned();
-    let uploaded = client
-        .put(&upload_url)
-        .header("Content-Type", "image/png")
-        .body(PNG)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status(), 200);
-    let posted = client
-        .post(format!("{base}/api/chat/threads/{thread}/messages"))
-        .bearer_auth(&t)
-        .json(&json!({"type": "image", "mediaPath": path}))
-        .send()
-        .await
-        .unwrap();
-    json_of(posted, 200).await;
+    let thread = open_thread_over_http(&client, &base, 3).await;
+    let (path, upload_url) = upload_png(&client, &base, thread, b"").await;
     let listed = client
         .get(format!("{base}/api/chat/threads/{thread}/messages"))
         .bearer_auth(&t)

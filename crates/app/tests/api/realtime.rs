@@ -42,21 +42,7 @@ async fn laravel_echo_receives_events_from_either_instance() {
     let client = reqwest::Client::new();
     let mut threads = Vec::new();
     for request in [1, 2] {
-        let registered = client
-            .put(format!("{}/api/requests/{request}", one.base))
-            .bearer_auth(admin())
-            .json(&json!({"client_id": 7}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(registered.status(), 200);
-        let opened = client
-            .post(format!("{}/api/requests/{request}/chat/open", one.base))
-            .bearer_auth(admin())
-            .send()
-            .await
-            .unwrap();
-        threads.push(json_of(opened, 200).await["threadId"].as_i64().unwrap());
+        threads.push(open_thread_over_http(&client, &one.base, request).await);
     }
 
     let out = Command::new("node")
@@ -257,11 +243,14 @@ async fn subscriptions_need_a_signature_for_this_socket_and_channel() {
     assert_eq!(event["data"]["text"], "here");
     assert_eq!(event["data"]["thread_id"], mine);
 
-    // Unsubscribed: no more events.
+    // Unsubscribed (the pong proves the server has read the unsubscribe): no more events.
     socket
         .send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
         .await;
+    socket.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(socket.next().await.unwrap()["event"], "pusher:pong");
     app.post_text(&client, mine, "after").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     socket
         .send(json!({"event": "pusher:ping", "data": {}}))
         .await;
