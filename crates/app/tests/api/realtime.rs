@@ -247,7 +247,9 @@ async fn subscriptions_need_a_signature_for_this_socket_and_channel() {
     socket
         .send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}))
         .await;
-    socket.send(json!({"event": "pusher:ping", "data": {}})).await;
+    socket
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
     assert_eq!(socket.next().await.unwrap()["event"], "pusher:pong");
     app.post_text(&client, mine, "after").await;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,0 +1,378 @@
+//! `pusher-load`: opens N subscribed connections over M private channels of any
+//! Pusher-protocol server, triggers events at a fixed rate (or as fast as it can), and
+//! reports trigger-to-delivery latency (p50, p99, max), deliveries per second, and the
+//! server's resident memory per idle connection.
+//!
+//! Subscriptions are signed here with the app secret, as the server's own authorizer
+//! would sign them, so any server works. Events are triggered either through
+//! chat-server's API (`--trigger chat`: a text message whose text carries the send
+//! time) or through the Pusher HTTP API (`--trigger pusher`: `POST
+//! /apps/{id}/events`, which soketi and Pusher itself serve).
+#![forbid(unsafe_code)]
+
+use clap::{Parser, ValueEnum};
+use futures::{SinkExt, StreamExt};
+use md5::{Digest, Md5};
+use ring::hmac;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Trigger {
+    /// chat-server: register requests, open threads, post text messages (admin token).
+    Chat,
+    /// The Pusher HTTP API: `POST /apps/{app_id}/events`, signed with key and secret.
+    Pusher,
+}
+
+#[derive(Parser)]
+#[command(name = "pusher-load", version, about)]
+struct Args {
+    /// The server, e.g. http://127.0.0.1:8080 (WebSocket at ws://…/app/{key}).
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    key: String,
+    #[arg(long)]
+    secret: String,
+    /// Needed by `--trigger pusher`.
+    #[arg(long, default_value = "chat")]
+    app_id: String,
+    #[arg(long, value_enum, default_value = "chat")]
+    trigger: Trigger,
+    /// An admin bearer token, for `--trigger chat`.
+    #[arg(long)]
+    token: Option<String>,
+    /// Subscribed connections.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Channels they spread over (connection i joins channel i mod M).
+    #[arg(long, default_value_t = 100)]
+    channels: usize,
+    /// Triggers per second; 0 triggers as fast as `--concurrency` allows.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Triggers in flight at most.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// How long to trigger, seconds; 0 only connects, measures and exits.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The server's process id, to read its resident memory (Linux).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The first request id `--trigger chat` registers (ids must be unused).
+    #[arg(long, default_value_t = 1_000_000)]
+    first_request: u64,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The send time a delivered event carries: `data.sent`, or a text `t:<micros>`.
+fn sent_at(frame: &Value) -> Option<u64> {
+    let data = match &frame["data"] {
+        Value::String(s) => serde_json::from_str(s).ok()?,
+        other => other.clone(),
+    };
+    data["sent"]
+        .as_u64()
+        .or_else(|| data["text"].as_str()?.strip_prefix("t:")?.parse().ok())
+}
+
+struct Target {
+    args: Args,
+    http: reqwest::Client,
+    signer: hmac::Key,
+}
+
+impl Target {
+    fn ws_url(&self) -> String {
+        let base = self.args.url.replacen("http", "ws", 1);
+        format!("{base}/app/{}?protocol=7&client=pusher-load", self.args.key)
+    }
+
+    /// The channels, created on the server first when it is chat-server.
+    async fn channels(&self) -> Result<Vec<String>, String> {
+        let mut channels = Vec::new();
+        for i in 0..self.args.channels as u64 {
+            let name = match self.args.trigger {
+                Trigger::Pusher => format!("private-load.{i}"),
+                Trigger::Chat => {
+                    let token = self.args.token.as_deref().ok_or("--token is required")?;
+                    let request = self.args.first_request + i;
+                    let url = &self.args.url;
+                    self.http
+                        .put(format!("{url}/api/requests/{request}"))
+                        .bearer_auth(token)
+                        .json(&json!({"client_id": 1}))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let opened: Value = self
+                        .http
+                        .post(format!("{url}/api/requests/{request}/chat/open"))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .json()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let thread = opened["threadId"].as_i64().ok_or("no threadId")?;
+                    format!("private-chat.{thread}")
+                }
+            };
+            channels.push(name);
+        }
+        Ok(channels)
+    }
+
+    /// Connects, subscribes to `channel`, then forwards each event's latency.
+    async fn subscriber(
+        self: Arc<Self>,
+        channel: String,
+        latencies: mpsc::UnboundedSender<u64>,
+        ready: mpsc::Sender<Result<(), String>>,
+    ) {
+        let fail = |e: String| {
+            let ready = ready.clone();
+            async move {
+                let _ = ready.send(Err(e)).await;
+            }
+        };
+        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(self.ws_url()).await else {
+            return fail("connect failed".into()).await;
+        };
+        let mut socket_id = None;
+        while let Some(Ok(Message::Text(text))) = ws.next().await {
+            let frame: Value = serde_json::from_str(&text).unwrap_or_default();
+            match frame["event"].as_str() {
+                Some("pusher:connection_established") => {
+                    let data: Value = frame["data"]
+                        .as_str()
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or_default();
+                    let id = data["socket_id"].as_str().unwrap_or_default().to_owned();
+                    let tag = hmac::sign(&self.signer, format!("{id}:{channel}").as_bytes());
+                    let auth = format!("{}:{}", self.args.key, hex(tag.as_ref()));
+                    let subscribe = json!({"event": "pusher:subscribe",
+                        "data": {"channel": channel, "auth": auth}});
+                    if ws
+                        .send(Message::Text(subscribe.to_string().into()))
+                        .await
+                        .is_err()
+                    {
+                        return fail("send failed".into()).await;
+                    }
+                    socket_id = Some(id);
+                }
+                Some("pusher_internal:subscription_succeeded") => {
+                    let _ = ready.send(Ok(())).await;
+                }
+                Some("pusher:subscription_error") | Some("pusher:error") => {
+                    return fail(format!("refused: {text}")).await;
+                }
+                Some("pusher:ping") => {
+                    let pong = json!({"event": "pusher:pong", "data": {}}).to_string();
+                    let _ = ws.send(Message::Text(pong.into())).await;
+                }
+                _ if socket_id.is_some() => {
+                    if let Some(sent) = sent_at(&frame) {
+                        let _ = latencies.send(now_micros().saturating_sub(sent));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn trigger(&self, channel: &str, thread_url: &str) -> bool {
+        let sent = now_micros();
+        let response = match self.args.trigger {
+            Trigger::Chat => {
+                self.http
+                    .post(thread_url)
+                    .bearer_auth(self.args.token.as_deref().unwrap_or_default())
+                    .json(&json!({"type": "text", "text": format!("t:{sent}")}))
+                    .send()
+                    .await
+            }
+            Trigger::Pusher => {
+                let body = json!({"name": "load", "channels": [channel],
+                    "data": json!({"sent": sent}).to_string()})
+                .to_string();
+                let path = format!("/apps/{}/events", self.args.app_id);
+                let query = format!(
+                    "auth_key={}&auth_timestamp={}&auth_version=1.0&body_md5={}",
+                    self.args.key,
+                    sent / 1_000_000,
+                    hex(&Md5::digest(body.as_bytes()))
+                );
+                let tag = hmac::sign(&self.signer, format!("POST\n{path}\n{query}").as_bytes());
+                self.http
+                    .post(format!(
+                        "{}{path}?{query}&auth_signature={}",
+                        self.args.url,
+                        hex(tag.as_ref())
+                    ))
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+            }
+        };
+        response.is_ok_and(|r| r.status().is_success())
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let args = Args::parse();
+    let signer = hmac::Key::new(hmac::HMAC_SHA256, args.secret.as_bytes());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let target = Arc::new(Target { args, http, signer });
+    let args = &target.args;
+    let channels = target.channels().await?;
+    let rss_before = args.server_pid.and_then(rss_bytes);
+
+    // Connect and subscribe, 200 handshakes at a time.
+    let started = Instant::now();
+    let (latency_tx, mut latency_rx) = mpsc::unbounded_channel();
+    let (ready_tx, mut ready_rx) = mpsc::channel(args.connections.max(1));
+    let mut subscribed = 0;
+    for batch in (0..args.connections).collect::<Vec<_>>().chunks(200) {
+        for &i in batch {
+            let channel = channels[i % channels.len()].clone();
+            tokio::spawn(
+                target
+                    .clone()
+                    .subscriber(channel, latency_tx.clone(), ready_tx.clone()),
+            );
+        }
+        for _ in batch {
+            match tokio::time::timeout(Duration::from_secs(30), ready_rx.recv()).await {
+                Ok(Some(Ok(()))) => subscribed += 1,
+                Ok(Some(Err(e))) => return Err(format!("a subscriber failed: {e}")),
+                _ => return Err("subscribing timed out".into()),
+            }
+        }
+    }
+    println!(
+        "subscribed {subscribed} connections over {} channels in {:.1} s",
+        channels.len(),
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the server settle
+    if let (Some(before), Some(after)) = (rss_before, args.server_pid.and_then(rss_bytes)) {
+        println!(
+            "server resident memory: {:.1} MiB before, {:.1} MiB with the connections: {:.1} KB per idle connection",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            after.saturating_sub(before) as f64 / 1024.0 / subscribed.max(1) as f64
+        );
+    }
+    if args.seconds == 0 {
+        return Ok(());
+    }
+
+    // Trigger at the rate (or flat out), spreading over the channels.
+    let per_channel = (subscribed / channels.len()).max(1) as u64;
+    let thread_urls: Vec<String> = channels
+        .iter()
+        .map(|c| {
+            let thread = c.rsplit('.').next().unwrap_or_default();
+            format!("{}/api/chat/threads/{thread}/messages", args.url)
+        })
+        .collect();
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut ticks = (args.rate > 0).then(|| {
+        let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        t
+    });
+    let trigger_started = Instant::now();
+    let mut n = 0usize;
+    while Instant::now() < deadline {
+        if let Some(t) = ticks.as_mut() {
+            t.tick().await;
+        }
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let (target, sent, failed) = (target.clone(), sent.clone(), failed.clone());
+        let (channel, url) = (
+            channels[n % channels.len()].clone(),
+            thread_urls[n % channels.len()].clone(),
+        );
+        n += 1;
+        tokio::spawn(async move {
+            if target.trigger(&channel, &url).await {
+                sent.fetch_add(1, Ordering::Relaxed);
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(permit);
+        });
+    }
+    let _ = permits.acquire_many(args.concurrency as u32).await;
+    let trigger_secs = trigger_started.elapsed().as_secs_f64();
+
+    // Collect what arrives, until nothing has for a second.
+    let mut latencies = Vec::new();
+    while let Ok(Some(l)) = tokio::time::timeout(Duration::from_secs(1), latency_rx.recv()).await {
+        latencies.push(l);
+    }
+    let collect_secs = trigger_started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!(
+        "triggered {sent} events in {trigger_secs:.1} s ({:.0}/s), {failed} failed",
+        sent as f64 / trigger_secs
+    );
+    println!(
+        "deliveries: {} of {} expected, {:.0}/s",
+        latencies.len(),
+        sent * per_channel,
+        latencies.len() as f64 / (collect_secs - 1.0).max(trigger_secs)
+    );
+    println!(
+        "trigger-to-delivery latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+    Ok(())
+}
