@@ -6,7 +6,7 @@ pub mod config;
 mod telemetry;
 
 pub use config::{Config, ConfigError};
-pub use telemetry::init_logging;
+pub use telemetry::{init_logging, metrics_handle};
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
@@ -15,12 +15,14 @@ use chat_core::crypto::KeyRing;
 use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore};
 use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention, SweepReport};
 use chat_crypto::MasterKeyRing;
+use chat_http::ops::{names, Operations, Probe};
 use chat_http::pusher::{PusherSettings, Realtime};
 use chat_http::{HttpState, TokenVerifier};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
 use chat_redis::{Redis, RedisEventBus, RedisLeaseLock, RedisMessageStore, RedisSettings};
 use config::{MasterKeySetting, MessageStoreKind};
+use futures::FutureExt;
 use secrecy::ExposeSecret;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -39,7 +41,12 @@ pub struct Wired {
     pub service: ChatService,
     /// Redis when configured, else PostgreSQL, else this process alone.
     pub lock: Arc<dyn LeaseLock>,
+    /// The configured database and Redis, for `/readyz`.
+    pub probes: Vec<Probe>,
 }
+
+/// How long each backend has to answer `/readyz`.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A running server: its address, and the future that drives it.
 pub struct Application {
@@ -49,6 +56,7 @@ pub struct Application {
     lock: Arc<dyn LeaseLock>,
     sweep_interval: Option<Duration>,
     realtime: Arc<Realtime>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Application {
@@ -59,8 +67,17 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
         let addr = listener.local_addr()?;
         let media = open_media(config, addr)?;
-        let Wired { service, lock } =
-            build_service(config, overrides, Some(media.store.clone())).await?;
+        let Wired {
+            service,
+            lock,
+            mut probes,
+        } = build_service(config, overrides, Some(media.store.clone())).await?;
+        let objects = media.store.clone();
+        probes.push(Probe::new("media", move || {
+            let objects = objects.clone();
+            async move { objects.ping().await.map_err(|e| e.to_string()) }.boxed()
+        }));
+        let metrics = metrics_handle();
         let realtime = Realtime::new(pusher_settings(config));
         let state = HttpState {
             service: service.clone(),
@@ -72,6 +89,13 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             media: media.gateway,
             realtime: Some(realtime.clone()),
+            operations: Operations {
+                probes,
+                probe_timeout: PROBE_TIMEOUT,
+                metrics: metrics.clone().map(|handle| {
+                    Arc::new(move || handle.render()) as Arc<dyn Fn() -> String + Send + Sync>
+                }),
+            },
         };
         let server = HttpServer::new(move || {
             App::new()
@@ -89,6 +113,7 @@ impl Application {
             sweep_interval: (config.sweep_interval_secs > 0)
                 .then(|| Duration::from_secs(config.sweep_interval_secs)),
             realtime,
+            metrics,
         })
     }
 
@@ -99,7 +124,20 @@ impl Application {
         let sweeper = self
             .sweep_interval
             .map(|every| tokio::spawn(run_sweeps(self.service.clone(), self.lock.clone(), every)));
+        // The recorder's histograms need draining now and then (no HTTP exporter does it).
+        let upkeep = self.metrics.clone().map(|handle| {
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    ticks.tick().await;
+                    handle.run_upkeep();
+                }
+            })
+        });
         let result = self.server.await;
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
+        }
         worker.abort();
         delivery.abort();
         if let Some(sweeper) = sweeper {
@@ -283,9 +321,23 @@ pub async fn build_service(
         redact_on_close: config.redact_messages,
         job_lease: Duration::from_secs(config.job_lease_secs),
     };
+    let mut probes = Vec::new();
+    if let Some(pg) = postgres {
+        probes.push(Probe::new("postgres", move || {
+            let pg = pg.clone();
+            async move { pg.ping().await.map_err(|e| e.to_string()) }.boxed()
+        }));
+    }
+    if let Some(redis) = redis {
+        probes.push(Probe::new("redis", move || {
+            let redis = redis.clone();
+            async move { redis.ping().await.map_err(|e| e.to_string()) }.boxed()
+        }));
+    }
     Ok(Wired {
         service: ChatService::new(ports, settings),
         lock,
+        probes,
     })
 }
 
@@ -319,14 +371,19 @@ pub async fn sweep_once(wired: &Wired) -> Result<SweepReport, SweepError> {
     if let Err(error) = lock.release(SWEEP_RUNNING_LOCK, &token).await {
         tracing::warn!(%error, "could not release the sweep lock; it lapses by itself");
     }
-    let report = result.map_err(|e| anyhow::anyhow!("sweep failed: {e}"))?;
+    let report = result.map_err(|e| {
+        metrics::counter!(names::JOBS, "job" => "sweep", "outcome" => "failed").increment(1);
+        anyhow::anyhow!("sweep failed: {e}")
+    })?;
+    let outcome = if report.purge_failures == 0 {
+        "done"
+    } else {
+        "partial"
+    };
+    metrics::counter!(names::JOBS, "job" => "sweep", "outcome" => outcome).increment(1);
     tracing::info!(
         job = "sweep",
-        outcome = if report.purge_failures == 0 {
-            "done"
-        } else {
-            "partial"
-        },
+        outcome,
         expired_messages = report.expired_messages,
         closed_threads = report.closed_threads,
         purge_failures = report.purge_failures,
@@ -344,7 +401,11 @@ pub async fn sweep_once(wired: &Wired) -> Result<SweepReport, SweepError> {
 /// Every `every`, the instance that takes the due lock sweeps (the first tick is at
 /// start). Errors are logged; the next interval tries again.
 async fn run_sweeps(service: ChatService, lock: Arc<dyn LeaseLock>, every: Duration) {
-    let wired = Wired { service, lock };
+    let wired = Wired {
+        service,
+        lock,
+        probes: Vec::new(),
+    };
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -370,13 +431,22 @@ async fn run_jobs(service: ChatService) {
                 continue;
             }
             Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "the job queue is unavailable"),
+            Err(error) => {
+                chat_http::ops::count_error(&error);
+                tracing::warn!(%error, "the job queue is unavailable");
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 fn log_outcome(outcome: &JobOutcome) {
+    let label = match outcome {
+        JobOutcome::Done { .. } => "done",
+        JobOutcome::Retrying { .. } => "retrying",
+        JobOutcome::Failed { .. } => "failed",
+    };
+    metrics::counter!(names::JOBS, "job" => "purge_thread", "outcome" => label).increment(1);
     match outcome {
         JobOutcome::Done {
             thread,

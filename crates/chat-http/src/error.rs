@@ -65,6 +65,7 @@ impl ApiError {
 
 impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> Self {
+        crate::ops::count_error(&e);
         match e {
             ChatError::Disabled => Self::Disabled,
             ChatError::NotFound => Self::NotFound,

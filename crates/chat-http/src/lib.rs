@@ -1,5 +1,5 @@
 //! The actix-web adapter: the routes of SPEC §3, the bearer-token extractor of §2, the
-//! JSON errors of §3.7, `/healthz`, and the Pusher-protocol WebSocket of §6
+//! JSON errors of §3.7, `/healthz`, `/readyz` and `/metrics` ([`ops`]), and the Pusher-protocol WebSocket of §6
 //! ([`pusher`]).
 //!
 //! The application builds an [`HttpState`] once and mounts [`configure`] on its
@@ -10,6 +10,7 @@ mod auth;
 mod body;
 mod error;
 mod media;
+pub mod ops;
 pub mod pusher;
 mod routes;
 
@@ -31,4 +32,6 @@ pub struct HttpState {
     pub media: Option<Arc<chat_storage::LocalGateway>>,
     /// The WebSocket server; `None` serves no `/app/…` nor `/broadcasting/auth`.
     pub realtime: Option<Arc<pusher::Realtime>>,
+    /// What `/readyz` asks and what `/metrics` renders.
+    pub operations: ops::Operations,
 }

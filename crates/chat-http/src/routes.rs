@@ -18,6 +18,8 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
                 ApiError::invalid("query", "The query string is malformed.").into()
             }))
             .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(crate::ops::readyz))
+            .route("/metrics", web::get().to(crate::ops::metrics))
             .service(
                 web::scope("/api")
                     .route("/requests/{id}", web::put().to(register_request))
@@ -240,7 +242,9 @@ async fn post_message(
             Ok(content)
         })
         .await?;
-    tracing::info!(message_id = %id, kind = kind.map_or("", MessageKind::as_str), "message posted");
+    let kind = kind.map_or("", MessageKind::as_str);
+    metrics::counter!(crate::ops::names::MESSAGES_POSTED, "type" => kind).increment(1);
+    tracing::info!(message_id = %id, kind, "message posted");
     Ok(HttpResponse::Ok().json(json!({"id": id})))
 }
 

@@ -182,6 +182,15 @@ fn path_of(media: &MediaPath) -> StoreResult<Path> {
 }
 
 impl ObjectMediaStore {
+    /// For `/readyz`: the backend answers a `HEAD` of a key nobody writes (missing is an
+    /// answer; unreachable, refused credentials or a missing bucket are not).
+    pub async fn ping(&self) -> StoreResult<()> {
+        match self.objects.head(&Path::from("readyz/probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     fn random_name(&self) -> StoreResult<String> {
         let mut bytes = [0u8; 16];
         self.random

@@ -6,6 +6,7 @@ mod auth;
 mod helpers;
 mod lifecycle;
 mod media;
+mod operations;
 mod pagination;
 mod policy;
 mod postgres;

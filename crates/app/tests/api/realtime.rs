@@ -71,7 +71,7 @@ async fn laravel_echo_receives_events_from_either_instance() {
 }
 
 /// A raw Pusher-protocol client, for the cases Echo never produces.
-struct Socket {
+pub(crate) struct Socket {
     ws: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
@@ -80,9 +80,9 @@ struct Socket {
 }
 
 impl Socket {
-    async fn connect(app: &TestApp, path: &str, origin: Option<&str>) -> Self {
+    pub(crate) async fn connect(base: &str, path: &str, origin: Option<&str>) -> Self {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = format!("{}{path}", app.base.replacen("http", "ws", 1));
+        let url = format!("{}{path}", base.replacen("http", "ws", 1));
         let mut request = url.into_client_request().unwrap();
         if let Some(origin) = origin {
             request
@@ -93,7 +93,7 @@ impl Socket {
         Self { ws, closed: None }
     }
 
-    async fn send(&mut self, frame: serde_json::Value) {
+    pub(crate) async fn send(&mut self, frame: serde_json::Value) {
         use futures::SinkExt;
         let text = frame.to_string();
         self.ws.send(Message::Text(text.into())).await.unwrap();
@@ -101,7 +101,7 @@ impl Socket {
 
     /// The next text frame as JSON, with `data` decoded when it is a JSON string;
     /// `None` when the server closed (its close code in `closed`).
-    async fn next(&mut self) -> Option<serde_json::Value> {
+    pub(crate) async fn next(&mut self) -> Option<serde_json::Value> {
         use futures::StreamExt;
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
@@ -130,8 +130,8 @@ impl Socket {
 
 impl Socket {
     /// Connects to `/app/chat-key?protocol=7` and returns the socket id.
-    async fn established(app: &TestApp) -> (Self, String) {
-        let mut socket = Self::connect(app, "/app/chat-key?protocol=7", None).await;
+    pub(crate) async fn established(base: &str) -> (Self, String) {
+        let mut socket = Self::connect(base, "/app/chat-key?protocol=7", None).await;
         let hello = socket.next().await.unwrap();
         assert_eq!(hello["event"], "pusher:connection_established");
         assert_eq!(hello["data"]["activity_timeout"], 30);
@@ -139,7 +139,7 @@ impl Socket {
         (socket, id)
     }
 
-    async fn subscribe(&mut self, channel: &str, auth: &str) -> serde_json::Value {
+    pub(crate) async fn subscribe(&mut self, channel: &str, auth: &str) -> serde_json::Value {
         self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}}))
             .await;
         self.next().await.unwrap()
@@ -181,7 +181,7 @@ async fn handshakes_are_refused_with_the_protocols_codes() {
             4009,
         ),
     ] {
-        let mut socket = Socket::connect(&app, path, origin).await;
+        let mut socket = Socket::connect(&app.base, path, origin).await;
         let error = socket.next().await.unwrap();
         assert_eq!(error["event"], "pusher:error", "{path}");
         assert_eq!(error["data"]["code"], code, "{path}");
@@ -189,7 +189,7 @@ async fn handshakes_are_refused_with_the_protocols_codes() {
         assert_eq!(socket.closed, Some(code), "{path}");
     }
     let mut allowed = Socket::connect(
-        &app,
+        &app.base,
         "/app/chat-key?protocol=7",
         Some("https://app.example"),
     )
@@ -206,7 +206,7 @@ async fn subscriptions_need_a_signature_for_this_socket_and_channel() {
     let mine = app.thread_for(1, 7).await;
     let other = app.thread_for(2, 7).await;
     let client = token(7, "client");
-    let (mut socket, id) = Socket::established(&app).await;
+    let (mut socket, id) = Socket::established(&app.base).await;
 
     socket
         .send(json!({"event": "pusher:ping", "data": {}}))
@@ -218,7 +218,7 @@ async fn subscriptions_need_a_signature_for_this_socket_and_channel() {
     assert_eq!(public["data"]["status"], 403);
 
     // A signature for another socket, or for another channel, opens nothing.
-    let (_elsewhere, other_id) = Socket::established(&app).await;
+    let (_elsewhere, other_id) = Socket::established(&app.base).await;
     let channel = format!("private-chat.{mine}");
     let theirs = signed(&app, &client, &other_id, &channel).await;
     let refused = socket.subscribe(&channel, &theirs).await;
@@ -317,7 +317,7 @@ async fn client_events_go_to_other_subscribers_only_within_the_rate_limit() {
     let channel = format!("private-chat.{thread}");
     let mut joined = Vec::new();
     for _ in 0..2 {
-        let (mut socket, id) = Socket::established(&app).await;
+        let (mut socket, id) = Socket::established(&app.base).await;
         let auth = signed(&app, &token(7, "client"), &id, &channel).await;
         assert_eq!(
             socket.subscribe(&channel, &auth).await["event"],
@@ -325,7 +325,7 @@ async fn client_events_go_to_other_subscribers_only_within_the_rate_limit() {
         );
         joined.push(socket);
     }
-    let (mut outsider, _) = Socket::established(&app).await;
+    let (mut outsider, _) = Socket::established(&app.base).await;
     let typing = |n: u32| json!({"event": "client-typing", "channel": channel, "data": {"n": n}});
 
     outsider.send(typing(0)).await;

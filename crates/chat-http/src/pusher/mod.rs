@@ -140,6 +140,7 @@ impl Realtime {
                         ("MessageCreated", data)
                     }
                     Err(error) => {
+                        crate::ops::count_error(&error);
                         tracing::warn!(thread_id = %thread, message_id = %id, %error, "cannot open a message for delivery");
                         return;
                     }

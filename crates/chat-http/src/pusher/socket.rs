@@ -5,6 +5,7 @@ use super::hub::{Frame, Subscriber};
 use super::protocol::{self, code};
 use super::{thread_of_channel, Realtime};
 use crate::error::ApiError;
+use crate::ops::names;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
@@ -124,6 +125,9 @@ impl Connection {
         let timeout = self.realtime.settings().activity_timeout;
         let hello = protocol::connection_established(&self.socket_id, timeout.as_secs());
         let mut close = None;
+        let open = metrics::gauge!(names::WS_CONNECTIONS);
+        open.increment(1.0);
+        let delivered = metrics::counter!(names::WS_EVENTS_DELIVERED);
         if self.session.text(hello).await.is_ok() {
             let mut last_heard = Instant::now();
             let mut pinged = false;
@@ -150,8 +154,10 @@ impl Connection {
                         if self.session.text(&*frame).await.is_err() {
                             break None;
                         }
+                        delivered.increment(1);
                     }
                     () = self.overflowed.notified() => {
+                        metrics::counter!(names::WS_OVERFLOWS).increment(1);
                         break Some(reason(code::OVER_CAPACITY, "Over capacity: events were not read fast enough"));
                     }
                     _ = ticks.tick() => {
@@ -172,6 +178,7 @@ impl Connection {
         for thread in self.channels.drain() {
             self.realtime.hub().unsubscribe(thread, self.id);
         }
+        open.decrement(1.0);
         let _ = self.session.close(close).await;
     }
 
