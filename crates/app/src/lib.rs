@@ -294,6 +294,7 @@ pub async fn build_service(
         jobs: Arc::new(MemoryJobQueue::default()),
         clock,
         key_ring,
+        audit: None,
     };
     // PostgreSQL, when configured, holds everything durable.
     if let Some(pg) = &postgres {
@@ -301,6 +302,7 @@ pub async fn build_service(
         ports.threads = pg.clone();
         ports.keys = pg.clone();
         ports.jobs = pg.clone();
+        ports.audit = Some(Arc::new(pg.audit_sink()));
     }
     let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
     if let Some(pg) = &postgres {

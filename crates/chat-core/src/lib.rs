@@ -6,6 +6,7 @@
 //! crates and are chosen at run time, so ports are object-safe and held as `Arc<dyn _>`.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod crypto;
 pub mod error;
 pub mod ids;
@@ -18,6 +19,7 @@ pub mod retention;
 pub mod service;
 pub mod validation;
 
+pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 pub use error::{ChatError, StoreError};
 pub use ids::{JobId, MessageId, RequestId, ThreadId, UserId};
 pub use model::{

@@ -1,6 +1,7 @@
 //! The use cases, run over the ports: register a request, open a thread, list, post,
 //! close, and the purge that follows a close.
 
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use crate::crypto::{KeyRing, MessageAad, ThreadKey};
 use crate::error::ChatError;
 use crate::ids::{MessageId, RequestId, ThreadId, UserId};
@@ -32,6 +33,8 @@ pub struct Ports {
     pub jobs: Arc<dyn JobQueue>,
     pub clock: Arc<dyn Clock>,
     pub key_ring: Arc<dyn KeyRing>,
+    /// Where audit events go besides the `chat_audit` log target; `None`: the log only.
+    pub audit: Option<Arc<dyn AuditSink>>,
 }
 
 /// The settings the use cases obey.
@@ -157,13 +160,55 @@ impl ChatService {
         id: RequestId,
         client_id: UserId,
     ) -> Result<ServiceRequest, ChatError> {
-        self.policy.may_register_request(user).map_err(denied)?;
-        let request = ServiceRequest { id, client_id };
-        Ok(self.ports.requests.upsert(request).await?)
+        let result = async {
+            self.policy.may_register_request(user).map_err(denied)?;
+            let request = ServiceRequest { id, client_id };
+            Ok(self.ports.requests.upsert(request).await?)
+        }
+        .await;
+        self.audit(Some(user), AuditAction::RegisterRequest, &result, |e, _| {
+            e.request = Some(id);
+        });
+        result
+    }
+
+    /// Writes one audit event for a use case that ended with `result`; `subject` fills
+    /// in the ids it concerns.
+    fn audit<T>(
+        &self,
+        user: Option<&User>,
+        action: AuditAction,
+        result: &Result<T, ChatError>,
+        subject: impl FnOnce(&mut AuditEvent, Option<&T>),
+    ) {
+        let mut event = AuditEvent::new(
+            self.ports.clock.now(),
+            user,
+            action,
+            AuditOutcome::of(result),
+        );
+        subject(&mut event, result.as_ref().ok());
+        event.log();
+        if let Some(sink) = &self.ports.audit {
+            sink.record(&event);
+        }
     }
 
     /// Opens the request's thread, or returns the existing one (also when closed).
     pub async fn open_thread(&self, user: &User, request: RequestId) -> Result<Thread, ChatError> {
+        let result = self.open_thread_unaudited(user, request).await;
+        self.audit(Some(user), AuditAction::Open, &result, |e, thread| {
+            e.request = Some(request);
+            e.thread = thread.map(|t| t.id);
+        });
+        result
+    }
+
+    async fn open_thread_unaudited(
+        &self,
+        user: &User,
+        request: RequestId,
+    ) -> Result<Thread, ChatError> {
         if !self.policy.enabled {
             return Err(ChatError::Disabled);
         }
@@ -211,6 +256,19 @@ impl ChatService {
 
     /// One page of the thread's messages, oldest first, opened for the reader.
     pub async fn list_messages(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        page: PageRequest,
+    ) -> Result<MessagePage<MessageView>, ChatError> {
+        let result = self.list_messages_unaudited(user, thread, page).await;
+        self.audit(Some(user), AuditAction::List, &result, |e, _| {
+            e.thread = Some(thread);
+        });
+        result
+    }
+
+    async fn list_messages_unaudited(
         &self,
         user: &User,
         thread: ThreadId,
@@ -302,6 +360,20 @@ impl ChatService {
         thread: ThreadId,
         content: impl FnOnce() -> Result<MessageContent, ValidationErrors> + Send,
     ) -> Result<MessageId, ChatError> {
+        let result = self.post_message_unaudited(user, thread, content).await;
+        self.audit(Some(user), AuditAction::Post, &result, |e, id| {
+            e.thread = Some(thread);
+            e.message = id.copied();
+        });
+        result
+    }
+
+    async fn post_message_unaudited(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        content: impl FnOnce() -> Result<MessageContent, ValidationErrors> + Send,
+    ) -> Result<MessageId, ChatError> {
         let thread = self
             .authorized_thread(user, thread, ThreadAction::Post)
             .await?;
@@ -350,6 +422,19 @@ impl ChatService {
         thread: ThreadId,
         content_type: impl FnOnce() -> Result<String, ValidationErrors> + Send,
     ) -> Result<(SignedUpload, crate::Timestamp), ChatError> {
+        let result = self.upload_url_unaudited(user, thread, content_type).await;
+        self.audit(Some(user), AuditAction::UploadUrl, &result, |e, _| {
+            e.thread = Some(thread);
+        });
+        result
+    }
+
+    async fn upload_url_unaudited(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        content_type: impl FnOnce() -> Result<String, ValidationErrors> + Send,
+    ) -> Result<(SignedUpload, crate::Timestamp), ChatError> {
         let thread = self
             .authorized_thread(user, thread, ThreadAction::Post)
             .await?;
@@ -387,6 +472,34 @@ impl ChatService {
     /// Closes the thread (idempotent: the first `closed_at` stays), queues its purge and
     /// announces it.
     pub async fn close_thread(&self, user: &User, thread: ThreadId) -> Result<Thread, ChatError> {
+        let result = self.close_thread_unaudited(user, thread).await;
+        self.audit(Some(user), AuditAction::Close, &result, |e, _| {
+            e.thread = Some(thread);
+        });
+        result
+    }
+
+    /// Checks that `user` may follow the thread's real-time channel, and audits the
+    /// subscription (SPEC §6: `POST /broadcasting/auth` signs only then).
+    pub async fn authorize_subscription(
+        &self,
+        user: &User,
+        thread: ThreadId,
+    ) -> Result<Thread, ChatError> {
+        let result = self
+            .authorized_thread(user, thread, ThreadAction::View)
+            .await;
+        self.audit(Some(user), AuditAction::Subscribe, &result, |e, _| {
+            e.thread = Some(thread);
+        });
+        result
+    }
+
+    async fn close_thread_unaudited(
+        &self,
+        user: &User,
+        thread: ThreadId,
+    ) -> Result<Thread, ChatError> {
         let thread = self
             .authorized_thread(user, thread, ThreadAction::Close)
             .await?;
@@ -423,6 +536,14 @@ impl ChatService {
     /// The purge of a closed thread: its media, and with redaction on its data key and
     /// message ciphertext. Idempotent, so a retried or interrupted run converges.
     pub async fn purge_thread(&self, thread: ThreadId) -> Result<PurgeReport, ChatError> {
+        let result = self.purge_thread_unaudited(thread).await;
+        self.audit(None, AuditAction::Purge, &result, |e, _| {
+            e.thread = Some(thread);
+        });
+        result
+    }
+
+    async fn purge_thread_unaudited(&self, thread: ThreadId) -> Result<PurgeReport, ChatError> {
         let mut report = PurgeReport::default();
         if let Some(media) = &self.ports.media {
             report.media_deleted = media

@@ -4,6 +4,7 @@
 //! runs against its own adapters.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod clock;
 pub mod contract;
 mod events;
@@ -12,6 +13,7 @@ mod lock;
 mod messages;
 mod threads;
 
+pub use audit::MemoryAuditLog;
 pub use clock::{ManualClock, SystemClock};
 pub use events::MemoryEventBus;
 pub use jobs::MemoryJobQueue;

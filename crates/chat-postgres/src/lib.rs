@@ -9,12 +9,15 @@
 //! database comes back.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod jobs;
 mod lock;
 mod messages;
 mod rows;
 mod schema;
 mod threads;
+
+pub use audit::PgAuditSink;
 
 use chat_core::StoreError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};

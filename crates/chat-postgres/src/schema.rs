@@ -55,3 +55,18 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    chat_audit_events (id) {
+        id -> BigInt,
+        at -> Timestamptz,
+        actor_id -> Nullable<BigInt>,
+        role -> Nullable<Text>,
+        action -> Text,
+        thread_id -> Nullable<BigInt>,
+        request_id -> Nullable<BigInt>,
+        message_id -> Nullable<BigInt>,
+        outcome -> Text,
+        recorded_at -> Timestamptz,
+    }
+}

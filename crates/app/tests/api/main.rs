@@ -2,6 +2,7 @@
 //! and talks to it over HTTP, knowing only SPEC §2, §3 and §5.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod auth;
 mod helpers;
 mod lifecycle;

@@ -74,6 +74,9 @@ async fn canary_walk(base: &str, canary: &str) -> Vec<String> {
             .status(),
         422
     );
+    // An image: its signed upload URL, media key and signed download URL are bearer
+    // secrets too.
+    let (media_path, upload_url) = upload_png(&client, base, thread, b"").await;
     let listed: serde_json::Value = send(
         client
             .get(format!("{base}/api/chat/threads/{thread}/messages"))
@@ -87,6 +90,11 @@ async fn canary_walk(base: &str, canary: &str) -> Vec<String> {
         listed["messages"][0]["text"], canary,
         "the participant reads it back"
     );
+    let download_url = listed["messages"][2]["media_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(send(client.get(&download_url)).await.status(), 200);
     // A forged token is refused; it must not be logged either.
     let forged = format!("{}x", token(7, "client"));
     assert_eq!(
@@ -105,7 +113,16 @@ async fn canary_walk(base: &str, canary: &str) -> Vec<String> {
             .bearer_auth(&client_token),
     )
     .await;
-    vec![admin, client_token, forged]
+    let secret_part = |url: &str| url.split_once('?').unwrap().1.to_owned();
+    let media_name = media_path.rsplit('/').next().unwrap().to_owned();
+    vec![
+        admin,
+        client_token,
+        forged,
+        secret_part(&upload_url),
+        secret_part(&download_url),
+        media_name,
+    ]
 }
 
 #[tokio::test]
@@ -116,7 +133,7 @@ async fn a_canary_never_reaches_the_log() {
             "CANARY-{}-{format}",
             chrono::Utc::now().timestamp_nanos_opt().unwrap()
         );
-        let tokens = canary_walk(&server.base, &canary).await;
+        let secrets = canary_walk(&server.base, &canary).await;
         tokio::time::sleep(Duration::from_millis(1500)).await; // let the purge job log
         let log = server.stop();
         assert!(
@@ -129,10 +146,33 @@ async fn a_canary_never_reaches_the_log() {
             !log.contains("12.3456789") && !log.contains("98.7654321"),
             "coordinates in the log"
         );
+        let (tokens, urls) = secrets.split_at(3);
         for t in tokens {
             let signature = t.rsplit('.').next().unwrap();
-            assert!(!log.contains(signature), "a token in the log");
+            assert!(!log.contains(signature), "a token in the {format} log");
         }
+        for secret in urls {
+            assert!(
+                !log.contains(secret.as_str()),
+                "{secret} in the {format} log"
+            );
+        }
+        // The audit trail is in the same log, under its own target.
+        let audit = |action: &str| match format {
+            "json" => log
+                .lines()
+                .filter(|l| l.contains(r#""target":"chat_audit""#))
+                .filter(|l| l.contains(&format!(r#""action":"{action}""#)))
+                .count(),
+            _ => log
+                .lines()
+                .filter(|l| l.contains("chat_audit") && l.contains(&format!("action=\"{action}\"")))
+                .count(),
+        };
+        assert_eq!(audit("open"), 1, "{format}:\n{log}");
+        assert_eq!(audit("post"), 6, "3 accepted, 3 refused ({format})");
+        assert_eq!(audit("upload_url"), 1, "{format}");
+        assert_eq!(audit("close"), 1, "{format}");
     }
 }
 

@@ -6,7 +6,6 @@ use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chat_core::policy::ThreadAction;
 use chat_core::{ChatError, ValidationErrors};
 use serde::Deserialize;
 use serde_json::json;
@@ -62,11 +61,7 @@ pub async fn authorize(
     // Only a thread the user may list is signed; anything else is 403, so a stranger
     // learns nothing about which threads exist.
     let thread = super::thread_of_channel(&channel).ok_or(ApiError::Forbidden)?;
-    match state
-        .service
-        .authorized_thread(&user, thread, ThreadAction::View)
-        .await
-    {
+    match state.service.authorize_subscription(&user, thread).await {
         Ok(_) => {}
         Err(ChatError::NotFound | ChatError::Forbidden) => return Err(ApiError::Forbidden),
         Err(other) => return Err(other.into()),

@@ -1,0 +1,175 @@
+//! The audit trail (HIPAA audit controls): every open, list, post, close, upload URL,
+//! subscription and purge, with who, which thread, when and the outcome, appended to a
+//! table that refuses changes, and never any content.
+
+use crate::helpers::*;
+use chat_testkit::TestPostgres;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn rows(pg: &TestPostgres, sql: &str) -> Vec<String> {
+    let out = pg.psql("audit", sql).unwrap();
+    out.lines().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn every_action_is_appended_with_its_outcome_and_no_content() {
+    let pg = TestPostgres::start().unwrap();
+    let vars = postgres_vars(&pg, "audit");
+    let server = ServerProcess::start(&borrowed(&vars));
+    let base = server.base.clone();
+    let c = reqwest::Client::new();
+    let client = token(7, "client");
+    let stranger = token(8, "client");
+    let canary = format!("AUDIT-CANARY-{}", now_secs());
+    let started = chrono::Utc::now();
+
+    let thread = open_thread_over_http(&c, &base, 5).await;
+    let posted = c
+        .post(format!("{base}/api/chat/threads/{thread}/messages"))
+        .bearer_auth(&client)
+        .json(&json!({"type": "text", "text": canary}))
+        .send()
+        .await
+        .unwrap();
+    let message = json_of(posted, 200).await["id"].as_i64().unwrap();
+    for (who, status) in [(&client, 200), (&stranger, 403)] {
+        let listed = c
+            .get(format!("{base}/api/chat/threads/{thread}/messages"))
+            .bearer_auth(who)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), status);
+    }
+    let upload = c
+        .post(format!("{base}/api/chat/threads/{thread}/media"))
+        .bearer_auth(&client)
+        .json(&json!({"contentType": "image/png"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 200);
+    for (who, status) in [(&client, 200), (&stranger, 403)] {
+        let auth = c
+            .post(format!("{base}/broadcasting/auth"))
+            .bearer_auth(who)
+            .form(&[
+                ("socket_id", "123.456"),
+                ("channel_name", &format!("private-chat.{thread}")),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(auth.status(), status);
+    }
+    let closed = c
+        .patch(format!("{base}/api/chat/threads/{thread}/close"))
+        .bearer_auth(&client)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    let refused = c
+        .post(format!("{base}/api/chat/threads/{thread}/messages"))
+        .bearer_auth(&client)
+        .json(&json!({"type": "text", "text": "late"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+
+    // Events reach the table in the background; the purge comes from the job worker.
+    let query = "SELECT action, outcome, coalesce(actor_id::text, '-'), coalesce(role, '-'), \
+                 coalesce(thread_id::text, '-'), coalesce(request_id::text, '-'), \
+                 coalesce(message_id::text, '-') FROM chat_audit_events ORDER BY id";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let trail = loop {
+        let trail = rows(&pg, query);
+        if trail.iter().any(|r| r.starts_with("purge|")) {
+            break trail;
+        }
+        assert!(Instant::now() < deadline, "no purge audited: {trail:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let t = thread.to_string();
+    let m = message.to_string();
+    let expected: Vec<String> = [
+        ["register_request", "ok", "1", "admin", "-", "5", "-"],
+        ["open", "ok", "7", "client", &t, "5", "-"],
+        ["post", "ok", "7", "client", &t, "-", &m],
+        ["list", "ok", "7", "client", &t, "-", "-"],
+        ["list", "denied", "8", "client", &t, "-", "-"],
+        ["upload_url", "ok", "7", "client", &t, "-", "-"],
+        ["subscribe", "ok", "7", "client", &t, "-", "-"],
+        ["subscribe", "denied", "8", "client", &t, "-", "-"],
+        ["close", "ok", "7", "client", &t, "-", "-"],
+        ["post", "closed", "7", "client", &t, "-", "-"],
+        ["purge", "ok", "-", "-", &t, "-", "-"],
+    ]
+    .iter()
+    .map(|r| r.join("|"))
+    .collect();
+    assert_eq!(trail, expected);
+    let stamped = rows(
+        &pg,
+        &format!(
+            "SELECT count(*) FROM chat_audit_events WHERE at >= '{}'::timestamptz - interval '1 second' AND at <= now()",
+            started.to_rfc3339()
+        ),
+    );
+    assert_eq!(
+        stamped,
+        vec![expected.len().to_string()],
+        "every event has its time"
+    );
+
+    // Append-only: no change nor removal, even by the service's own role.
+    for change in [
+        "UPDATE chat_audit_events SET outcome = 'ok' WHERE outcome = 'denied'",
+        "DELETE FROM chat_audit_events",
+        "TRUNCATE chat_audit_events",
+    ] {
+        let error = pg.psql("audit", change).unwrap_err().to_string();
+        assert!(error.contains("append-only"), "{change}: {error}");
+    }
+    assert_eq!(
+        rows(&pg, "SELECT count(*) FROM chat_audit_events"),
+        vec![expected.len().to_string()]
+    );
+
+    let dump = pg.dump("audit").unwrap();
+    assert!(!contains(&dump, canary.as_bytes()));
+    let log = server.stop();
+    assert!(!log.contains(&canary));
+}
+
+#[tokio::test]
+async fn events_recorded_while_the_database_is_down_are_written_when_it_is_back() {
+    let pg = TestPostgres::start().unwrap();
+    let vars = postgres_vars(&pg, "audit");
+    let app = TestApp::spawn_with(&borrowed(&vars)).await;
+    let thread = open_thread_over_http(&app.client, &app.base, 5).await;
+
+    pg.stop().unwrap();
+    let refused = app.list(&token(7, "client"), thread, "").await;
+    assert_eq!(refused.status(), 503);
+    pg.start_again().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let trail = rows(
+            &pg,
+            "SELECT action || ':' || outcome FROM chat_audit_events ORDER BY id",
+        );
+        if trail.last().is_some_and(|last| last == "list:failed") {
+            assert_eq!(trail, ["register_request:ok", "open:ok", "list:failed"]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed list never reached the table: {trail:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,143 @@
+//! The audit trail (HIPAA §164.312(b), audit controls): one event per use case run —
+//! who, what, which thread, when, and the outcome — and never content.
+//!
+//! The service writes every event to the `chat_audit` tracing target, and hands it to the
+//! [`AuditSink`] of its ports when there is one (the PostgreSQL adapter appends it to a
+//! table that refuses updates and deletes).
+
+use crate::error::ChatError;
+use crate::ids::{MessageId, RequestId, ThreadId, UserId};
+use crate::model::User;
+use crate::Timestamp;
+
+/// The tracing target of audit events, for routing them to their own log.
+pub const AUDIT_TARGET: &str = "chat_audit";
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    RegisterRequest,
+    Open,
+    List,
+    Post,
+    Close,
+    UploadUrl,
+    /// A real-time channel subscription signed for a user.
+    Subscribe,
+    /// The purge of a closed thread (by the job or the sweep; no user).
+    Purge,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RegisterRequest => "register_request",
+            Self::Open => "open",
+            Self::List => "list",
+            Self::Post => "post",
+            Self::Close => "close",
+            Self::UploadUrl => "upload_url",
+            Self::Subscribe => "subscribe",
+            Self::Purge => "purge",
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditOutcome {
+    Ok,
+    /// The policy refused the user.
+    Denied,
+    NotFound,
+    /// The thread is closed to posts.
+    Closed,
+    Invalid,
+    Disabled,
+    /// A store or the crypto failed; nothing was done.
+    Failed,
+}
+
+impl AuditOutcome {
+    pub fn of<T>(result: &Result<T, ChatError>) -> Self {
+        match result {
+            Ok(_) => Self::Ok,
+            Err(ChatError::Forbidden) => Self::Denied,
+            Err(ChatError::NotFound) => Self::NotFound,
+            Err(ChatError::ThreadClosed) => Self::Closed,
+            Err(ChatError::Invalid(_)) => Self::Invalid,
+            Err(ChatError::Disabled) => Self::Disabled,
+            Err(ChatError::Unavailable(_) | ChatError::Crypto(_)) => Self::Failed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+            Self::NotFound => "not_found",
+            Self::Closed => "closed",
+            Self::Invalid => "invalid",
+            Self::Disabled => "disabled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One audited action. Identifiers and the outcome only: no content, no media keys,
+/// no tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: Timestamp,
+    /// `None` for the service's own work (the purge).
+    pub actor: Option<UserId>,
+    pub role: Option<String>,
+    pub action: AuditAction,
+    pub thread: Option<ThreadId>,
+    pub request: Option<RequestId>,
+    /// The message a post created.
+    pub message: Option<MessageId>,
+    pub outcome: AuditOutcome,
+}
+
+impl AuditEvent {
+    pub fn new(
+        at: Timestamp,
+        user: Option<&User>,
+        action: AuditAction,
+        outcome: AuditOutcome,
+    ) -> Self {
+        Self {
+            at,
+            actor: user.map(|u| u.id),
+            role: user.map(|u| u.role.clone()),
+            action,
+            thread: None,
+            request: None,
+            message: None,
+            outcome,
+        }
+    }
+
+    /// Writes the event to the `chat_audit` target (absent ids are left out).
+    pub fn log(&self) {
+        tracing::info!(
+            target: AUDIT_TARGET,
+            action = self.action.as_str(),
+            outcome = self.outcome.as_str(),
+            actor_id = self.actor.map(UserId::get),
+            role = self.role.as_deref(),
+            thread_id = self.thread.map(ThreadId::get),
+            request_id = self.request.map(RequestId::get),
+            message_id = self.message.map(MessageId::get),
+            at = %self.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "audit"
+        );
+    }
+}
+
+/// Where audit events are kept besides the log. `record` must not block: an adapter
+/// that writes to a database queues the event and writes it in the background.
+pub trait AuditSink: Send + Sync {
+    fn record(&self, event: &AuditEvent);
+}

@@ -1,0 +1,111 @@
+//! The audit trail's table: events are queued by [`PgAuditSink::record`] (which never
+//! waits on the database) and appended in batches by one writer task, which retries
+//! until the database takes them.
+
+use crate::schema::chat_audit_events as audit;
+use crate::{db, PgStore};
+use chat_core::{AuditEvent, AuditSink, MessageId, RequestId, ThreadId, UserId};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Events waiting for the database; past this, new ones are only in the log.
+const QUEUE: usize = 10_000;
+/// Rows per `INSERT`.
+const BATCH: usize = 500;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Insertable)]
+#[diesel(table_name = audit)]
+struct AuditRow {
+    at: chat_core::Timestamp,
+    actor_id: Option<i64>,
+    role: Option<String>,
+    action: &'static str,
+    thread_id: Option<i64>,
+    request_id: Option<i64>,
+    message_id: Option<i64>,
+    outcome: &'static str,
+}
+
+impl From<AuditEvent> for AuditRow {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            at: e.at,
+            actor_id: e.actor.map(UserId::get),
+            role: e.role,
+            action: e.action.as_str(),
+            thread_id: e.thread.map(ThreadId::get),
+            request_id: e.request.map(RequestId::get),
+            message_id: e.message.map(MessageId::get),
+            outcome: e.outcome.as_str(),
+        }
+    }
+}
+
+/// Appends audit events to `chat_audit_events`.
+pub struct PgAuditSink {
+    queue: mpsc::Sender<AuditEvent>,
+    dropped: AtomicU64,
+}
+
+impl PgAuditSink {
+    /// Events that found the queue full (the database was down for long): they are in
+    /// the `chat_audit` log only.
+    pub fn dropped(&self) -> u64 {
+        AtomicU64::load(&self.dropped, Ordering::Relaxed)
+    }
+}
+
+impl AuditSink for PgAuditSink {
+    fn record(&self, event: &AuditEvent) {
+        if self.queue.try_send(event.clone()).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                target: chat_core::audit::AUDIT_TARGET,
+                action = event.action.as_str(),
+                "audit event not stored in the database: its queue is full"
+            );
+        }
+    }
+}
+
+impl PgStore {
+    /// A sink over this store, and its writer task (on the current Tokio runtime), which
+    /// ends when the sink is dropped and the queue is written.
+    pub fn audit_sink(self: &Arc<Self>) -> PgAuditSink {
+        let (queue, mut events) = mpsc::channel::<AuditEvent>(QUEUE);
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while events.recv_many(&mut batch, BATCH).await > 0 {
+                let rows: Vec<AuditRow> = batch.drain(..).map(AuditRow::from).collect();
+                let mut backoff = Duration::from_millis(100);
+                while let Err(error) = store.append_audit(&rows).await {
+                    tracing::warn!(%error, pending = rows.len(), "audit events not written yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        });
+        PgAuditSink {
+            queue,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), chat_core::StoreError> {
+        self.run(|mut conn| async move {
+            diesel::insert_into(audit::table)
+                .values(rows)
+                .execute(&mut conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,2 @@
+DROP TABLE chat_audit_events;
+DROP FUNCTION chat_audit_events_refuse_change();
