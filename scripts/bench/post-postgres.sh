@@ -42,7 +42,7 @@ psql -q -X "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -c 'CREATE DATABASE
 PORT=$(free_port)
 SECRET=bench-secret-bench-secret-bench-secret-01
 export CHAT_JWT_SECRET=$SECRET CHAT_DATABASE_URL=$DB CHAT_BIND=127.0.0.1:$PORT \
-  CHAT_MASTER_KEY=$(head -c 32 /dev/urandom | base64) RUST_LOG=warn \
+  CHAT_MASTER_KEY=$(head -c 32 /dev/urandom | base64) RUST_LOG=warn CHAT_RATE_LIMIT_POSTS=0 \
   CHAT_DATABASE_MAX_CONNECTIONS=$CONNECTIONS
 "$BIN" serve 2>"$WORK/server.log" &
 SERVER_PID=$!

@@ -40,7 +40,7 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
 PORT=$(free_port)
 export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 CHAT_BIND=127.0.0.1:$PORT \
-  CHAT_REDIS_URL=$REDIS_URL CHAT_MESSAGE_STORE=redis RUST_LOG=warn
+  CHAT_REDIS_URL=$REDIS_URL CHAT_MESSAGE_STORE=redis RUST_LOG=warn CHAT_RATE_LIMIT_POSTS=0
 "$BIN" serve 2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done

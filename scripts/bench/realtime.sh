@@ -31,7 +31,7 @@ trap cleanup EXIT
 
 export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
   CHAT_PUSHER_APP_KEY=bench-key CHAT_PUSHER_APP_SECRET=bench-app-secret \
-  CHAT_OBJECT_STORE_URL=memory://
+  CHAT_OBJECT_STORE_URL=memory:// CHAT_RATE_LIMIT_POSTS=0 CHAT_RATE_LIMIT_AUTH=0
 start_server() {
   PORT=$(free_port)
   CHAT_BIND=127.0.0.1:$PORT "$BIN" serve 2>"$WORK/server.log" &

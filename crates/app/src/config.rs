@@ -59,6 +59,14 @@ pub struct Config {
     /// `CHAT_JOB_LEASE_SECS`: how long a job may run before another worker takes it
     /// over, and so how long a job interrupted by a crash waits to resume. Default 120.
     pub job_lease_secs: u64,
+    /// `CHAT_RATE_LIMIT_POSTS`: messages a user may post per minute (every instance
+    /// together when Redis is configured); `0` is no limit. Default 120.
+    pub rate_limit_posts: u32,
+    /// `CHAT_RATE_LIMIT_UPLOADS`: upload URLs a user may get per minute. Default 30.
+    pub rate_limit_uploads: u32,
+    /// `CHAT_RATE_LIMIT_AUTH`: channel authorizations (`/broadcasting/auth`) a user may
+    /// get per minute. Default 60.
+    pub rate_limit_auth: u32,
     /// `CHAT_REDACT_MESSAGES`: the purge after a close destroys the thread key and the
     /// message ciphertext. Default `true`.
     pub redact_messages: bool,
@@ -264,6 +272,9 @@ impl Config {
             redact_messages: env.flag("CHAT_REDACT_MESSAGES", true)?,
             sweep_interval_secs: env.parse("CHAT_SWEEP_INTERVAL_SECS", 3600)?,
             job_lease_secs,
+            rate_limit_posts: env.parse("CHAT_RATE_LIMIT_POSTS", 120)?,
+            rate_limit_uploads: env.parse("CHAT_RATE_LIMIT_UPLOADS", 30)?,
+            rate_limit_auth: env.parse("CHAT_RATE_LIMIT_AUTH", 60)?,
             master_keys,
             log_format,
             database_url,

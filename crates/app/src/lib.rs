@@ -12,15 +12,18 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use chat_core::crypto::KeyRing;
-use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore};
+use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore, RateCounter};
 use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention, SweepReport};
 use chat_crypto::MasterKeyRing;
+use chat_http::limits::RateLimits;
 use chat_http::ops::{names, Operations, Probe};
 use chat_http::pusher::{PusherSettings, Realtime};
 use chat_http::{HttpState, TokenVerifier};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
-use chat_redis::{Redis, RedisEventBus, RedisLeaseLock, RedisMessageStore, RedisSettings};
+use chat_redis::{
+    Redis, RedisEventBus, RedisLeaseLock, RedisMessageStore, RedisRateCounter, RedisSettings,
+};
 use config::{MasterKeySetting, MessageStoreKind};
 use futures::FutureExt;
 use secrecy::ExposeSecret;
@@ -43,6 +46,8 @@ pub struct Wired {
     pub lock: Arc<dyn LeaseLock>,
     /// The configured database and Redis, for `/readyz`.
     pub probes: Vec<Probe>,
+    /// Rate-limit windows: in Redis when configured, else in this process.
+    pub rate_counter: Arc<dyn RateCounter>,
 }
 
 /// How long each backend has to answer `/readyz`.
@@ -71,6 +76,7 @@ impl Application {
             service,
             lock,
             mut probes,
+            rate_counter,
         } = build_service(config, overrides, Some(media.store.clone())).await?;
         let objects = media.store.clone();
         probes.push(Probe::new("media", move || {
@@ -87,6 +93,13 @@ impl Application {
                 config.jwt_audience.clone(),
             )),
             max_body_bytes: config.max_body_bytes,
+            limits: RateLimits {
+                counter: rate_counter,
+                window: Duration::from_secs(60),
+                posts: config.rate_limit_posts,
+                uploads: config.rate_limit_uploads,
+                auth: config.rate_limit_auth,
+            },
             media: media.gateway,
             realtime: Some(realtime.clone()),
             operations: Operations {
@@ -305,6 +318,7 @@ pub async fn build_service(
         ports.audit = Some(Arc::new(pg.audit_sink()));
     }
     let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
+    let mut rate_counter: Arc<dyn RateCounter> = Arc::new(MemoryRateCounter::default());
     if let Some(pg) = &postgres {
         lock = pg.clone();
     }
@@ -312,6 +326,7 @@ pub async fn build_service(
     if let Some(redis) = &redis {
         ports.events = Arc::new(RedisEventBus::start(redis.clone(), EVENT_BUFFER));
         lock = Arc::new(RedisLeaseLock::new(redis.clone()));
+        rate_counter = Arc::new(RedisRateCounter::new(redis.clone()));
     }
     let settings = ChatSettings {
         enabled: config.enabled,
@@ -340,6 +355,7 @@ pub async fn build_service(
         service: ChatService::new(ports, settings),
         lock,
         probes,
+        rate_counter,
     })
 }
 
@@ -407,6 +423,7 @@ async fn run_sweeps(service: ChatService, lock: Arc<dyn LeaseLock>, every: Durat
         service,
         lock,
         probes: Vec::new(),
+        rate_counter: Arc::new(MemoryRateCounter::default()),
     };
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -241,6 +241,23 @@ pub trait LeaseLock: Send + Sync {
     async fn release(&self, name: &str, token: &LockToken) -> StoreResult<bool>;
 }
 
+/// Attempts counted in a fixed window, and how long until the window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    /// Attempts in the current window, the one just counted included.
+    pub count: u64,
+    pub resets_in: Duration,
+}
+
+/// Counts attempts per key in fixed windows, across every instance that shares the
+/// backend: what per-user rate limits are built on.
+#[async_trait]
+pub trait RateCounter: Send + Sync {
+    /// Counts one attempt under `key` in its current window of length `window` (a
+    /// window opens at the first attempt after the previous one ended).
+    async fn hit(&self, key: &str, window: Duration) -> StoreResult<WindowCount>;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     /// Delete the thread's media and, when redaction is on, its key and ciphertext.

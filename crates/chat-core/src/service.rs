@@ -86,6 +86,16 @@ impl PageRequest {
     pub const DEFAULT_LIMIT: u32 = 20;
 }
 
+/// The newest [`DEFAULT_LIMIT`](PageRequest::DEFAULT_LIMIT) messages.
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            before: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
 /// What a purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeReport {

@@ -19,6 +19,8 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("validation failed")]
     Invalid(ValidationErrors),
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     #[error("feature disabled")]
     Disabled,
     #[error("unavailable: {0}")]
@@ -40,6 +42,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Invalid(_) => "validation_failed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Disabled => "feature_disabled",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal_error",
@@ -54,6 +57,7 @@ impl ApiError {
             Self::NotFound => "Not found.".into(),
             Self::PayloadTooLarge => "The request body is too large.".into(),
             Self::Invalid(errors) => errors.summary(),
+            Self::RateLimited { .. } => "Too many requests. Try again later.".into(),
             Self::Disabled => "Chat is disabled.".into(),
             Self::Unavailable(_) => {
                 "The service is temporarily unavailable. Nothing was changed; try again.".into()
@@ -92,6 +96,7 @@ impl ResponseError for ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Disabled => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -115,6 +120,9 @@ impl ResponseError for ApiError {
         }
         if matches!(self, Self::Unavailable(_)) {
             response.insert_header(("Retry-After", "1"));
+        }
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         response.json(body)
     }

@@ -9,6 +9,7 @@
 mod auth;
 mod body;
 mod error;
+pub mod limits;
 mod media;
 pub mod ops;
 pub mod pusher;
@@ -32,6 +33,8 @@ pub struct HttpState {
     pub media: Option<Arc<chat_storage::LocalGateway>>,
     /// The WebSocket server; `None` serves no `/app/…` nor `/broadcasting/auth`.
     pub realtime: Option<Arc<pusher::Realtime>>,
+    /// Per-user limits on posts, upload URLs and channel authorizations.
+    pub limits: limits::RateLimits,
     /// What `/readyz` asks and what `/metrics` renders.
     pub operations: ops::Operations,
 }

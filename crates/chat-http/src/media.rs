@@ -25,6 +25,10 @@ pub async fn upload_url(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .limits
+        .check(crate::limits::Scope::Uploads, user.id)
+        .await?;
     let thread: ThreadId = path_id(&thread)?;
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let (upload, expires_at) = state

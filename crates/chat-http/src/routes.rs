@@ -1,6 +1,7 @@
 use crate::auth::AuthUser;
 use crate::body::{json_object, read_limited, required_number, required_str, required_user_id};
 use crate::error::ApiError;
+use crate::limits::Scope;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{
@@ -230,6 +231,7 @@ async fn post_message(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.check(Scope::Posts, user.id).await?;
     let thread: ThreadId = path_id(&thread)?;
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let max_text_chars = state.service.settings().max_text_chars;

@@ -8,8 +8,8 @@
 
 use chat_core::crypto::{SealedContent, WrappedKey};
 use chat_core::ports::{
-    ChatEvent, EventBus, JobKind, JobQueue, LeaseLock, LockToken, MessageStore, RequestDirectory,
-    RetentionCut, ThreadKeyStore, ThreadRepository,
+    ChatEvent, EventBus, JobKind, JobQueue, LeaseLock, LockToken, MessageStore, RateCounter,
+    RequestDirectory, RetentionCut, ThreadKeyStore, ThreadRepository,
 };
 use chat_core::{
     MessageId, MessageKind, RequestId, ServiceRequest, StoredMessage, ThreadId, ThreadStatus,
@@ -503,4 +503,40 @@ pub async fn lease_lock(lock: &dyn LeaseLock) {
     assert_eq!(lock.try_acquire(&name, long).await.unwrap(), None);
     assert!(lock.release(&name, &next).await.unwrap());
     assert!(lock.release(&other, &other_token).await.unwrap());
+}
+
+/// Fixed windows: concurrent hits are each counted once, keys are independent, and a
+/// window that ends starts the count again.
+pub async fn rate_counter(counter: &dyn RateCounter) {
+    let key = format!("contract-{}", fresh_id());
+    let window = Duration::from_millis(600);
+
+    let hits = futures::future::join_all((0..20).map(|_| counter.hit(&key, window))).await;
+    let mut counts: Vec<u64> = hits.iter().map(|h| h.as_ref().unwrap().count).collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=20).collect::<Vec<u64>>(),
+        "each hit counted once"
+    );
+    for hit in &hits {
+        let resets_in = hit.as_ref().unwrap().resets_in;
+        assert!(
+            resets_in > Duration::ZERO && resets_in <= window,
+            "{resets_in:?}"
+        );
+    }
+
+    let other = counter.hit(&format!("{key}-other"), window).await.unwrap();
+    assert_eq!(other.count, 1, "another key, another count");
+
+    // A later hit in the same window does not extend it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let later = counter.hit(&key, window).await.unwrap();
+    assert_eq!(later.count, 21);
+    assert!(later.resets_in <= Duration::from_millis(450), "{later:?}");
+
+    tokio::time::sleep(later.resets_in + Duration::from_millis(100)).await;
+    let fresh = counter.hit(&key, window).await.unwrap();
+    assert_eq!(fresh.count, 1, "the window ended");
 }

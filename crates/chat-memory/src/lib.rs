@@ -11,6 +11,7 @@ mod events;
 mod jobs;
 mod lock;
 mod messages;
+mod rate;
 mod threads;
 
 pub use audit::MemoryAuditLog;
@@ -19,6 +20,7 @@ pub use events::MemoryEventBus;
 pub use jobs::MemoryJobQueue;
 pub use lock::MemoryLeaseLock;
 pub use messages::MemoryMessageStore;
+pub use rate::MemoryRateCounter;
 pub use threads::{MemoryKeyStore, MemoryRequestDirectory, MemoryThreadRepository};
 
 use std::sync::{Mutex, MutexGuard};

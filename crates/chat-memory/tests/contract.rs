@@ -36,6 +36,11 @@ async fn event_bus() {
 }
 
 #[tokio::test]
+async fn rate_counter() {
+    contract::rate_counter(&MemoryRateCounter::default()).await;
+}
+
+#[tokio::test]
 async fn lease_lock() {
     contract::lease_lock(&MemoryLeaseLock::default()).await;
 }

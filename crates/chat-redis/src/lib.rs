@@ -1,6 +1,6 @@
 //! Redis adapters for chat-core: the ephemeral [`RedisMessageStore`], the cross-instance
-//! [`RedisEventBus`] (pub/sub) and the [`RedisLeaseLock`] (`SET NX PX` with a random
-//! token). They share one [`Redis`] handle: a deadpool-redis pool in which every
+//! [`RedisEventBus`] (pub/sub), the [`RedisLeaseLock`] (`SET NX PX` with a random
+//! token) and the [`RedisRateCounter`] (`INCR` in expiring windows). They share one [`Redis`] handle: a deadpool-redis pool in which every
 //! operation runs under a deadline, so a Redis that is down, stopped or out of memory is
 //! a prompt [`StoreError::Unavailable`], and recovers on its own when Redis is back.
 //!
@@ -14,6 +14,7 @@
 //! | `{prefix}{<thread>}:at` | sorted set | message ids, scored by `created_at` (µs) |
 //! | `{prefix}{<thread>}:msg` | hash | id → the encoded message ([`codec`]: metadata + ciphertext) |
 //! | `{prefix}lock:<name>` | string | the random token of the lock's holder |
+//! | `{prefix}rate:<scope>:<user>` | string | attempts in the current rate-limit window |
 //! | channel `{prefix}events` | pub/sub | encoded [`ChatEvent`](chat_core::ports::ChatEvent)s |
 //!
 //! Every key is written with a time to live, so nothing outlives its purpose if a
@@ -24,10 +25,12 @@ mod codec;
 mod events;
 mod lock;
 mod messages;
+mod rate;
 
 pub use events::RedisEventBus;
 pub use lock::RedisLeaseLock;
 pub use messages::RedisMessageStore;
+pub use rate::RedisRateCounter;
 
 use chat_core::StoreError;
 use deadpool_redis::redis::{self, RedisError};

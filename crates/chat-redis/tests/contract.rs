@@ -62,6 +62,12 @@ async fn event_bus() {
 }
 
 #[tokio::test]
+async fn rate_counter() {
+    let server = TestRedis::start().unwrap();
+    contract::rate_counter(&RedisRateCounter::new(connect(&server))).await;
+}
+
+#[tokio::test]
 async fn lease_lock() {
     let server = TestRedis::start().unwrap();
     contract::lease_lock(&RedisLeaseLock::new(connect(&server))).await;

@@ -63,6 +63,10 @@ impl TestApp {
             ("CHAT_JWT_SECRET".to_owned(), SECRET.to_owned()),
             // Media in memory unless a test chooses a backend (no files left behind).
             ("CHAT_OBJECT_STORE_URL".to_owned(), "memory://".to_owned()),
+            // No rate limits unless a test sets them: many tests post in bulk.
+            ("CHAT_RATE_LIMIT_POSTS".to_owned(), "0".to_owned()),
+            ("CHAT_RATE_LIMIT_UPLOADS".to_owned(), "0".to_owned()),
+            ("CHAT_RATE_LIMIT_AUTH".to_owned(), "0".to_owned()),
         ];
         env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(env).unwrap();
@@ -297,6 +301,9 @@ impl ServerProcess {
             .env("CHAT_BIND", "127.0.0.1:0")
             .env("CHAT_JWT_SECRET", SECRET)
             .env("CHAT_OBJECT_STORE_URL", "memory://")
+            .env("CHAT_RATE_LIMIT_POSTS", "0")
+            .env("CHAT_RATE_LIMIT_UPLOADS", "0")
+            .env("CHAT_RATE_LIMIT_AUTH", "0")
             .envs(vars.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())

@@ -12,6 +12,7 @@ mod pagination;
 mod policy;
 mod postgres;
 mod privacy;
+mod rate_limits;
 mod realtime;
 mod redis;
 mod retention;

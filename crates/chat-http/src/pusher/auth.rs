@@ -25,6 +25,10 @@ pub async fn authorize(
     let Some(realtime) = state.realtime.clone() else {
         return Err(ApiError::NotFound);
     };
+    state
+        .limits
+        .check(crate::limits::Scope::Auth, user.id)
+        .await?;
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let is_json = req
         .headers()
