@@ -11,6 +11,7 @@ mod body;
 mod error;
 pub mod limits;
 mod media;
+pub mod openapi;
 pub mod ops;
 pub mod pusher;
 mod routes;

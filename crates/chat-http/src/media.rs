@@ -18,6 +18,11 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
+/// Signs an upload of an image to a new key of the thread; post it with `mediaPath`.
+#[utoipa::path(post, path = "/api/chat/threads/{thread}/media", tag = "chat", security(("bearer" = [])),
+    params(("thread" = i64, Path, minimum = 1, example = 1)),
+    request_body = crate::openapi::UploadRequest,
+    responses((status = 200, description = "The upload ticket", body = crate::openapi::UploadTicket), crate::openapi::ChatErrors))]
 pub async fn upload_url(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,

@@ -82,6 +82,12 @@ pub struct Operations {
 /// `200 {"status":"ready","checks":{…}}`, or `503` with `status: "unavailable"` and
 /// the failing backends named in `checks` (the causes go to the log only: they may
 /// name hosts).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Every configured backend answers", body = crate::openapi::Readiness),
+        (status = 503, description = "The backends that do not answer are named", body = crate::openapi::Readiness,
+            headers(("Retry-After" = u64))),
+    ))]
 pub(crate) async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
     let ops = &state.operations;
     let timeout = ops.probe_timeout;
@@ -120,6 +126,9 @@ pub(crate) async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
     }
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
     match &state.operations.metrics {
         Some(render) => HttpResponse::Ok()

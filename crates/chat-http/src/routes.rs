@@ -19,6 +19,7 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
                 ApiError::invalid("query", "The query string is malformed.").into()
             }))
             .route("/healthz", web::get().to(healthz))
+            .route("/api/openapi.json", web::get().to(crate::openapi::serve))
             .route("/readyz", web::get().to(crate::ops::readyz))
             .route("/metrics", web::get().to(crate::ops::metrics))
             .service(
@@ -53,7 +54,10 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-async fn healthz() -> HttpResponse {
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = crate::openapi::Health)))]
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
@@ -70,8 +74,14 @@ pub(crate) fn rfc3339(t: Timestamp) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Registers (or updates) a service request and its client. Admins only: the host
+/// system calls it.
+#[utoipa::path(put, path = "/api/requests/{id}", tag = "chat", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The service request", minimum = 1, example = 1)),
+    request_body = crate::openapi::RegisterRequestBody,
+    responses((status = 200, description = "The request as stored", body = crate::openapi::ServiceRequestBody), crate::openapi::ChatErrors))]
 #[tracing::instrument(skip_all, fields(request_id = %id, user_id = %user.id))]
-async fn register_request(
+pub(crate) async fn register_request(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
@@ -86,8 +96,13 @@ async fn register_request(
     Ok(HttpResponse::Ok().json(json!({"id": request.id, "client_id": request.client_id})))
 }
 
+/// Opens the request's thread, or returns the existing one (idempotent). Its client or
+/// an admin.
+#[utoipa::path(post, path = "/api/requests/{id}/chat/open", tag = "chat", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The service request", minimum = 1, example = 1)),
+    responses((status = 200, description = "The thread", body = crate::openapi::OpenedThread), crate::openapi::ChatErrors))]
 #[tracing::instrument(skip_all, fields(request_id = %id, user_id = %user.id))]
-async fn open_thread(
+pub(crate) async fn open_thread(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,
     id: web::Path<String>,
@@ -151,8 +166,16 @@ pub(crate) fn message_json(m: &MessageView) -> Value {
     })
 }
 
+/// One page of messages, oldest first: the newest `limit` before `cursor`.
+#[utoipa::path(get, path = "/api/chat/threads/{thread}/messages", tag = "chat", security(("bearer" = [])),
+    params(
+        ("thread" = i64, Path, minimum = 1, example = 1),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 50, description = "Default 20"),
+        ("cursor" = Option<i64>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    responses((status = 200, description = "A page of messages", body = crate::openapi::MessagePage), crate::openapi::ChatErrors))]
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
-async fn list_messages(
+pub(crate) async fn list_messages(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,
     thread: web::Path<String>,
@@ -223,8 +246,13 @@ fn message_content(
     }
 }
 
+/// Posts a text, image or location message; it is sealed before it is stored.
+#[utoipa::path(post, path = "/api/chat/threads/{thread}/messages", tag = "chat", security(("bearer" = [])),
+    params(("thread" = i64, Path, minimum = 1, example = 1)),
+    request_body = crate::openapi::NewMessage,
+    responses((status = 200, description = "Stored (sealed)", body = crate::openapi::Posted), crate::openapi::ChatErrors))]
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
-async fn post_message(
+pub(crate) async fn post_message(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,
     thread: web::Path<String>,
@@ -250,8 +278,12 @@ async fn post_message(
     Ok(HttpResponse::Ok().json(json!({"id": id})))
 }
 
+/// Closes the thread (idempotent); its purge follows in the background.
+#[utoipa::path(patch, path = "/api/chat/threads/{thread}/close", tag = "chat", security(("bearer" = [])),
+    params(("thread" = i64, Path, minimum = 1, example = 1)),
+    responses((status = 200, description = "Closed", body = crate::openapi::Closed), crate::openapi::ChatErrors))]
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
-async fn close_thread(
+pub(crate) async fn close_thread(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,
     thread: web::Path<String>,

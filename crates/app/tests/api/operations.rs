@@ -286,3 +286,20 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
     assert!(sample(&text, "chat_jobs_total", &[("outcome", "failed")]).is_none());
     server.stop();
 }
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_committed_one() {
+    let app = TestApp::spawn().await;
+    let served = app
+        .client
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    let served: Value = served.json().await.unwrap();
+    let committed: Value =
+        serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+    assert_eq!(served, committed);
+    assert_eq!(served["openapi"], "3.1.0");
+}

@@ -16,6 +16,13 @@ struct AuthRequest {
     channel_name: Option<String>,
 }
 
+/// Signs a `private-chat.{threadId}` subscription for a user who may list the thread.
+#[utoipa::path(post, path = "/broadcasting/auth", tag = "realtime", security(("bearer" = [])),
+    request_body(content(
+        (crate::openapi::ChannelAuthRequest = "application/x-www-form-urlencoded"),
+        (crate::openapi::ChannelAuthRequest = "application/json"),
+    )),
+    responses((status = 200, description = "The subscription signature", body = crate::openapi::ChannelAuth), crate::openapi::ChatErrors))]
 pub async fn authorize(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,
