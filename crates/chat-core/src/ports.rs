@@ -189,6 +189,17 @@ pub enum ChatEvent {
         thread_id: ThreadId,
         closed_at: Timestamp,
     },
+    /// A client event (Pusher `client-…`, such as a typing indicator) on its way to the
+    /// thread's other subscribers on every instance. Relayed, never stored or logged.
+    ClientEvent {
+        thread_id: ThreadId,
+        /// Opaque id of the sending socket, which does not get its own event back.
+        origin: String,
+        /// The event name (`client-typing`).
+        name: String,
+        /// The JSON the client sent, as text.
+        data: String,
+    },
 }
 
 impl ChatEvent {
@@ -196,6 +207,7 @@ impl ChatEvent {
         match self {
             Self::MessageCreated(m) => m.thread_id,
             Self::ThreadClosed { thread_id, .. } => *thread_id,
+            Self::ClientEvent { thread_id, .. } => *thread_id,
         }
     }
 }

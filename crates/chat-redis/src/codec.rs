@@ -93,6 +93,22 @@ pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
             out.extend_from_slice(&thread_id.get().to_be_bytes());
             out.extend_from_slice(&micros(*closed_at).to_be_bytes());
         }
+        ChatEvent::ClientEvent {
+            thread_id,
+            origin,
+            name,
+            data,
+        } => {
+            out.push(b'X');
+            out.extend_from_slice(&thread_id.get().to_be_bytes());
+            for short in [origin, name] {
+                // Both are short (a socket id, an event name); longer is cut, not wrapped.
+                let bytes = &short.as_bytes()[..short.len().min(u16::MAX as usize)];
+                out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                out.extend_from_slice(bytes);
+            }
+            out.extend_from_slice(data.as_bytes());
+        }
     }
     out
 }
@@ -108,6 +124,30 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
             thread_id: thread,
             closed_at: timestamp(int_at(bytes, 9)?)?,
         }),
+        Some(b'X') => {
+            let mut rest = bytes.get(9..).ok_or_else(|| corrupt("client event"))?;
+            let mut short = || -> Result<String, StoreError> {
+                let len = rest
+                    .get(..2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+                    .ok_or_else(|| corrupt("client event"))?;
+                let text = rest
+                    .get(2..2 + len)
+                    .ok_or_else(|| corrupt("client event"))?;
+                let text = String::from_utf8(text.to_vec()).map_err(|_| corrupt("client event"))?;
+                rest = &rest[2 + len..];
+                Ok(text)
+            };
+            let origin = short()?;
+            let name = short()?;
+            let data = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("client event"))?;
+            Ok(ChatEvent::ClientEvent {
+                thread_id: thread,
+                origin,
+                name,
+                data,
+            })
+        }
         _ => Err(corrupt("unknown event")),
     }
 }
@@ -136,6 +176,13 @@ mod tests {
             let created = ChatEvent::MessageCreated(m.clone());
             assert_eq!(decode_event(&encode_event(&created)).unwrap(), created);
         }
+        let whisper = ChatEvent::ClientEvent {
+            thread_id: ThreadId::new(3).unwrap(),
+            origin: "4f2a.17".into(),
+            name: "client-typing".into(),
+            data: r#"{"typing":true,"who":"Zoë"}"#.into(),
+        };
+        assert_eq!(decode_event(&encode_event(&whisper)).unwrap(), whisper);
         let closed = ChatEvent::ThreadClosed {
             thread_id: ThreadId::new(3).unwrap(),
             closed_at: timestamp(5).unwrap(),

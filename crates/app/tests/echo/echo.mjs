@@ -115,6 +115,17 @@ async function main() {
   await post(BASE, A, 'across instances');
   check((await crossed).thread_id === A, 'a subscriber on the other instance receives the post');
 
+  // A whisper from a socket on the other instance reaches this one's subscribers, and
+  // never comes back to its sender.
+  let echoed = false;
+  farOnA.listenForWhisper('typing', () => { echoed = true; });
+  const farWhisper = within(5000, 'cross-instance whisper', (done) =>
+    adminOnA.listenForWhisper('typing', (w) => w.from === 'far' && done(w)));
+  farOnA.whisper('typing', { typing: true, from: 'far' });
+  check((await farWhisper).typing === true, 'a whisper reaches the subscribers on another instance');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  check(!echoed, 'a whisper does not come back to its sender');
+
   // Closing the thread: ThreadClosed on every subscriber.
   const closed = within(5000, 'ThreadClosed', (done) => onA.listen('ThreadClosed', done));
   const farClosed = within(5000, 'ThreadClosed far', (done) => farOnA.listen('ThreadClosed', done));

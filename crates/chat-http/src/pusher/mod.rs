@@ -7,7 +7,8 @@
 //! signature `/broadcasting/auth` gave it, which that route gives only to users who may
 //! list the thread; the socket then receives that thread's events and nothing else.
 //! Events arrive from the event bus, sealed: this instance opens each one once for its
-//! own subscribers, so with Redis every instance delivers to its sockets.
+//! own subscribers, so with Redis every instance delivers to its sockets. Client events
+//! (whispers) travel the same bus, so subscribers on other instances get them too.
 
 pub mod auth;
 pub mod hub;
@@ -62,16 +63,35 @@ pub struct Realtime {
     settings: PusherSettings,
     signing_key: hmac::Key,
     hub: Hub,
+    /// Random per process: tells this instance's sockets from others' on the bus.
+    instance: u64,
 }
 
 impl Realtime {
     pub fn new(settings: PusherSettings) -> Arc<Self> {
         let signing_key = hmac::Key::new(hmac::HMAC_SHA256, &settings.secret);
+        let mut instance = [0u8; 8];
+        // Only has to differ between instances; a failing generator leaves 0.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut instance);
         Arc::new(Self {
             settings,
             signing_key,
             hub: Hub::default(),
+            instance: u64::from_be_bytes(instance),
         })
+    }
+
+    /// The bus origin of one of this instance's connections.
+    fn origin(&self, connection: u64) -> String {
+        format!("{:x}.{connection}", self.instance)
+    }
+
+    /// The connection an origin names, if it is one of this instance's.
+    fn local_connection(&self, origin: &str) -> Option<u64> {
+        let (instance, connection) = origin.split_once('.')?;
+        (u64::from_str_radix(instance, 16).ok()? == self.instance)
+            .then(|| connection.parse().ok())
+            .flatten()
     }
 
     pub fn settings(&self) -> &PusherSettings {
@@ -131,6 +151,15 @@ impl Realtime {
             return;
         }
         let (name, data) = match event {
+            ChatEvent::ClientEvent {
+                origin, name, data, ..
+            } => {
+                let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+                let frame = protocol::client_event(&name, &channel_name(thread), &data);
+                let sender = self.local_connection(&origin);
+                self.hub.publish(thread, frame.into(), sender);
+                return;
+            }
             ChatEvent::MessageCreated(message) => {
                 let id = message.id;
                 match service.open_for_broadcast(message).await {

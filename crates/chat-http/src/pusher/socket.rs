@@ -9,6 +9,7 @@ use crate::ops::names;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use chat_core::ports::{ChatEvent, EventBus};
 use chat_core::ThreadId;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
@@ -46,7 +47,10 @@ pub async fn connect(
     actix_web::rt::spawn(async move {
         match refusal {
             Some((code, message)) => refuse(session, code, message).await,
-            None => Connection::new(realtime, session).run(stream).await,
+            None => {
+                let events = state.service.ports().events.clone();
+                Connection::new(realtime, session, events).run(stream).await
+            }
         }
     });
     Ok(response)
@@ -102,10 +106,12 @@ struct Connection {
     overflowed: Arc<Notify>,
     channels: HashSet<ThreadId>,
     client_events: RateLimit,
+    /// Where client events go, so that every instance's subscribers get them.
+    events: Arc<dyn EventBus>,
 }
 
 impl Connection {
-    fn new(realtime: Arc<Realtime>, session: Session) -> Self {
+    fn new(realtime: Arc<Realtime>, session: Session, events: Arc<dyn EventBus>) -> Self {
         let (queue, inbox) = mpsc::channel(realtime.settings().send_buffer.max(1));
         let per_second = realtime.settings().client_events_per_second;
         Self {
@@ -118,6 +124,7 @@ impl Connection {
             overflowed: Arc::new(Notify::new()),
             channels: HashSet::new(),
             client_events: RateLimit::per_second(per_second),
+            events,
         }
     }
 
@@ -244,8 +251,9 @@ impl Connection {
         self.send(protocol::subscription_succeeded(channel)).await
     }
 
-    /// A client event goes to the channel's other subscribers on this instance, only
-    /// from a socket subscribed to it, within the rate limit; it is never stored.
+    /// A client event goes to the channel's other subscribers on every instance (over
+    /// the event bus), only from a socket subscribed to it, within the rate limit; it is
+    /// never stored. With the bus down it still reaches this instance's subscribers.
     async fn relay(&mut self, event: &str, channel: &str, data: &Value) -> bool {
         let Some(thread) = thread_of_channel(channel).filter(|t| self.channels.contains(t)) else {
             let refused = protocol::error(None, "Client event rejected: not subscribed");
@@ -258,10 +266,19 @@ impl Connection {
             );
             return self.send(refused).await;
         }
-        let frame = protocol::client_event(event, channel, data);
-        self.realtime
-            .hub()
-            .publish(thread, frame.into(), Some(self.id));
+        let relayed = ChatEvent::ClientEvent {
+            thread_id: thread,
+            origin: self.realtime.origin(self.id),
+            name: event.to_owned(),
+            data: data.to_string(),
+        };
+        if let Err(error) = self.events.publish(relayed).await {
+            tracing::warn!(%error, "client event relayed on this instance only");
+            let frame = protocol::client_event(event, channel, data);
+            self.realtime
+                .hub()
+                .publish(thread, frame.into(), Some(self.id));
+        }
         true
     }
 
