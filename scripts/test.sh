@@ -21,6 +21,11 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
   apt_install redis-server
 fi
 
+# openssl, which makes the throwaway certificates of the TLS tests.
+if ! command -v openssl >/dev/null; then
+  apt_install openssl
+fi
+
 # s3s-fs, a real S3-compatible server that checks every signature (crates.io).
 if ! command -v s3s-fs >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
   echo "== installing s3s-fs"

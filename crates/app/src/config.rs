@@ -86,7 +86,7 @@ pub struct Config {
     /// is `503`. Default 5000.
     pub store_timeout_ms: u64,
     /// `CHAT_REDIS_URL`: Redis (`redis://[:password@]host:6379[/db]`, `rediss://` for
-    /// TLS) for the cross-instance event bus and locks, and the message store with
+    /// TLS, the certificate verified against the system's roots or `SSL_CERT_FILE`) for the cross-instance event bus and locks, and the message store with
     /// `CHAT_MESSAGE_STORE=redis`.
     pub redis_url: Option<SecretString>,
     /// `CHAT_MESSAGE_STORE`: `memory` | `postgres` | `redis`; default `postgres` when a

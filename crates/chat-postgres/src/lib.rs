@@ -16,6 +16,7 @@ mod messages;
 mod rows;
 mod schema;
 mod threads;
+mod tls;
 
 pub use audit::PgAuditSink;
 
@@ -76,6 +77,7 @@ impl PgStore {
         // is dropped by the pool, and the next checkout connects afresh.
         let mut config = ManagerConfig::default();
         config.recycling_method = RecyclingMethod::Fast;
+        config.custom_setup = Box::new(tls::establish);
         let manager =
             AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)

@@ -10,15 +10,21 @@
 //!
 //! [`TestS3`] runs a private S3-compatible server (`s3s-fs`) on a free loopback port
 //! over a temporary directory, and kills it when dropped.
+//!
+//! [`TestCertificates`] makes a throwaway CA and server certificate, with which
+//! PostgreSQL and Redis can serve TLS ([`TestPostgres::enable_tls`],
+//! [`TestRedis::start_tls`]).
 #![forbid(unsafe_code)]
 
 mod postgres;
 mod redis;
 mod s3;
+mod tls;
 
 pub use postgres::TestPostgres;
 pub use redis::TestRedis;
 pub use s3::{TestS3, S3S_FS_INSTALL};
+pub use tls::TestCertificates;
 
 use std::io;
 use std::net::TcpListener;

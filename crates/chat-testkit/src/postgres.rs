@@ -186,6 +186,26 @@ impl TestPostgres {
         Ok(())
     }
 
+    /// Serves TLS from now on with `certs` (certificate and key copied into the data
+    /// directory, `ssl = on`, configuration reloaded); plain connections still work.
+    pub fn enable_tls(&self, certs: &crate::TestCertificates) -> io::Result<()> {
+        let data = Path::new(&self.data()).to_path_buf();
+        std::fs::copy(certs.cert(), data.join("server.crt"))?;
+        std::fs::copy(certs.key(), data.join("server.key"))?;
+        let status = Command::new("chmod")
+            .arg("600")
+            .arg(data.join("server.key"))
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other("chmod of the key failed"));
+        }
+        hand_over(&data)?;
+        self.psql("postgres", "ALTER SYSTEM SET ssl = on")?;
+        self.psql("postgres", "SELECT pg_reload_conf()")?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Ok(())
+    }
+
     /// Stops the server (fast shutdown: committed data stays).
     pub fn stop(&self) -> io::Result<()> {
         pg_tool("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"])?;

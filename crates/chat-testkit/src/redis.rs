@@ -14,6 +14,7 @@ pub struct TestRedis {
     port: u16,
     child: Mutex<Option<Child>>,
     extra: Vec<String>,
+    tls_port: Option<u16>,
 }
 
 impl TestRedis {
@@ -29,9 +30,42 @@ impl TestRedis {
             port: free_port()?,
             child: Mutex::new(None),
             extra: options.iter().map(|s| s.to_string()).collect(),
+            tls_port: None,
         };
         redis.start_again()?;
         Ok(redis)
+    }
+
+    /// Also serves TLS with `certs` on a second port ([`tls_url`](Self::tls_url)); the
+    /// plain port stays for the harness's own commands.
+    pub fn start_tls(certs: &crate::TestCertificates) -> io::Result<Self> {
+        let tls_port = free_port()?;
+        let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+        let redis = Self {
+            dir: tempfile::Builder::new().prefix("chat-redis-").tempdir()?,
+            port: free_port()?,
+            child: Mutex::new(None),
+            extra: vec![
+                "--tls-port".into(),
+                tls_port.to_string(),
+                "--tls-cert-file".into(),
+                path(certs.cert()),
+                "--tls-key-file".into(),
+                path(certs.key()),
+                "--tls-ca-cert-file".into(),
+                path(certs.ca()),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ],
+            tls_port: Some(tls_port),
+        };
+        redis.start_again()?;
+        Ok(redis)
+    }
+
+    /// `rediss://127.0.0.1:<tls port>`, when started with [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port.map(|p| format!("rediss://127.0.0.1:{p}"))
     }
 
     pub fn port(&self) -> u16 {

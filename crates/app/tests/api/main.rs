@@ -16,5 +16,6 @@ mod rate_limits;
 mod realtime;
 mod redis;
 mod retention;
+mod tls;
 mod unavailable;
 mod validation;

@@ -1,0 +1,81 @@
+//! PostgreSQL and Redis over TLS: the service connects encrypted and verifies the
+//! server's certificate (against `SSL_CERT_FILE` here, the system's roots otherwise);
+//! a certificate it cannot verify means no connection, never a plaintext fallback.
+
+use crate::helpers::*;
+use chat_testkit::{TestCertificates, TestPostgres, TestRedis};
+use serde_json::json;
+
+#[tokio::test]
+async fn backends_over_tls_with_verified_certificates() {
+    let certs = TestCertificates::generate().unwrap();
+    let pg = TestPostgres::start().unwrap();
+    pg.enable_tls(&certs).unwrap();
+    let redis = TestRedis::start_tls(&certs).unwrap();
+    let database = format!("{}?sslmode=require", pg.create_database("tls").unwrap());
+    let ca = certs.ca().to_string_lossy().into_owned();
+    let redis_url = redis.tls_url().unwrap();
+    let vars = [
+        ("CHAT_DATABASE_URL", database.as_str()),
+        ("CHAT_MASTER_KEY", MASTER_KEY),
+        ("CHAT_REDIS_URL", redis_url.as_str()),
+        ("CHAT_MESSAGE_STORE", "redis"),
+        ("CHAT_STORE_TIMEOUT_MS", "2000"),
+    ];
+
+    let mut trusting = vars.to_vec();
+    trusting.push(("SSL_CERT_FILE", &ca));
+    let server = ServerProcess::start(&trusting);
+    let c = reqwest::Client::new();
+    let ready = c
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let thread = open_thread_over_http(&c, &server.base, 5).await;
+    let posted = c
+        .post(format!(
+            "{}/api/chat/threads/{thread}/messages",
+            server.base
+        ))
+        .bearer_auth(token(7, "client"))
+        .json(&json!({"type": "text", "text": "over TLS"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    // The message went to Redis over its TLS port (the only one the URL names), and
+    // PostgreSQL reports the service's sessions as encrypted.
+    assert!(
+        !redis.cli(&["--scan"]).unwrap().is_empty(),
+        "keys were written"
+    );
+    let sessions = pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'tls'",
+        )
+        .unwrap();
+    let (encrypted, all) = sessions.trim().split_once('|').unwrap();
+    assert!(all.parse::<u32>().unwrap() > 0, "{sessions}");
+    assert_eq!(encrypted, all, "every session of the service is TLS");
+    server.stop();
+
+    // Not trusting the CA: neither backend is reachable, and /readyz says so.
+    let mut untrusting = vars.to_vec();
+    untrusting.push(("CHAT_AUTO_MIGRATE", "false"));
+    let server = ServerProcess::start(&untrusting);
+    let refused = c
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["checks"]["postgres"], "unavailable", "{body}");
+    assert_eq!(body["checks"]["redis"], "unavailable", "{body}");
+    let log = server.stop();
+    assert!(!log.contains("over TLS"));
+}

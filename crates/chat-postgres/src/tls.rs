@@ -1,0 +1,45 @@
+//! Connections over TLS. `sslmode=prefer` (the default) uses TLS whenever the server
+//! offers it, `sslmode=require` refuses a server that does not, `sslmode=disable`
+//! never asks. Whenever TLS is used the server's certificate is verified against the
+//! system's roots, or the PEM bundle `SSL_CERT_FILE` names (libpq's `verify-full`):
+//! encryption to an unverified server would protect nothing from whoever sits between.
+
+use diesel::ConnectionResult;
+use diesel_async::AsyncPgConnection;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use std::sync::OnceLock;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The connector, with the roots loaded once per process.
+fn connector() -> MakeRustlsConnect {
+    static CONNECTOR: OnceLock<MakeRustlsConnect> = OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| match MakeRustlsConnect::with_native_certs() {
+            Ok((connector, _skipped)) => connector,
+            Err(errors) => {
+                tracing::warn!(
+                    ?errors,
+                    "no trusted root certificates: TLS connections to PostgreSQL will fail"
+                );
+                let roots = rustls::RootCertStore::empty();
+                MakeRustlsConnect::new(
+                    rustls::ClientConfig::builder()
+                        .with_root_certificates(roots)
+                        .with_no_client_auth(),
+                )
+            }
+        })
+        .clone()
+}
+
+/// The pool's connection setup.
+pub(crate) fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
+    async move {
+        let (client, connection) = tokio_postgres::connect(url, connector())
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    }
+    .boxed()
+}
