@@ -5,7 +5,8 @@
 #     post-to-delivery p50/p99 (goal: p99 <= 5 ms);
 #  2. the same connections, posts as fast as 64 posters go: deliveries/s at saturation;
 #  3. $IDLE idle subscribed connections: the server's resident memory per connection
-#     (goal: <= 10 KB at 10,000).
+#     (goal: <= 10 KB at 10,000), on the API's port and on the dedicated WebSocket
+#     listener (CHAT_WS_BIND).
 #
 #   scripts/bench/realtime.sh
 #   DURATION=20 IDLE=10000 scripts/bench/realtime.sh
@@ -33,8 +34,8 @@ export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
   CHAT_PUSHER_APP_KEY=bench-key CHAT_PUSHER_APP_SECRET=bench-app-secret \
   CHAT_OBJECT_STORE_URL=memory:// CHAT_RATE_LIMIT_POSTS=0 CHAT_RATE_LIMIT_AUTH=0
 start_server() {
-  PORT=$(free_port)
-  CHAT_BIND=127.0.0.1:$PORT "$BIN" serve 2>"$WORK/server.log" &
+  PORT=$(free_port); WS_PORT=$(free_port)
+  CHAT_BIND=127.0.0.1:$PORT CHAT_WS_BIND=127.0.0.1:$WS_PORT "$BIN" serve 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 }
@@ -55,7 +56,17 @@ start_server
 load --connections 1000 --channels 100 --rate 0 --concurrency 64 --seconds "$DURATION"
 stop_server
 
-echo "== $IDLE idle connections over 100 threads"
+echo "== $IDLE idle connections over 100 threads, /app/{key} on the API's port"
 start_server
 load --connections "$IDLE" --channels 100 --seconds 0
+stop_server
+
+echo "== $IDLE idle connections over 100 threads, on the dedicated listener (CHAT_WS_BIND)"
+start_server
+load --connections "$IDLE" --channels 100 --seconds 0 --ws-url "http://127.0.0.1:$WS_PORT"
+stop_server
+
+echo "== 1,000 connections on the dedicated listener, 1,000 posts/s, ${DURATION}s"
+start_server
+load --connections 1000 --channels 100 --rate 1000 --seconds "$DURATION" --ws-url "http://127.0.0.1:$WS_PORT"
 stop_server

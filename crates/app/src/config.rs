@@ -27,6 +27,10 @@ pub enum MessageStoreKind {
 pub struct Config {
     /// `CHAT_BIND`: listen address. Default `127.0.0.1:8080`.
     pub bind: SocketAddr,
+    /// `CHAT_WS_BIND`: a second listen address serving only the Pusher WebSocket
+    /// (`/app/{key}`), on tokio-tungstenite: a fraction of the memory per idle socket
+    /// of `/app/{key}` on `CHAT_BIND`, which keeps working. Unset by default.
+    pub ws_bind: Option<SocketAddr>,
     /// `CHAT_JWT_SECRET`: HS256 secret of bearer tokens. Default: a built-in development
     /// secret, accepted only on a loopback bind.
     pub jwt_secret: SecretString,
@@ -257,6 +261,13 @@ impl Config {
         }
         Ok(Self {
             bind: env.parse("CHAT_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            ws_bind: match env.get("CHAT_WS_BIND") {
+                None => None,
+                Some(raw) => Some(
+                    raw.parse()
+                        .map_err(|_| err("CHAT_WS_BIND", format!("cannot parse {raw:?}")))?,
+                ),
+            },
             jwt_secret,
             jwt_secret_is_builtin,
             jwt_issuer: env.get("CHAT_JWT_ISSUER").map(str::to_owned),

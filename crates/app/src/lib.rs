@@ -56,6 +56,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A running server: its address, and the future that drives it.
 pub struct Application {
     pub addr: SocketAddr,
+    /// Where the dedicated WebSocket listener (`CHAT_WS_BIND`) listens, if configured.
+    pub ws_addr: Option<SocketAddr>,
+    ws_listener: Option<tokio::net::TcpListener>,
     pub server: Server,
     pub service: ChatService,
     lock: Arc<dyn LeaseLock>,
@@ -71,6 +74,18 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
         let addr = listener.local_addr()?;
+        let ws_listener = match config.ws_bind {
+            Some(ws_bind) => Some(
+                tokio::net::TcpListener::bind(ws_bind)
+                    .await
+                    .with_context(|| format!("cannot listen on {ws_bind} (CHAT_WS_BIND)"))?,
+            ),
+            None => None,
+        };
+        let ws_addr = ws_listener
+            .as_ref()
+            .map(tokio::net::TcpListener::local_addr)
+            .transpose()?;
         let media = open_media(config, addr)?;
         let Wired {
             service,
@@ -120,6 +135,8 @@ impl Application {
         .run();
         Ok(Self {
             addr,
+            ws_addr,
+            ws_listener,
             server,
             service,
             lock,
@@ -133,7 +150,14 @@ impl Application {
     /// Serves until the server stops, running background jobs and the sweep beside it.
     pub async fn run(self) -> std::io::Result<()> {
         let worker = tokio::spawn(run_jobs(self.service.clone()));
-        let delivery = tokio::spawn(self.realtime.deliver_events(self.service.clone()));
+        let delivery = tokio::spawn(self.realtime.clone().deliver_events(self.service.clone()));
+        let websockets = self.ws_listener.map(|listener| {
+            tokio::spawn(chat_http::pusher::listener::serve(
+                listener,
+                self.realtime.clone(),
+                self.service.clone(),
+            ))
+        });
         let sweeper = self
             .sweep_interval
             .map(|every| tokio::spawn(run_sweeps(self.service.clone(), self.lock.clone(), every)));
@@ -153,6 +177,9 @@ impl Application {
         }
         worker.abort();
         delivery.abort();
+        if let Some(websockets) = websockets {
+            websockets.abort();
+        }
         if let Some(sweeper) = sweeper {
             sweeper.abort();
         }

@@ -172,6 +172,9 @@ fn serve(config: Config) -> ExitCode {
     run(async {
         let app = Application::build(&config, Overrides::default()).await?;
         tracing::info!(addr = %app.addr, "chat-server listening on http://{}", app.addr);
+        if let Some(ws) = app.ws_addr {
+            tracing::info!(addr = %ws, "Pusher WebSockets also on ws://{ws}/app/{{key}}");
+        }
         if config.jwt_secret_is_builtin {
             tracing::warn!(
                 "no CHAT_JWT_SECRET: using the built-in development secret (loopback only). \

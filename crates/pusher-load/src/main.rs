@@ -35,6 +35,10 @@ struct Args {
     /// The server, e.g. http://127.0.0.1:8080 (WebSocket at ws://…/app/{key}).
     #[arg(long)]
     url: String,
+    /// Where the WebSockets go when not on `--url`, e.g. chat-server's `CHAT_WS_BIND`
+    /// (http://127.0.0.1:8081).
+    #[arg(long)]
+    ws_url: Option<String>,
     #[arg(long)]
     key: String,
     #[arg(long)]
@@ -107,7 +111,12 @@ struct Target {
 
 impl Target {
     fn ws_url(&self) -> String {
-        let base = self.args.url.replacen("http", "ws", 1);
+        let base = self
+            .args
+            .ws_url
+            .as_deref()
+            .unwrap_or(&self.args.url)
+            .replacen("http", "ws", 1);
         format!("{base}/app/{}?protocol=7&client=pusher-load", self.args.key)
     }
 

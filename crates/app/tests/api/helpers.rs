@@ -15,6 +15,8 @@ pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 pub struct TestApp {
     pub base: String,
+    /// `http://` + the dedicated WebSocket listener, with `CHAT_WS_BIND` set.
+    pub ws_base: Option<String>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub service: chat_core::ChatService,
@@ -77,10 +79,12 @@ impl TestApp {
         };
         let app = Application::build(&config, overrides).await.unwrap();
         let base = format!("http://{}", app.addr);
+        let ws_base = app.ws_addr.map(|addr| format!("http://{addr}"));
         let service = app.service.clone();
         tokio::spawn(app.run());
         Self {
             base,
+            ws_base,
             client: reqwest::Client::new(),
             clock,
             service,

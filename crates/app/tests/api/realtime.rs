@@ -168,9 +168,47 @@ async fn signed(app: &TestApp, token: &str, socket_id: &str, channel: &str) -> S
     body["auth"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn handshakes_are_refused_with_the_protocols_codes() {
-    let app = TestApp::spawn_with(&[("CHAT_ALLOWED_ORIGINS", "https://app.example")]).await;
+/// Which WebSocket server a test's sockets use: `/app/{key}` inside the API's HTTP
+/// server, or the dedicated listener of `CHAT_WS_BIND`.
+#[derive(Clone, Copy, Debug)]
+enum Server {
+    Api,
+    Dedicated,
+}
+
+async fn spawn_for(server: Server, vars: &[(&str, &str)]) -> (TestApp, String) {
+    let mut vars = vars.to_vec();
+    vars.push(("CHAT_WS_BIND", "127.0.0.1:0"));
+    let app = TestApp::spawn_with(&vars).await;
+    let base = match server {
+        Server::Api => app.base.clone(),
+        Server::Dedicated => app.ws_base.clone().unwrap(),
+    };
+    (app, base)
+}
+
+/// Runs a socket test once on each WebSocket server.
+macro_rules! on_both_servers {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn api_port() {
+                super::$name(super::Server::Api).await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn dedicated_listener() {
+                super::$name(super::Server::Dedicated).await;
+            }
+        }
+    };
+}
+
+on_both_servers!(handshakes_are_refused_with_the_protocols_codes);
+on_both_servers!(subscriptions_need_a_signature_for_this_socket_and_channel);
+on_both_servers!(client_events_go_to_other_subscribers_only_within_the_rate_limit);
+
+async fn handshakes_are_refused_with_the_protocols_codes(server: Server) {
+    let (_app, ws) = spawn_for(server, &[("CHAT_ALLOWED_ORIGINS", "https://app.example")]).await;
     for (path, origin, code) in [
         ("/app/wrong-key?protocol=7", None, 4001),
         ("/app/chat-key", None, 4008),
@@ -181,32 +219,27 @@ async fn handshakes_are_refused_with_the_protocols_codes() {
             4009,
         ),
     ] {
-        let mut socket = Socket::connect(&app.base, path, origin).await;
+        let mut socket = Socket::connect(&ws, path, origin).await;
         let error = socket.next().await.unwrap();
         assert_eq!(error["event"], "pusher:error", "{path}");
         assert_eq!(error["data"]["code"], code, "{path}");
         assert_eq!(socket.next().await, None);
         assert_eq!(socket.closed, Some(code), "{path}");
     }
-    let mut allowed = Socket::connect(
-        &app.base,
-        "/app/chat-key?protocol=7",
-        Some("https://app.example"),
-    )
-    .await;
+    let mut allowed =
+        Socket::connect(&ws, "/app/chat-key?protocol=7", Some("https://app.example")).await;
     assert_eq!(
         allowed.next().await.unwrap()["event"],
         "pusher:connection_established"
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn subscriptions_need_a_signature_for_this_socket_and_channel() {
-    let app = TestApp::spawn().await;
+async fn subscriptions_need_a_signature_for_this_socket_and_channel(server: Server) {
+    let (app, ws) = spawn_for(server, &[]).await;
     let mine = app.thread_for(1, 7).await;
     let other = app.thread_for(2, 7).await;
     let client = token(7, "client");
-    let (mut socket, id) = Socket::established(&app.base).await;
+    let (mut socket, id) = Socket::established(&ws).await;
 
     socket
         .send(json!({"event": "pusher:ping", "data": {}}))
@@ -218,7 +251,7 @@ async fn subscriptions_need_a_signature_for_this_socket_and_channel() {
     assert_eq!(public["data"]["status"], 403);
 
     // A signature for another socket, or for another channel, opens nothing.
-    let (_elsewhere, other_id) = Socket::established(&app.base).await;
+    let (_elsewhere, other_id) = Socket::established(&ws).await;
     let channel = format!("private-chat.{mine}");
     let theirs = signed(&app, &client, &other_id, &channel).await;
     let refused = socket.subscribe(&channel, &theirs).await;
@@ -310,14 +343,15 @@ async fn the_authorizer_signs_only_for_users_who_may_view() {
     assert!(signature.bytes().all(|b| b.is_ascii_hexdigit()));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn client_events_go_to_other_subscribers_only_within_the_rate_limit() {
-    let app = TestApp::spawn().await;
+/// The second subscriber is on the API's port either way: whispers cross between the
+/// two servers, which share one hub.
+async fn client_events_go_to_other_subscribers_only_within_the_rate_limit(server: Server) {
+    let (app, ws) = spawn_for(server, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let channel = format!("private-chat.{thread}");
     let mut joined = Vec::new();
-    for _ in 0..2 {
-        let (mut socket, id) = Socket::established(&app.base).await;
+    for base in [ws.as_str(), app.base.as_str()] {
+        let (mut socket, id) = Socket::established(base).await;
         let auth = signed(&app, &token(7, "client"), &id, &channel).await;
         assert_eq!(
             socket.subscribe(&channel, &auth).await["event"],
@@ -325,7 +359,7 @@ async fn client_events_go_to_other_subscribers_only_within_the_rate_limit() {
         );
         joined.push(socket);
     }
-    let (mut outsider, _) = Socket::established(&app.base).await;
+    let (mut outsider, _) = Socket::established(&ws).await;
     let typing = |n: u32| json!({"event": "client-typing", "channel": channel, "data": {"n": n}});
 
     outsider.send(typing(0)).await;
@@ -357,4 +391,28 @@ async fn client_events_go_to_other_subscribers_only_within_the_rate_limit() {
     }
     // Whispers are never stored.
     assert!(app.stored_messages(thread).await.is_empty());
+}
+
+/// The dedicated listener serves `/app/{key}` only, and nothing without the upgrade.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dedicated_listener_serves_only_websockets() {
+    let (app, ws) = spawn_for(Server::Dedicated, &[]).await;
+    use tokio_tungstenite::tungstenite::Error;
+    let url = format!(
+        "{}/api/chat/threads/1/messages",
+        ws.replacen("http", "ws", 1)
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 404),
+        other => panic!("expected a 404, got {:?}", other.map(|_| ())),
+    }
+    let plain = app
+        .client
+        .get(format!("{ws}/app/chat-key?protocol=7"))
+        .send()
+        .await;
+    assert!(
+        plain.map_or(true, |r| !r.status().is_success()),
+        "no upgrade, no socket"
+    );
 }

@@ -12,8 +12,10 @@
 
 pub mod auth;
 pub mod hub;
+pub mod listener;
 mod protocol;
 pub mod socket;
+mod transport;
 
 use chat_core::ports::ChatEvent;
 use chat_core::{ChatService, ThreadId};

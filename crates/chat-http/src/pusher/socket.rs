@@ -1,16 +1,18 @@
 //! One WebSocket connection: the handshake checks, then a loop over what the client
-//! sends, what the hub queues for it, and the idle timer.
+//! sends, what the hub queues for it, and the idle timer, over either WebSocket server
+//! ([`super::transport`]).
 
 use super::hub::{Frame, Subscriber};
 use super::protocol::{self, code};
+use super::transport::{actix_incoming, Incoming, Outgoing};
 use super::{thread_of_channel, Realtime};
 use crate::error::ApiError;
 use crate::ops::names;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
 use chat_core::ports::{ChatEvent, EventBus};
 use chat_core::ThreadId;
+use futures::{Stream, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -38,7 +40,11 @@ pub async fn connect(
     if !state.service.settings().enabled {
         return Err(ApiError::Disabled.into());
     }
-    let refusal = refusal(&realtime, &key, &req);
+    let origin = req
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let refusal = refusal(&realtime, &key, req.query_string(), origin);
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream
         .max_frame_size(MAX_FRAME_BYTES)
@@ -49,7 +55,9 @@ pub async fn connect(
             Some((code, message)) => refuse(session, code, message).await,
             None => {
                 let events = state.service.ports().events.clone();
-                Connection::new(realtime, session, events).run(stream).await
+                Connection::new(realtime, session, events)
+                    .run(actix_incoming(stream))
+                    .await
             }
         }
     });
@@ -58,15 +66,19 @@ pub async fn connect(
 
 /// Why the handshake is refused, as the protocol says it: an error frame, then a close
 /// with the same code (4000–4099: clients do not reconnect).
-fn refusal(realtime: &Realtime, key: &str, req: &HttpRequest) -> Option<(u16, &'static str)> {
+pub(crate) fn refusal(
+    realtime: &Realtime,
+    key: &str,
+    query: &str,
+    origin: Option<&str>,
+) -> Option<(u16, &'static str)> {
     let settings = realtime.settings();
     if key != settings.key {
         return Some((code::APP_NOT_FOUND, "Application does not exist"));
     }
-    let protocol =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.get("protocol").cloned());
+    let protocol = web::Query::<std::collections::HashMap<String, String>>::from_query(query)
+        .ok()
+        .and_then(|q| q.get("protocol").cloned());
     match protocol.as_deref() {
         None => return Some((code::NO_PROTOCOL, "No protocol version supplied")),
         Some("7") => {}
@@ -74,10 +86,6 @@ fn refusal(realtime: &Realtime, key: &str, req: &HttpRequest) -> Option<(u16, &'
     }
     // Browsers always send Origin; a client without one is not a browser page that
     // another site could have opened.
-    let origin = req
-        .headers()
-        .get(actix_web::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
     if let (Some(allowed), Some(origin)) = (&settings.allowed_origins, origin) {
         if !allowed.iter().any(|a| a == origin) {
             return Some((code::UNAUTHORIZED, "Origin not allowed"));
@@ -86,19 +94,14 @@ fn refusal(realtime: &Realtime, key: &str, req: &HttpRequest) -> Option<(u16, &'
     None
 }
 
-async fn refuse(mut session: Session, code: u16, message: &'static str) {
-    let _ = session.text(protocol::error(Some(code), message)).await;
-    let _ = session
-        .close(Some(CloseReason {
-            code: CloseCode::Other(code),
-            description: Some(message.into()),
-        }))
-        .await;
+pub(crate) async fn refuse(mut session: impl Outgoing, code: u16, message: &'static str) {
+    let _ = session.text(&protocol::error(Some(code), message)).await;
+    session.close(Some((code, message.into()))).await;
 }
 
-struct Connection {
+pub(crate) struct Connection<O: Outgoing> {
     realtime: Arc<Realtime>,
-    session: Session,
+    session: O,
     id: u64,
     socket_id: String,
     queue: mpsc::Sender<Frame>,
@@ -110,8 +113,8 @@ struct Connection {
     events: Arc<dyn EventBus>,
 }
 
-impl Connection {
-    fn new(realtime: Arc<Realtime>, session: Session, events: Arc<dyn EventBus>) -> Self {
+impl<O: Outgoing> Connection<O> {
+    pub(crate) fn new(realtime: Arc<Realtime>, session: O, events: Arc<dyn EventBus>) -> Self {
         let (queue, inbox) = mpsc::channel(realtime.settings().send_buffer.max(1));
         let per_second = realtime.settings().client_events_per_second;
         Self {
@@ -128,37 +131,37 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, mut stream: actix_ws::AggregatedMessageStream) {
+    pub(crate) async fn run(mut self, mut stream: impl Stream<Item = Incoming> + Unpin) {
         let timeout = self.realtime.settings().activity_timeout;
         let hello = protocol::connection_established(&self.socket_id, timeout.as_secs());
         let mut close = None;
         let open = metrics::gauge!(names::WS_CONNECTIONS);
         open.increment(1.0);
         let delivered = metrics::counter!(names::WS_EVENTS_DELIVERED);
-        if self.session.text(hello).await.is_ok() {
+        if self.session.text(&hello).await {
             let mut last_heard = Instant::now();
             let mut pinged = false;
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
             close = loop {
                 tokio::select! {
-                    message = stream.recv() => {
-                        let Some(Ok(message)) = message else {
-                            break Some(CloseCode::Protocol.into());
+                    message = stream.next() => {
+                        let Some(message) = message.filter(|m| !matches!(m, Incoming::Broken)) else {
+                            break Some(reason(PROTOCOL_ERROR, "Protocol error"));
                         };
                         last_heard = Instant::now();
                         pinged = false;
                         let sent = match message {
-                            AggregatedMessage::Text(text) => self.handle(&text).await,
-                            AggregatedMessage::Ping(bytes) => self.session.pong(&bytes).await.is_ok(),
-                            AggregatedMessage::Close(_) => break None,
-                            AggregatedMessage::Binary(_) | AggregatedMessage::Pong(_) => true,
+                            Incoming::Text(text) => self.handle(&text).await,
+                            Incoming::Ping(bytes) => self.session.pong(bytes).await,
+                            Incoming::Close => break None,
+                            Incoming::Other | Incoming::Broken => true,
                         };
                         if !sent {
                             break None;
                         }
                     }
                     Some(frame) = self.inbox.recv() => {
-                        if self.session.text(&*frame).await.is_err() {
+                        if !self.session.text(&frame).await {
                             break None;
                         }
                         delivered.increment(1);
@@ -174,7 +177,7 @@ impl Connection {
                         }
                         if quiet > timeout && !pinged {
                             pinged = true;
-                            if self.session.text(protocol::ping()).await.is_err() {
+                            if !self.session.text(&protocol::ping()).await {
                                 break None;
                             }
                         }
@@ -186,7 +189,7 @@ impl Connection {
             self.realtime.hub().unsubscribe(thread, self.id);
         }
         open.decrement(1.0);
-        let _ = self.session.close(close).await;
+        self.session.close(close).await;
     }
 
     /// Handles one text frame; `false` when the socket is gone.
@@ -283,15 +286,15 @@ impl Connection {
     }
 
     async fn send(&mut self, frame: String) -> bool {
-        self.session.text(frame).await.is_ok()
+        self.session.text(&frame).await
     }
 }
 
-fn reason(code: u16, message: &str) -> CloseReason {
-    CloseReason {
-        code: CloseCode::Other(code),
-        description: Some(message.into()),
-    }
+/// The WebSocket close code for a protocol error.
+const PROTOCOL_ERROR: u16 = 1002;
+
+fn reason(code: u16, message: &str) -> (u16, String) {
+    (code, message.into())
 }
 
 /// `"<digits>.<digits>"`, random, as Pusher's socket ids look.
