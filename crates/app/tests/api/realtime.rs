@@ -37,7 +37,12 @@ async fn laravel_echo_receives_events_from_either_instance() {
     vars.push(("CHAT_REDIS_URL", redis.url()));
     vars.push(("CHAT_PUSHER_APP_KEY", "echo-test-key".into()));
     let one = ServerProcess::start(&borrowed(&vars));
-    let two = ServerProcess::start(&borrowed(&vars));
+    // The second instance also serves its sockets on a dedicated listener, which the
+    // Echo client on that side uses.
+    let ws2 = format!("127.0.0.1:{}", chat_testkit::free_port().unwrap());
+    let mut vars2 = vars.clone();
+    vars2.push(("CHAT_WS_BIND", ws2.clone()));
+    let two = ServerProcess::start(&borrowed(&vars2));
 
     let client = reqwest::Client::new();
     let mut threads = Vec::new();
@@ -50,6 +55,7 @@ async fn laravel_echo_receives_events_from_either_instance() {
         .current_dir(ECHO_DIR)
         .env("BASE", &one.base)
         .env("BASE2", &two.base)
+        .env("WS2", format!("http://{ws2}"))
         .env("KEY", "echo-test-key")
         .env("THREAD_A", threads[0].to_string())
         .env("THREAD_B", threads[1].to_string())

@@ -1,6 +1,7 @@
 // Laravel Echo and pusher-js, as a Laravel front end uses them, against chat-server.
 // Run by crates/app/tests/api/realtime.rs, which starts the servers and passes:
-//   BASE, BASE2 (a second instance sharing Redis), KEY (the app key), THREAD_A,
+//   BASE, BASE2 (a second instance sharing Redis), WS2 (optional: the second
+//   instance's dedicated WebSocket listener, CHAT_WS_BIND), KEY (the app key), THREAD_A,
 //   THREAD_B (threads of client 7), TOKEN_CLIENT (client 7), TOKEN_ADMIN,
 //   TOKEN_STRANGER (a client of neither thread).
 // Prints one line per check; exits non-zero on the first failure.
@@ -17,8 +18,8 @@ const A = Number(env('THREAD_A')), B = Number(env('THREAD_B'));
 const CLIENT = env('TOKEN_CLIENT'), ADMIN = env('TOKEN_ADMIN'), STRANGER = env('TOKEN_STRANGER');
 
 const echoes = [];
-function echo(base, token, extra = {}) {
-  const url = new URL(base);
+function echo(base, token, extra = {}, ws = base) {
+  const url = new URL(ws);
   const e = new Echo({
     broadcaster: 'pusher',
     Pusher,
@@ -107,7 +108,8 @@ async function main() {
   check((await whispered).typing === true, 'a whisper reaches the other subscriber');
 
   // Another instance: a subscriber there receives a post made through this one.
-  const far = echo(BASE2, CLIENT);
+  // On the second instance, its dedicated WebSocket listener when it has one.
+  const far = echo(BASE2, CLIENT, {}, process.env.WS2 || BASE2);
   const farOnA = far.private(`chat.${A}`);
   await subscribed(farOnA);
   const crossed = within(5000, 'cross-instance MessageCreated', (done) =>
