@@ -1,5 +1,5 @@
 //! chat-core embedded in a plain Rust program, on the in-memory adapters: no HTTP, no
-//! database. `cargo run -p chat-memory --example embedded`
+//! database. `cargo run --example embedded`
 //!
 //! It registers a service request, opens its thread, posts a text and a location,
 //! follows the thread's events, lists the messages, closes the thread, runs the purge
