@@ -172,6 +172,7 @@ impl Application {
             })
         });
         let result = self.server.await;
+        flush_audit(&self.service).await;
         if let Some(upkeep) = upkeep {
             upkeep.abort();
         }
@@ -384,6 +385,20 @@ pub async fn build_service(
         probes,
         rate_counter,
     })
+}
+
+/// How long a process that exits waits for its audit events to be stored.
+const AUDIT_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Waits (a bounded time) until the audit events recorded so far are stored: before
+/// the process exits. Whatever misses the deadline is in the `chat_audit` log.
+pub async fn flush_audit(service: &ChatService) {
+    if tokio::time::timeout(AUDIT_FLUSH_DEADLINE, service.flush_audit())
+        .await
+        .is_err()
+    {
+        tracing::warn!("audit events not all stored before exit; they are in the log");
+    }
 }
 
 /// Held by the instance whose sweep is due; never released, so that, whichever instance

@@ -126,6 +126,7 @@ fn cleanup(config: Config) -> ExitCode {
             }
             Err(SweepError::Failed(e)) => return Err(e),
         };
+        chat_server::flush_audit(&wired.service).await;
         println!("expired messages removed:    {}", report.expired_messages);
         println!("closed threads checked:      {}", report.closed_threads);
         println!("  media objects deleted:     {}", report.media_deleted);

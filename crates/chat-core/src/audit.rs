@@ -138,6 +138,10 @@ impl AuditEvent {
 
 /// Where audit events are kept besides the log. `record` must not block: an adapter
 /// that writes to a database queues the event and writes it in the background.
+#[async_trait::async_trait]
 pub trait AuditSink: Send + Sync {
     fn record(&self, event: &AuditEvent);
+
+    /// Returns once every event recorded so far is stored (before a process exits).
+    async fn flush(&self) {}
 }

@@ -182,6 +182,14 @@ impl ChatService {
         result
     }
 
+    /// Waits until the audit sink has stored every event so far: a process calls it
+    /// before it exits (under a deadline of its own; the events are in the log anyway).
+    pub async fn flush_audit(&self) {
+        if let Some(sink) = &self.ports.audit {
+            sink.flush().await;
+        }
+    }
+
     /// Writes one audit event for a use case that ended with `result`; `subject` fills
     /// in the ids it concerns.
     fn audit<T>(
@@ -547,9 +555,15 @@ impl ChatService {
     /// message ciphertext. Idempotent, so a retried or interrupted run converges.
     pub async fn purge_thread(&self, thread: ThreadId) -> Result<PurgeReport, ChatError> {
         let result = self.purge_thread_unaudited(thread).await;
-        self.audit(None, AuditAction::Purge, &result, |e, _| {
-            e.thread = Some(thread);
-        });
+        // The sweep purges every closed thread again; a run that removed nothing is not
+        // an access to anything, and would add a row per closed thread per sweep.
+        let removed =
+            |r: &PurgeReport| r.media_deleted > 0 || r.key_destroyed || r.messages_redacted > 0;
+        if result.as_ref().map_or(true, removed) {
+            self.audit(None, AuditAction::Purge, &result, |e, _| {
+                e.thread = Some(thread);
+            });
+        }
         result
     }
 

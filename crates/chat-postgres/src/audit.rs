@@ -10,7 +10,7 @@ use diesel_async::RunQueryDsl;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Events waiting for the database; past this, new ones are only in the log.
 const QUEUE: usize = 10_000;
@@ -47,8 +47,15 @@ impl From<AuditEvent> for AuditRow {
 }
 
 /// Appends audit events to `chat_audit_events`.
+/// What the writer task is sent: events, in order, and requests to say when every
+/// event before them is stored.
+enum Queued {
+    Event(AuditEvent),
+    Flush(oneshot::Sender<()>),
+}
+
 pub struct PgAuditSink {
-    queue: mpsc::Sender<AuditEvent>,
+    queue: mpsc::Sender<Queued>,
     dropped: AtomicU64,
 }
 
@@ -60,9 +67,10 @@ impl PgAuditSink {
     }
 }
 
+#[async_trait::async_trait]
 impl AuditSink for PgAuditSink {
     fn record(&self, event: &AuditEvent) {
-        if self.queue.try_send(event.clone()).is_err() {
+        if self.queue.try_send(Queued::Event(event.clone())).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 target: chat_core::audit::AUDIT_TARGET,
@@ -71,23 +79,45 @@ impl AuditSink for PgAuditSink {
             );
         }
     }
+
+    async fn flush(&self) {
+        let (done, stored) = oneshot::channel();
+        if self.queue.send(Queued::Flush(done)).await.is_ok() {
+            let _ = stored.await;
+        }
+    }
 }
 
 impl PgStore {
     /// A sink over this store, and its writer task (on the current Tokio runtime), which
     /// ends when the sink is dropped and the queue is written.
     pub fn audit_sink(self: &Arc<Self>) -> PgAuditSink {
-        let (queue, mut events) = mpsc::channel::<AuditEvent>(QUEUE);
+        let (queue, mut queued) = mpsc::channel::<Queued>(QUEUE);
         let store = self.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
-            while events.recv_many(&mut batch, BATCH).await > 0 {
-                let rows: Vec<AuditRow> = batch.drain(..).map(AuditRow::from).collect();
+            while queued.recv_many(&mut batch, BATCH).await > 0 {
+                let mut rows = Vec::with_capacity(batch.len());
+                let mut waiting = Vec::new();
+                for item in batch.drain(..) {
+                    match item {
+                        Queued::Event(event) => rows.push(AuditRow::from(event)),
+                        Queued::Flush(done) => waiting.push(done),
+                    }
+                }
                 let mut backoff = Duration::from_millis(100);
-                while let Err(error) = store.append_audit(&rows).await {
-                    tracing::warn!(%error, pending = rows.len(), "audit events not written yet; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                while !rows.is_empty() {
+                    match store.append_audit(&rows).await {
+                        Ok(()) => break,
+                        Err(error) => {
+                            tracing::warn!(%error, pending = rows.len(), "audit events not written yet; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                }
+                for done in waiting {
+                    let _ = done.send(());
                 }
             }
         });

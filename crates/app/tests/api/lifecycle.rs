@@ -236,6 +236,10 @@ async fn cleanup_runs_the_sweep_once_and_says_what_it_removed() {
         clock.advance(Duration::from_secs(delay));
     }
     assert_eq!(service.ports().jobs.failed_count().await.unwrap(), 1);
+    service.flush_audit().await;
+    let purges =
+        "SELECT string_agg(outcome, ',' ORDER BY id) FROM chat_audit_events WHERE action = 'purge'";
+    assert_eq!(sql(&pg, purges), "failed,failed,failed,failed,failed");
 
     let vars = [
         ("CHAT_DATABASE_URL", pg.url("chat")),
@@ -251,8 +255,12 @@ async fn cleanup_runs_the_sweep_once_and_says_what_it_removed() {
     assert!(out.contains("media objects deleted:     1"), "{out}");
     assert!(out.contains("thread keys destroyed:     1"), "{out}");
     assert_eq!(objects_of(media.path(), thread), 0);
+    // The purge is in the audit table before the command exits.
+    assert_eq!(sql(&pg, purges), "failed,failed,failed,failed,failed,ok");
     let (ok, out, _) = chat_server(&["cleanup"], &borrowed(&vars));
     assert!(ok && out.contains("media objects deleted:     0"), "{out}");
+    // A purge that removed nothing (the thread was purged already) is not an event.
+    assert_eq!(sql(&pg, purges), "failed,failed,failed,failed,failed,ok");
 }
 
 #[tokio::test(flavor = "multi_thread")]
