@@ -116,6 +116,9 @@ pub struct Config {
     pub allowed_origins: Option<Vec<String>>,
     /// `CHAT_BROADCAST_EVENT_PREFIX`: prefix of event names. Default `App\Events\`.
     pub broadcast_event_prefix: String,
+    /// `CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS`: a WebSocket silent this long is pinged, and
+    /// closed (4201) if it stays silent as long again (at most 30 s more). Default 30.
+    pub pusher_activity_timeout_secs: u64,
     /// `CHAT_PUBLIC_BASE_URL`: where clients reach this service, for the `/media/…`
     /// URLs of the local backends. Default `http://` + the bound address.
     pub public_base_url: Option<String>,
@@ -255,6 +258,13 @@ impl Config {
         if max_text_chars == 0 {
             return Err(err("CHAT_MAX_TEXT_CHARS", "must be positive"));
         }
+        let pusher_activity_timeout_secs = env.parse("CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS", 30u64)?;
+        if !(1..=3600).contains(&pusher_activity_timeout_secs) {
+            return Err(err(
+                "CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS",
+                "must be between 1 and 3600",
+            ));
+        }
         let job_lease_secs = env.parse("CHAT_JOB_LEASE_SECS", 120u64)?;
         if job_lease_secs == 0 {
             return Err(err("CHAT_JOB_LEASE_SECS", "must be positive"));
@@ -314,6 +324,7 @@ impl Config {
                 .get("CHAT_BROADCAST_EVENT_PREFIX")
                 .cloned()
                 .unwrap_or_else(|| "App\\Events\\".to_owned()),
+            pusher_activity_timeout_secs,
         })
     }
 

@@ -210,6 +210,7 @@ pub fn pusher_settings(config: &Config) -> PusherSettings {
     );
     settings.allowed_origins = config.allowed_origins.clone();
     settings.event_prefix = config.broadcast_event_prefix.clone();
+    settings.activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs);
     settings
 }
 

@@ -212,6 +212,34 @@ macro_rules! on_both_servers {
 on_both_servers!(handshakes_are_refused_with_the_protocols_codes);
 on_both_servers!(subscriptions_need_a_signature_for_this_socket_and_channel);
 on_both_servers!(client_events_go_to_other_subscribers_only_within_the_rate_limit);
+on_both_servers!(a_silent_socket_is_pinged_then_closed);
+
+/// Automatic logoff: a socket that stops answering is pinged after the activity
+/// timeout and closed with 4201 when it stays silent; one that answers stays.
+async fn a_silent_socket_is_pinged_then_closed(server: Server) {
+    let (_app, ws) = spawn_for(server, &[("CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS", "1")]).await;
+    let hello = |socket: serde_json::Value| assert_eq!(socket["data"]["activity_timeout"], 1);
+    // Answering every ping keeps a socket open past several timeouts.
+    let mut answering = Socket::connect(&ws, "/app/chat-key?protocol=7", None).await;
+    hello(answering.next().await.unwrap());
+    for _ in 0..3 {
+        assert_eq!(answering.next().await.unwrap()["event"], "pusher:ping");
+        answering
+            .send(json!({"event": "pusher:pong", "data": {}}))
+            .await;
+    }
+    answering
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    assert_eq!(answering.next().await.unwrap()["event"], "pusher:pong");
+    assert_eq!(answering.closed, None);
+
+    let mut silent = Socket::connect(&ws, "/app/chat-key?protocol=7", None).await;
+    hello(silent.next().await.unwrap());
+    assert_eq!(silent.next().await.unwrap()["event"], "pusher:ping");
+    assert_eq!(silent.next().await, None, "closed after the grace");
+    assert_eq!(silent.closed, Some(4201));
+}
 
 async fn handshakes_are_refused_with_the_protocols_codes(server: Server) {
     let (_app, ws) = spawn_for(server, &[("CHAT_ALLOWED_ORIGINS", "https://app.example")]).await;

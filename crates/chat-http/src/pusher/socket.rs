@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, Notify};
 
 /// Largest frame a client may send (Pusher's limit for a client event's data is 10 KB).
 const MAX_FRAME_BYTES: usize = 16 * 1024;
-/// How long a pinged socket has to answer before it is closed.
+/// How long a pinged socket has at most to answer before it is closed (less when the
+/// activity timeout is shorter).
 const PONG_GRACE: Duration = Duration::from_secs(30);
 /// Channels one socket may join.
 const MAX_CHANNELS_PER_SOCKET: usize = 100;
@@ -133,6 +134,7 @@ impl<O: Outgoing> Connection<O> {
 
     pub(crate) async fn run(mut self, mut stream: impl Stream<Item = Incoming> + Unpin) {
         let timeout = self.realtime.settings().activity_timeout;
+        let grace = timeout.min(PONG_GRACE);
         let hello = protocol::connection_established(&self.socket_id, timeout.as_secs());
         let mut close = None;
         let open = metrics::gauge!(names::WS_CONNECTIONS);
@@ -172,7 +174,7 @@ impl<O: Outgoing> Connection<O> {
                     }
                     _ = ticks.tick() => {
                         let quiet = last_heard.elapsed();
-                        if quiet > timeout + PONG_GRACE {
+                        if quiet > timeout + grace {
                             break Some(reason(code::PONG_NOT_RECEIVED, "Pong reply not received"));
                         }
                         if quiet > timeout && !pinged {
