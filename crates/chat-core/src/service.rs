@@ -176,8 +176,9 @@ impl ChatService {
             Ok(self.ports.requests.upsert(request).await?)
         }
         .await;
-        self.audit(Some(user), AuditAction::RegisterRequest, &result, |e, _| {
-            e.request = Some(id);
+        self.audit(AuditEvent {
+            request: Some(id),
+            ..self.audit_event(Some(user), AuditAction::RegisterRequest, None, &result)
         });
         result
     }
@@ -190,22 +191,23 @@ impl ChatService {
         }
     }
 
-    /// Writes one audit event for a use case that ended with `result`; `subject` fills
-    /// in the ids it concerns.
-    fn audit<T>(
+    /// The audit event of a use case on `thread` that ended with `result`.
+    fn audit_event<T>(
         &self,
         user: Option<&User>,
         action: AuditAction,
+        thread: Option<ThreadId>,
         result: &Result<T, ChatError>,
-        subject: impl FnOnce(&mut AuditEvent, Option<&T>),
-    ) {
-        let mut event = AuditEvent::new(
-            self.ports.clock.now(),
-            user,
-            action,
-            AuditOutcome::of(result),
-        );
-        subject(&mut event, result.as_ref().ok());
+    ) -> AuditEvent {
+        let outcome = AuditOutcome::of(result);
+        AuditEvent {
+            thread,
+            ..AuditEvent::new(self.ports.clock.now(), user, action, outcome)
+        }
+    }
+
+    /// Writes an audit event to the log and to the sink.
+    fn audit(&self, event: AuditEvent) {
         event.log();
         if let Some(sink) = &self.ports.audit {
             sink.record(&event);
@@ -215,9 +217,10 @@ impl ChatService {
     /// Opens the request's thread, or returns the existing one (also when closed).
     pub async fn open_thread(&self, user: &User, request: RequestId) -> Result<Thread, ChatError> {
         let result = self.open_thread_unaudited(user, request).await;
-        self.audit(Some(user), AuditAction::Open, &result, |e, thread| {
-            e.request = Some(request);
-            e.thread = thread.map(|t| t.id);
+        let thread = result.as_ref().ok().map(|t| t.id);
+        self.audit(AuditEvent {
+            request: Some(request),
+            ..self.audit_event(Some(user), AuditAction::Open, thread, &result)
         });
         result
     }
@@ -280,9 +283,7 @@ impl ChatService {
         page: PageRequest,
     ) -> Result<MessagePage<MessageView>, ChatError> {
         let result = self.list_messages_unaudited(user, thread, page).await;
-        self.audit(Some(user), AuditAction::List, &result, |e, _| {
-            e.thread = Some(thread);
-        });
+        self.audit(self.audit_event(Some(user), AuditAction::List, Some(thread), &result));
         result
     }
 
@@ -379,9 +380,9 @@ impl ChatService {
         content: impl FnOnce() -> Result<MessageContent, ValidationErrors> + Send,
     ) -> Result<MessageId, ChatError> {
         let result = self.post_message_unaudited(user, thread, content).await;
-        self.audit(Some(user), AuditAction::Post, &result, |e, id| {
-            e.thread = Some(thread);
-            e.message = id.copied();
+        self.audit(AuditEvent {
+            message: result.as_ref().ok().copied(),
+            ..self.audit_event(Some(user), AuditAction::Post, Some(thread), &result)
         });
         result
     }
@@ -441,9 +442,7 @@ impl ChatService {
         content_type: impl FnOnce() -> Result<String, ValidationErrors> + Send,
     ) -> Result<(SignedUpload, crate::Timestamp), ChatError> {
         let result = self.upload_url_unaudited(user, thread, content_type).await;
-        self.audit(Some(user), AuditAction::UploadUrl, &result, |e, _| {
-            e.thread = Some(thread);
-        });
+        self.audit(self.audit_event(Some(user), AuditAction::UploadUrl, Some(thread), &result));
         result
     }
 
@@ -491,9 +490,7 @@ impl ChatService {
     /// announces it.
     pub async fn close_thread(&self, user: &User, thread: ThreadId) -> Result<Thread, ChatError> {
         let result = self.close_thread_unaudited(user, thread).await;
-        self.audit(Some(user), AuditAction::Close, &result, |e, _| {
-            e.thread = Some(thread);
-        });
+        self.audit(self.audit_event(Some(user), AuditAction::Close, Some(thread), &result));
         result
     }
 
@@ -507,9 +504,7 @@ impl ChatService {
         let result = self
             .authorized_thread(user, thread, ThreadAction::View)
             .await;
-        self.audit(Some(user), AuditAction::Subscribe, &result, |e, _| {
-            e.thread = Some(thread);
-        });
+        self.audit(self.audit_event(Some(user), AuditAction::Subscribe, Some(thread), &result));
         result
     }
 
@@ -560,9 +555,7 @@ impl ChatService {
         let removed =
             |r: &PurgeReport| r.media_deleted > 0 || r.key_destroyed || r.messages_redacted > 0;
         if result.as_ref().map_or(true, removed) {
-            self.audit(None, AuditAction::Purge, &result, |e, _| {
-                e.thread = Some(thread);
-            });
+            self.audit(self.audit_event(None, AuditAction::Purge, Some(thread), &result));
         }
         result
     }

@@ -7,7 +7,6 @@ use crate::{db, PgStore};
 use chat_core::{AuditEvent, AuditSink, MessageId, RequestId, ThreadId, UserId};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -56,22 +55,14 @@ enum Queued {
 
 pub struct PgAuditSink {
     queue: mpsc::Sender<Queued>,
-    dropped: AtomicU64,
-}
-
-impl PgAuditSink {
-    /// Events that found the queue full (the database was down for long): they are in
-    /// the `chat_audit` log only.
-    pub fn dropped(&self) -> u64 {
-        AtomicU64::load(&self.dropped, Ordering::Relaxed)
-    }
 }
 
 #[async_trait::async_trait]
 impl AuditSink for PgAuditSink {
     fn record(&self, event: &AuditEvent) {
+        // A full queue means the database has been down for long: the event is in the
+        // `chat_audit` log only, and this says so.
         if self.queue.try_send(Queued::Event(event.clone())).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 target: chat_core::audit::AUDIT_TARGET,
                 action = event.action.as_str(),
@@ -121,10 +112,7 @@ impl PgStore {
                 }
             }
         });
-        PgAuditSink {
-            queue,
-            dropped: AtomicU64::new(0),
-        }
+        PgAuditSink { queue }
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), chat_core::StoreError> {

@@ -41,9 +41,7 @@ impl RedisLeaseLock {
         self.random
             .fill(&mut bytes)
             .map_err(|_| StoreError::Unavailable("no randomness for a lock token".into()))?;
-        Ok(LockToken(
-            bytes.iter().map(|b| format!("{b:02x}")).collect(),
-        ))
+        Ok(LockToken(hex::encode(bytes)))
     }
 }
 

@@ -196,7 +196,7 @@ impl ObjectMediaStore {
         self.random
             .fill(&mut bytes)
             .map_err(|_| StoreError::Unavailable("no randomness for a media key".into()))?;
-        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex::encode(bytes))
     }
 }
 

@@ -43,20 +43,6 @@ fn message(method: &str, key: &str, expires: u64, content_type: &str) -> String 
     format!("{method}\n{key}\n{expires}\n{content_type}")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 impl UrlSigner {
     /// `secret` is the service's signing secret; `base` the public URL of the service
     /// (`CHAT_PUBLIC_BASE_URL`), without a trailing slash.
@@ -82,7 +68,7 @@ impl UrlSigner {
         format!(
             "{}/media/{key}?expires={expires}&sig={}",
             self.base,
-            hex(tag.as_ref())
+            hex::encode(tag)
         )
     }
 
@@ -95,7 +81,7 @@ impl UrlSigner {
         sig: &str,
         content_type: &str,
     ) -> Result<(), BadSignature> {
-        let tag = unhex(sig).ok_or(BadSignature::Invalid)?;
+        let tag = hex::decode(sig).map_err(|_| BadSignature::Invalid)?;
         hmac::verify(
             &self.key,
             message(method, key, expires, content_type).as_bytes(),
@@ -179,7 +165,7 @@ mod tests {
         let past = expires - 1;
         let tag = hmac::sign(&signer.key, message("GET", &key, past, "").as_bytes());
         assert_eq!(
-            signer.verify("GET", &key, past, &hex(tag.as_ref()), ""),
+            signer.verify("GET", &key, past, &hex::encode(tag), ""),
             Err(BadSignature::Expired)
         );
         assert_eq!(signer.verify("GET", &key, expires, &sig, ""), Ok(()));

@@ -81,10 +81,6 @@ fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -183,7 +179,7 @@ impl Target {
                         .unwrap_or_default();
                     let id = data["socket_id"].as_str().unwrap_or_default().to_owned();
                     let tag = hmac::sign(&self.signer, format!("{id}:{channel}").as_bytes());
-                    let auth = format!("{}:{}", self.args.key, hex(tag.as_ref()));
+                    let auth = format!("{}:{}", self.args.key, hex::encode(tag));
                     let subscribe = json!({"event": "pusher:subscribe",
                         "data": {"channel": channel, "auth": auth}});
                     if ws
@@ -235,14 +231,14 @@ impl Target {
                     "auth_key={}&auth_timestamp={}&auth_version=1.0&body_md5={}",
                     self.args.key,
                     sent / 1_000_000,
-                    hex(&Md5::digest(body.as_bytes()))
+                    hex::encode(Md5::digest(body.as_bytes()))
                 );
                 let tag = hmac::sign(&self.signer, format!("POST\n{path}\n{query}").as_bytes());
                 self.http
                     .post(format!(
                         "{}{path}?{query}&auth_signature={}",
                         self.args.url,
-                        hex(tag.as_ref())
+                        hex::encode(tag)
                     ))
                     .header("Content-Type", "application/json")
                     .body(body)

@@ -17,66 +17,28 @@ async fn every_action_is_appended_with_its_outcome_and_no_content() {
     let pg = TestPostgres::start().unwrap();
     let vars = postgres_vars(&pg, "audit");
     let server = ServerProcess::start(&borrowed(&vars));
-    let base = server.base.clone();
-    let c = reqwest::Client::new();
+    let api = server.api();
     let client = token(7, "client");
     let stranger = token(8, "client");
     let canary = format!("AUDIT-CANARY-{}", now_secs());
     let started = chrono::Utc::now();
 
-    let thread = open_thread_over_http(&c, &base, 5).await;
-    let posted = c
-        .post(format!("{base}/api/chat/threads/{thread}/messages"))
-        .bearer_auth(&client)
-        .json(&json!({"type": "text", "text": canary}))
-        .send()
-        .await
-        .unwrap();
-    let message = json_of(posted, 200).await["id"].as_i64().unwrap();
+    let thread = open_thread_over_http(&api.client, &api.base, 5).await;
+    let message = api.post_text(&client, thread, &canary).await;
     for (who, status) in [(&client, 200), (&stranger, 403)] {
-        let listed = c
-            .get(format!("{base}/api/chat/threads/{thread}/messages"))
-            .bearer_auth(who)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(listed.status(), status);
+        assert_eq!(api.list(who, thread, "").await.status(), status);
     }
-    let upload = c
-        .post(format!("{base}/api/chat/threads/{thread}/media"))
-        .bearer_auth(&client)
-        .json(&json!({"contentType": "image/png"}))
-        .send()
-        .await
-        .unwrap();
+    let upload = api.upload_url(&client, thread, "image/png").await;
     assert_eq!(upload.status(), 200);
+    let channel = format!("private-chat.{thread}");
     for (who, status) in [(&client, 200), (&stranger, 403)] {
-        let auth = c
-            .post(format!("{base}/broadcasting/auth"))
-            .bearer_auth(who)
-            .form(&[
-                ("socket_id", "123.456"),
-                ("channel_name", &format!("private-chat.{thread}")),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let auth = api.authorize(who, "123.456", &channel).await;
         assert_eq!(auth.status(), status);
     }
-    let closed = c
-        .patch(format!("{base}/api/chat/threads/{thread}/close"))
-        .bearer_auth(&client)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(closed.status(), 200);
-    let refused = c
-        .post(format!("{base}/api/chat/threads/{thread}/messages"))
-        .bearer_auth(&client)
-        .json(&json!({"type": "text", "text": "late"}))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(api.close(&client, thread).await.status(), 200);
+    let refused = api
+        .post(&client, thread, json!({"type": "text", "text": "late"}))
+        .await;
     assert_eq!(refused.status(), 403);
 
     // Events reach the table in the background; the purge comes from the job worker.

@@ -13,13 +13,29 @@ pub const PNG: &[u8] =
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
-pub struct TestApp {
+/// The HTTP API of a running server, as a client calls it.
+#[derive(Clone)]
+pub struct Api {
     pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// A server in this process, with its clock and service at hand; its API methods come
+/// through [`Api`].
+pub struct TestApp {
+    api: Api,
     /// `http://` + the dedicated WebSocket listener, with `CHAT_WS_BIND` set.
     pub ws_base: Option<String>,
-    pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub service: chat_core::ChatService,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// Claims as a test wants to forge them.
@@ -83,11 +99,32 @@ impl TestApp {
         let service = app.service.clone();
         tokio::spawn(app.run());
         Self {
-            base,
+            api: Api::new(base),
             ws_base,
-            client: reqwest::Client::new(),
             clock,
             service,
+        }
+    }
+
+    /// What the message store holds for the thread, expired or not, as sealed rows.
+    pub async fn stored_messages(&self, thread: i64) -> Vec<chat_core::StoredMessage> {
+        let thread = chat_core::ThreadId::new(thread).unwrap();
+        let page = self
+            .service
+            .ports()
+            .messages
+            .page(thread, None, 1000, None)
+            .await
+            .unwrap();
+        page.messages
+    }
+}
+
+impl Api {
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            client: reqwest::Client::new(),
         }
     }
 
@@ -175,17 +212,32 @@ impl TestApp {
         body["id"].as_i64().unwrap()
     }
 
-    /// What the message store holds for the thread, expired or not, as sealed rows.
-    pub async fn stored_messages(&self, thread: i64) -> Vec<chat_core::StoredMessage> {
-        let thread = chat_core::ThreadId::new(thread).unwrap();
-        let page = self
-            .service
-            .ports()
-            .messages
-            .page(thread, None, 1000, None)
+    /// `POST /api/chat/threads/{thread}/media` for an upload of `content_type`.
+    pub async fn upload_url(&self, token: &str, thread: i64, content_type: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/api/chat/threads/{thread}/media")))
+            .bearer_auth(token)
+            .json(&json!({"contentType": content_type}))
+            .send()
             .await
-            .unwrap();
-        page.messages
+            .unwrap()
+    }
+
+    /// `POST /broadcasting/auth` as pusher-js sends it (form-encoded).
+    pub async fn authorize(&self, token: &str, socket_id: &str, channel: &str) -> Response {
+        self.client
+            .post(self.url("/broadcasting/auth"))
+            .bearer_auth(token)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("socket_id={socket_id}&channel_name={channel}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path` without a token (health, readiness, metrics).
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
     }
 
     /// `n` opens of `request` at once, half by an admin, half by client 7; every one
@@ -232,11 +284,10 @@ impl TestApp {
     }
 }
 
-/// Asserts the status and returns the JSON body.
-/// The coordinates [`TestApp::post_canaries`] posts, as they would appear in plaintext.
+/// The coordinates [`Api::post_canaries`] posts, as they would appear in plaintext.
 pub const CANARY_COORDINATES: [&str; 2] = ["12.3456789", "98.7654321"];
 
-impl TestApp {
+impl Api {
     /// Posts a unique canary text and a location at [`CANARY_COORDINATES`]; returns the
     /// text, for a test to search every store and log for.
     pub async fn post_canaries(&self, token: &str, thread: i64, label: &str) -> String {
@@ -262,6 +313,7 @@ impl TestApp {
     }
 }
 
+/// Asserts the status and returns the JSON body.
 pub async fn json_of(response: Response, status: u16) -> Value {
     let got = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
@@ -339,6 +391,11 @@ impl ServerProcess {
             base: format!("http://{addr}"),
             log,
         }
+    }
+
+    /// Its HTTP API.
+    pub fn api(&self) -> Api {
+        Api::new(self.base.clone())
     }
 
     /// Kills it; returns everything it logged.

@@ -417,30 +417,17 @@ async fn keys_and_signed_urls_never_reach_the_log(store: Store) {
     let mut vars = borrowed(&vars);
     vars.push(("RUST_LOG", "debug"));
     let server = ServerProcess::start(&vars);
-    let client = reqwest::Client::new();
-    let base = server.base.clone();
-    let (admin, t) = (admin(), token(7, "client"));
-    let thread = open_thread_over_http(&client, &base, 3).await;
-    let (path, upload_url) = upload_png(&client, &base, thread, b"").await;
-    let listed = client
-        .get(format!("{base}/api/chat/threads/{thread}/messages"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let api = server.api();
+    let thread = open_thread_over_http(&api.client, &api.base, 3).await;
+    let (path, upload_url) = upload_png(&api.client, &api.base, thread, b"").await;
+    let listed = api.list(&token(7, "client"), thread, "").await;
     let download_url = json_of(listed, 200).await["messages"][0]["media_url"]
         .as_str()
         .unwrap()
         .to_owned();
-    let downloaded = client.get(&download_url).send().await.unwrap();
+    let downloaded = api.client.get(&download_url).send().await.unwrap();
     assert_eq!(downloaded.bytes().await.unwrap().as_ref(), PNG);
-    let closed = client
-        .patch(format!("{base}/api/chat/threads/{thread}/close"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(closed.status(), 200);
+    assert_eq!(api.close(&admin(), thread).await.status(), 200);
     tokio::time::sleep(Duration::from_millis(1500)).await; // let the purge job log
     let log = server.stop();
 

@@ -7,18 +7,18 @@ use chat_testkit::{TestPostgres, TestRedis, TestS3};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn readyz(client: &reqwest::Client, base: &str) -> (u16, Value) {
-    let response = client.get(format!("{base}/readyz")).send().await.unwrap();
+async fn readyz(api: &Api) -> (u16, Value) {
+    let response = api.get("/readyz").await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
 
 /// Polls `/readyz` until it answers `status` (a backend's state takes a moment to show:
 /// a killed Redis drops the pooled connections only on their next use).
-async fn readyz_becomes(client: &reqwest::Client, base: &str, status: u16) -> Value {
+async fn readyz_becomes(api: &Api, status: u16) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (now, body) = readyz(client, base).await;
+        let (now, body) = readyz(api).await;
         if now == status {
             return body;
         }
@@ -30,7 +30,7 @@ async fn readyz_becomes(client: &reqwest::Client, base: &str, status: u16) -> Va
 #[tokio::test]
 async fn readyz_without_backends_is_ready() {
     let app = TestApp::spawn().await;
-    let (status, body) = readyz(&app.client, &app.base).await;
+    let (status, body) = readyz(&app).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, json!({"status": "ready", "checks": {"media": "ok"}}));
 }
@@ -45,38 +45,37 @@ async fn readyz_names_each_backend_that_stops_answering() {
     vars.extend(s3.client_vars());
     vars.push(("CHAT_OBJECT_STORE_URL", s3.url()));
     let app = TestApp::spawn_with(&borrowed(&vars)).await;
-    let c = &app.client;
     let all_ok = json!({"postgres": "ok", "redis": "ok", "media": "ok"});
 
-    let body = readyz_becomes(c, &app.base, 200).await;
+    let body = readyz_becomes(&app, 200).await;
     assert_eq!(body, json!({"status": "ready", "checks": all_ok}));
 
     redis.kill().unwrap();
-    let body = readyz_becomes(c, &app.base, 503).await;
+    let body = readyz_becomes(&app, 503).await;
     assert_eq!(body["status"], "unavailable");
     assert_eq!(
         body["checks"],
         json!({"postgres": "ok", "redis": "unavailable", "media": "ok"})
     );
     redis.start_again().unwrap();
-    assert_eq!(readyz_becomes(c, &app.base, 200).await["checks"], all_ok);
+    assert_eq!(readyz_becomes(&app, 200).await["checks"], all_ok);
 
     // A store that hangs rather than refuses: the probe's timeout answers for it.
     s3.pause().unwrap();
     let started = Instant::now();
-    let body = readyz_becomes(c, &app.base, 503).await;
+    let body = readyz_becomes(&app, 503).await;
     assert_eq!(body["checks"]["media"], "unavailable", "{body}");
     assert_eq!(body["checks"]["postgres"], "ok", "{body}");
     assert!(started.elapsed() < Duration::from_secs(10));
     s3.resume().unwrap();
-    assert_eq!(readyz_becomes(c, &app.base, 200).await["checks"], all_ok);
+    assert_eq!(readyz_becomes(&app, 200).await["checks"], all_ok);
 
     pg.stop().unwrap();
-    let body = readyz_becomes(c, &app.base, 503).await;
+    let body = readyz_becomes(&app, 503).await;
     assert_eq!(body["checks"]["postgres"], "unavailable", "{body}");
     assert_eq!(body["checks"]["redis"], "ok", "{body}");
     pg.start_again().unwrap();
-    assert_eq!(readyz_becomes(c, &app.base, 200).await["checks"], all_ok);
+    assert_eq!(readyz_becomes(&app, 200).await["checks"], all_ok);
 }
 
 /// The value of the sample of `name` whose labels include every `labels` pair.
@@ -95,8 +94,8 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .reduce(|a, b| a + b)
 }
 
-async fn scrape(client: &reqwest::Client, base: &str) -> String {
-    let response = client.get(format!("{base}/metrics")).send().await.unwrap();
+async fn scrape(api: &Api) -> String {
+    let response = api.get("/metrics").await;
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
@@ -109,20 +108,13 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
     let pg = TestPostgres::start().unwrap();
     let vars = postgres_vars(&pg, "metrics");
     let server = ServerProcess::start(&borrowed(&vars));
-    let base = server.base.clone();
-    let c = reqwest::Client::new();
+    let api = server.api();
     let client = token(7, "client");
 
-    let thread = open_thread_over_http(&c, &base, 5).await;
-    let (mut socket, socket_id) = Socket::established(&base).await;
+    let thread = open_thread_over_http(&api.client, &api.base, 5).await;
+    let (mut socket, socket_id) = Socket::established(&api.base).await;
     let channel = format!("private-chat.{thread}");
-    let auth = c
-        .post(format!("{base}/broadcasting/auth"))
-        .bearer_auth(&client)
-        .form(&[("socket_id", &socket_id), ("channel_name", &channel)])
-        .send()
-        .await
-        .unwrap();
+    let auth = api.authorize(&client, &socket_id, &channel).await;
     let auth = json_of(auth, 200).await["auth"]
         .as_str()
         .unwrap()
@@ -133,32 +125,21 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
         "pusher_internal:subscription_succeeded"
     );
 
-    let post = |body: Value| {
-        c.post(format!("{base}/api/chat/threads/{thread}/messages"))
-            .bearer_auth(&client)
-            .json(&body)
-            .send()
-    };
     for body in [
         json!({"type": "text", "text": "one"}),
         json!({"type": "text", "text": "two"}),
         json!({"type": "location", "lat": 1.5, "lng": 2.5}),
     ] {
-        assert_eq!(post(body).await.unwrap().status(), 200);
+        assert_eq!(api.post(&client, thread, body).await.status(), 200);
         assert_eq!(
             socket.next().await.unwrap()["event"],
             "App\\Events\\MessageCreated"
         );
     }
     // Refused: not counted as posted.
-    assert_eq!(post(json!({"type": "text"})).await.unwrap().status(), 422);
-    let missing = c
-        .get(format!("{base}/api/chat/threads/999/messages"))
-        .bearer_auth(&client)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+    let refused = api.post(&client, thread, json!({"type": "text"})).await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(api.list(&client, 999, "").await.status(), 404);
 
     // A stored ciphertext that no longer opens: the list fails, and it is counted.
     pg.psql(
@@ -166,15 +147,9 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
         "UPDATE chat_messages SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0) # 1) WHERE id = 1",
     )
     .unwrap();
-    let list = c
-        .get(format!("{base}/api/chat/threads/{thread}/messages"))
-        .bearer_auth(&client)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(list.status(), 500);
+    assert_eq!(api.list(&client, thread, "").await.status(), 500);
 
-    let text = scrape(&c, &base).await;
+    let text = scrape(&api).await;
     let value = |name, labels: &[(&str, &str)]| sample(&text, name, labels);
     assert_eq!(
         value("chat_messages_posted_total", &[("type", "text")]),
@@ -235,17 +210,11 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
     assert_eq!(value("chat_store_errors_total", &[]), None);
 
     // The close queues the purge job, which the worker runs within a few seconds.
-    let closed = c
-        .patch(format!("{base}/api/chat/threads/{thread}/close"))
-        .bearer_auth(&client)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(closed.status(), 200);
+    assert_eq!(api.close(&client, thread).await.status(), 200);
     drop(socket);
     let deadline = Instant::now() + Duration::from_secs(15);
     let text = loop {
-        let text = scrape(&c, &base).await;
+        let text = scrape(&api).await;
         let done = sample(
             &text,
             "chat_jobs_total",
@@ -264,11 +233,11 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
 
     // The database stops: the failed request is counted as a store error.
     pg.stop().unwrap();
-    let refused = post(json!({"type": "text", "text": "three"}))
-        .await
-        .unwrap();
+    let refused = api
+        .post(&client, thread, json!({"type": "text", "text": "three"}))
+        .await;
     assert_eq!(refused.status(), 503);
-    let after = scrape(&c, &base).await;
+    let after = scrape(&api).await;
     assert!(
         sample(
             &after,

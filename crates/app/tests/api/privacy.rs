@@ -5,87 +5,44 @@ use crate::helpers::*;
 use serde_json::json;
 use std::time::Duration;
 
-async fn canary_walk(base: &str, canary: &str) -> Vec<String> {
-    let client = reqwest::Client::new();
+async fn canary_walk(api: &Api, canary: &str) -> Vec<String> {
     let admin = admin();
     let client_token = token(7, "client");
-    let send = |req: reqwest::RequestBuilder| async move { req.send().await.unwrap() };
+    let thread = open_thread_over_http(&api.client, &api.base, 5).await;
+    let post = |body: serde_json::Value| api.post(&client_token, thread, body);
     assert_eq!(
-        send(
-            client
-                .put(format!("{base}/api/requests/5"))
-                .bearer_auth(&admin)
-                .json(&json!({"client_id": 7}))
-        )
-        .await
-        .status(),
+        post(json!({"type": "text", "text": canary})).await.status(),
         200
     );
-    let opened: serde_json::Value = send(
-        client
-            .post(format!("{base}/api/requests/5/chat/open"))
-            .bearer_auth(&client_token),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let thread = opened["threadId"].as_i64().unwrap();
-    let post = |body: serde_json::Value| {
-        client
-            .post(format!("{base}/api/chat/threads/{thread}/messages"))
-            .bearer_auth(&client_token)
-            .json(&body)
-    };
     assert_eq!(
-        send(post(json!({"type": "text", "text": canary})))
+        post(json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321}))
             .await
             .status(),
         200
     );
-    assert_eq!(
-        send(post(
-            json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321})
-        ))
-        .await
-        .status(),
-        200
-    );
     // Refused content must not be echoed or logged either.
     assert_eq!(
-        send(post(
-            json!({"type": "text", "text": format!("{canary}{}", "x".repeat(5000))})
-        ))
-        .await
-        .status(),
+        post(json!({"type": "text", "text": format!("{canary}{}", "x".repeat(5000))}))
+            .await
+            .status(),
         422
     );
     assert_eq!(
-        send(post(
-            json!({"type": "image", "mediaPath": format!("chats/{thread}/{canary}.png")})
-        ))
-        .await
-        .status(),
+        post(json!({"type": "image", "mediaPath": format!("chats/{thread}/{canary}.png")}))
+            .await
+            .status(),
         422
     );
     assert_eq!(
-        send(post(json!({"type": "location", "lat": canary, "lng": 1})))
+        post(json!({"type": "location", "lat": canary, "lng": 1}))
             .await
             .status(),
         422
     );
     // An image: its signed upload URL, media key and signed download URL are bearer
     // secrets too.
-    let (media_path, upload_url) = upload_png(&client, base, thread, b"").await;
-    let listed: serde_json::Value = send(
-        client
-            .get(format!("{base}/api/chat/threads/{thread}/messages"))
-            .bearer_auth(&client_token),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let (media_path, upload_url) = upload_png(&api.client, &api.base, thread, b"").await;
+    let listed = json_of(api.list(&client_token, thread, "").await, 200).await;
     assert_eq!(
         listed["messages"][0]["text"], canary,
         "the participant reads it back"
@@ -94,25 +51,12 @@ async fn canary_walk(base: &str, canary: &str) -> Vec<String> {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(send(client.get(&download_url)).await.status(), 200);
+    let downloaded = api.client.get(&download_url).send().await.unwrap();
+    assert_eq!(downloaded.status(), 200);
     // A forged token is refused; it must not be logged either.
     let forged = format!("{}x", token(7, "client"));
-    assert_eq!(
-        send(
-            client
-                .get(format!("{base}/api/chat/threads/{thread}/messages"))
-                .bearer_auth(&forged)
-        )
-        .await
-        .status(),
-        401
-    );
-    send(
-        client
-            .patch(format!("{base}/api/chat/threads/{thread}/close"))
-            .bearer_auth(&client_token),
-    )
-    .await;
+    assert_eq!(api.list(&forged, thread, "").await.status(), 401);
+    api.close(&client_token, thread).await;
     let secret_part = |url: &str| url.split_once('?').unwrap().1.to_owned();
     let media_name = media_path.rsplit('/').next().unwrap().to_owned();
     vec![
@@ -133,7 +77,7 @@ async fn a_canary_never_reaches_the_log() {
             "CANARY-{}-{format}",
             chrono::Utc::now().timestamp_nanos_opt().unwrap()
         );
-        let secrets = canary_walk(&server.base, &canary).await;
+        let secrets = canary_walk(&server.api(), &canary).await;
         tokio::time::sleep(Duration::from_millis(1500)).await; // let the purge job log
         let log = server.stop();
         assert!(

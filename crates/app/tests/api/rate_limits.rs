@@ -29,14 +29,7 @@ async fn posts_uploads_and_channel_auth_are_limited_per_user() {
     let thread = app.thread_for(5, 7).await;
 
     for n in 0..3 {
-        let posted = app
-            .post(
-                &client,
-                thread,
-                json!({"type": "text", "text": format!("m{n}")}),
-            )
-            .await;
-        assert_eq!(posted.status(), 200);
+        app.post_text(&client, thread, &format!("m{n}")).await;
     }
     let refused = app
         .post(
@@ -49,37 +42,20 @@ async fn posts_uploads_and_channel_auth_are_limited_per_user() {
     // Not stored; and the limit is this user's only.
     let admin = admin();
     assert_eq!(app.all_texts(&admin, thread).await, vec!["m0", "m1", "m2"]);
-    let staff = app
-        .post(&admin, thread, json!({"type": "text", "text": "staff"}))
-        .await;
-    assert_eq!(staff.status(), 200);
+    app.post_text(&admin, thread, "staff").await;
     // Reading is not limited.
     assert_eq!(app.list(&client, thread, "").await.status(), 200);
 
-    let upload = || {
-        app.client
-            .post(app.url(&format!("/api/chat/threads/{thread}/media")))
-            .bearer_auth(&client)
-            .json(&json!({"contentType": "image/png"}))
-            .send()
-    };
-    assert_eq!(upload().await.unwrap().status(), 200);
-    assert_eq!(upload().await.unwrap().status(), 200);
-    assert_limited(upload().await.unwrap()).await;
+    let upload = || app.upload_url(&client, thread, "image/png");
+    assert_eq!(upload().await.status(), 200);
+    assert_eq!(upload().await.status(), 200);
+    assert_limited(upload().await).await;
 
-    let auth = || {
-        app.client
-            .post(app.url("/broadcasting/auth"))
-            .bearer_auth(&client)
-            .form(&[
-                ("socket_id", "1.2"),
-                ("channel_name", &format!("private-chat.{thread}")),
-            ])
-            .send()
-    };
-    assert_eq!(auth().await.unwrap().status(), 200);
-    assert_eq!(auth().await.unwrap().status(), 200);
-    assert_limited(auth().await.unwrap()).await;
+    let channel = format!("private-chat.{thread}");
+    let auth = || app.authorize(&client, "1.2", &channel);
+    assert_eq!(auth().await.status(), 200);
+    assert_eq!(auth().await.status(), 200);
+    assert_limited(auth().await).await;
 }
 
 #[tokio::test]
@@ -95,14 +71,7 @@ async fn instances_sharing_redis_share_the_count() {
     let thread = one.thread_for(5, 7).await;
 
     for (n, app) in [&one, &two, &one, &two].into_iter().enumerate() {
-        let posted = app
-            .post(
-                &client,
-                thread,
-                json!({"type": "text", "text": format!("m{n}")}),
-            )
-            .await;
-        assert_eq!(posted.status(), 200, "post {n}");
+        app.post_text(&client, thread, &format!("m{n}")).await;
     }
     for app in [&one, &two] {
         let refused = app
@@ -115,12 +84,5 @@ async fn instances_sharing_redis_share_the_count() {
     // The count lives in Redis; with Redis gone the limit lets posts through rather
     // than refuse them (the message store here is PostgreSQL, which still answers).
     redis.kill().unwrap();
-    let through = two
-        .post(
-            &client,
-            thread,
-            json!({"type": "text", "text": "redis down"}),
-        )
-        .await;
-    assert_eq!(through.status(), 200);
+    two.post_text(&client, thread, "redis down").await;
 }

@@ -152,25 +152,8 @@ impl Socket {
     }
 }
 
-/// `POST /broadcasting/auth` as pusher-js sends it (form-encoded).
-async fn authorize(
-    app: &TestApp,
-    token: &str,
-    socket_id: &str,
-    channel: &str,
-) -> reqwest::Response {
-    app.client
-        .post(app.url("/broadcasting/auth"))
-        .bearer_auth(token)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(format!("socket_id={socket_id}&channel_name={channel}"))
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn signed(app: &TestApp, token: &str, socket_id: &str, channel: &str) -> String {
-    let body = json_of(authorize(app, token, socket_id, channel).await, 200).await;
+    let body = json_of(app.authorize(token, socket_id, channel).await, 200).await;
     body["auth"].as_str().unwrap().to_owned()
 }
 
@@ -345,16 +328,11 @@ async fn the_authorizer_signs_only_for_users_who_may_view() {
         (token(7, "client"), "private-chat.abc".to_owned()),
         (token(7, "client"), "presence-chat.1".to_owned()),
     ] {
-        assert_error(
-            authorize(&app, &who, "1.2", &channel).await,
-            403,
-            "forbidden",
-        )
-        .await;
+        assert_error(app.authorize(&who, "1.2", &channel).await, 403, "forbidden").await;
     }
     for bad in ["", "12", "1.", "a.b", "1.2.3", "1.2;x"] {
         assert_invalid(
-            authorize(&app, &token(7, "client"), bad, &channel).await,
+            app.authorize(&token(7, "client"), bad, &channel).await,
             "socket_id",
         )
         .await;

@@ -4,7 +4,6 @@
 
 use crate::helpers::*;
 use chat_testkit::{TestCertificates, TestPostgres, TestRedis};
-use serde_json::json;
 
 #[tokio::test]
 async fn backends_over_tls_with_verified_certificates() {
@@ -26,25 +25,10 @@ async fn backends_over_tls_with_verified_certificates() {
     let mut trusting = vars.to_vec();
     trusting.push(("SSL_CERT_FILE", &ca));
     let server = ServerProcess::start(&trusting);
-    let c = reqwest::Client::new();
-    let ready = c
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
-    let thread = open_thread_over_http(&c, &server.base, 5).await;
-    let posted = c
-        .post(format!(
-            "{}/api/chat/threads/{thread}/messages",
-            server.base
-        ))
-        .bearer_auth(token(7, "client"))
-        .json(&json!({"type": "text", "text": "over TLS"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), 200);
+    let api = server.api();
+    assert_eq!(api.get("/readyz").await.status(), 200);
+    let thread = open_thread_over_http(&api.client, &api.base, 5).await;
+    api.post_text(&token(7, "client"), thread, "over TLS").await;
     // The message went to Redis over its TLS port (the only one the URL names), and
     // PostgreSQL reports the service's sessions as encrypted.
     assert!(
@@ -67,11 +51,7 @@ async fn backends_over_tls_with_verified_certificates() {
     let mut untrusting = vars.to_vec();
     untrusting.push(("CHAT_AUTO_MIGRATE", "false"));
     let server = ServerProcess::start(&untrusting);
-    let refused = c
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .unwrap();
+    let refused = server.api().get("/readyz").await;
     assert_eq!(refused.status(), 503);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["checks"]["postgres"], "unavailable", "{body}");

@@ -110,7 +110,7 @@ impl Realtime {
             &self.signing_key,
             format!("{socket_id}:{channel}").as_bytes(),
         );
-        format!("{}:{}", self.settings.key, protocol::hex(tag.as_ref()))
+        format!("{}:{}", self.settings.key, hex::encode(tag))
     }
 
     /// Checks a subscription's `auth` in constant time.
@@ -118,7 +118,7 @@ impl Realtime {
         let Some((key, signature)) = auth.split_once(':') else {
             return false;
         };
-        let Some(tag) = protocol::unhex(signature) else {
+        let Ok(tag) = hex::decode(signature) else {
             return false;
         };
         key == self.settings.key
@@ -210,4 +210,29 @@ pub fn thread_of_channel(channel: &str) -> Option<ThreadId> {
         return None;
     }
     ThreadId::new(id.parse().ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_opens_only_its_socket_and_channel_and_junk_opens_nothing() {
+        let realtime = Realtime::new(PusherSettings::new("1".into(), "key".into(), b"s".to_vec()));
+        let auth = realtime.sign("1.2", "private-chat.3");
+        let (key, signature) = auth.split_once(':').unwrap_or_default();
+        assert_eq!(key, "key");
+        assert_eq!(signature.len(), 64);
+        assert!(signature
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(realtime.verify("1.2", "private-chat.3", &auth));
+        assert!(!realtime.verify("1.3", "private-chat.3", &auth));
+        assert!(!realtime.verify("1.2", "private-chat.4", &auth));
+        assert!(!realtime.verify("1.2", "private-chat.3", &format!("other:{signature}")));
+        for junk in ["0g", "abc", "é1", ""] {
+            let forged = format!("key:{junk}");
+            assert!(!realtime.verify("1.2", "private-chat.3", &forged), "{junk}");
+        }
+    }
 }

@@ -147,16 +147,15 @@ impl<O: Outgoing> Connection<O> {
             close = loop {
                 tokio::select! {
                     message = stream.next() => {
-                        let Some(message) = message.filter(|m| !matches!(m, Incoming::Broken)) else {
-                            break Some(reason(PROTOCOL_ERROR, "Protocol error"));
-                        };
+                        let message = message.unwrap_or(Incoming::Broken);
                         last_heard = Instant::now();
                         pinged = false;
                         let sent = match message {
                             Incoming::Text(text) => self.handle(&text).await,
                             Incoming::Ping(bytes) => self.session.pong(bytes).await,
                             Incoming::Close => break None,
-                            Incoming::Other | Incoming::Broken => true,
+                            Incoming::Other => true,
+                            Incoming::Broken => break Some(reason(PROTOCOL_ERROR, "Protocol error")),
                         };
                         if !sent {
                             break None;

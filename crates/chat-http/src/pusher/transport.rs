@@ -13,7 +13,7 @@ pub enum Incoming {
     Close,
     /// Binary frames and pongs: they only prove the client is there.
     Other,
-    /// A protocol or transport error: the socket is done.
+    /// A protocol or transport error, or the end of the stream: the socket is done.
     Broken,
 }
 
