@@ -272,9 +272,9 @@ async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
     vars.push(("CHAT_OBJECT_STORE_URL", s3.url()));
     vars.push(("CHAT_JOB_LEASE_SECS", "3".into()));
     let server = ServerProcess::start(&borrowed(&vars));
-    let client = reqwest::Client::new();
-    let thread = open_thread_over_http(&client, &server.base, 4).await;
-    let (path, _) = upload_png(&client, &server.base, thread, b"").await;
+    let api = server.api();
+    let thread = open_thread_over_http(&api.client, &api.base, 4).await;
+    let (path, _) = upload_png(&api.client, &api.base, thread, b"").await;
     let prefix = s3.bucket_dir().join(format!("chats/{thread}"));
     assert_eq!(std::fs::read_dir(&prefix).unwrap().count(), 1);
     assert!(!path.is_empty());
@@ -282,13 +282,7 @@ async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
     // The object store hangs: the purge job is claimed and stuck in its first attempt
     // when the server dies.
     s3.pause().unwrap();
-    let closed = client
-        .patch(format!("{}/api/chat/threads/{thread}/close", server.base))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(closed.status(), 200);
+    assert_eq!(api.close(&admin(), thread).await.status(), 200);
     let mut claimed = String::new();
     for _ in 0..100 {
         claimed = sql(
@@ -351,33 +345,20 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
         ("RUST_LOG", "debug".into()),
     ]);
     let server = ServerProcess::start(&borrowed(&vars));
-    let client = reqwest::Client::new();
-    let base = server.base.clone();
+    let api = server.api();
+    let client = token(7, "client");
     let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap();
     let canary = format!("CANARY-TEXT-{nanos}");
     let canary_image = format!("CANARY-IMAGE-{nanos}");
 
-    let thread = open_thread_over_http(&client, &base, 1).await;
-    let other = open_thread_over_http(&client, &base, 2).await;
+    let thread = open_thread_over_http(&api.client, &api.base, 1).await;
+    let other = open_thread_over_http(&api.client, &api.base, 2).await;
     for (t, text) in [(thread, canary.as_str()), (other, "another thread")] {
-        let posted = client
-            .post(format!("{base}/api/chat/threads/{t}/messages"))
-            .bearer_auth(token(7, "client"))
-            .json(&json!({"type": "text", "text": text}))
-            .send()
-            .await
-            .unwrap();
-        json_of(posted, 200).await;
+        api.post_text(&client, t, text).await;
     }
-    let located = client
-        .post(format!("{base}/api/chat/threads/{thread}/messages"))
-        .bearer_auth(token(7, "client"))
-        .json(&json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321}))
-        .send()
-        .await
-        .unwrap();
-    json_of(located, 200).await;
-    upload_png(&client, &base, thread, canary_image.as_bytes()).await;
+    let location = json!({"type": "location", "lat": 12.3456789, "lng": 98.7654321});
+    json_of(api.post(&client, thread, location).await, 200).await;
+    upload_png(&api.client, &api.base, thread, canary_image.as_bytes()).await;
     assert!(contains(&s3.all_bytes().unwrap(), canary_image.as_bytes()));
 
     // The same stores, seen from here: the thread's ciphertext as a backup would hold it.
@@ -413,13 +394,7 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
         .iter()
         .any(|(t, key)| *t == id && captured.iter().all(|m| opens(key.as_ref(), m))));
 
-    let closed = client
-        .patch(format!("{base}/api/chat/threads/{thread}/close"))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(closed.status(), 200);
+    assert_eq!(api.close(&admin(), thread).await.status(), 200);
     let mut left = String::new();
     for _ in 0..100 {
         left = sql(&pg, "SELECT count(*) FROM chat_jobs");
@@ -534,39 +509,21 @@ async fn after_rotation_messages_read_back_with_only_the_new_key() {
         ]
     };
     let server = ServerProcess::start(&borrowed(&with_ring(OLD)));
-    let client = reqwest::Client::new();
+    let api = server.api();
+    let client = token(7, "client");
     let mut threads = Vec::new();
     for request in 1..=3 {
-        let thread = open_thread_over_http(&client, &server.base, request).await;
-        let posted = client
-            .post(format!(
-                "{}/api/chat/threads/{thread}/messages",
-                server.base
-            ))
-            .bearer_auth(token(7, "client"))
-            .json(&json!({"type": "text", "text": format!("before rotation {request}")}))
-            .send()
-            .await
-            .unwrap();
-        json_of(posted, 200).await;
+        let thread = open_thread_over_http(&api.client, &api.base, request).await;
+        let text = format!("before rotation {request}");
+        api.post_text(&client, thread, &text).await;
         threads.push(thread);
     }
     server.stop();
-    let list = |base: String, thread: i64| {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("{base}/api/chat/threads/{thread}/messages"))
-                .bearer_auth(token(7, "client"))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
 
     // The control: with only the new key and no rotation, nothing reads.
     let server = ServerProcess::start(&borrowed(&with_ring(NEW)));
-    assert_ne!(list(server.base.clone(), threads[0]).await.status(), 200);
+    let listed = server.api().list(&client, threads[0], "").await;
+    assert_ne!(listed.status(), 200);
     server.stop();
 
     let ring = format!("{NEW},{OLD}");
@@ -591,7 +548,7 @@ async fn after_rotation_messages_read_back_with_only_the_new_key() {
 
     let server = ServerProcess::start(&borrowed(&with_ring(NEW)));
     for (i, thread) in threads.iter().enumerate() {
-        let page = json_of(list(server.base.clone(), *thread).await, 200).await;
+        let page = json_of(server.api().list(&client, *thread, "").await, 200).await;
         assert_eq!(
             page["messages"][0]["text"],
             format!("before rotation {}", i + 1)
