@@ -70,8 +70,15 @@ request = function()
   return wrk.format(nil, "/api/chat/threads/" .. threads[(i % #threads) + 1] .. "/messages")
 end
 LUA
+# CPU time (clock ticks) of processes, to say where a post's CPU goes.
+cpu_ticks() { local t=0 f; for p in "$@"; do read -r -a f < "/proc/$p/stat" 2>/dev/null && t=$((t + f[13] + f[14])); done; echo $t; }
+postgres_pids() { local pm; pm=$(head -1 "$WORK/data/postmaster.pid"); echo "$pm" $(ps -o pid= --ppid "$pm"); }
 echo "== API: POST text messages, $CONNECTIONS connections, ${DURATION}s"
+SERVER_BEFORE=$(cpu_ticks "$SERVER_PID"); PG_PIDS_BEFORE=$(postgres_pids); PG_BEFORE=$(cpu_ticks $PG_PIDS_BEFORE)
 wrk -t"$(( CONNECTIONS < 2 ? 1 : 2 ))" -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.out"
+# Backends that existed before the phase and the ones it opened (none ended meanwhile).
+SERVER_CPU=$(( $(cpu_ticks "$SERVER_PID") - SERVER_BEFORE ))
+PG_CPU=$(( $(cpu_ticks $(echo $PG_PIDS_BEFORE $(postgres_pids) | tr ' ' '\n' | sort -u)) - PG_BEFORE ))
 if grep -q "Non-2xx" "$WORK/wrk.out"; then echo "non-2xx answers: the run is invalid" >&2; exit 1; fi
 API_RATE=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
 if [ -n "${STATEMENTS:-}" ]; then
@@ -96,8 +103,12 @@ echo "== pgbench: INSERT equivalent rows, $CONNECTIONS connections, ${DURATION}s
 pgbench -n -M prepared -c "$CONNECTIONS" -j "$(( CONNECTIONS < 2 ? 1 : 2 ))" -T "$DURATION" -f "$WORK/insert.sql" "$DB" | tee "$WORK/pgbench.out"
 PG_RATE=$(awk '/^tps = / {print $3}' "$WORK/pgbench.out")
 
-python3 - "$API_RATE" "$PG_RATE" <<'PY'
+python3 - "$API_RATE" "$PG_RATE" "$SERVER_CPU" "$PG_CPU" "$(getconf CLK_TCK)" "$DURATION" <<'PY'
 import sys
 api, pg = float(sys.argv[1]), float(sys.argv[2])
-print(f"\nAPI posts/s: {api:.0f}   pgbench inserts/s: {pg:.0f}   ratio: {api / pg:.2f} (goal >= 0.70)")
+server_s, pg_s = (int(t) / int(sys.argv[5]) for t in sys.argv[3:5])
+posts = api * float(sys.argv[6])
+print(f"\nAPI phase CPU per post: chat-server {server_s / posts * 1e6:.0f} µs, "
+      f"PostgreSQL {pg_s / posts * 1e6:.0f} µs")
+print(f"API posts/s: {api:.0f}   pgbench inserts/s: {pg:.0f}   ratio: {api / pg:.2f} (goal >= 0.70)")
 PY

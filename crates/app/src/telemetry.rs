@@ -8,6 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use chat_http::ops::names;
+use chat_http::RoutePattern;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -58,14 +59,15 @@ pub async fn log_request(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "<unmatched>".to_owned());
     let response = next.call(req).await;
-    let status = match &response {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => e.as_response_error().status_code().as_u16(),
+    let (status, route) = match &response {
+        Ok(r) => (
+            r.status().as_u16(),
+            r.request().app_data::<RoutePattern>().map(|p| p.0),
+        ),
+        Err(e) => (e.as_response_error().status_code().as_u16(), None),
     };
+    let route = route.unwrap_or("<unmatched>");
     let elapsed = started.elapsed().as_secs_f64();
     tracing::info!(
         target: "chat_server::http",
@@ -73,7 +75,7 @@ pub async fn log_request(
         "request"
     );
     let method = method.as_str().to_owned();
-    metrics::histogram!(names::HTTP_DURATION, "method" => method.clone(), "route" => route.clone())
+    metrics::histogram!(names::HTTP_DURATION, "method" => method.clone(), "route" => route)
         .record(elapsed);
     metrics::counter!(names::HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.to_string())
         .increment(1);

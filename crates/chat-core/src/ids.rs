@@ -63,3 +63,60 @@ id_type!(
     /// A background job.
     JobId
 );
+
+/// Message ids drawn in the instance, with no round trip to the store: microseconds
+/// since the epoch, strictly increasing within the process (`max(last + 1, now)`).
+/// They stay below 2^53 until the year 2255, so JavaScript clients read them exactly.
+///
+/// A store that draws its ids here refuses an append whose id is at or below the
+/// thread's newest ([`Appended::Behind`](crate::ports::Appended::Behind)) and passes that
+/// newest id to [`raise_floor`](Self::raise_floor): an instance whose clock lags
+/// another's pays one retry, never an out-of-order id.
+#[derive(Debug, Default)]
+pub struct ClockIds {
+    last: std::sync::atomic::AtomicI64,
+}
+
+impl ClockIds {
+    /// The next id, given the time now. `None` only past the end of `i64`.
+    pub fn next(&self, now: crate::Timestamp) -> Option<MessageId> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = now.timestamp_micros();
+        let advance = |last: i64| last.checked_add(1).map(|next| next.max(now));
+        let previous = self.last.fetch_update(Relaxed, Relaxed, advance).ok()?;
+        advance(previous).and_then(MessageId::new)
+    }
+
+    /// Ids drawn from now on are above `newest`.
+    pub fn raise_floor(&self, newest: MessageId) {
+        self.last
+            .fetch_max(newest.get(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(micros: i64) -> crate::Timestamp {
+        chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default()
+    }
+
+    #[test]
+    fn clock_ids_follow_the_clock_and_never_repeat_or_go_back() {
+        let ids = ClockIds::default();
+        let id = |t| ids.next(at(t)).map(MessageId::get);
+        assert_eq!(id(1_000), Some(1_000));
+        assert_eq!(id(1_000), Some(1_001), "same microsecond: the next one");
+        assert_eq!(
+            id(900),
+            Some(1_002),
+            "the clock went back: still increasing"
+        );
+        assert_eq!(id(5_000), Some(5_000), "the clock again");
+        ids.raise_floor(MessageId::new(9_000).unwrap_or(MessageId(1)));
+        assert_eq!(id(5_001), Some(9_001), "above a newer instance's id");
+        ids.raise_floor(MessageId::new(10).unwrap_or(MessageId(1)));
+        assert_eq!(id(5_002), Some(9_002), "a lower floor changes nothing");
+    }
+}

@@ -21,7 +21,7 @@ pub mod validation;
 
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 pub use error::{ChatError, StoreError};
-pub use ids::{JobId, MessageId, RequestId, ThreadId, UserId};
+pub use ids::{ClockIds, JobId, MessageId, RequestId, ThreadId, UserId};
 pub use model::{
     Coordinates, MediaPath, MessageContent, MessageKind, MessagePage, MessageView, ServiceRequest,
     StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,

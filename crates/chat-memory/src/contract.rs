@@ -8,8 +8,8 @@
 
 use chat_core::crypto::{SealedContent, WrappedKey};
 use chat_core::ports::{
-    ChatEvent, EventBus, JobKind, JobQueue, LeaseLock, LockToken, MessageStore, RateCounter,
-    RequestDirectory, RetentionCut, ThreadKeyStore, ThreadRepository,
+    Appended, ChatEvent, EventBus, JobKind, JobQueue, LeaseLock, LockToken, MessageStore,
+    RateCounter, RequestDirectory, RetentionCut, ThreadKeyStore, ThreadRepository,
 };
 use chat_core::{
     MessageId, MessageKind, RequestId, ServiceRequest, StoredMessage, ThreadId, ThreadStatus,
@@ -180,21 +180,22 @@ async fn post(
     cut: RetentionCut,
 ) -> MessageId {
     let id = store.next_id(thread).await.unwrap();
-    store
-        .append(
-            StoredMessage {
-                id,
-                thread_id: thread,
-                sender_id: uid(7),
-                kind: MessageKind::Text,
-                content: Some(sealed((id.get() % 251) as u8)),
-                created_at: at(secs),
-            },
-            cut,
-        )
-        .await
-        .unwrap();
+    assert_eq!(
+        store.append(message(thread, id, secs), cut).await.unwrap(),
+        Appended::Stored
+    );
     id
+}
+
+fn message(thread: ThreadId, id: MessageId, secs: i64) -> StoredMessage {
+    StoredMessage {
+        id,
+        thread_id: thread,
+        sender_id: uid(7),
+        kind: MessageKind::Text,
+        content: Some(sealed((id.get() % 251) as u8)),
+        created_at: at(secs),
+    }
 }
 
 const KEEP_ALL: RetentionCut = RetentionCut {
@@ -255,6 +256,40 @@ pub async fn message_store(store: &dyn MessageStore) {
     // A cursor at the oldest message.
     let none = store.page(thread, Some(posted[0]), 3, None).await.unwrap();
     assert!(none.messages.is_empty() && !none.has_more);
+
+    // Ids are stored in increasing order: of two posts that drew their ids
+    // concurrently, the lower one appended last is refused whole, and the id drawn for
+    // its retry is above the thread's newest.
+    let lower = store.next_id(thread).await.unwrap();
+    let higher = store.next_id(thread).await.unwrap();
+    assert!(lower < higher);
+    assert_eq!(
+        store
+            .append(message(thread, higher, 7), KEEP_ALL)
+            .await
+            .unwrap(),
+        Appended::Stored
+    );
+    for behind in [lower, higher] {
+        assert_eq!(
+            store
+                .append(message(thread, behind, 7), KEEP_ALL)
+                .await
+                .unwrap(),
+            Appended::Behind,
+            "an id at or below the newest"
+        );
+    }
+    let retried = post(store, thread, 7, KEEP_ALL).await;
+    assert!(retried > higher);
+    let after_race = store.page(thread, None, 50, None).await.unwrap();
+    assert_eq!(ids(&after_race)[..7], posted, "nothing else changed");
+    assert_eq!(ids(&after_race)[7..], [higher, retried], "each stored once");
+    assert_eq!(store.delete_thread(thread).await.unwrap(), 9);
+    posted.clear();
+    for i in 0..7 {
+        posted.push(post(store, thread, i, KEEP_ALL).await);
+    }
 
     // TTL on read: expired messages are never returned, nor counted in has_more.
     let cut = Some(at(3));

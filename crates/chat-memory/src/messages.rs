@@ -1,5 +1,5 @@
 use async_trait::async_trait;
-use chat_core::ports::{MessageStore, RetentionCut, StoreResult};
+use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
 use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -24,9 +24,15 @@ impl MessageStore for MemoryMessageStore {
         MessageId::new(raw).ok_or_else(|| StoreError::Corrupt("message id overflow".into()))
     }
 
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()> {
+    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {
         let mut threads = crate::lock(&self.threads);
         let thread = threads.entry(message.thread_id).or_default();
+        if thread
+            .last_key_value()
+            .is_some_and(|(&newest, _)| newest >= message.id)
+        {
+            return Ok(Appended::Behind);
+        }
         thread.insert(message.id, message);
         thread.retain(|_, m| !is_expired(m, cut.expired_before));
         if let Some(keep) = cut.keep_newest {
@@ -34,7 +40,7 @@ impl MessageStore for MemoryMessageStore {
                 thread.pop_first();
             }
         }
-        Ok(())
+        Ok(Appended::Stored)
     }
 
     async fn page(

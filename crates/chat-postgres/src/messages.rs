@@ -4,50 +4,66 @@ use crate::rows::MessageRow;
 use crate::schema::chat_messages as messages;
 use crate::{db, PgStore};
 use async_trait::async_trait;
-use chat_core::ports::{MessageStore, RetentionCut, StoreResult};
+use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
 use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
 use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 
-#[derive(QueryableByName)]
-struct NextId {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
+/// What `chat_append_message()` raises (SQLSTATE CH001) for an id at or below the
+/// thread's newest, which it gives as the error's detail.
+const ID_BEHIND: &str = "message id behind the thread's newest";
 
 #[async_trait]
 impl MessageStore for PgStore {
+    /// Drawn in the instance ([`chat_core::ClockIds`]); `chat_append_message()` checks
+    /// the order.
     async fn next_id(&self, _thread: ThreadId) -> StoreResult<MessageId> {
-        self.run(|mut conn| async move {
-            let next = diesel::sql_query("SELECT nextval('chat_message_ids') AS id")
-                .get_result::<NextId>(&mut conn)
-                .await
-                .map_err(db)?;
-            MessageId::new(next.id)
-                .ok_or_else(|| StoreError::Corrupt(format!("message id {}", next.id)))
-        })
-        .await
+        self.message_ids
+            .next(chrono::Utc::now())
+            .ok_or_else(|| StoreError::Corrupt("message id overflow".into()))
     }
 
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()> {
+    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {
         let row = MessageRow::new(&message);
+        let message_id = message.id;
         self.run(|mut conn| async move {
-            // One round trip; see migrations/*_append_function for the locking.
-            diesel::sql_query("SELECT chat_append_message($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                .bind::<BigInt, _>(row.id)
-                .bind::<BigInt, _>(row.thread_id)
-                .bind::<BigInt, _>(row.sender_id)
-                .bind::<Text, _>(&row.kind)
-                .bind::<Nullable<Bytea>, _>(&row.nonce)
-                .bind::<Nullable<Bytea>, _>(&row.ciphertext)
-                .bind::<Timestamptz, _>(row.created_at)
-                .bind::<Nullable<Timestamptz>, _>(cut.expired_before)
-                .bind::<Nullable<BigInt>, _>(cut.keep_newest.map(|k| i64::from(k.get())))
-                .execute(&mut conn)
-                .await
-                .map_err(db)?;
-            Ok(())
+            // One round trip; see migrations/*_append_function for the locking and
+            // migrations/*_append_in_id_order for the order check.
+            let appended =
+                diesel::sql_query("SELECT chat_append_message($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+                    .bind::<BigInt, _>(row.id)
+                    .bind::<BigInt, _>(row.thread_id)
+                    .bind::<BigInt, _>(row.sender_id)
+                    .bind::<Text, _>(&row.kind)
+                    .bind::<Nullable<Bytea>, _>(&row.nonce)
+                    .bind::<Nullable<Bytea>, _>(&row.ciphertext)
+                    .bind::<Timestamptz, _>(row.created_at)
+                    .bind::<Nullable<Timestamptz>, _>(cut.expired_before)
+                    .bind::<Nullable<BigInt>, _>(cut.keep_newest.map(|k| i64::from(k.get())))
+                    .execute(&mut conn)
+                    .await;
+            match appended {
+                Ok(_) => Ok(Appended::Stored),
+                Err(DieselError::DatabaseError(_, info)) if info.message() == ID_BEHIND => {
+                    let newest = info.details().and_then(|d| d.parse().ok());
+                    let newest = newest.and_then(MessageId::new).ok_or_else(|| {
+                        StoreError::Corrupt("chat_append_message: no newest id".into())
+                    })?;
+                    self.message_ids.raise_floor(newest);
+                    Ok(Appended::Behind)
+                }
+                // The same id, drawn at the same microsecond by another instance for
+                // another thread: drawing again gives another.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+                    if info.constraint_name() == Some("chat_messages_pkey") =>
+                {
+                    self.message_ids.raise_floor(message_id);
+                    Ok(Appended::Behind)
+                }
+                Err(e) => Err(db(e)),
+            }
         })
         .await
     }

@@ -2,6 +2,9 @@
 //! the test starts (chat-testkit).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use chat_core::crypto::SealedContent;
+use chat_core::ports::{Appended, MessageStore, RetentionCut};
+use chat_core::{MessageId, MessageKind, StoredMessage, ThreadId, UserId};
 use chat_memory::contract;
 use chat_postgres::{PgSettings, PgStore};
 use chat_testkit::TestPostgres;
@@ -49,4 +52,71 @@ async fn instances_starting_together_migrate_once() {
         on_disk,
         "every migration, once"
     );
+}
+
+fn message(thread: i64, id: i64) -> StoredMessage {
+    StoredMessage {
+        id: MessageId::new(id).unwrap(),
+        thread_id: ThreadId::new(thread).unwrap(),
+        sender_id: UserId::new(7).unwrap(),
+        kind: MessageKind::Text,
+        content: Some(SealedContent::from_bytes(vec![1; 40])),
+        created_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+    }
+}
+
+const KEEP_ALL: RetentionCut = RetentionCut {
+    expired_before: None,
+    keep_newest: None,
+};
+
+/// Two instances draw ids from their own clocks: one whose clock lags is refused once,
+/// learns the newest id from the refusal, and is above it on the retry; the same id
+/// drawn by both for two threads is refused for the second, which draws another.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_with_skewed_clocks_store_ids_in_order() {
+    let (pg, ahead) = store().await;
+    let behind = PgStore::new(&pg.url("chat"), PgSettings::default()).unwrap();
+    let thread = contract::fresh_id();
+
+    let hour_ahead = behind
+        .next_id(ThreadId::new(thread).unwrap())
+        .await
+        .unwrap()
+        .get()
+        + 3_600_000_000;
+    let stored = ahead.append(message(thread, hour_ahead), KEEP_ALL).await;
+    assert_eq!(stored.unwrap(), Appended::Stored);
+    let late = behind
+        .next_id(ThreadId::new(thread).unwrap())
+        .await
+        .unwrap();
+    let refused = behind.append(message(thread, late.get()), KEEP_ALL).await;
+    assert_eq!(refused.unwrap(), Appended::Behind);
+    let retry = behind
+        .next_id(ThreadId::new(thread).unwrap())
+        .await
+        .unwrap();
+    assert!(retry.get() > hour_ahead, "the refusal taught the newest id");
+    let stored = behind.append(message(thread, retry.get()), KEEP_ALL).await;
+    assert_eq!(stored.unwrap(), Appended::Stored);
+
+    let other = contract::fresh_id();
+    let taken = behind.append(message(other, retry.get()), KEEP_ALL).await;
+    assert_eq!(
+        taken.unwrap(),
+        Appended::Behind,
+        "an id another thread holds"
+    );
+    let fresh = behind.next_id(ThreadId::new(other).unwrap()).await.unwrap();
+    assert!(fresh > retry);
+    let stored = behind.append(message(other, fresh.get()), KEEP_ALL).await;
+    assert_eq!(stored.unwrap(), Appended::Stored);
+
+    let listed = behind
+        .page(ThreadId::new(thread).unwrap(), None, 10, None)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = listed.messages.iter().map(|m| m.id.get()).collect();
+    assert_eq!(ids, [hour_ahead, retry.get()]);
 }

@@ -5,7 +5,7 @@
 //!   cargo run --release -p chat-redis --example store_load -- redis://127.0.0.1:6379 16 20
 
 use chat_core::crypto::SealedContent;
-use chat_core::ports::{MessageStore, RetentionCut};
+use chat_core::ports::{Appended, MessageStore, RetentionCut};
 use chat_core::{MessageKind, Retention, StoredMessage, ThreadId, UserId};
 use chat_redis::{Redis, RedisMessageStore, RedisSettings};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,8 +45,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     expired_before: retention.expired_before(now),
                     keep_newest: retention.max_messages,
                 };
-                store.append(message, cut).await?;
-                done.fetch_add(1, Ordering::Relaxed);
+                // A refused id is retried by the service: not a post yet.
+                if store.append(message, cut).await? == Appended::Stored {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         })

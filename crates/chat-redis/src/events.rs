@@ -6,7 +6,7 @@ use deadpool_redis::redis;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 /// Events over Redis pub/sub, so that a post on one instance reaches the subscribers of
 /// every instance. Each bus keeps one subscribed connection, reconnecting with backoff
@@ -14,14 +14,25 @@ use tokio::sync::{broadcast, watch};
 /// channel (a subscriber that falls behind skips, as the port allows). Pub/sub is at
 /// most once: events published while the connection is down are not replayed, and
 /// clients catch up by listing the thread.
+///
+/// Publishing queues the event for one task per bus, which sends the queue in order,
+/// as one pipeline of what accumulated while the previous one was in flight: a post
+/// does not wait for Redis to acknowledge its event. While the event channel is down,
+/// publishing waits for it up to the operation deadline and then fails, so callers
+/// still learn that Redis is unreachable (a whisper then falls back to this instance).
 #[derive(Clone)]
 pub struct RedisEventBus {
     redis: Redis,
-    channel: String,
     local: broadcast::Sender<ChatEvent>,
     connected: watch::Receiver<bool>,
-    _listener: Arc<AbortOnDrop>,
+    outbox: mpsc::Sender<Vec<u8>>,
+    _tasks: Arc<[AbortOnDrop; 2]>,
 }
+
+/// Events queued for publishing, at most; past it `publish` fails (and is logged).
+const OUTBOX: usize = 8192;
+/// Events sent in one pipeline, at most.
+const PIPELINE: usize = 256;
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -43,12 +54,32 @@ impl RedisEventBus {
             local.clone(),
             connected_tx,
         ));
+        let (outbox, queued) = mpsc::channel(OUTBOX);
+        let publisher = tokio::spawn(publish_queued(redis.clone(), channel, queued));
         Self {
             redis,
-            channel,
             local,
             connected,
-            _listener: Arc::new(AbortOnDrop(listener)),
+            outbox,
+            _tasks: Arc::new([AbortOnDrop(listener), AbortOnDrop(publisher)]),
+        }
+    }
+}
+
+/// Sends queued events in order, pipelining the ones that are waiting.
+async fn publish_queued(redis: Redis, channel: String, mut queued: mpsc::Receiver<Vec<u8>>) {
+    let mut batch = Vec::with_capacity(PIPELINE);
+    while queued.recv_many(&mut batch, PIPELINE).await > 0 {
+        let events = batch.len();
+        let mut pipeline = redis::pipe();
+        for payload in batch.drain(..) {
+            pipeline.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+        }
+        let sent = redis
+            .run(|mut c| async move { pipeline.query_async::<()>(&mut c).await })
+            .await;
+        if let Err(error) = sent {
+            tracing::warn!(%error, events, "could not publish events");
         }
     }
 }
@@ -94,30 +125,37 @@ async fn listen(
 #[async_trait]
 impl EventBus for RedisEventBus {
     async fn publish(&self, event: ChatEvent) -> StoreResult<()> {
-        let channel = self.channel.clone();
-        let payload = codec::encode_event(&event);
-        self.redis
-            .run(|mut c| async move {
-                redis::cmd("PUBLISH")
-                    .arg(channel)
-                    .arg(payload)
-                    .query_async::<i64>(&mut c)
-                    .await
+        self.wait_connected().await?;
+        self.outbox
+            .try_send(codec::encode_event(&event))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    StoreError::Unavailable("redis: the event queue is full".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    StoreError::Unavailable("redis: the event publisher stopped".into())
+                }
             })
-            .await
-            .map(drop)
     }
 
     /// Waits (within the operation deadline) until the listener is subscribed, so that
     /// every event published after this returns is delivered.
     async fn subscribe(&self) -> StoreResult<Box<dyn EventSubscription>> {
         let receiver = self.local.subscribe();
+        self.wait_connected().await?;
+        Ok(Box::new(Subscription(receiver)))
+    }
+}
+
+impl RedisEventBus {
+    /// Until the listener is subscribed, within the operation deadline.
+    async fn wait_connected(&self) -> StoreResult<()> {
         let mut connected = self.connected.clone();
         tokio::time::timeout(self.redis.settings.op_timeout, connected.wait_for(|c| *c))
             .await
             .map_err(|_| StoreError::Unavailable("redis: event channel not subscribed".into()))?
             .map_err(|_| StoreError::Unavailable("redis: event listener stopped".into()))?;
-        Ok(Box::new(Subscription(receiver)))
+        Ok(())
     }
 }
 

@@ -9,7 +9,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{prefix}{<thread>}:seq` | string | the last message id handed out |
+//! | `{prefix}{<thread>}:seq` | string | the thread's newest message id (kept after a purge, so ids keep increasing) |
 //! | `{prefix}{<thread>}:ids` | sorted set | message ids, scored by id |
 //! | `{prefix}{<thread>}:at` | sorted set | message ids, scored by `created_at` (µs) |
 //! | `{prefix}{<thread>}:msg` | hash | id → the encoded message ([`codec`]: metadata + ciphertext) |
@@ -33,10 +33,15 @@ pub use messages::RedisMessageStore;
 pub use rate::RedisRateCounter;
 
 use chat_core::StoreError;
+use deadpool::managed::{self, Metrics, RecycleResult, Timeouts};
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, RedisError};
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use deadpool_redis::Runtime;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -61,9 +66,44 @@ impl Default for RedisSettings {
 /// A pool of connections to one Redis, shared by the adapters.
 #[derive(Clone)]
 pub struct Redis {
-    pool: Pool,
+    pool: managed::Pool<Connections>,
     client: redis::Client,
     settings: RedisSettings,
+}
+
+/// A multiplexed connection and whether a command on it failed. redis-rs pipelines the
+/// commands of concurrent tasks over one multiplexed connection, so requests share
+/// connections rather than queue for one each (measured: 37% more posts per second than a
+/// connection held per operation, docs/BENCHMARKS.md).
+#[derive(Clone)]
+struct Shared {
+    connection: MultiplexedConnection,
+    broken: Arc<AtomicBool>,
+}
+
+/// deadpool-redis's manager with a recycle check that costs nothing: deadpool-redis's own
+/// sends a `PING` before every use, as many round trips as the work itself for a post.
+/// Instead [`Redis::run`] marks a connection broken when a command on it fails or misses
+/// its deadline, and the pool replaces it on its next hand-out.
+struct Connections(deadpool_redis::Manager);
+
+impl managed::Manager for Connections {
+    type Type = Shared;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<Shared, RedisError> {
+        Ok(Shared {
+            connection: self.0.create().await?,
+            broken: Arc::default(),
+        })
+    }
+
+    async fn recycle(&self, shared: &mut Shared, _: &Metrics) -> RecycleResult<RedisError> {
+        if shared.broken.load(Ordering::Relaxed) {
+            return Err(managed::RecycleError::message("a command on it failed"));
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Redis {
@@ -82,18 +122,16 @@ impl Redis {
         let invalid =
             |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("redis url: {e}"));
         let client = redis::Client::open(url).map_err(|e| invalid(&e))?;
-        let mut config = deadpool_redis::Config::from_url(url);
-        config.pool = Some(PoolConfig {
-            max_size: settings.max_connections.max(1),
-            timeouts: Timeouts {
+        let manager = deadpool_redis::Manager::new(url).map_err(|e| invalid(&e))?;
+        let pool = managed::Pool::builder(Connections(manager))
+            .max_size(settings.max_connections.max(1))
+            .timeouts(Timeouts {
                 wait: Some(settings.op_timeout),
                 create: Some(settings.op_timeout),
                 recycle: Some(settings.op_timeout),
-            },
-            ..PoolConfig::default()
-        });
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
+            })
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(|e| invalid(&e))?;
         Ok(Self {
             pool,
@@ -110,28 +148,41 @@ impl Redis {
         format!("{}{rest}", self.settings.key_prefix)
     }
 
-    /// Runs `work` on a pooled connection within the deadline.
+    /// Runs `work` on a pooled connection within the deadline. A connection that failed
+    /// or timed out is replaced on its next hand-out: this is how the pool recovers once
+    /// Redis is back, with no check before each use.
     async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let attempt = async {
-            let conn = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("redis: {e}")))?;
-            work(conn).await.map_err(unavailable)
+        let deadline = Instant::now() + self.settings.op_timeout;
+        let late = || {
+            StoreError::Unavailable(format!(
+                "redis: no answer within {:?}",
+                self.settings.op_timeout
+            ))
         };
-        tokio::time::timeout(self.settings.op_timeout, attempt)
+        let pooled = tokio::time::timeout_at(deadline, self.pool.get())
             .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(format!(
-                    "redis: no answer within {:?}",
-                    self.settings.op_timeout
-                )))
-            })
+            .map_err(|_| late())?
+            .map_err(|e| StoreError::Unavailable(format!("redis: {e}")))?;
+        // Back in the pool at once: other tasks may send on it meanwhile.
+        let Shared { connection, broken } = Shared::clone(&pooled);
+        drop(pooled);
+        match tokio::time::timeout_at(deadline, work(connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_unrecoverable_error() {
+                    broken.store(true, Ordering::Relaxed);
+                }
+                Err(unavailable(e))
+            }
+            Err(_) => {
+                broken.store(true, Ordering::Relaxed);
+                Err(late())
+            }
+        }
     }
 
     /// Whether Redis answers now.

@@ -4,27 +4,11 @@
 use crate::codec::{self, micros, CONTENT_FLAG};
 use crate::Redis;
 use async_trait::async_trait;
-use chat_core::ports::{MessageStore, RetentionCut, StoreResult};
-use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
+use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
+use chat_core::{ClockIds, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
 use deadpool_redis::redis::{self, Script};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
-
-/// Ids are per thread and never go back, even after the thread's keys expired while it
-/// was quiet: the next id is `max(last + 1, Redis time in µs)`. (Exact in Lua's doubles
-/// until the year 2255.)
-static NEXT_ID: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local t = redis.call('TIME')
-local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-local id = math.max(last + 1, floor)
-redis.call('SET', KEYS[1], string.format('%.0f', id), 'PX', ARGV[1])
-return id
-",
-    )
-});
 
 /// Removes `victims` from a thread's three keys. Shared by the scripts below.
 const DROP: &str = r"
@@ -44,10 +28,15 @@ end
 ";
 
 /// KEYS: ids, at, msg, seq. ARGV: id, created µs, encoded message, key TTL ms,
-/// expiry cut µs or '', keep newest or ''.
+/// expiry cut µs or '', keep newest or ''. Returns 0 when stored; else the thread's
+/// newest id, at or above ARGV[1], and stores nothing. `seq` outlives a purge, so ids
+/// keep increasing after one.
 static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DROP}
+local newest = tonumber(redis.call('GET', KEYS[4]) or '0')
+if tonumber(ARGV[1]) <= newest then return newest end
+redis.call('SET', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
@@ -57,7 +46,7 @@ if ARGV[6] ~= '' then
   if excess > 0 then drop(redis.call('ZRANGE', KEYS[1], 0, excess - 1)) end
 end
 for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
-return 1
+return 0
 "
     ))
 });
@@ -126,10 +115,14 @@ static EXPIRE: LazyLock<Script> =
 
 /// Messages in Redis, ciphertext only. Each thread's keys expire `key_ttl` after its
 /// last post, which with `key_ttl` = the message TTL is when its newest message expires.
+///
+/// Ids are drawn in the instance ([`ClockIds`]): the append script refuses an id at or
+/// below the thread's newest and returns that newest, which the next id then exceeds.
 #[derive(Debug, Clone)]
 pub struct RedisMessageStore {
     redis: Redis,
     key_ttl: Duration,
+    ids: Arc<ClockIds>,
 }
 
 struct ThreadKeys {
@@ -141,7 +134,11 @@ struct ThreadKeys {
 
 impl RedisMessageStore {
     pub fn new(redis: Redis, key_ttl: Duration) -> Self {
-        Self { redis, key_ttl }
+        Self {
+            redis,
+            key_ttl,
+            ids: Arc::default(),
+        }
     }
 
     fn keys(&self, thread: ThreadId) -> ThreadKeys {
@@ -199,17 +196,13 @@ fn opt_arg(value: Option<i64>) -> String {
 
 #[async_trait]
 impl MessageStore for RedisMessageStore {
-    async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId> {
-        let keys = self.keys(thread);
-        let ttl = self.ttl_ms();
-        let raw: i64 = self
-            .redis
-            .run(|mut c| async move { NEXT_ID.key(keys.seq).arg(ttl).invoke_async(&mut c).await })
-            .await?;
-        MessageId::new(raw).ok_or_else(|| StoreError::Corrupt("redis message id".into()))
+    async fn next_id(&self, _thread: ThreadId) -> StoreResult<MessageId> {
+        self.ids
+            .next(chrono::Utc::now())
+            .ok_or_else(|| StoreError::Corrupt("message id overflow".into()))
     }
 
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()> {
+    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {
         let keys = self.keys(message.thread_id);
         let id = message.id.get();
         let created = micros(message.created_at);
@@ -217,7 +210,8 @@ impl MessageStore for RedisMessageStore {
         let expiry = opt_arg(cut.expired_before.map(micros));
         let keep = opt_arg(cut.keep_newest.map(|n| i64::from(n.get())));
         let ttl = self.ttl_ms();
-        self.redis
+        let newest = self
+            .redis
             .run(|mut c| async move {
                 APPEND
                     .key(keys.ids)
@@ -233,8 +227,14 @@ impl MessageStore for RedisMessageStore {
                     .invoke_async::<i64>(&mut c)
                     .await
             })
-            .await
-            .map(drop)
+            .await?;
+        match MessageId::new(newest) {
+            None => Ok(Appended::Stored),
+            Some(newest) => {
+                self.ids.raise_floor(newest);
+                Ok(Appended::Behind)
+            }
+        }
     }
 
     async fn page(

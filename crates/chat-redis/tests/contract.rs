@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chat_core::crypto::SealedContent;
-use chat_core::ports::{ChatEvent, EventBus, MessageStore, RetentionCut, StoreResult};
-use chat_core::{MessageKind, StoreError, StoredMessage, ThreadId, UserId};
+use chat_core::ports::{Appended, ChatEvent, EventBus, MessageStore, RetentionCut, StoreResult};
+use chat_core::{MessageId, MessageKind, StoreError, StoredMessage, ThreadId, UserId};
 use chat_memory::contract;
 use chat_redis::*;
 use chat_testkit::TestRedis;
@@ -14,6 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DAY: Duration = Duration::from_secs(86_400);
+const KEEP_ALL: RetentionCut = RetentionCut {
+    expired_before: None,
+    keep_newest: None,
+};
 
 fn connect(server: &TestRedis) -> Redis {
     Redis::new(
@@ -30,13 +34,9 @@ fn thread() -> ThreadId {
     ThreadId::new(contract::fresh_id()).unwrap()
 }
 
-async fn post(
-    store: &dyn MessageStore,
-    thread: ThreadId,
-    cut: RetentionCut,
-) -> StoreResult<StoredMessage> {
-    let message = StoredMessage {
-        id: store.next_id(thread).await?,
+fn message(thread: ThreadId, id: MessageId) -> StoredMessage {
+    StoredMessage {
+        id,
         thread_id: thread,
         sender_id: UserId::new(7).unwrap(),
         kind: MessageKind::Text,
@@ -44,9 +44,21 @@ async fn post(
         // Stores keep microseconds.
         created_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros())
             .unwrap(),
-    };
-    store.append(message.clone(), cut).await?;
-    Ok(message)
+    }
+}
+
+/// Posts as the service does: a new id for each append that answers `Behind`.
+async fn post(
+    store: &dyn MessageStore,
+    thread: ThreadId,
+    cut: RetentionCut,
+) -> StoreResult<StoredMessage> {
+    loop {
+        let message = message(thread, store.next_id(thread).await?);
+        if store.append(message.clone(), cut).await? == Appended::Stored {
+            return Ok(message);
+        }
+    }
 }
 
 #[tokio::test]
@@ -139,6 +151,47 @@ async fn a_thousand_concurrent_posts_keep_unique_increasing_ids_and_the_newest_h
             .unwrap(),
         ":100"
     );
+}
+
+#[tokio::test]
+async fn an_instance_whose_clock_lags_draws_ids_above_the_newest_after_one_refusal() {
+    let server = TestRedis::start().unwrap();
+    let (ahead, behind) = (
+        RedisMessageStore::new(connect(&server), DAY),
+        RedisMessageStore::new(connect(&server), DAY),
+    );
+    let t = thread();
+    // An instance whose clock runs an hour ahead of the other's.
+    let hour_ahead = behind.next_id(t).await.unwrap().get() + 3_600_000_000;
+    let first = message(t, MessageId::new(hour_ahead).unwrap());
+    assert_eq!(
+        ahead.append(first, KEEP_ALL).await.unwrap(),
+        Appended::Stored
+    );
+
+    let late = message(t, behind.next_id(t).await.unwrap());
+    assert_eq!(
+        behind.append(late, KEEP_ALL).await.unwrap(),
+        Appended::Behind
+    );
+    let retried = message(t, behind.next_id(t).await.unwrap());
+    assert!(
+        retried.id.get() > hour_ahead,
+        "the refusal taught the newest id"
+    );
+    assert_eq!(
+        behind.append(retried.clone(), KEEP_ALL).await.unwrap(),
+        Appended::Stored
+    );
+    let listed: Vec<_> = behind
+        .page(t, None, 10, None)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed, [MessageId::new(hour_ahead).unwrap(), retried.id]);
 }
 
 #[tokio::test]

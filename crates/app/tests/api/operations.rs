@@ -144,7 +144,7 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
     // A stored ciphertext that no longer opens: the list fails, and it is counted.
     pg.psql(
         "metrics",
-        "UPDATE chat_messages SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0) # 1) WHERE id = 1",
+        "UPDATE chat_messages SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0) # 1) WHERE id = (SELECT min(id) FROM chat_messages)",
     )
     .unwrap();
     assert_eq!(api.list(&client, thread, "").await.status(), 500);

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 use async_trait::async_trait;
-use chat_core::ports::{MessageStore, RetentionCut, StoreResult};
+use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
 use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
 use chat_memory::MemoryMessageStore;
 use chat_server::Overrides;
@@ -35,7 +35,7 @@ impl MessageStore for Switchable {
     async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId> {
         self.inner.next_id(thread).await
     }
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<()> {
+    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {
         self.check()?;
         self.inner.append(message, cut).await
     }
