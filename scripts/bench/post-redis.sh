@@ -67,8 +67,12 @@ request = function()
 end
 LUA
 WRK_THREADS=$(( CONNECTIONS < 2 ? 1 : 2 ))
+# CPU time (clock ticks) of processes, to say where a post's CPU goes.
+cpu_ticks() { local t=0 f; for p in "$@"; do read -r -a f < "/proc/$p/stat" && t=$((t + f[13] + f[14])); done; echo $t; }
 echo "== API: POST text messages (Redis store), $CONNECTIONS connections, ${DURATION}s"
+SERVER_BEFORE=$(cpu_ticks "$SERVER_PID"); REDIS_BEFORE=$(cpu_ticks "$REDIS_PID")
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:$PORT" | tee "$WORK/post.out"
+SERVER_CPU=$(( $(cpu_ticks "$SERVER_PID") - SERVER_BEFORE )); REDIS_CPU=$(( $(cpu_ticks "$REDIS_PID") - REDIS_BEFORE ))
 if grep -q "Non-2xx" "$WORK/post.out"; then echo "non-2xx answers: the run is invalid" >&2; exit 1; fi
 echo "== API: GET /healthz, $CONNECTIONS connections, ${DURATION}s"
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$PORT/healthz" | tee "$WORK/health.out"
@@ -82,8 +86,12 @@ echo "== redis-benchmark: $CONNECTIONS clients"
 redis-benchmark -p "$REDIS_PORT" -c "$CONNECTIONS" -n 200000 -q -t set,get,zadd,hset,evalsha 2>/dev/null \
   | tr '\r' '\n' | grep 'requests per second' | tee "$WORK/redis-benchmark.out"
 
-python3 - "$POST_RATE" "$HEALTH_RATE" <<'PY'
+python3 - "$POST_RATE" "$HEALTH_RATE" "$SERVER_CPU" "$REDIS_CPU" "$(getconf CLK_TCK)" "$DURATION" <<'PY'
 import sys
 post, health = float(sys.argv[1]), float(sys.argv[2])
-print(f"\nAPI posts/s: {post:.0f}   healthz/s: {health:.0f}   ratio: {post / health:.2f} (goal >= 0.50)")
+server_s, redis_s = (int(t) / int(sys.argv[5]) for t in sys.argv[3:5])
+posts = post * float(sys.argv[6])
+print(f"\nPOST phase CPU per post: chat-server {server_s / posts * 1e6:.0f} µs, "
+      f"redis-server {redis_s / posts * 1e6:.0f} µs")
+print(f"API posts/s: {post:.0f}   healthz/s: {health:.0f}   ratio: {post / health:.2f} (goal >= 0.50)")
 PY
