@@ -17,6 +17,7 @@ pub mod policy;
 pub mod ports;
 pub mod retention;
 pub mod service;
+mod turns;
 pub mod validation;
 
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};

@@ -16,6 +16,7 @@ use crate::ports::{
     MessageStore, RequestDirectory, RetentionCut, SignedUpload, ThreadKeyStore, ThreadRepository,
 };
 use crate::retention::Retention;
+use crate::turns::ThreadTurns;
 use crate::validation::ValidationErrors;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,8 +136,9 @@ pub struct RotationReport {
 /// Closed threads (or keys) handled per store call by the sweep and the rotation.
 const BATCH: u32 = 500;
 
-/// Tries of a post whose append answers [`Appended::Behind`], each with a new id. Two
-/// are enough unless posts to the thread keep landing in between.
+/// Tries of a post whose append answers [`Appended::Behind`], each with a new id. Posts
+/// to a thread take turns within the instance, so a refusal means another instance's
+/// post just landed: two tries are enough unless several keep landing in between.
 const APPEND_ATTEMPTS: usize = 8;
 
 /// Runs the use cases. Cheap to clone; hold one per process.
@@ -145,6 +147,7 @@ pub struct ChatService {
     ports: Ports,
     settings: Arc<ChatSettings>,
     policy: Policy,
+    turns: Arc<ThreadTurns>,
 }
 
 impl ChatService {
@@ -156,6 +159,7 @@ impl ChatService {
             ports,
             settings: Arc::new(settings),
             policy,
+            turns: Arc::default(),
         }
     }
 
@@ -414,9 +418,23 @@ impl ChatService {
         let plaintext = content.to_plaintext();
         drop(content);
         // The id is bound into the ciphertext: a store that answers `Behind` gets a new
-        // id sealed anew. Each retry means another post to the thread just landed.
+        // id sealed anew. Each retry means another instance's post just landed.
+        let turn = self.turns.take(thread.id).await.map_err(|_| {
+            StoreError::Unavailable("the post ahead in this thread found the store down".into())
+        })?;
+        let unavailable = |e: StoreError| {
+            if matches!(e, StoreError::Unavailable(_)) {
+                turn.failed();
+            }
+            e
+        };
         for _ in 0..APPEND_ATTEMPTS {
-            let id = self.ports.messages.next_id(thread.id).await?;
+            let id = self
+                .ports
+                .messages
+                .next_id(thread.id)
+                .await
+                .map_err(unavailable)?;
             let aad = MessageAad {
                 thread: thread.id,
                 message: id,
@@ -435,7 +453,8 @@ impl ChatService {
                 expired_before: self.settings.retention.expired_before(now),
                 keep_newest: self.settings.retention.max_messages,
             };
-            if self.ports.messages.append(message.clone(), cut).await? == Appended::Stored {
+            let appended = self.ports.messages.append(message.clone(), cut).await;
+            if appended.map_err(unavailable)? == Appended::Stored {
                 self.publish(ChatEvent::MessageCreated(message)).await;
                 return Ok(id);
             }

@@ -104,6 +104,33 @@ async fn an_event_published_by_one_instance_reaches_another() {
     assert_eq!(got, Some(event));
 }
 
+/// Publishing is queued and sent as pipelines: events still arrive, all of them, in the
+/// order they were published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_events_arrive_in_the_order_they_were_published() {
+    let server = TestRedis::start().unwrap();
+    let (here, there) = (
+        RedisEventBus::start(connect(&server), 4096),
+        RedisEventBus::start(connect(&server), 4096),
+    );
+    let mut sub = there.subscribe().await.unwrap();
+    let events: Vec<ChatEvent> = (1..=2000)
+        .map(|n| ChatEvent::ThreadClosed {
+            thread_id: ThreadId::new(n).unwrap(),
+            closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+        })
+        .collect();
+    for event in &events {
+        here.publish(event.clone()).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < events.len() {
+        let next = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
+        got.push(next.expect("every event delivered").unwrap());
+    }
+    assert_eq!(got, events);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_posts_keep_unique_increasing_ids_and_the_newest_hundred() {
     let server = TestRedis::start().unwrap();
@@ -251,6 +278,20 @@ async fn a_dead_redis_is_unavailable_promptly_and_recovery_needs_no_restart() {
     ));
     assert!(redis.ping().await.is_err());
     assert!(started.elapsed() < Duration::from_secs(5), "bounded wait");
+    // Publishing fails too once the bus has noticed (a whisper then stays local),
+    // rather than queueing events that cannot leave.
+    let notice = Instant::now() + Duration::from_secs(5);
+    let closed_now = ChatEvent::ThreadClosed {
+        thread_id: t,
+        closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+    };
+    while bus.publish(closed_now.clone()).await.is_ok() {
+        assert!(
+            Instant::now() < notice,
+            "publish kept succeeding with Redis dead"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Back (empty: no persistence): writes, reads and events work again.
     server.start_again().unwrap();

@@ -159,10 +159,11 @@ async fn a_stopped_database_is_503_and_the_service_recovers() {
 
     pg.stop().unwrap();
     let started = std::time::Instant::now();
-    let r = app
-        .post(&t, thread, json!({"type": "text", "text": "during"}))
-        .await;
-    assert_error(r, 503, "unavailable").await;
+    // Twenty posts to the thread at once: each is a 503, none waits for the others'.
+    let during = (0..20).map(|_| app.post(&t, thread, json!({"type": "text", "text": "during"})));
+    for r in futures::future::join_all(during).await {
+        assert_error(r, 503, "unavailable").await;
+    }
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "bounded, not hung"
@@ -283,4 +284,44 @@ async fn close_purges_through_the_durable_job_queue() {
         .unwrap()
         .iter()
         .all(|m| m["redacted"] == true && m["text"].is_null()));
+}
+
+/// Two instances draw message ids from their own clocks, and the database keeps a
+/// thread's ids in order. 200 concurrent posts to one thread, half through each: every
+/// one is acknowledged and listed once, under its acknowledged id, in increasing order.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_posts_through_two_instances_are_listed_in_id_order() {
+    let pg = TestPostgres::start().unwrap();
+    let vars = postgres_vars(&pg, "chat");
+    let mut all = borrowed(&vars);
+    all.push(("CHAT_MAX_MESSAGES_PER_THREAD", "0"));
+    let instances = [
+        TestApp::spawn_with(&all).await,
+        TestApp::spawn_with(&all).await,
+    ];
+    let thread = instances[0].thread_for(1, 7).await;
+    let t = token(7, "client");
+    let posts = (0..200).map(|i| {
+        let (app, t) = (&instances[i % 2], &t);
+        async move {
+            let text = format!("m{i}");
+            (app.post_text(t, thread, &text).await, text)
+        }
+    });
+    let mut acknowledged = futures::future::join_all(posts).await;
+    acknowledged.sort();
+
+    let listed: Vec<(i64, String)> = instances[1]
+        .all_messages(&t, thread)
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_i64().unwrap(),
+                m["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(listed.windows(2).all(|w| w[0].0 < w[1].0), "ids increase");
+    assert_eq!(listed, acknowledged);
 }
