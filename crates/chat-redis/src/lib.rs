@@ -46,6 +46,9 @@ use tokio::time::Instant;
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
+    /// Connections the pool may open. Operations share them (each returns its
+    /// connection to the pool as soon as its commands are queued), so one is usually
+    /// all that is open; more appear only while many operations start at once.
     pub max_connections: usize,
     /// The deadline of every operation, waiting for a connection included.
     pub op_timeout: Duration,
