@@ -8,6 +8,7 @@
 #
 #   scripts/bench/post-redis.sh                 # 20 s each, 16 connections, 16 threads
 #   DURATION=30 CONNECTIONS=32 scripts/bench/post-redis.sh
+#   STORE=memory scripts/bench/post-redis.sh    # the API on the in-memory store instead
 #
 # Needs redis-server, redis-benchmark (apt-get install redis-server) and wrk
 # (apt-get install wrk). Loopback only; everything it starts is stopped on exit.
@@ -15,6 +16,9 @@ set -euo pipefail
 DURATION=${DURATION:-20}
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-16}
+# STORE=memory: the same API runs on the in-memory store, the ceiling of the rest of
+# the request (Redis still runs, for the store and redis-benchmark parts).
+STORE=${STORE:-redis}
 cd "$(dirname "$0")/../.."
 for tool in wrk redis-server redis-benchmark; do
   command -v $tool >/dev/null || { echo "$tool is missing (see the header)" >&2; exit 1; }
@@ -40,7 +44,12 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
 PORT=$(free_port)
 export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 CHAT_BIND=127.0.0.1:$PORT \
-  CHAT_REDIS_URL=$REDIS_URL CHAT_MESSAGE_STORE=redis RUST_LOG=warn CHAT_RATE_LIMIT_POSTS=0
+  RUST_LOG=warn CHAT_RATE_LIMIT_POSTS=0
+if [ "$STORE" = memory ]; then
+  export CHAT_MESSAGE_STORE=memory
+else
+  export CHAT_REDIS_URL=$REDIS_URL CHAT_MESSAGE_STORE=redis
+fi
 "$BIN" serve 2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -69,7 +78,7 @@ LUA
 WRK_THREADS=$(( CONNECTIONS < 2 ? 1 : 2 ))
 # CPU time (clock ticks) of processes, to say where a post's CPU goes.
 cpu_ticks() { local t=0 f; for p in "$@"; do read -r -a f < "/proc/$p/stat" && t=$((t + f[13] + f[14])); done; echo $t; }
-echo "== API: POST text messages (Redis store), $CONNECTIONS connections, ${DURATION}s"
+echo "== API: POST text messages ($STORE store), $CONNECTIONS connections, ${DURATION}s"
 SERVER_BEFORE=$(cpu_ticks "$SERVER_PID"); REDIS_BEFORE=$(cpu_ticks "$REDIS_PID")
 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:$PORT" | tee "$WORK/post.out"
 SERVER_CPU=$(( $(cpu_ticks "$SERVER_PID") - SERVER_BEFORE )); REDIS_CPU=$(( $(cpu_ticks "$REDIS_PID") - REDIS_BEFORE ))
