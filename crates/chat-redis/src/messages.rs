@@ -36,16 +36,14 @@ static APPEND: LazyLock<Script> = LazyLock::new(|| {
         r"{DROP}
 local newest = tonumber(redis.call('GET', KEYS[4]) or '0')
 if tonumber(ARGV[1]) <= newest then return newest end
-redis.call('SET', KEYS[4], ARGV[1])
+redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 drop_expired(ARGV[5])
-if ARGV[6] ~= '' then
-  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[6])
-  if excess > 0 then drop(redis.call('ZRANGE', KEYS[1], 0, excess - 1)) end
-end
-for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+-- All but the newest ARGV[6]: ranks 0 to -(keep + 1), none while there are fewer.
+if ARGV[6] ~= '' then drop(redis.call('ZRANGE', KEYS[1], 0, -tonumber(ARGV[6]) - 1)) end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 return 0
 "
     ))
