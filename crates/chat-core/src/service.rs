@@ -458,6 +458,7 @@ impl ChatService {
                 self.publish(ChatEvent::MessageCreated(message)).await;
                 return Ok(id);
             }
+            tracing::debug!(thread_id = %thread.id, message_id = %id, "id behind the thread's newest; sealing again");
         }
         Err(StoreError::Unavailable(format!(
             "no message id above the thread's newest after {APPEND_ATTEMPTS} attempts"
