@@ -27,7 +27,7 @@ use chat_redis::{
 use config::{MasterKeySetting, MessageStoreKind};
 use futures::FutureExt;
 use secrecy::ExposeSecret;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,17 +67,34 @@ pub struct Application {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
+/// Connections a listener keeps waiting for `accept` before the kernel drops new ones
+/// (capped by `net.core.somaxconn`). The default of Rust's and tokio's listeners, 128,
+/// overflowed when 10,000 WebSocket clients connected 200 at a time: 1,248 dropped
+/// handshakes, each a client retrying a second later (docs/BENCHMARKS.md).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 impl Application {
     /// Binds the configured address (port 0 picks a free one) and wires everything.
     pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<Self> {
         config.check_can_serve()?;
-        let listener = TcpListener::bind(config.bind)
+        let listener = listen(config.bind)
+            .and_then(tokio::net::TcpListener::into_std)
             .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
         let addr = listener.local_addr()?;
         let ws_listener = match config.ws_bind {
             Some(ws_bind) => Some(
-                tokio::net::TcpListener::bind(ws_bind)
-                    .await
+                listen(ws_bind)
                     .with_context(|| format!("cannot listen on {ws_bind} (CHAT_WS_BIND)"))?,
             ),
             None => None,
@@ -554,4 +571,39 @@ pub fn issue_token(config: &Config, sub: i64, role: &str, ttl: Duration) -> anyh
         config.jwt_secret.expose_secret().as_bytes(),
         &claims,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of connections that arrives faster than the server accepts waits in the
+    /// listen queue instead of being dropped (a dropped handshake costs the client a
+    /// one-second SYN retry). Nothing accepts here: every connection must still
+    /// complete its TCP handshake.
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_to_be_accepted() {
+        let listener = listen("127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()))
+            .unwrap_or_else(|e| panic!("listen: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        // More than the 128 of a default listener, within the kernel's own cap.
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        let burst = somaxconn.min(600);
+        let connects = (0..burst).map(|_| {
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        });
+        let connected = futures::future::join_all(connects)
+            .await
+            .into_iter()
+            .filter(|c| matches!(c, Ok(Ok(_))))
+            .count();
+        assert_eq!(
+            connected, burst,
+            "connections dropped by a full listen queue"
+        );
+        drop(listener);
+    }
 }
