@@ -78,13 +78,19 @@ pub struct ClockIds {
 }
 
 impl ClockIds {
-    /// The next id, given the time now. `None` only past the end of `i64`.
-    pub fn next(&self, now: crate::Timestamp) -> Option<MessageId> {
+    /// The next id, given the time now. `Corrupt` only past the end of `i64`.
+    pub fn next(&self, now: crate::Timestamp) -> Result<MessageId, crate::StoreError> {
         use std::sync::atomic::Ordering::Relaxed;
         let now = now.timestamp_micros();
         let advance = |last: i64| last.checked_add(1).map(|next| next.max(now));
-        let previous = self.last.fetch_update(Relaxed, Relaxed, advance).ok()?;
-        advance(previous).and_then(MessageId::new)
+        let overflow = || crate::StoreError::Corrupt("message id overflow".into());
+        let previous = self
+            .last
+            .fetch_update(Relaxed, Relaxed, advance)
+            .map_err(|_| overflow())?;
+        advance(previous)
+            .and_then(MessageId::new)
+            .ok_or_else(overflow)
     }
 
     /// Ids drawn from now on are above `newest`.
@@ -105,7 +111,7 @@ mod tests {
     #[test]
     fn clock_ids_follow_the_clock_and_never_repeat_or_go_back() {
         let ids = ClockIds::default();
-        let id = |t| ids.next(at(t)).map(MessageId::get);
+        let id = |t| ids.next(at(t)).ok().map(MessageId::get);
         assert_eq!(id(1_000), Some(1_000));
         assert_eq!(id(1_000), Some(1_001), "same microsecond: the next one");
         assert_eq!(

@@ -95,6 +95,14 @@ pub struct RetentionCut {
     pub keep_newest: Option<NonZeroU32>,
 }
 
+impl RetentionCut {
+    /// No TTL and no cap: every message is kept.
+    pub const KEEP_ALL: Self = Self {
+        expired_before: None,
+        keep_newest: None,
+    };
+}
+
 /// What [`MessageStore::append`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]

@@ -198,10 +198,7 @@ fn message(thread: ThreadId, id: MessageId, secs: i64) -> StoredMessage {
     }
 }
 
-const KEEP_ALL: RetentionCut = RetentionCut {
-    expired_before: None,
-    keep_newest: None,
-};
+const KEEP_ALL: RetentionCut = RetentionCut::KEEP_ALL;
 
 fn ids(page: &chat_core::MessagePage<StoredMessage>) -> Vec<MessageId> {
     page.messages.iter().map(|m| m.id).collect()

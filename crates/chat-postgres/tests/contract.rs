@@ -65,10 +65,7 @@ fn message(thread: i64, id: i64) -> StoredMessage {
     }
 }
 
-const KEEP_ALL: RetentionCut = RetentionCut {
-    expired_before: None,
-    keep_newest: None,
-};
+const KEEP_ALL: RetentionCut = RetentionCut::KEEP_ALL;
 
 /// Two instances draw ids from their own clocks: one whose clock lags is refused once,
 /// learns the newest id from the refusal, and is above it on the retry; the same id

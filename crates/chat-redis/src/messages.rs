@@ -5,7 +5,7 @@ use crate::codec::{self, micros, CONTENT_FLAG};
 use crate::Redis;
 use async_trait::async_trait;
 use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
-use chat_core::{ClockIds, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
+use chat_core::{ClockIds, MessageId, MessagePage, StoredMessage, ThreadId, Timestamp};
 use deadpool_redis::redis::{self, Script};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -195,9 +195,7 @@ fn opt_arg(value: Option<i64>) -> String {
 #[async_trait]
 impl MessageStore for RedisMessageStore {
     async fn next_id(&self, _thread: ThreadId) -> StoreResult<MessageId> {
-        self.ids
-            .next(chrono::Utc::now())
-            .ok_or_else(|| StoreError::Corrupt("message id overflow".into()))
+        self.ids.next(chrono::Utc::now())
     }
 
     async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {

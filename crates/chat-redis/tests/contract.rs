@@ -14,10 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DAY: Duration = Duration::from_secs(86_400);
-const KEEP_ALL: RetentionCut = RetentionCut {
-    expired_before: None,
-    keep_newest: None,
-};
+const KEEP_ALL: RetentionCut = RetentionCut::KEEP_ALL;
 
 fn connect(server: &TestRedis) -> Redis {
     Redis::new(
@@ -262,15 +259,11 @@ async fn a_dead_redis_is_unavailable_promptly_and_recovery_needs_no_restart() {
     let store = RedisMessageStore::new(redis.clone(), DAY);
     let bus = RedisEventBus::start(redis.clone(), 64);
     let t = thread();
-    let keep_all = RetentionCut {
-        expired_before: None,
-        keep_newest: None,
-    };
-    post(&store, t, keep_all).await.unwrap();
+    post(&store, t, KEEP_ALL).await.unwrap();
 
     server.kill().unwrap();
     let started = Instant::now();
-    let err = post(&store, t, keep_all).await.unwrap_err();
+    let err = post(&store, t, KEEP_ALL).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(matches!(
         store.page(t, None, 10, None).await,
@@ -297,7 +290,7 @@ async fn a_dead_redis_is_unavailable_promptly_and_recovery_needs_no_restart() {
     server.start_again().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let again = loop {
-        match post(&store, t, keep_all).await {
+        match post(&store, t, KEEP_ALL).await {
             Ok(m) => break m,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await
@@ -322,18 +315,14 @@ async fn a_full_redis_refuses_writes_as_unavailable_and_keeps_what_it_had() {
     let server = TestRedis::start().unwrap();
     let store = RedisMessageStore::new(connect(&server), DAY);
     let t = thread();
-    let keep_all = RetentionCut {
-        expired_before: None,
-        keep_newest: None,
-    };
-    let kept = post(&store, t, keep_all).await.unwrap();
+    let kept = post(&store, t, KEEP_ALL).await.unwrap();
     assert_eq!(
         server
             .command(&["CONFIG", "SET", "maxmemory", "1"])
             .unwrap(),
         "+OK"
     );
-    let err = post(&store, t, keep_all).await.unwrap_err();
+    let err = post(&store, t, KEEP_ALL).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     let page = store.page(t, None, 10, None).await.unwrap();
     assert_eq!(page.messages, vec![kept]);
