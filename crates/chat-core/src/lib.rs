@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod error;
 pub mod ids;
 pub mod jobs;
+pub mod key_cache;
 pub mod media;
 pub mod model;
 pub mod policy;
@@ -24,8 +25,8 @@ pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 pub use error::{ChatError, StoreError};
 pub use ids::{ClockIds, JobId, MessageId, RequestId, ThreadId, UserId};
 pub use model::{
-    Coordinates, MediaPath, MessageContent, MessageKind, MessagePage, MessageView, ServiceRequest,
-    StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
+    Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageKind, MessagePage, MessageView,
+    ServiceRequest, StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
 };
 pub use retention::Retention;
 pub use service::{

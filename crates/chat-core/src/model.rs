@@ -307,6 +307,28 @@ pub struct StoredMessage {
     pub created_at: Timestamp,
 }
 
+/// A client's `Idempotency-Key` for one post (SPEC §3.4): 1..=64 visible ASCII
+/// characters. A repeat with the same key, by the same sender, to the same thread,
+/// within the message TTL, stores nothing and gets the first post's id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err("The Idempotency-Key header must be 1 to 64 visible ASCII characters.");
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A message as a participant reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageView {

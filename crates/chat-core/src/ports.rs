@@ -6,7 +6,9 @@
 use crate::crypto::WrappedKey;
 use crate::error::StoreError;
 use crate::ids::{JobId, MessageId, RequestId, ThreadId, UserId};
-use crate::model::{MediaPath, MessagePage, ServiceRequest, StoredMessage, Thread, Timestamp};
+use crate::model::{
+    IdempotencyKey, MediaPath, MessagePage, ServiceRequest, StoredMessage, Thread, Timestamp,
+};
 use async_trait::async_trait;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -113,6 +115,9 @@ pub enum Appended {
     /// instance drew its ids from a clock ahead of this one). The id is bound into the
     /// ciphertext, so the caller draws a new id and seals again.
     Behind,
+    /// Nothing was stored: the sender already posted to this thread under the same
+    /// idempotency key (and that message is not expired); this is its id.
+    Duplicate(MessageId),
 }
 
 /// Messages, sealed. The store never sees plaintext.
@@ -125,12 +130,24 @@ pub trait MessageStore: Send + Sync {
     async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId>;
 
     /// Stores the message durably, then drops the thread's expired messages and all but
-    /// the newest `keep_newest`, in the same atomic step; unless the thread already
-    /// holds an id at or above the message's, then nothing is stored:
-    /// [`Appended::Behind`]. So ids are stored in increasing order within a thread, and
-    /// a reader never sees an id appear below one it has already seen. `Unavailable`
-    /// means it was not stored.
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended>;
+    /// the newest `keep_newest`, in the same atomic step; unless
+    /// - `key` was stored with an earlier message of the same sender and thread that is
+    ///   not expired by `cut`: nothing is stored, [`Appended::Duplicate`] with its id;
+    /// - the thread already holds an id at or above the message's: nothing is stored,
+    ///   [`Appended::Behind`]. So ids are stored in increasing order within a thread,
+    ///   and a reader never sees an id appear below one it has already seen.
+    ///
+    /// `key` is stored with the message in the same atomic step and removed with it
+    /// when it expires (never with any content). `Unavailable` means it was not
+    /// stored, except when the backend failed while committing: then it may be, and a
+    /// retry with the same key finds it. An adapter never leaves a write it answered
+    /// `Unavailable` for to commit later (a deadline rolls it back).
+    async fn append(
+        &self,
+        message: StoredMessage,
+        key: Option<&IdempotencyKey>,
+        cut: RetentionCut,
+    ) -> StoreResult<Appended>;
 
     /// The newest `limit` messages of `thread` with id `< before` (all when `None`) that
     /// are not expired, returned in ascending id order, and whether older unexpired
@@ -237,12 +254,26 @@ impl ChatEvent {
     }
 }
 
+/// What an [`EventSubscription`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Event(ChatEvent),
+    /// Events were lost here: the subscriber fell further behind than the bus buffers,
+    /// or the bus's connection dropped and came back. Whoever relays events must tell
+    /// its clients to catch up (reconnect and list the thread), never carry on with a
+    /// silent gap. `skipped` is how many, when the bus knows (0 when it does not).
+    Missed {
+        skipped: u64,
+    },
+}
+
 /// A live feed of events, from [`EventBus::subscribe`].
 #[async_trait]
 pub trait EventSubscription: Send {
-    /// The next event; `None` when the bus is gone. A subscriber that falls too far
-    /// behind skips the events it missed rather than holding the bus back.
-    async fn next(&mut self) -> Option<ChatEvent>;
+    /// The next event, in the order it was published; `None` when the bus is gone. A
+    /// subscriber that falls too far behind does not hold the bus back: it gets
+    /// [`Received::Missed`] in place of what it lost.
+    async fn next(&mut self) -> Option<Received>;
 }
 
 /// Fan-out of events to every instance's subscribers.

@@ -5,10 +5,11 @@ use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use crate::crypto::{KeyRing, MessageAad, ThreadKey};
 use crate::error::{ChatError, StoreError};
 use crate::ids::{MessageId, RequestId, ThreadId, UserId};
+use crate::key_cache::KeyCache;
 use crate::media::sniff_image;
 use crate::model::{
-    MediaPath, MessageContent, MessagePage, MessageView, ServiceRequest, StoredMessage, Thread,
-    User,
+    IdempotencyKey, MediaPath, MessageContent, MessagePage, MessageView, ServiceRequest,
+    StoredMessage, Thread, User,
 };
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
@@ -148,6 +149,7 @@ pub struct ChatService {
     settings: Arc<ChatSettings>,
     policy: Policy,
     turns: Arc<ThreadTurns>,
+    keys: Arc<KeyCache>,
 }
 
 impl ChatService {
@@ -160,6 +162,7 @@ impl ChatService {
             settings: Arc::new(settings),
             policy,
             turns: Arc::default(),
+            keys: Arc::default(),
         }
     }
 
@@ -255,7 +258,7 @@ impl ChatService {
             .open_for_request(&request, admin, self.ports.clock.now())
             .await?;
         if !thread.is_closed() {
-            self.thread_key(thread.id, true).await?;
+            self.key_for_writing(thread.id).await?;
         }
         Ok(thread)
     }
@@ -319,7 +322,14 @@ impl ChatService {
             return Ok(MessagePage::empty());
         }
         // A destroyed key leaves messages that cannot be opened: they read as redacted.
-        let key = self.thread_key(thread.id, false).await?;
+        // A closed thread's key is always read from the store, which is what the purge
+        // destroys.
+        let key = if thread.is_closed() {
+            self.keys.forget(thread.id);
+            self.stored_key(thread.id).await?
+        } else {
+            self.existing_key(thread.id).await?
+        };
         let mut messages = Vec::with_capacity(stored.messages.len());
         for message in stored.messages {
             messages.push(self.open_message(key.as_deref(), message).await?);
@@ -375,19 +385,34 @@ impl ChatService {
         &self,
         message: StoredMessage,
     ) -> Result<MessageView, ChatError> {
-        let key = self.thread_key(message.thread_id, false).await?;
+        let key = self.existing_key(message.thread_id).await?;
         self.open_message(key.as_deref(), message).await
+    }
+
+    /// Told that `thread` was closed, on this instance or another (its `ThreadClosed`
+    /// event): the key this instance may hold in memory is dropped now, before the
+    /// purge destroys the stored one.
+    pub fn thread_closed(&self, thread: ThreadId) {
+        self.keys.forget(thread);
     }
 
     /// Authorizes, validates (with `content`, run only once the caller may post, as a
     /// Laravel form request does), seals, stores and announces a message.
+    ///
+    /// With `key`, a repeat of a post that was stored (even one answered `Unavailable`
+    /// because the store failed while committing it) returns the stored id, stores
+    /// nothing, and announces the stored message again: an event may so reach a
+    /// subscriber twice, never not at all (clients key messages by id).
     pub async fn post_message(
         &self,
         user: &User,
         thread: ThreadId,
+        key: Option<IdempotencyKey>,
         content: impl FnOnce() -> Result<MessageContent, ValidationErrors> + Send,
     ) -> Result<MessageId, ChatError> {
-        let result = self.post_message_unaudited(user, thread, content).await;
+        let result = self
+            .post_message_unaudited(user, thread, key, content)
+            .await;
         self.audit(AuditEvent {
             message: result.as_ref().ok().copied(),
             ..self.audit_event(Some(user), AuditAction::Post, Some(thread), &result)
@@ -399,6 +424,7 @@ impl ChatService {
         &self,
         user: &User,
         thread: ThreadId,
+        key: Option<IdempotencyKey>,
         content: impl FnOnce() -> Result<MessageContent, ValidationErrors> + Send,
     ) -> Result<MessageId, ChatError> {
         let thread = self
@@ -408,12 +434,8 @@ impl ChatService {
         if let MessageContent::Image(path) = &content {
             self.check_image(path).await?;
         }
-        let key = self
-            .thread_key(thread.id, true)
-            .await?
-            .ok_or(ChatError::Crypto(
-                crate::crypto::CryptoError::Authentication,
-            ))?;
+        let idempotency_key = key;
+        let key = self.key_for_writing(thread.id).await?;
         let kind = content.kind();
         let plaintext = content.to_plaintext();
         drop(content);
@@ -453,17 +475,54 @@ impl ChatService {
                 expired_before: self.settings.retention.expired_before(now),
                 keep_newest: self.settings.retention.max_messages,
             };
-            let appended = self.ports.messages.append(message.clone(), cut).await;
-            if appended.map_err(unavailable)? == Appended::Stored {
-                self.publish(ChatEvent::MessageCreated(message)).await;
-                return Ok(id);
+            let appended = self
+                .ports
+                .messages
+                .append(message.clone(), idempotency_key.as_ref(), cut)
+                .await;
+            match appended.map_err(unavailable)? {
+                Appended::Stored => {
+                    // Within the turn, so a thread's events are published in id order.
+                    self.publish(ChatEvent::MessageCreated(message)).await;
+                    return Ok(id);
+                }
+                Appended::Duplicate(first) => {
+                    drop(turn);
+                    self.announce_again(thread.id, first, cut).await;
+                    return Ok(first);
+                }
+                Appended::Behind => {
+                    tracing::debug!(thread_id = %thread.id, message_id = %id, "id behind the thread's newest; sealing again");
+                }
             }
-            tracing::debug!(thread_id = %thread.id, message_id = %id, "id behind the thread's newest; sealing again");
         }
         Err(StoreError::Unavailable(format!(
             "no message id above the thread's newest after {APPEND_ATTEMPTS} attempts"
         ))
         .into())
+    }
+
+    /// Publishes a stored message again: the repeat of a keyed post whose first try may
+    /// have been stored without being announced (its answer was lost, or a store failed
+    /// while committing it). Best effort, like every publish.
+    async fn announce_again(&self, thread: ThreadId, id: MessageId, cut: RetentionCut) {
+        let above = MessageId::new(id.get().saturating_add(1));
+        match self
+            .ports
+            .messages
+            .page(thread, above, 1, cut.expired_before)
+            .await
+        {
+            Ok(page) => match page.messages.into_iter().find(|m| m.id == id) {
+                Some(message) => self.publish(ChatEvent::MessageCreated(message)).await,
+                None => {
+                    tracing::debug!(%thread, message_id = %id, "repeated post: the message is no longer kept")
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%thread, message_id = %id, %error, "repeated post: could not read the message to announce it again");
+            }
+        }
     }
 
     /// Signs an upload of an image of `content_type` to a new key under the thread's
@@ -559,6 +618,7 @@ impl ChatService {
             .close(thread.id, now)
             .await?
             .ok_or(ChatError::NotFound)?;
+        self.keys.forget(closed.id);
         // The close is stored; a failed enqueue is caught up by the sweep, which purges
         // the media of every closed thread.
         if let Err(error) = self
@@ -603,6 +663,7 @@ impl ChatService {
         if self.settings.redact_on_close {
             // Key first: once it is gone nothing left can be read, even if the redaction
             // below fails and has to be retried.
+            self.keys.forget(thread);
             report.key_destroyed = self.ports.keys.destroy(thread).await?;
             report.messages_redacted = self.ports.messages.redact_thread(thread).await?;
         }
@@ -753,21 +814,46 @@ impl ChatService {
         }
     }
 
-    /// The thread's unwrapped data key; with `create`, one is made when missing.
-    async fn thread_key(
-        &self,
-        thread: ThreadId,
-        create: bool,
-    ) -> Result<Option<Box<dyn ThreadKey>>, ChatError> {
+    /// The data key of an open thread, made when it has none yet; cached.
+    async fn key_for_writing(&self, thread: ThreadId) -> Result<Arc<dyn ThreadKey>, ChatError> {
+        let now = self.ports.clock.now();
+        if let Some(key) = self.keys.get(thread, now) {
+            return Ok(key);
+        }
         let wrapped = match self.ports.keys.get(thread).await? {
             Some(wrapped) => wrapped,
-            None if create => {
+            None => {
                 let fresh = self.ports.key_ring.generate_thread_key(thread)?;
                 self.ports.keys.insert_if_absent(thread, fresh).await?
             }
-            None => return Ok(None),
         };
-        Ok(Some(self.ports.key_ring.unwrap(thread, &wrapped)?))
+        let key: Arc<dyn ThreadKey> = self.ports.key_ring.unwrap(thread, &wrapped)?.into();
+        self.keys.put(thread, key.clone(), now);
+        Ok(key)
+    }
+
+    /// The data key of a thread that is (or was just now) open, if it has one; cached.
+    async fn existing_key(
+        &self,
+        thread: ThreadId,
+    ) -> Result<Option<Arc<dyn ThreadKey>>, ChatError> {
+        let now = self.ports.clock.now();
+        if let Some(key) = self.keys.get(thread, now) {
+            return Ok(Some(key));
+        }
+        let key = self.stored_key(thread).await?;
+        if let Some(key) = &key {
+            self.keys.put(thread, key.clone(), now);
+        }
+        Ok(key)
+    }
+
+    /// The thread's data key as the store holds it now, uncached: `None` once destroyed.
+    async fn stored_key(&self, thread: ThreadId) -> Result<Option<Arc<dyn ThreadKey>>, ChatError> {
+        match self.ports.keys.get(thread).await? {
+            Some(wrapped) => Ok(Some(self.ports.key_ring.unwrap(thread, &wrapped)?.into())),
+            None => Ok(None),
+        }
     }
 
     async fn publish(&self, event: ChatEvent) {

@@ -24,6 +24,11 @@ pub mod names {
     pub const WS_EVENTS_DELIVERED: &str = "chat_websocket_events_delivered_total";
     /// Counter: sockets closed because they read their events too slowly.
     pub const WS_OVERFLOWS: &str = "chat_websocket_overflow_disconnects_total";
+    /// Counter: events this instance's bus subscription missed (fell behind the bus
+    /// buffer, or the bus connection dropped; 0 counted where the bus cannot tell).
+    pub const EVENTS_MISSED: &str = "chat_events_missed_total";
+    /// Counter: sockets closed with 4200 to reconnect and catch up after missed events.
+    pub const WS_RESYNCS: &str = "chat_websocket_resync_disconnects_total";
     /// Counter `{job, outcome}`: background jobs and sweeps.
     pub const JOBS: &str = "chat_jobs_total";
     /// Counter: ciphertext or a wrapped key that failed to open.

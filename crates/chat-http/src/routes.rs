@@ -5,8 +5,8 @@ use crate::limits::Scope;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{
-    Coordinates, MediaPath, MessageContent, MessageKind, MessageView, PageRequest, RequestId,
-    TextBody, ThreadId, Timestamp, ValidationErrors,
+    Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageKind, MessageView, PageRequest,
+    RequestId, TextBody, ThreadId, Timestamp, ValidationErrors,
 };
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -248,9 +248,27 @@ fn message_content(
     }
 }
 
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// The post's `Idempotency-Key` header, if any (SPEC §3.4), or why it is refused.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, &'static str> {
+    match req.headers().get(IDEMPOTENCY_KEY) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map_err(|_| "The Idempotency-Key header must be 1 to 64 visible ASCII characters.")
+            .and_then(IdempotencyKey::parse)
+            .map(Some),
+    }
+}
+
 /// Posts a text, image or location message; it is sealed before it is stored.
 #[utoipa::path(post, path = "/api/chat/threads/{thread}/messages", tag = "chat", security(("bearer" = [])),
-    params(("thread" = i64, Path, minimum = 1, example = 1)),
+    params(
+        ("thread" = i64, Path, minimum = 1, example = 1),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 64, pattern = "^[!-~]+$",
+            description = "A repeat with the same key by the same user to the same thread within the message TTL returns the first post's id and stores nothing"),
+    ),
     request_body = crate::openapi::NewMessage,
     responses((status = 200, description = "Stored (sealed)", body = crate::openapi::Posted), crate::openapi::ChatErrors))]
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
@@ -265,13 +283,26 @@ pub(crate) async fn post_message(
     let thread: ThreadId = path_id(&thread)?;
     let body = read_limited(&req, payload, state.max_body_bytes).await?;
     let max_text_chars = state.service.settings().max_text_chars;
+    let key = idempotency_key(&req);
     let mut kind = None;
     let id = state
         .service
-        .post_message(&user, thread, || {
-            let content = message_content(&json_object(&body)?, thread, max_text_chars)?;
-            kind = Some(content.kind());
-            Ok(content)
+        .post_message(&user, thread, key.clone().ok().flatten(), || {
+            let content = message_content(&json_object(&body)?, thread, max_text_chars);
+            // Every field error at once, the header's included.
+            match (content, key) {
+                (Ok(content), Ok(_)) => {
+                    kind = Some(content.kind());
+                    Ok(content)
+                }
+                (content, key) => {
+                    let mut errors = content.err().unwrap_or_default();
+                    if let Err(msg) = key {
+                        errors.add(IDEMPOTENCY_KEY, msg);
+                    }
+                    Err(errors)
+                }
+            }
         })
         .await?;
     let kind = kind.map_or("", MessageKind::as_str);

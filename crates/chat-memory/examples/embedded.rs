@@ -44,14 +44,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut events = chat.ports().events.subscribe().await?;
 
     let max_chars = chat.settings().max_text_chars;
-    chat.post_message(&client, thread.id, || {
+    chat.post_message(&client, thread.id, None, || {
         Ok(MessageContent::Text(
             TextBody::parse("The door code is 1234", max_chars)
                 .map_err(|m| chat_core::ValidationErrors::single("text", m))?,
         ))
     })
     .await?;
-    chat.post_message(&staff, thread.id, || {
+    chat.post_message(&staff, thread.id, None, || {
         Coordinates::new(40.7128, -74.006)
             .map(MessageContent::Location)
             .map_err(|errors| {
@@ -65,7 +65,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     // Events carry sealed content; a subscriber opens it with the service.
     for _ in 0..2 {
-        if let Some(chat_core::ports::ChatEvent::MessageCreated(sealed)) = events.next().await {
+        use chat_core::ports::{ChatEvent, Received};
+        if let Some(Received::Event(ChatEvent::MessageCreated(sealed))) = events.next().await {
             let view = chat.open_for_broadcast(sealed).await?;
             println!("event: message {} ({})", view.id, view.kind.as_str());
         }

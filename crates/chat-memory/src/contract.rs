@@ -9,11 +9,11 @@
 use chat_core::crypto::{SealedContent, WrappedKey};
 use chat_core::ports::{
     Appended, ChatEvent, EventBus, JobKind, JobQueue, LeaseLock, LockToken, MessageStore,
-    RateCounter, RequestDirectory, RetentionCut, ThreadKeyStore, ThreadRepository,
+    RateCounter, Received, RequestDirectory, RetentionCut, ThreadKeyStore, ThreadRepository,
 };
 use chat_core::{
-    MessageId, MessageKind, RequestId, ServiceRequest, StoredMessage, ThreadId, ThreadStatus,
-    Timestamp, UserId,
+    IdempotencyKey, MessageId, MessageKind, RequestId, ServiceRequest, StoredMessage, ThreadId,
+    ThreadStatus, Timestamp, UserId,
 };
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -181,7 +181,10 @@ async fn post(
 ) -> MessageId {
     let id = store.next_id(thread).await.unwrap();
     assert_eq!(
-        store.append(message(thread, id, secs), cut).await.unwrap(),
+        store
+            .append(message(thread, id, secs), None, cut)
+            .await
+            .unwrap(),
         Appended::Stored
     );
     id
@@ -262,7 +265,7 @@ pub async fn message_store(store: &dyn MessageStore) {
     assert!(lower < higher);
     assert_eq!(
         store
-            .append(message(thread, higher, 7), KEEP_ALL)
+            .append(message(thread, higher, 7), None, KEEP_ALL)
             .await
             .unwrap(),
         Appended::Stored
@@ -270,7 +273,7 @@ pub async fn message_store(store: &dyn MessageStore) {
     for behind in [lower, higher] {
         assert_eq!(
             store
-                .append(message(thread, behind, 7), KEEP_ALL)
+                .append(message(thread, behind, 7), None, KEEP_ALL)
                 .await
                 .unwrap(),
             Appended::Behind,
@@ -286,6 +289,84 @@ pub async fn message_store(store: &dyn MessageStore) {
     posted.clear();
     for i in 0..7 {
         posted.push(post(store, thread, i, KEEP_ALL).await);
+    }
+
+    // Idempotency keys: a repeat by the same sender to the same thread stores nothing
+    // and names the first message, whatever id it drew; another sender, another thread
+    // or another key is a post of its own; an expired message's key is free again.
+    let key = IdempotencyKey::parse("retry-7f3a").unwrap();
+    let first = store.next_id(thread).await.unwrap();
+    let keyed = |id, sender, thread, secs| StoredMessage {
+        sender_id: uid(sender),
+        ..message(thread, id, secs)
+    };
+    assert_eq!(
+        store
+            .append(keyed(first, 7, thread, 10), Some(&key), KEEP_ALL)
+            .await
+            .unwrap(),
+        Appended::Stored
+    );
+    for _ in 0..2 {
+        let again = store.next_id(thread).await.unwrap();
+        assert_eq!(
+            store
+                .append(keyed(again, 7, thread, 11), Some(&key), KEEP_ALL)
+                .await
+                .unwrap(),
+            Appended::Duplicate(first),
+            "the same key again"
+        );
+    }
+    let by_other = store.next_id(thread).await.unwrap();
+    assert_eq!(
+        store
+            .append(keyed(by_other, 8, thread, 11), Some(&key), KEEP_ALL)
+            .await
+            .unwrap(),
+        Appended::Stored,
+        "another sender's key"
+    );
+    let elsewhere = store.next_id(other).await.unwrap();
+    assert_eq!(
+        store
+            .append(keyed(elsewhere, 7, other, 11), Some(&key), KEEP_ALL)
+            .await
+            .unwrap(),
+        Appended::Stored,
+        "another thread"
+    );
+    let keyed_ids = ids(&store.page(thread, None, 50, None).await.unwrap());
+    assert_eq!(keyed_ids.iter().filter(|&&id| id == first).count(), 1);
+    assert_eq!(
+        keyed_ids.last(),
+        Some(&by_other),
+        "the repeats stored nothing"
+    );
+    let later = store.next_id(thread).await.unwrap();
+    let past_ttl = RetentionCut {
+        expired_before: Some(at(11)),
+        keep_newest: None,
+    };
+    assert_eq!(
+        store
+            .append(keyed(later, 7, thread, 12), Some(&key), past_ttl)
+            .await
+            .unwrap(),
+        Appended::Stored,
+        "the key expired with its message"
+    );
+    assert_eq!(
+        ids(&store.page(thread, None, 50, None).await.unwrap()),
+        [by_other, later],
+        "older messages expired by that append"
+    );
+    assert_eq!(store.delete_thread(thread).await.unwrap(), 2);
+    assert_eq!(store.delete_thread(other).await.unwrap(), 8);
+    posted.clear();
+    for i in 0..7 {
+        posted.push(post(store, thread, i, KEEP_ALL).await);
+        post(store, other, i, KEEP_ALL).await;
     }
 
     // TTL on read: expired messages are never returned, nor counted in has_more.
@@ -469,9 +550,10 @@ pub async fn event_bus(bus: &dyn EventBus) {
         let got = tokio::time::timeout(Duration::from_secs(5), async {
             let mut mine = Vec::new();
             while mine.len() < 2 {
-                let e = sub.next().await.expect("bus alive");
-                if e.thread_id() == t {
-                    mine.push(e);
+                match sub.next().await.expect("bus alive") {
+                    Received::Event(e) if e.thread_id() == t => mine.push(e),
+                    Received::Event(_) => {}
+                    Received::Missed { .. } => panic!("nothing was missed"),
                 }
             }
             mine
@@ -480,6 +562,57 @@ pub async fn event_bus(bus: &dyn EventBus) {
         .expect("events arrive");
         assert_eq!(got, vec![message.clone(), closed.clone()]);
     }
+}
+
+/// A subscriber that falls further behind than the bus buffers (`capacity` events) is
+/// told that it missed events, where it missed them: never a silent gap.
+pub async fn event_bus_lag(bus: &dyn EventBus, capacity: usize) {
+    let t = ThreadId::new(fresh_id()).unwrap();
+    let mut slow = bus.subscribe().await.unwrap();
+    let burst = capacity as i64 * 4 + 8;
+    for i in 1..=burst {
+        let event = ChatEvent::ThreadClosed {
+            thread_id: t,
+            closed_at: at(i),
+        };
+        bus.publish(event).await.unwrap();
+    }
+    // Let every event reach this process before the subscriber reads any.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut last_seen = 0;
+    let mut missed_since_last = false;
+    let mut missed = 0;
+    while last_seen < burst {
+        let next = tokio::time::timeout(Duration::from_secs(5), slow.next())
+            .await
+            .expect("the burst's last event arrives")
+            .expect("bus alive");
+        match next {
+            Received::Missed { .. } => {
+                missed += 1;
+                missed_since_last = true;
+            }
+            Received::Event(ChatEvent::ThreadClosed {
+                thread_id,
+                closed_at,
+            }) if thread_id == t => {
+                let i = (closed_at - at(0)).num_seconds();
+                assert!(i > last_seen, "in order");
+                assert!(
+                    i == last_seen + 1 || missed_since_last,
+                    "events {}..{i} skipped without a word",
+                    last_seen + 1
+                );
+                last_seen = i;
+                missed_since_last = false;
+            }
+            Received::Event(_) => {}
+        }
+    }
+    assert!(
+        missed > 0,
+        "a burst of {burst} over {capacity} was not all buffered"
+    );
 }
 
 /// One holder at a time; only the holder releases; a lapsed lease frees the lock.

@@ -1,9 +1,9 @@
 use async_trait::async_trait;
-use chat_core::ports::{ChatEvent, EventBus, EventSubscription, StoreResult};
+use chat_core::ports::{ChatEvent, EventBus, EventSubscription, Received, StoreResult};
 use tokio::sync::broadcast;
 
-/// Fan-out within one process. A subscriber more than `capacity` events behind skips
-/// what it missed instead of holding memory.
+/// Fan-out within one process. A subscriber more than `capacity` events behind is told
+/// what it missed ([`Received::Missed`]) instead of holding memory.
 #[derive(Debug, Clone)]
 pub struct MemoryEventBus(broadcast::Sender<ChatEvent>);
 
@@ -36,13 +36,11 @@ struct Subscription(broadcast::Receiver<ChatEvent>);
 
 #[async_trait]
 impl EventSubscription for Subscription {
-    async fn next(&mut self) -> Option<ChatEvent> {
-        loop {
-            match self.0.recv().await {
-                Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
+    async fn next(&mut self) -> Option<Received> {
+        match self.0.recv().await {
+            Ok(event) => Some(Received::Event(event)),
+            Err(broadcast::error::RecvError::Lagged(skipped)) => Some(Received::Missed { skipped }),
+            Err(broadcast::error::RecvError::Closed) => None,
         }
     }
 }

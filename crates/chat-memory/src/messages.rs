@@ -1,6 +1,8 @@
 use async_trait::async_trait;
 use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
-use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
+use chat_core::{
+    IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp, UserId,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -10,7 +12,14 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 pub struct MemoryMessageStore {
     last_id: AtomicI64,
-    threads: Mutex<HashMap<ThreadId, BTreeMap<MessageId, StoredMessage>>>,
+    threads: Mutex<HashMap<ThreadId, Thread>>,
+}
+
+#[derive(Debug, Default)]
+struct Thread {
+    messages: BTreeMap<MessageId, StoredMessage>,
+    /// Idempotency keys by sender: the message each stored, and when.
+    keys: HashMap<(UserId, IdempotencyKey), (MessageId, Timestamp)>,
 }
 
 fn is_expired(m: &StoredMessage, expired_before: Option<Timestamp>) -> bool {
@@ -24,20 +33,38 @@ impl MessageStore for MemoryMessageStore {
         MessageId::new(raw).ok_or_else(|| StoreError::Corrupt("message id overflow".into()))
     }
 
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {
+    async fn append(
+        &self,
+        message: StoredMessage,
+        key: Option<&IdempotencyKey>,
+        cut: RetentionCut,
+    ) -> StoreResult<Appended> {
         let mut threads = crate::lock(&self.threads);
         let thread = threads.entry(message.thread_id).or_default();
+        thread
+            .keys
+            .retain(|_, (_, at)| cut.expired_before.is_none_or(|c| *at >= c));
+        let key = key.map(|k| (message.sender_id, k.clone()));
+        if let Some((first, _)) = key.as_ref().and_then(|k| thread.keys.get(k)) {
+            return Ok(Appended::Duplicate(*first));
+        }
         if thread
+            .messages
             .last_key_value()
             .is_some_and(|(&newest, _)| newest >= message.id)
         {
             return Ok(Appended::Behind);
         }
-        thread.insert(message.id, message);
-        thread.retain(|_, m| !is_expired(m, cut.expired_before));
+        if let Some(key) = key {
+            thread.keys.insert(key, (message.id, message.created_at));
+        }
+        thread.messages.insert(message.id, message);
+        thread
+            .messages
+            .retain(|_, m| !is_expired(m, cut.expired_before));
         if let Some(keep) = cut.keep_newest {
-            while thread.len() > keep.get() as usize {
-                thread.pop_first();
+            while thread.messages.len() > keep.get() as usize {
+                thread.messages.pop_first();
             }
         }
         Ok(Appended::Stored)
@@ -51,7 +78,7 @@ impl MessageStore for MemoryMessageStore {
         expired_before: Option<Timestamp>,
     ) -> StoreResult<MessagePage<StoredMessage>> {
         let threads = crate::lock(&self.threads);
-        let Some(messages) = threads.get(&thread) else {
+        let Some(Thread { messages, .. }) = threads.get(&thread) else {
             return Ok(MessagePage::empty());
         };
         let end = before.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
@@ -79,7 +106,7 @@ impl MessageStore for MemoryMessageStore {
         for m in threads
             .get_mut(&thread)
             .into_iter()
-            .flat_map(|t| t.values_mut())
+            .flat_map(|t| t.messages.values_mut())
         {
             if m.content.take().is_some() {
                 n += 1;
@@ -90,18 +117,21 @@ impl MessageStore for MemoryMessageStore {
 
     async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
         let removed = crate::lock(&self.threads).remove(&thread);
-        Ok(removed.map_or(0, |t| t.len() as u64))
+        Ok(removed.map_or(0, |t| t.messages.len() as u64))
     }
 
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
         let mut threads = crate::lock(&self.threads);
         let mut n = 0;
-        for messages in threads.values_mut() {
-            let before = messages.len();
-            messages.retain(|_, m| m.created_at >= expired_before);
-            n += (before - messages.len()) as u64;
+        for thread in threads.values_mut() {
+            let before = thread.messages.len();
+            thread
+                .messages
+                .retain(|_, m| m.created_at >= expired_before);
+            thread.keys.retain(|_, (_, at)| *at >= expired_before);
+            n += (before - thread.messages.len()) as u64;
         }
-        threads.retain(|_, m| !m.is_empty());
+        threads.retain(|_, t| !t.messages.is_empty() || !t.keys.is_empty());
         Ok(n)
     }
 }

@@ -36,6 +36,11 @@ async fn event_bus() {
 }
 
 #[tokio::test]
+async fn event_bus_lag() {
+    contract::event_bus_lag(&MemoryEventBus::new(4), 4).await;
+}
+
+#[tokio::test]
 async fn rate_counter() {
     contract::rate_counter(&MemoryRateCounter::default()).await;
 }

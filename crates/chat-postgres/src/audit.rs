@@ -1,6 +1,8 @@
 //! The audit trail's table: events are queued by [`PgAuditSink::record`] (which never
 //! waits on the database) and appended in batches by one writer task, which retries
-//! until the database takes them.
+//! until the database takes them. Each event gets a random id when it is recorded, and
+//! a batch inserts only the ids not stored yet: a retried batch whose first commit
+//! went through (its answer lost to a timeout or a dropped connection) adds nothing.
 
 use crate::schema::chat_audit_events as audit;
 use crate::{db, PgStore};
@@ -20,6 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 #[derive(Insertable)]
 #[diesel(table_name = audit)]
 struct AuditRow {
+    event_id: Option<uuid::Uuid>,
     at: chat_core::Timestamp,
     actor_id: Option<i64>,
     role: Option<String>,
@@ -30,9 +33,10 @@ struct AuditRow {
     outcome: &'static str,
 }
 
-impl From<AuditEvent> for AuditRow {
-    fn from(e: AuditEvent) -> Self {
+impl AuditRow {
+    fn new(event_id: uuid::Uuid, e: AuditEvent) -> Self {
         Self {
+            event_id: Some(event_id),
             at: e.at,
             actor_id: e.actor.map(UserId::get),
             role: e.role,
@@ -49,7 +53,7 @@ impl From<AuditEvent> for AuditRow {
 /// What the writer task is sent: events, in order, and requests to say when every
 /// event before them is stored.
 enum Queued {
-    Event(AuditEvent),
+    Event(uuid::Uuid, AuditEvent),
     Flush(oneshot::Sender<()>),
 }
 
@@ -62,7 +66,12 @@ impl AuditSink for PgAuditSink {
     fn record(&self, event: &AuditEvent) {
         // A full queue means the database has been down for long: the event is in the
         // `chat_audit` log only, and this says so.
-        if self.queue.try_send(Queued::Event(event.clone())).is_err() {
+        let id = uuid::Uuid::new_v4();
+        if self
+            .queue
+            .try_send(Queued::Event(id, event.clone()))
+            .is_err()
+        {
             tracing::error!(
                 target: chat_core::audit::AUDIT_TARGET,
                 action = event.action.as_str(),
@@ -92,7 +101,7 @@ impl PgStore {
                 let mut waiting = Vec::new();
                 for item in batch.drain(..) {
                     match item {
-                        Queued::Event(event) => rows.push(AuditRow::from(event)),
+                        Queued::Event(id, event) => rows.push(AuditRow::new(id, event)),
                         Queued::Flush(done) => waiting.push(done),
                     }
                 }
@@ -119,6 +128,8 @@ impl PgStore {
         self.run(|mut conn| async move {
             diesel::insert_into(audit::table)
                 .values(rows)
+                .on_conflict(audit::event_id)
+                .do_nothing()
                 .execute(&mut conn)
                 .await
                 .map_err(db)?;

@@ -171,6 +171,81 @@ impl PgStore {
     }
 }
 
+/// A pooled connection with a transaction open: dropped, it is closed instead of going
+/// back to the pool, and the server rolls the transaction back. Only [`Self::finish`]
+/// after a `COMMIT` or `ROLLBACK` that answered returns it to the pool.
+struct InTransaction(Option<Conn>);
+
+impl InTransaction {
+    fn finish(mut self) {
+        drop(self.0.take()); // back to the pool
+    }
+}
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(Object::take(conn));
+        }
+    }
+}
+
+impl PgStore {
+    /// Runs `op` in a transaction that commits only if `op` answered `Ok` within the
+    /// operation deadline, and otherwise never commits: an error is rolled back; past
+    /// the deadline the connection is closed with the transaction open (the server
+    /// rolls it back when it notices, however long the statement in flight still takes).
+    /// `BEGIN` is pipelined with `op`'s first statement. A `COMMIT` that fails or does
+    /// not answer in time is `Unavailable` with the outcome in doubt.
+    async fn in_transaction<T>(
+        &self,
+        op: impl AsyncFnOnce(&AsyncPgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        use diesel_async::SimpleAsyncConnection;
+        let timeout = self.settings.op_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let late =
+            || StoreError::Unavailable(format!("no answer within {timeout:?}; not committed"));
+        let conn = tokio::time::timeout_at(deadline, self.conn())
+            .await
+            .map_err(|_| late())??;
+        let tx = InTransaction(Some(conn));
+        let Some(conn) = tx.0.as_deref() else {
+            return Err(late());
+        };
+        // The simple protocol sends `BEGIN` at its first poll, before `op`'s first
+        // statement is even parsed, so the server runs it first.
+        let mut shared = conn;
+        let begin = SimpleAsyncConnection::batch_execute(&mut shared, "BEGIN");
+        let work = async { futures::join!(begin, op(conn)) };
+        let (begun, result) = tokio::time::timeout_at(deadline, work)
+            .await
+            .map_err(|_| late())?;
+        begun.map_err(db)?;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let mut shared = conn;
+        let ended = tokio::time::timeout_at(
+            deadline,
+            SimpleAsyncConnection::batch_execute(&mut shared, end),
+        )
+        .await;
+        match ended {
+            Ok(Ok(_)) => {
+                tx.finish();
+                result
+            }
+            Ok(Err(e)) if result.is_ok() => Err(StoreError::Unavailable(format!(
+                "COMMIT failed, the outcome is in doubt: {e}"
+            ))),
+            Err(_) if result.is_ok() => Err(StoreError::Unavailable(format!(
+                "COMMIT did not answer within {timeout:?}: the outcome is in doubt"
+            ))),
+            // The rollback failed: the connection is closed, which rolls back too.
+            _ => result,
+        }
+    }
+}
+
 /// A driver error as the ports name it. Query errors carry no bound values, so no
 /// content can reach the message.
 fn db(e: diesel::result::Error) -> StoreError {

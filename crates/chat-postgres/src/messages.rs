@@ -2,10 +2,13 @@
 
 use crate::rows::MessageRow;
 use crate::schema::chat_messages as messages;
+use crate::schema::chat_post_keys as post_keys;
 use crate::{db, PgStore};
 use async_trait::async_trait;
 use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
-use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
+use chat_core::{
+    IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp,
+};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
@@ -15,6 +18,25 @@ use diesel_async::RunQueryDsl;
 /// thread's newest, which it gives as the error's detail.
 const ID_BEHIND: &str = "message id behind the thread's newest";
 
+diesel::define_sql_function! {
+    // The SQL function's own ten parameters.
+    #[allow(clippy::too_many_arguments)]
+    /// migrations/*_post_idempotency_keys: `NULL` when stored, else the id the
+    /// idempotency key already names; raises `CH001` for an id behind the newest.
+    fn chat_append_message(
+        p_id: BigInt,
+        p_thread_id: BigInt,
+        p_sender_id: BigInt,
+        p_type: Text,
+        p_nonce: Nullable<Bytea>,
+        p_ciphertext: Nullable<Bytea>,
+        p_created_at: Timestamptz,
+        p_expired_before: Nullable<Timestamptz>,
+        p_keep_newest: Nullable<BigInt>,
+        p_key: Nullable<Text>,
+    ) -> Nullable<BigInt>;
+}
+
 #[async_trait]
 impl MessageStore for PgStore {
     /// Drawn in the instance ([`chat_core::ClockIds`]); `chat_append_message()` checks
@@ -23,27 +45,43 @@ impl MessageStore for PgStore {
         self.message_ids.next(chrono::Utc::now())
     }
 
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {
+    /// One call of `chat_append_message()` (see migrations/*_append_function for the
+    /// locking, *_append_in_id_order for the order check and *_post_idempotency_keys
+    /// for the key) in a transaction that commits only if its answer arrived within the
+    /// deadline: past it the connection is closed with the transaction open, so the
+    /// server rolls it back whenever the statement finishes (after a lock wait, or a
+    /// stalled backend resuming). `BEGIN` is pipelined with the call: two round trips,
+    /// the call and `COMMIT`. Only a failure of the `COMMIT` itself leaves the outcome
+    /// in doubt; the idempotency key resolves that.
+    async fn append(
+        &self,
+        message: StoredMessage,
+        key: Option<&IdempotencyKey>,
+        cut: RetentionCut,
+    ) -> StoreResult<Appended> {
         let row = MessageRow::new(&message);
         let message_id = message.id;
-        self.run(|mut conn| async move {
-            // One round trip; see migrations/*_append_function for the locking and
-            // migrations/*_append_in_id_order for the order check.
-            let appended =
-                diesel::sql_query("SELECT chat_append_message($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                    .bind::<BigInt, _>(row.id)
-                    .bind::<BigInt, _>(row.thread_id)
-                    .bind::<BigInt, _>(row.sender_id)
-                    .bind::<Text, _>(&row.kind)
-                    .bind::<Nullable<Bytea>, _>(&row.nonce)
-                    .bind::<Nullable<Bytea>, _>(&row.ciphertext)
-                    .bind::<Timestamptz, _>(row.created_at)
-                    .bind::<Nullable<Timestamptz>, _>(cut.expired_before)
-                    .bind::<Nullable<BigInt>, _>(cut.keep_newest.map(|k| i64::from(k.get())))
-                    .execute(&mut conn)
-                    .await;
+        let key = key.map(IdempotencyKey::as_str);
+        self.in_transaction(async |conn| {
+            let call = diesel::select(chat_append_message(
+                row.id,
+                row.thread_id,
+                row.sender_id,
+                &row.kind,
+                &row.nonce,
+                &row.ciphertext,
+                row.created_at,
+                cut.expired_before,
+                cut.keep_newest.map(|k| i64::from(k.get())),
+                key,
+            ));
+            // A query-builder statement: prepared once per connection and cached.
+            let appended = call.get_result::<Option<i64>>(&mut &*conn).await;
             match appended {
-                Ok(_) => Ok(Appended::Stored),
+                Ok(None) => Ok(Appended::Stored),
+                Ok(Some(first)) => MessageId::new(first)
+                    .map(Appended::Duplicate)
+                    .ok_or_else(|| StoreError::Corrupt("chat_append_message: first id".into())),
                 Err(DieselError::DatabaseError(_, info)) if info.message() == ID_BEHIND => {
                     let newest = info.details().and_then(|d| d.parse().ok());
                     let newest = newest.and_then(MessageId::new).ok_or_else(|| {
@@ -136,6 +174,10 @@ impl MessageStore for PgStore {
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
         self.run(|mut conn| async move {
             let n = diesel::delete(messages::table.filter(messages::created_at.lt(expired_before)))
+                .execute(&mut conn)
+                .await
+                .map_err(db)?;
+            diesel::delete(post_keys::table.filter(post_keys::created_at.lt(expired_before)))
                 .execute(&mut conn)
                 .await
                 .map_err(db)?;

@@ -68,5 +68,16 @@ diesel::table! {
         message_id -> Nullable<BigInt>,
         outcome -> Text,
         recorded_at -> Timestamptz,
+        event_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    chat_post_keys (thread_id, sender_id, key) {
+        thread_id -> BigInt,
+        sender_id -> BigInt,
+        key -> Text,
+        message_id -> BigInt,
+        created_at -> Timestamptz,
     }
 }

@@ -82,24 +82,32 @@ async fn instances_with_skewed_clocks_store_ids_in_order() {
         .unwrap()
         .get()
         + 3_600_000_000;
-    let stored = ahead.append(message(thread, hour_ahead), KEEP_ALL).await;
+    let stored = ahead
+        .append(message(thread, hour_ahead), None, KEEP_ALL)
+        .await;
     assert_eq!(stored.unwrap(), Appended::Stored);
     let late = behind
         .next_id(ThreadId::new(thread).unwrap())
         .await
         .unwrap();
-    let refused = behind.append(message(thread, late.get()), KEEP_ALL).await;
+    let refused = behind
+        .append(message(thread, late.get()), None, KEEP_ALL)
+        .await;
     assert_eq!(refused.unwrap(), Appended::Behind);
     let retry = behind
         .next_id(ThreadId::new(thread).unwrap())
         .await
         .unwrap();
     assert!(retry.get() > hour_ahead, "the refusal taught the newest id");
-    let stored = behind.append(message(thread, retry.get()), KEEP_ALL).await;
+    let stored = behind
+        .append(message(thread, retry.get()), None, KEEP_ALL)
+        .await;
     assert_eq!(stored.unwrap(), Appended::Stored);
 
     let other = contract::fresh_id();
-    let taken = behind.append(message(other, retry.get()), KEEP_ALL).await;
+    let taken = behind
+        .append(message(other, retry.get()), None, KEEP_ALL)
+        .await;
     assert_eq!(
         taken.unwrap(),
         Appended::Behind,
@@ -107,7 +115,9 @@ async fn instances_with_skewed_clocks_store_ids_in_order() {
     );
     let fresh = behind.next_id(ThreadId::new(other).unwrap()).await.unwrap();
     assert!(fresh > retry);
-    let stored = behind.append(message(other, fresh.get()), KEEP_ALL).await;
+    let stored = behind
+        .append(message(other, fresh.get()), None, KEEP_ALL)
+        .await;
     assert_eq!(stored.unwrap(), Appended::Stored);
 
     let listed = behind

@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     keep_newest: retention.max_messages,
                 };
                 // A refused id is retried by the service: not a post yet.
-                if store.append(message, cut).await? == Appended::Stored {
+                if store.append(message, None, cut).await? == Appended::Stored {
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -1,6 +1,6 @@
 use crate::{codec, Redis};
 use async_trait::async_trait;
-use chat_core::ports::{ChatEvent, EventBus, EventSubscription, StoreResult};
+use chat_core::ports::{ChatEvent, EventBus, EventSubscription, Received, StoreResult};
 use chat_core::StoreError;
 use deadpool_redis::redis;
 use futures::StreamExt;
@@ -11,9 +11,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 /// Events over Redis pub/sub, so that a post on one instance reaches the subscribers of
 /// every instance. Each bus keeps one subscribed connection, reconnecting with backoff
 /// when it drops, and fans its events out to local subscribers through a bounded
-/// channel (a subscriber that falls behind skips, as the port allows). Pub/sub is at
-/// most once: events published while the connection is down are not replayed, and
-/// clients catch up by listing the thread.
+/// channel. Pub/sub is at most once: events published while the connection is down are
+/// not replayed; so a subscriber is told ([`Received::Missed`]) when the connection
+/// came back after a drop, and when it fell further behind than the channel holds, and
+/// its clients catch up by listing the thread.
 ///
 /// Publishing queues the event for one task per bus, which sends the queue in order,
 /// as one pipeline of what accumulated while the previous one was in flight: a post
@@ -23,7 +24,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 #[derive(Clone)]
 pub struct RedisEventBus {
     redis: Redis,
-    local: broadcast::Sender<ChatEvent>,
+    local: broadcast::Sender<Received>,
     connected: watch::Receiver<bool>,
     outbox: mpsc::Sender<Vec<u8>>,
     _tasks: Arc<[AbortOnDrop; 2]>,
@@ -88,10 +89,12 @@ async fn publish_queued(redis: Redis, channel: String, mut queued: mpsc::Receive
 async fn listen(
     client: redis::Client,
     channel: String,
-    local: broadcast::Sender<ChatEvent>,
+    local: broadcast::Sender<Received>,
     connected: watch::Sender<bool>,
 ) {
     let mut backoff = Duration::from_millis(50);
+    // Whether a connection was lost: what was published meanwhile never arrives.
+    let mut lost = false;
     loop {
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -103,15 +106,19 @@ async fn listen(
                 backoff = Duration::from_millis(50);
                 connected.send_replace(true);
                 tracing::info!("subscribed to the Redis event channel");
+                if lost {
+                    drop(local.send(Received::Missed { skipped: 0 }));
+                }
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
                     match codec::decode_event(msg.get_payload_bytes()) {
                         // No local subscriber is not an error.
-                        Ok(event) => drop(local.send(event)),
+                        Ok(event) => drop(local.send(Received::Event(event))),
                         Err(error) => tracing::warn!(%error, "skipped an undecodable event"),
                     }
                 }
                 connected.send_replace(false);
+                lost = true;
                 tracing::warn!("lost the Redis event channel; reconnecting");
             }
             Ok(Err(error)) => tracing::warn!(%error, "cannot subscribe to the Redis event channel"),
@@ -159,19 +166,18 @@ impl RedisEventBus {
     }
 }
 
-struct Subscription(broadcast::Receiver<ChatEvent>);
+struct Subscription(broadcast::Receiver<Received>);
 
 #[async_trait]
 impl EventSubscription for Subscription {
-    async fn next(&mut self) -> Option<ChatEvent> {
-        loop {
-            match self.0.recv().await {
-                Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    tracing::warn!(skipped, "an event subscriber fell behind");
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+    async fn next(&mut self) -> Option<Received> {
+        match self.0.recv().await {
+            Ok(received) => Some(received),
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                tracing::warn!(skipped, "an event subscriber fell behind");
+                Some(Received::Missed { skipped })
             }
+            Err(broadcast::error::RecvError::Closed) => None,
         }
     }
 }

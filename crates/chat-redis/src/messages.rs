@@ -5,7 +5,10 @@ use crate::codec::{self, micros, CONTENT_FLAG};
 use crate::Redis;
 use async_trait::async_trait;
 use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
-use chat_core::{ClockIds, MessageId, MessagePage, StoredMessage, ThreadId, Timestamp};
+use chat_core::{
+    ClockIds, IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId,
+    Timestamp, UserId,
+};
 use deadpool_redis::redis::{self, Script};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -27,13 +30,25 @@ local function drop_expired(cut)
 end
 ";
 
-/// KEYS: ids, at, msg, seq. ARGV: id, created µs, encoded message, key TTL ms,
-/// expiry cut µs or '', keep newest or ''. Returns 0 when stored; else the thread's
-/// newest id, at or above ARGV[1], and stores nothing. `seq` outlives a purge, so ids
-/// keep increasing after one.
+/// KEYS: ids, at, msg, seq, and the post's idempotency key when it has one. ARGV: id,
+/// created µs, encoded message, key TTL ms, expiry cut µs or '', keep newest or ''.
+/// Returns 0 when stored; minus the first message's id when the idempotency key holds
+/// one that is not expired (`id:created µs`), storing nothing; else the thread's newest
+/// id, at or above ARGV[1], storing nothing. `seq` outlives a purge, so ids keep
+/// increasing after one.
 static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DROP}
+if KEYS[5] then
+  local held = redis.call('GET', KEYS[5])
+  if held then
+    local sep = string.find(held, ':', 1, true)
+    local created = tonumber(string.sub(held, sep + 1))
+    if ARGV[5] == '' or created >= tonumber(ARGV[5]) then
+      return -tonumber(string.sub(held, 1, sep - 1))
+    end
+  end
+end
 local newest = tonumber(redis.call('GET', KEYS[4]) or '0')
 if tonumber(ARGV[1]) <= newest then return newest end
 redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4])
@@ -44,6 +59,7 @@ drop_expired(ARGV[5])
 -- All but the newest ARGV[6]: ranks 0 to -(keep + 1), none while there are fewer.
 if ARGV[6] ~= '' then drop(redis.call('ZRANGE', KEYS[1], 0, -tonumber(ARGV[6]) - 1)) end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+if KEYS[5] then redis.call('SET', KEYS[5], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[4]) end
 return 0
 "
     ))
@@ -149,6 +165,13 @@ impl RedisMessageStore {
         }
     }
 
+    /// The key of a sender's idempotency key, beside the thread's other keys (same hash
+    /// slot).
+    fn idempotency_key(&self, thread: ThreadId, sender: UserId, key: &IdempotencyKey) -> String {
+        let base = self.redis.key(&format!("{{{thread}}}"));
+        format!("{base}:key:{sender}:{}", key.as_str())
+    }
+
     fn ttl_ms(&self) -> u64 {
         (self.key_ttl.as_millis() as u64).max(1)
     }
@@ -198,8 +221,15 @@ impl MessageStore for RedisMessageStore {
         self.ids.next(chrono::Utc::now())
     }
 
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {
+    async fn append(
+        &self,
+        message: StoredMessage,
+        key: Option<&IdempotencyKey>,
+        cut: RetentionCut,
+    ) -> StoreResult<Appended> {
         let keys = self.keys(message.thread_id);
+        let idempotency =
+            key.map(|key| self.idempotency_key(message.thread_id, message.sender_id, key));
         let id = message.id.get();
         let created = micros(message.created_at);
         let encoded = codec::encode_message(&message);
@@ -209,11 +239,12 @@ impl MessageStore for RedisMessageStore {
         let newest = self
             .redis
             .run(|mut c| async move {
-                APPEND
-                    .key(keys.ids)
-                    .key(keys.at)
-                    .key(keys.msg)
-                    .key(keys.seq)
+                let mut invocation = APPEND.key(keys.ids);
+                invocation.key(keys.at).key(keys.msg).key(keys.seq);
+                if let Some(idempotency) = idempotency {
+                    invocation.key(idempotency);
+                }
+                invocation
                     .arg(id)
                     .arg(created)
                     .arg(encoded)
@@ -224,9 +255,14 @@ impl MessageStore for RedisMessageStore {
                     .await
             })
             .await?;
-        match MessageId::new(newest) {
-            None => Ok(Appended::Stored),
-            Some(newest) => {
+        match newest {
+            0 => Ok(Appended::Stored),
+            first if first < 0 => MessageId::new(-first)
+                .map(Appended::Duplicate)
+                .ok_or_else(|| StoreError::Corrupt("redis: idempotency key".into())),
+            newest => {
+                let newest = MessageId::new(newest)
+                    .ok_or_else(|| StoreError::Corrupt("redis: newest id".into()))?;
                 self.ids.raise_floor(newest);
                 Ok(Appended::Behind)
             }

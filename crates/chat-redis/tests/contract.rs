@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chat_core::crypto::SealedContent;
-use chat_core::ports::{Appended, ChatEvent, EventBus, MessageStore, RetentionCut, StoreResult};
+use chat_core::ports::{
+    Appended, ChatEvent, EventBus, MessageStore, Received, RetentionCut, StoreResult,
+};
 use chat_core::{MessageId, MessageKind, StoreError, StoredMessage, ThreadId, UserId};
 use chat_memory::contract;
 use chat_redis::*;
@@ -52,7 +54,7 @@ async fn post(
 ) -> StoreResult<StoredMessage> {
     loop {
         let message = message(thread, store.next_id(thread).await?);
-        if store.append(message.clone(), cut).await? == Appended::Stored {
+        if store.append(message.clone(), None, cut).await? == Appended::Stored {
             return Ok(message);
         }
     }
@@ -68,6 +70,12 @@ async fn message_store() {
 async fn event_bus() {
     let server = TestRedis::start().unwrap();
     contract::event_bus(&RedisEventBus::start(connect(&server), 64)).await;
+}
+
+#[tokio::test]
+async fn event_bus_lag() {
+    let server = TestRedis::start().unwrap();
+    contract::event_bus_lag(&RedisEventBus::start(connect(&server), 8), 8).await;
 }
 
 #[tokio::test]
@@ -98,7 +106,7 @@ async fn an_event_published_by_one_instance_reaches_another() {
     let got = tokio::time::timeout(Duration::from_secs(5), sub.next())
         .await
         .expect("delivered");
-    assert_eq!(got, Some(event));
+    assert_eq!(got, Some(Received::Event(event)));
 }
 
 /// Publishing is queued and sent as pipelines: events still arrive, all of them, in the
@@ -123,7 +131,10 @@ async fn queued_events_arrive_in_the_order_they_were_published() {
     let mut got = Vec::new();
     while got.len() < events.len() {
         let next = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
-        got.push(next.expect("every event delivered").unwrap());
+        match next.expect("every event delivered").unwrap() {
+            Received::Event(event) => got.push(event),
+            Received::Missed { .. } => panic!("nothing missed"),
+        }
     }
     assert_eq!(got, events);
 }
@@ -189,13 +200,13 @@ async fn an_instance_whose_clock_lags_draws_ids_above_the_newest_after_one_refus
     let hour_ahead = behind.next_id(t).await.unwrap().get() + 3_600_000_000;
     let first = message(t, MessageId::new(hour_ahead).unwrap());
     assert_eq!(
-        ahead.append(first, KEEP_ALL).await.unwrap(),
+        ahead.append(first, None, KEEP_ALL).await.unwrap(),
         Appended::Stored
     );
 
     let late = message(t, behind.next_id(t).await.unwrap());
     assert_eq!(
-        behind.append(late, KEEP_ALL).await.unwrap(),
+        behind.append(late, None, KEEP_ALL).await.unwrap(),
         Appended::Behind
     );
     let retried = message(t, behind.next_id(t).await.unwrap());
@@ -204,7 +215,10 @@ async fn an_instance_whose_clock_lags_draws_ids_above_the_newest_after_one_refus
         "the refusal taught the newest id"
     );
     assert_eq!(
-        behind.append(retried.clone(), KEEP_ALL).await.unwrap(),
+        behind
+            .append(retried.clone(), None, KEEP_ALL)
+            .await
+            .unwrap(),
         Appended::Stored
     );
     let listed: Vec<_> = behind
@@ -258,6 +272,7 @@ async fn a_dead_redis_is_unavailable_promptly_and_recovery_needs_no_restart() {
     let redis = connect(&server);
     let store = RedisMessageStore::new(redis.clone(), DAY);
     let bus = RedisEventBus::start(redis.clone(), 64);
+    let mut across_the_outage = bus.subscribe().await.unwrap();
     let t = thread();
     post(&store, t, KEEP_ALL).await.unwrap();
 
@@ -306,8 +321,26 @@ async fn a_dead_redis_is_unavailable_promptly_and_recovery_needs_no_restart() {
         closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
     };
     bus.publish(closed.clone()).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), sub.next()).await;
-    assert_eq!(got.unwrap(), Some(closed), "the bus resubscribed");
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match sub.next().await {
+                Some(Received::Missed { .. }) => continue, // subscribed as it came back
+                other => return other,
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        got.unwrap(),
+        Some(Received::Event(closed.clone())),
+        "the bus resubscribed"
+    );
+    // A subscriber that was there all along is told it missed what went while Redis
+    // was gone, before the events that follow.
+    let told = tokio::time::timeout(Duration::from_secs(5), across_the_outage.next()).await;
+    assert_eq!(told.unwrap(), Some(Received::Missed { skipped: 0 }));
+    let next = tokio::time::timeout(Duration::from_secs(5), across_the_outage.next()).await;
+    assert_eq!(next.unwrap(), Some(Received::Event(closed)));
 }
 
 #[tokio::test]

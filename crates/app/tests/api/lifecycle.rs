@@ -102,7 +102,7 @@ async fn closed_thread_with_media(service: &ChatService, media_dir: &Path) -> Th
         .unwrap();
     let thread = service.open_thread(&admin, request).await.unwrap().id;
     service
-        .post_message(&admin, thread, || {
+        .post_message(&admin, thread, None, || {
             Ok(MessageContent::Text(TextBody::parse("hello", 100).unwrap()))
         })
         .await

@@ -3,7 +3,9 @@
 use crate::helpers::*;
 use async_trait::async_trait;
 use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
-use chat_core::{MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp};
+use chat_core::{
+    IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp,
+};
 use chat_memory::MemoryMessageStore;
 use chat_server::Overrides;
 use serde_json::json;
@@ -35,9 +37,14 @@ impl MessageStore for Switchable {
     async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId> {
         self.inner.next_id(thread).await
     }
-    async fn append(&self, message: StoredMessage, cut: RetentionCut) -> StoreResult<Appended> {
+    async fn append(
+        &self,
+        message: StoredMessage,
+        key: Option<&IdempotencyKey>,
+        cut: RetentionCut,
+    ) -> StoreResult<Appended> {
         self.check()?;
-        self.inner.append(message, cut).await
+        self.inner.append(message, key, cut).await
     }
     async fn page(
         &self,

@@ -1,13 +1,14 @@
 //! Who is subscribed to which thread on this instance, and the fan-out to them. Each
 //! socket has a small bounded queue; a socket whose queue is full when an event comes
 //! is dropped from every channel and told to close, so a slow reader never makes
-//! memory grow or holds the others back.
+//! memory grow or holds the others back. When this instance itself missed events (see
+//! [`Hub::resync_all`]), every subscribed socket is told to reconnect and catch up.
 
 use chat_core::ThreadId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// A frame, serialized once and shared by every socket it goes to.
 pub type Frame = Arc<str>;
@@ -19,10 +20,21 @@ pub struct Subscriber {
     pub overflowed: Arc<Notify>,
 }
 
-#[derive(Default)]
 pub struct Hub {
     channels: Mutex<HashMap<ThreadId, HashMap<u64, Subscriber>>>,
     next_connection: AtomicU64,
+    /// Bumped when this instance missed events: every connection watches it.
+    resyncs: watch::Sender<u64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            channels: Mutex::default(),
+            next_connection: AtomicU64::default(),
+            resyncs: watch::Sender::new(0),
+        }
+    }
 }
 
 impl Hub {
@@ -51,6 +63,18 @@ impl Hub {
                 channels.remove(&thread);
             }
         }
+    }
+
+    /// This instance missed events of unknown threads: every socket with a
+    /// subscription is closed with 4200, so that pusher-js reconnects at once and the
+    /// client lists what it missed, instead of carrying on with a silent gap.
+    pub fn resync_all(&self) {
+        self.resyncs.send_modify(|n| *n += 1);
+    }
+
+    /// Changes when [`Self::resync_all`] is called.
+    pub fn resyncs(&self) -> watch::Receiver<u64> {
+        self.resyncs.subscribe()
     }
 
     pub fn has_subscribers(&self, thread: ThreadId) -> bool {

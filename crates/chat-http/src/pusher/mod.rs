@@ -17,8 +17,9 @@ mod protocol;
 pub mod socket;
 mod transport;
 
-use chat_core::ports::ChatEvent;
+use chat_core::ports::{ChatEvent, EventSubscription, Received};
 use chat_core::{ChatService, ThreadId};
+use futures::stream::{FuturesOrdered, StreamExt};
 use hub::Hub;
 use ring::hmac;
 use std::sync::Arc;
@@ -132,25 +133,86 @@ impl Realtime {
 
     /// Delivers the service's events to this instance's subscribers until the process
     /// ends, subscribing again whenever the bus goes away.
+    ///
+    /// Events are prepared (a message opened with its thread's key, cached in the
+    /// service, so usually without a store round trip) up to [`PREPARE_AHEAD`] at a
+    /// time, and handed to the sockets in the order they were published, so each
+    /// thread's events stay in id order. Preparing is what the bus waits on; only when
+    /// the bus buffer overflows anyway, or the bus was lost, are events missed, and then
+    /// every subscribed socket is told to reconnect and catch up (4200), never left
+    /// with a silent gap.
     pub async fn deliver_events(self: Arc<Self>, service: ChatService) {
         loop {
             match service.ports().events.subscribe().await {
-                Ok(mut events) => {
-                    while let Some(event) = events.next().await {
-                        self.deliver(&service, event).await;
-                    }
+                Ok(events) => {
+                    self.relay(&service, events).await;
                     tracing::warn!("the event bus closed; subscribing again");
                 }
                 Err(error) => tracing::warn!(%error, "cannot subscribe to the event bus"),
             }
+            // Whatever was published while this instance was not subscribed is lost
+            // to its sockets.
+            self.missed(0);
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
-    async fn deliver(&self, service: &ChatService, event: ChatEvent) {
+    async fn relay(&self, service: &ChatService, mut events: Box<dyn EventSubscription>) {
+        // Prepared concurrently, handed out in the order received.
+        let mut preparing = FuturesOrdered::new();
+        loop {
+            tokio::select! {
+                biased;
+                Some(ready) = preparing.next(), if !preparing.is_empty() => self.dispatch(ready),
+                received = events.next(), if preparing.len() < PREPARE_AHEAD => match received {
+                    Some(received) => preparing.push_back(self.prepare(service, received)),
+                    None => break,
+                },
+            }
+        }
+        while let Some(ready) = preparing.next().await {
+            self.dispatch(ready);
+        }
+    }
+
+    fn dispatch(&self, ready: Ready) {
+        match ready {
+            Ready::Frame {
+                thread,
+                frame,
+                except,
+            } => {
+                self.hub.publish(thread, frame, except);
+            }
+            Ready::Missed { skipped } => self.missed(skipped),
+            Ready::Nothing => {}
+        }
+    }
+
+    fn missed(&self, skipped: u64) {
+        metrics::counter!(crate::ops::names::EVENTS_MISSED).increment(skipped);
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                "events missed; subscribed sockets told to reconnect"
+            );
+        }
+        self.hub.resync_all();
+    }
+
+    /// The frame an event becomes for this instance's subscribers, if any.
+    async fn prepare(&self, service: &ChatService, received: Received) -> Ready {
+        let event = match received {
+            Received::Event(event) => event,
+            Received::Missed { skipped } => return Ready::Missed { skipped },
+        };
         let thread = event.thread_id();
+        if let ChatEvent::ThreadClosed { thread_id, .. } = &event {
+            // Every instance drops the key it may hold, subscribers or not.
+            service.thread_closed(*thread_id);
+        }
         if !self.hub.has_subscribers(thread) {
-            return;
+            return Ready::Nothing;
         }
         let (name, data) = match event {
             ChatEvent::ClientEvent {
@@ -158,9 +220,12 @@ impl Realtime {
             } => {
                 let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
                 let frame = protocol::client_event(&name, &channel_name(thread), &data);
-                let sender = self.local_connection(&origin);
-                self.hub.publish(thread, frame.into(), sender);
-                return;
+                let except = self.local_connection(&origin);
+                return Ready::Frame {
+                    thread,
+                    frame: frame.into(),
+                    except,
+                };
             }
             ChatEvent::MessageCreated(message) => {
                 let id = message.id;
@@ -173,7 +238,7 @@ impl Realtime {
                     Err(error) => {
                         crate::ops::count_error(&error);
                         tracing::warn!(thread_id = %thread, message_id = %id, %error, "cannot open a message for delivery");
-                        return;
+                        return Ready::Nothing;
                     }
                 }
             }
@@ -194,8 +259,30 @@ impl Realtime {
             &channel_name(thread),
             &data,
         );
-        self.hub.publish(thread, frame.into(), None);
+        Ready::Frame {
+            thread,
+            frame: frame.into(),
+            except: None,
+        }
     }
+}
+
+/// Events prepared at once by [`Realtime::deliver_events`] (a message whose thread key
+/// is not cached waits for the store; the others go on meanwhile).
+const PREPARE_AHEAD: usize = 64;
+
+/// An event made ready for this instance's sockets.
+enum Ready {
+    Frame {
+        thread: ThreadId,
+        frame: hub::Frame,
+        /// The sending socket of a client event.
+        except: Option<u64>,
+    },
+    Missed {
+        skipped: u64,
+    },
+    Nothing,
 }
 
 /// `private-chat.{thread}`.

@@ -15,6 +15,9 @@ pub mod code {
     pub const UNAUTHORIZED: u16 = 4009;
     /// The socket could not keep up with its events (reconnect after a back-off).
     pub const OVER_CAPACITY: u16 = 4100;
+    /// Events for this socket were missed: reconnect at once and catch up (list the
+    /// thread), rather than carry on with a gap.
+    pub const RECONNECT: u16 = 4200;
     /// The socket did not answer a ping.
     pub const PONG_NOT_RECEIVED: u16 = 4201;
     /// A client event over the rate limit (an error event; the socket stays open).

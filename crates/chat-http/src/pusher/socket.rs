@@ -140,6 +140,7 @@ impl<O: Outgoing> Connection<O> {
         let open = metrics::gauge!(names::WS_CONNECTIONS);
         open.increment(1.0);
         let delivered = metrics::counter!(names::WS_EVENTS_DELIVERED);
+        let mut resyncs = self.realtime.hub().resyncs();
         if self.session.text(&hello).await {
             let mut last_heard = Instant::now();
             let mut pinged = false;
@@ -166,6 +167,12 @@ impl<O: Outgoing> Connection<O> {
                             break None;
                         }
                         delivered.increment(1);
+                    }
+                    Ok(()) = resyncs.changed() => {
+                        if !self.channels.is_empty() {
+                            metrics::counter!(names::WS_RESYNCS).increment(1);
+                            break Some(reason(code::RECONNECT, "Events were missed: reconnect and catch up"));
+                        }
                     }
                     () = self.overflowed.notified() => {
                         metrics::counter!(names::WS_OVERFLOWS).increment(1);

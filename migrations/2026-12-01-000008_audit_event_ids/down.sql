@@ -1,0 +1,1 @@
+ALTER TABLE chat_audit_events DROP COLUMN event_id;
