@@ -89,6 +89,11 @@ pub struct Config {
     /// `CHAT_STORE_TIMEOUT_MS`: deadline of one store operation; past it the request
     /// is `503`. Default 5000.
     pub store_timeout_ms: u64,
+    /// `CHAT_EVENT_BUFFER`: events the bus holds for this instance's delivery while it
+    /// catches up; an instance further behind than that (or that lost the Redis bus)
+    /// closes its subscribed sockets with 4200 so that clients reconnect and list what
+    /// they missed. Default 16384.
+    pub event_buffer: usize,
     /// `CHAT_REDIS_URL`: Redis (`redis://[:password@]host:6379[/db]`, `rediss://` for
     /// TLS, the certificate verified against the system's roots or `SSL_CERT_FILE`) for the cross-instance event bus and locks, and the message store with
     /// `CHAT_MESSAGE_STORE=redis`.
@@ -302,6 +307,7 @@ impl Config {
             auto_migrate: env.flag("CHAT_AUTO_MIGRATE", true)?,
             database_max_connections: env.parse("CHAT_DATABASE_MAX_CONNECTIONS", 16usize)?,
             store_timeout_ms: env.parse("CHAT_STORE_TIMEOUT_MS", 5000u64)?,
+            event_buffer: env.parse("CHAT_EVENT_BUFFER", 16_384usize)?,
             redis_url: env.secret("CHAT_REDIS_URL"),
             message_store,
             object_store_url: env.get("CHAT_OBJECT_STORE_URL").map(str::to_owned),

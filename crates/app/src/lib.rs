@@ -257,9 +257,6 @@ pub async fn connect_postgres(config: &Config, migrate: bool) -> anyhow::Result<
 /// (no message TTL): Redis holds only keys that expire.
 const REDIS_QUIET_THREAD_TTL: Duration = Duration::from_secs(7 * 86_400);
 
-/// Events a slow subscriber may fall behind by before it skips some.
-const EVENT_BUFFER: usize = 1024;
-
 /// The Redis of the configuration, if any. A Redis that is down at start is not fatal
 /// (requests that need it are `503` until it is back), but an eviction policy that would
 /// drop live messages is logged loudly.
@@ -349,7 +346,7 @@ pub async fn build_service(
         keys: Arc::new(MemoryKeyStore::default()),
         messages,
         media,
-        events: Arc::new(MemoryEventBus::new(EVENT_BUFFER)),
+        events: Arc::new(MemoryEventBus::new(config.event_buffer)),
         jobs: Arc::new(MemoryJobQueue::default()),
         clock,
         key_ring,
@@ -370,7 +367,7 @@ pub async fn build_service(
     }
     // Redis, when configured, carries events between instances and holds the locks.
     if let Some(redis) = &redis {
-        ports.events = Arc::new(RedisEventBus::start(redis.clone(), EVENT_BUFFER));
+        ports.events = Arc::new(RedisEventBus::start(redis.clone(), config.event_buffer));
         lock = Arc::new(RedisLeaseLock::new(redis.clone()));
         rate_counter = Arc::new(RedisRateCounter::new(redis.clone()));
     }

@@ -135,3 +135,62 @@ async fn events_recorded_while_the_database_is_down_are_written_when_it_is_back(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A batch whose insert committed after its deadline (the answer lost) is sent again
+/// by the writer; each event is still stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_sent_again_after_a_lost_answer_stores_each_event_once() {
+    let pg = TestPostgres::start().unwrap();
+    let vars = postgres_vars(&pg, "audit"); // CHAT_STORE_TIMEOUT_MS=2000
+    let app = TestApp::spawn_with(&borrowed(&vars)).await;
+    let thread = app.thread_for(5, 7).await;
+    // The next insert into the trail takes 3 s, past the writer's deadline, once: the
+    // retry waits for it to commit and then finds its rows there.
+    pg.psql(
+        "audit",
+        "CREATE TABLE audit_stall (armed boolean); INSERT INTO audit_stall VALUES (true);
+         CREATE FUNCTION audit_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+         DECLARE n integer;
+         BEGIN
+             UPDATE audit_stall SET armed = false WHERE armed;
+             GET DIAGNOSTICS n = ROW_COUNT;
+             IF n > 0 THEN PERFORM pg_sleep(3); END IF;
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER audit_stall BEFORE INSERT ON chat_audit_events
+             FOR EACH STATEMENT EXECUTE FUNCTION audit_stall();",
+    )
+    .unwrap();
+    let client = token(7, "client");
+    for i in 0..3 {
+        app.post_text(&client, thread, &format!("m{i}")).await;
+    }
+    let posts = format!(
+        "SELECT count(*) FROM chat_audit_events WHERE action = 'post' AND thread_id = {thread}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rows(&pg, &posts) != ["3"] {
+        assert!(
+            Instant::now() < deadline,
+            "posts audited: {:?}",
+            rows(&pg, &posts)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        rows(&pg, "SELECT armed FROM audit_stall"),
+        ["f"],
+        "the stall happened"
+    );
+    // Past the retry: still one row per event.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rows(&pg, &posts), ["3"]);
+    assert_eq!(
+        rows(
+            &pg,
+            "SELECT count(*) FROM chat_audit_events GROUP BY event_id HAVING count(*) > 1"
+        ),
+        Vec::<String>::new(),
+        "no event stored twice"
+    );
+}

@@ -172,6 +172,18 @@ impl Api {
             .unwrap()
     }
 
+    /// A post with an `Idempotency-Key` header.
+    pub async fn post_keyed(&self, token: &str, thread: i64, key: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(&format!("/api/chat/threads/{thread}/messages")))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn list(&self, token: &str, thread: i64, query: &str) -> Response {
         self.client
             .get(self.url(&format!("/api/chat/threads/{thread}/messages{query}")))

@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod delivery;
 mod helpers;
 mod lifecycle;
 mod media;

@@ -325,3 +325,59 @@ async fn concurrent_posts_through_two_instances_are_listed_in_id_order() {
     assert!(listed.windows(2).all(|w| w[0].0 < w[1].0), "ids increase");
     assert_eq!(listed, acknowledged);
 }
+
+/// A post whose append waits past the deadline on a table lock is answered 503 and
+/// never commits later; its retry with the same key is stored once (SPEC §3.4).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_past_the_deadline_never_commits_and_its_keyed_retry_is_stored_once() {
+    let pg = TestPostgres::start().unwrap();
+    let app = spawn(&pg, &[]).await; // CHAT_STORE_TIMEOUT_MS=2000
+    let thread = app.thread_for(1, 7).await;
+    let client = token(7, "client");
+    let body = json!({"type": "text", "text": "the door code is 4711"});
+    let locker = {
+        let url = pg.url("chat");
+        std::thread::spawn(move || {
+            std::process::Command::new("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url, "-c"])
+                .arg("BEGIN; LOCK TABLE chat_messages IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;")
+                .output()
+                .unwrap()
+        })
+    };
+    let held = "SELECT count(*) FROM pg_locks WHERE relation = 'chat_messages'::regclass \
+                AND mode = 'ExclusiveLock' AND granted";
+    while count(&pg, held) == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = std::time::Instant::now();
+    let response = app
+        .post_keyed(&client, thread, "retry-1", body.clone())
+        .await;
+    assert_error(response, 503, "unavailable").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered at the deadline"
+    );
+    assert!(locker.join().unwrap().status.success());
+    // The lock is gone: the statement that waited for it has run, and must have been
+    // rolled back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&pg, "SELECT count(*) FROM chat_messages"), 0);
+    assert_eq!(count(&pg, "SELECT count(*) FROM chat_post_keys"), 0);
+    assert!(app.all_texts(&client, thread).await.is_empty());
+
+    let stored = json_of(
+        app.post_keyed(&client, thread, "retry-1", body.clone())
+            .await,
+        200,
+    )
+    .await;
+    let again = json_of(app.post_keyed(&client, thread, "retry-1", body).await, 200).await;
+    assert_eq!(stored["id"], again["id"]);
+    assert_eq!(count(&pg, "SELECT count(*) FROM chat_messages"), 1);
+    assert_eq!(
+        app.all_texts(&client, thread).await,
+        ["the door code is 4711"]
+    );
+}

@@ -82,7 +82,7 @@ pub(crate) struct Socket {
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
     /// The close code the server sent, once it closed.
-    closed: Option<u16>,
+    pub(crate) closed: Option<u16>,
 }
 
 impl Socket {
@@ -152,7 +152,7 @@ impl Socket {
     }
 }
 
-async fn signed(app: &TestApp, token: &str, socket_id: &str, channel: &str) -> String {
+pub(crate) async fn signed(app: &Api, token: &str, socket_id: &str, channel: &str) -> String {
     let body = json_of(app.authorize(token, socket_id, channel).await, 200).await;
     body["auth"].as_str().unwrap().to_owned()
 }
