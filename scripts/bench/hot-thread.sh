@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# One busy thread against many: wrk posts text messages with 16 connections, first all
+# to ONE thread, then spread over 16 threads, on the Redis store and on the PostgreSQL
+# store (each against a throwaway server of its own), and prints per store the p50 and
+# p99 latency of the one-thread run and both rates (goals: p99 <= 10 x p50, one-thread
+# rate >= 0.8 x the 16-thread rate).
+#
+#   scripts/bench/hot-thread.sh               # 10 s per run, 16 connections
+#   DURATION=20 STORES=redis scripts/bench/hot-thread.sh
+#
+# Needs redis-server, the PostgreSQL 15 server binaries and wrk (apt-get install
+# redis-server wrk). Loopback only; everything it starts is stopped on exit.
+set -euo pipefail
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-16}
+STORES=${STORES:-redis postgres}
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release -q -p chat-server
+BIN=$PWD/target/release/chat-server
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+WORK=$(mktemp -d)
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cleanup() {
+  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
+  [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
+  [ -d "$WORK/data" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+
+export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
+  CHAT_RATE_LIMIT_POSTS=0 CHAT_MASTER_KEY=$(head -c 32 /dev/urandom | base64) \
+  CHAT_DATABASE_MAX_CONNECTIONS=$CONNECTIONS
+
+start_backend() {
+  case $1 in
+    redis)
+      local port; port=$(free_port)
+      redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$WORK" >/dev/null &
+      REDIS_PID=$!
+      for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+      STORE_VARS=(CHAT_REDIS_URL=redis://127.0.0.1:$port CHAT_MESSAGE_STORE=redis) ;;
+    postgres)
+      local port; port=$(free_port)
+      as_pg "$PGBIN/initdb" -D "$WORK/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+      as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/pg.log" -w \
+        -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+      psql -q -X "postgres://postgres@127.0.0.1:$port/postgres" -c 'CREATE DATABASE chat'
+      STORE_VARS=(CHAT_DATABASE_URL=postgres://postgres@127.0.0.1:$port/chat) ;;
+  esac
+}
+stop_backend() {
+  [ -n "${REDIS_PID:-}" ] && { kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=; }
+  [ -d "$WORK/data" ] && { as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null; rm -rf "$WORK/data"; }
+  return 0
+}
+
+# Runs wrk posting over $1 threads of a fresh server; prints "rate p50_ms p99_ms".
+run() {
+  local threads=$1 port; port=$(free_port)
+  env "${STORE_VARS[@]}" CHAT_BIND=127.0.0.1:$port "$BIN" serve 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  local admin api ids=() r
+  admin=$("$BIN" token --sub 1 --role admin --ttl 3600)
+  api=http://127.0.0.1:$port/api
+  for r in $(seq "$threads"); do
+    curl -sf -X PUT "$api/requests/$((RUN * 100 + r))" -H "Authorization: Bearer $admin" -d '{"client_id": 7}' >/dev/null
+    ids+=("$(curl -sf -X POST "$api/requests/$((RUN * 100 + r))/chat/open" -H "Authorization: Bearer $admin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threadId"])')")
+  done
+  cat > "$WORK/post.lua" <<LUA
+local threads = { $(IFS=,; echo "${ids[*]}") }
+local i = 0
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $admin"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"type":"text","text":"$(printf 'x%.0s' $(seq 120))"}'
+request = function()
+  i = i + 1
+  return wrk.format(nil, "/api/chat/threads/" .. threads[(i % #threads) + 1] .. "/messages")
+end
+LUA
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$port" > "$WORK/wrk.out"
+  grep -q "Non-2xx" "$WORK/wrk.out" && { cat "$WORK/wrk.out" >&2; echo "non-2xx answers: the run is invalid" >&2; exit 1; }
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+  RUN=$((RUN + 1))
+  python3 - "$WORK/wrk.out" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(label):
+    m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+print(f"{rate:.0f} {ms(50):.3f} {ms(99):.3f}")
+PY
+}
+
+RUN=1
+for store in $STORES; do
+  start_backend "$store"
+  read -r one p50 p99 < <(run 1)
+  read -r many m50 m99 < <(run 16)
+  stop_backend
+  python3 - "$store" "$one" "$p50" "$p99" "$many" "$m50" "$m99" <<'PY'
+import sys
+store, one, p50, p99, many, m50, m99 = sys.argv[1], *map(float, sys.argv[2:])
+print(f"== {store}: one thread {one:.0f} posts/s (p50 {p50:.2f} ms, p99 {p99:.2f} ms), "
+      f"16 threads {many:.0f} posts/s (p50 {m50:.2f} ms, p99 {m99:.2f} ms)")
+print(f"   one-thread p99/p50: {p99 / p50:.1f} (goal <= 10); "
+      f"one-thread / 16-thread rate: {one / many:.2f} (goal >= 0.8)")
+PY
+done
