@@ -144,6 +144,7 @@ impl Application {
         };
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(chat_http::no_store())
                 .wrap(actix_web::middleware::from_fn(telemetry::log_request))
                 .configure(chat_http::configure(state.clone()))
         })

@@ -1,4 +1,5 @@
-//! Recognising an image from its first bytes, never from a declared header.
+//! Recognising an image from its first bytes, never from a declared header, and
+//! removing what an image carries besides its pixels.
 
 /// Enough leading bytes for every signature below.
 pub const SNIFF_LEN: usize = 16;
@@ -39,6 +40,53 @@ pub fn extension_for(mime: &str) -> Option<&'static str> {
 pub fn mime_for_key(key: &str) -> Option<&'static str> {
     let ext = key.rsplit_once('.')?.1;
     IMAGE_TYPES.iter().find(|(_, e)| *e == ext).map(|(m, _)| *m)
+}
+
+/// The image without its metadata (SPEC §3.6): EXIF (GPS position, camera serial, time,
+/// the embedded thumbnail), XMP, IPTC and comments, for JPEG, PNG and WebP. The pixels
+/// are not decoded or re-encoded: only the containers' metadata segments go, so the
+/// image decodes to exactly the same pixels. Colour information that decoding needs
+/// stays (JPEG's JFIF, ICC and Adobe segments; PNG's gamma, chromaticity, sRGB, ICC and
+/// transparency chunks; WebP's ICC and alpha). `None` when the bytes are not a
+/// well-formed image of `mime`, or of a type whose metadata this cannot remove (GIF).
+pub fn without_metadata(mime: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+    use img_parts::{jpeg, png, webp, Bytes, ImageEXIF};
+    let bytes = Bytes::copy_from_slice(bytes);
+    let cleaned = match mime {
+        "image/jpeg" => {
+            let mut image = jpeg::Jpeg::from_bytes(bytes).ok()?;
+            image.segments_mut().retain(|segment| {
+                let marker = segment.marker();
+                let kept_app = match marker {
+                    jpeg::markers::APP0 | jpeg::markers::APP14 => true,
+                    jpeg::markers::APP2 => segment.contents().starts_with(b"ICC_PROFILE\0"),
+                    _ => false,
+                };
+                let is_app = (jpeg::markers::APP0..=jpeg::markers::APP15).contains(&marker);
+                (!is_app || kept_app) && marker != jpeg::markers::COM
+            });
+            image.encoder().bytes()
+        }
+        "image/png" => {
+            let mut image = png::Png::from_bytes(bytes).ok()?;
+            image.chunks_mut().retain(|chunk| {
+                !matches!(
+                    &chunk.kind(),
+                    b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt" | b"tIME"
+                )
+            });
+            image.encoder().bytes()
+        }
+        "image/webp" => {
+            let mut image = webp::WebP::from_bytes(bytes).ok()?;
+            image.remove_chunks_by_id(*b"XMP ");
+            // Also brings the VP8X header's flags in line with the chunks left.
+            image.set_exif(None);
+            image.encoder().bytes()
+        }
+        _ => return None,
+    };
+    Some(cleaned.to_vec())
 }
 
 #[cfg(test)]

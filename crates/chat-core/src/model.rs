@@ -199,6 +199,31 @@ impl MediaPath {
         format!("chats/{thread}/")
     }
 
+    /// Where the service keeps the images it checked and cleaned: no upload URL is
+    /// ever signed for a key under it, and no client may name one.
+    pub fn checked_prefix(thread: ThreadId) -> String {
+        format!("chats/{thread}/checked/")
+    }
+
+    /// The key of a checked image: `name` is the store's random file name.
+    pub fn checked(thread: ThreadId, name: &str) -> Result<Self, String> {
+        let key = format!("{}{name}", Self::checked_prefix(thread));
+        Self::parse(&key, thread)
+    }
+
+    /// A path a client names as its upload (SPEC §3.4): [`Self::parse`], and not one
+    /// of the service's checked images (which only the service writes or names).
+    pub fn parse_upload(raw: &str, thread: ThreadId) -> Result<Self, String> {
+        let path = Self::parse(raw, thread)?;
+        if path.0.starts_with(&Self::checked_prefix(thread)) {
+            return Err(format!(
+                "The media path must name a file uploaded under {}.",
+                Self::thread_prefix(thread)
+            ));
+        }
+        Ok(path)
+    }
+
     /// Accepts only a plain key under the thread's own prefix (SPEC §3.4): no `..`,
     /// `//`, `\`, `%`, control or other invisible characters, nor a leading `/`.
     pub fn parse(raw: &str, thread: ThreadId) -> Result<Self, String> {
@@ -214,6 +239,10 @@ impl MediaPath {
         }
         if raw.contains("..") || raw.contains("//") || raw.contains('\\') || raw.contains('%') {
             return refuse("must not contain '..', '//', '\\' or '%'");
+        }
+        // `.` segments name the same key as without them: refused, like `..`.
+        if raw.split('/').any(|segment| segment == ".") {
+            return refuse("must not contain '.' segments");
         }
         // Control characters, and the Unicode format / separator characters that make a
         // key look like another one (zero-width spaces, bidi overrides, NBSP...).

@@ -172,12 +172,26 @@ pub trait MessageStore: Send + Sync {
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64>;
 }
 
-/// What the media store knows of an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaObject {
-    pub size: u64,
-    /// The first [`crate::media::SNIFF_LEN`] bytes (fewer for a smaller object).
-    pub head: Vec<u8>,
+/// An uploaded object, as [`MediaStore::read_upload`] finds it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Upload {
+    Missing,
+    /// Larger than the limit asked for; not read.
+    TooLarge {
+        size: u64,
+    },
+    Bytes(Vec<u8>),
+}
+
+impl std::fmt::Debug for Upload {
+    // An image's bytes are content: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing => f.write_str("Missing"),
+            Self::TooLarge { size } => write!(f, "TooLarge({size} bytes)"),
+            Self::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+        }
+    }
 }
 
 /// How a client uploads one object: send its bytes with `method` to `url`, with
@@ -198,12 +212,15 @@ impl std::fmt::Debug for SignedUpload {
     }
 }
 
-/// Object storage for images.
+/// Object storage for images. Errors: a backend that cannot be reached, refuses the
+/// credentials or times out is `Unavailable`; a key it cannot represent is `Corrupt`.
 #[async_trait]
 pub trait MediaStore: Send + Sync {
     /// Chooses a new random key `chats/{thread}/<random>.{extension}` and signs an
     /// upload of `content_type` to it, valid for `ttl`. Where the backend allows, the
-    /// content type is part of the signature.
+    /// content type is part of the signature, and so is a condition that the key does
+    /// not exist yet (an upload URL writes once: S3's `If-None-Match: *`), which the
+    /// client must then send among `headers`.
     async fn signed_upload(
         &self,
         thread: ThreadId,
@@ -212,8 +229,27 @@ pub trait MediaStore: Send + Sync {
         ttl: Duration,
     ) -> StoreResult<SignedUpload>;
 
-    /// `Ok(None)` when no object has that key.
-    async fn head(&self, path: &MediaPath) -> StoreResult<Option<MediaObject>>;
+    /// Whether every upload URL goes through this service, which refuses writes to a
+    /// closed thread (the local gateway). Presigned URLs (S3, GCS, Azure) cannot be
+    /// revoked: after a close, the purge then runs again once they have all expired.
+    fn upload_urls_revocable(&self) -> bool {
+        false
+    }
+
+    /// The whole object a client uploaded, unless it is larger than `max_bytes`.
+    async fn read_upload(&self, path: &MediaPath, max_bytes: u64) -> StoreResult<Upload>;
+
+    /// Writes a checked, cleaned image of type `mime` under a new random key of
+    /// [`MediaPath::checked_prefix`], where no upload URL can write, and returns it.
+    async fn store_checked(
+        &self,
+        thread: ThreadId,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> StoreResult<MediaPath>;
+
+    /// Deletes one object (a checked copy no message refers to). Idempotent.
+    async fn delete(&self, path: &MediaPath) -> StoreResult<()>;
 
     /// A URL that lets its holder GET the object until `ttl` has passed.
     async fn signed_get_url(&self, path: &MediaPath, ttl: Duration) -> StoreResult<String>;

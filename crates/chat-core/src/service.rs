@@ -15,6 +15,7 @@ use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
     Appended, ChatEvent, Clock, EventBus, ExpiredLeases, JobKind, JobQueue, MediaStore,
     MessageStore, RequestDirectory, RetentionCut, SignedUpload, ThreadKeyStore, ThreadRepository,
+    Upload,
 };
 use crate::retention::Retention;
 use crate::turns::ThreadTurns;
@@ -430,9 +431,13 @@ impl ChatService {
         let thread = self
             .authorized_thread(user, thread, ThreadAction::Post)
             .await?;
-        let content = content()?;
-        if let MessageContent::Image(path) = &content {
-            self.check_image(path).await?;
+        let mut content = content()?;
+        // What is stored and served is the checked, cleaned copy, never the upload.
+        let mut checked_copy = None;
+        if let MessageContent::Image(upload) = &content {
+            let checked = self.checked_image(thread.id, upload).await?;
+            checked_copy = Some(checked.clone());
+            content = MessageContent::Image(checked);
         }
         let idempotency_key = key;
         let key = self.key_for_writing(thread.id).await?;
@@ -488,6 +493,9 @@ impl ChatService {
                 }
                 Appended::Duplicate(first) => {
                     drop(turn);
+                    if let Some(unused) = &checked_copy {
+                        self.delete_unused_copy(unused).await;
+                    }
                     self.announce_again(thread.id, first, cut).await;
                     return Ok(first);
                 }
@@ -586,6 +594,22 @@ impl ChatService {
         result
     }
 
+    /// Whether an upload to `thread`'s media may be written now (SPEC §3.6): while it is
+    /// open. The service's own upload gateway asks before it stores anything; a closed
+    /// thread is `ThreadClosed`, an unknown one `NotFound`.
+    pub async fn accepts_upload(&self, thread: ThreadId) -> Result<(), ChatError> {
+        let thread = self
+            .ports
+            .threads
+            .get(thread)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        if thread.is_closed() {
+            return Err(ChatError::ThreadClosed);
+        }
+        Ok(())
+    }
+
     /// Checks that `user` may follow the thread's real-time channel, and audits the
     /// subscription (SPEC §6: `POST /broadcasting/auth` signs only then).
     pub async fn authorize_subscription(
@@ -620,14 +644,29 @@ impl ChatService {
             .ok_or(ChatError::NotFound)?;
         self.keys.forget(closed.id);
         // The close is stored; a failed enqueue is caught up by the sweep, which purges
-        // the media of every closed thread.
-        if let Err(error) = self
+        // the media of every closed thread. A presigned upload URL (S3, GCS, Azure)
+        // cannot be revoked: the purge runs again once every URL issued for the thread
+        // has expired, and removes what such a URL wrote after the close.
+        let ttl = chrono::Duration::from_std(self.settings.signed_url_ttl)
+            .unwrap_or(chrono::Duration::MAX);
+        let mut runs = vec![now];
+        if self
             .ports
-            .jobs
-            .enqueue(JobKind::PurgeThread(closed.id), now)
-            .await
+            .media
+            .as_ref()
+            .is_some_and(|m| !m.upload_urls_revocable())
         {
-            tracing::warn!(thread_id = %closed.id, %error, "could not queue the purge job");
+            runs.push(now + ttl + chrono::Duration::seconds(5));
+        }
+        for run_at in runs {
+            if let Err(error) = self
+                .ports
+                .jobs
+                .enqueue(JobKind::PurgeThread(closed.id), run_at)
+                .await
+            {
+                tracing::warn!(thread_id = %closed.id, %error, "could not queue the purge job");
+            }
         }
         if let Some(closed_at) = closed.closed_at {
             self.publish(ChatEvent::ThreadClosed {
@@ -785,32 +824,58 @@ impl ChatService {
         Ok(report)
     }
 
-    async fn check_image(&self, path: &MediaPath) -> Result<(), ChatError> {
+    /// Reads the upload, judges it by its bytes, removes its metadata and stores the
+    /// result where no upload URL can write (SPEC §3.6): so what a recipient downloads
+    /// is what was checked, and carries no location. The upload itself is never served
+    /// (no URL is signed for it) and goes with the thread's media at the purge.
+    async fn checked_image(
+        &self,
+        thread: ThreadId,
+        upload: &MediaPath,
+    ) -> Result<MediaPath, ChatError> {
         let invalid = |msg: &str| ChatError::Invalid(ValidationErrors::single("mediaPath", msg));
-        let object = self
-            .media()?
-            .head(path)
-            .await?
-            .ok_or_else(|| invalid("The media path does not name an uploaded file."))?;
-        if object.size > self.settings.max_upload_bytes {
-            return Err(invalid(&format!(
-                "The image must not be larger than {} bytes.",
-                self.settings.max_upload_bytes
-            )));
-        }
+        let media = self.media()?;
+        let max = self.settings.max_upload_bytes;
+        let bytes = match media.read_upload(upload, max).await? {
+            Upload::Bytes(bytes) => bytes,
+            Upload::Missing => {
+                return Err(invalid("The media path does not name an uploaded file."))
+            }
+            Upload::TooLarge { .. } => {
+                return Err(invalid(&format!(
+                    "The image must not be larger than {max} bytes."
+                )))
+            }
+        };
         // Judged by content, and it must be what was declared for the upload (the key's
         // extension), so that the type a URL serves is the type it holds.
-        match sniff_image(&object.head) {
+        let mime = match sniff_image(&bytes) {
             Some(mime)
                 if self.settings.allowed_image_mime.iter().any(|m| m == mime)
-                    && crate::media::mime_for_key(path.as_str()) == Some(mime) =>
+                    && crate::media::mime_for_key(upload.as_str()) == Some(mime) =>
             {
-                Ok(())
+                mime
             }
-            Some(_) => Err(invalid(
-                "The uploaded file is not an allowed image type, or not the declared one.",
-            )),
-            None => Err(invalid("The uploaded file is not an allowed image type.")),
+            Some(_) => {
+                return Err(invalid(
+                    "The uploaded file is not an allowed image type, or not the declared one.",
+                ))
+            }
+            None => return Err(invalid("The uploaded file is not an allowed image type.")),
+        };
+        let clean = crate::media::without_metadata(mime, &bytes)
+            .ok_or_else(|| invalid("The uploaded image could not be read."))?;
+        drop(bytes);
+        Ok(media.store_checked(thread, mime, clean).await?)
+    }
+
+    /// Deletes the checked copy made by a post that turned out to be a repeat. Best
+    /// effort: a copy left behind goes with the thread's media at the purge.
+    async fn delete_unused_copy(&self, copy: &MediaPath) {
+        if let Ok(media) = self.media() {
+            if let Err(error) = media.delete(copy).await {
+                tracing::warn!(%error, "could not delete an unused checked image");
+            }
         }
     }
 

@@ -8,6 +8,19 @@ use chat_core::{UserId, ValidationErrors};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
+/// Reads the whole body of a JSON route: `415` for one not sent as `application/json`
+/// (or `…+json`, SPEC §3.7), then as [`read_limited`].
+pub async fn read_json(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    if !is_json(req) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    read_limited(req, payload, limit).await
+}
+
 /// Reads the whole body, refusing with `413` as soon as it passes `limit` bytes (or when
 /// `Content-Length` announces more), so an oversize body is never buffered.
 pub async fn read_limited(
@@ -35,14 +48,56 @@ pub async fn read_limited(
     Ok(body.freeze())
 }
 
+/// Whether the request declares a JSON body: `application/json` or `application/…+json`,
+/// parameters (`; charset=utf-8`) allowed.
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(declared) = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = declared.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
 /// The body as a JSON object, or the field error a Laravel client expects.
+///
+/// Fields are parsed one by one, so that a number beyond what a double holds
+/// (`"lat": 1e999`, which PHP reads as infinity) is that field's error, not the body's:
+/// it becomes the largest double of its sign, which every field then refuses as out
+/// of range or of the wrong type.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ValidationErrors> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(ValidationErrors::single(
-            "body",
-            "The request body must be a JSON object.",
-        )),
+    let not_an_object =
+        || ValidationErrors::single("body", "The request body must be a JSON object.");
+    let raw: Map<String, Value> = match serde_json::from_slice::<
+        std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
+    >(body)
+    {
+        Ok(fields) => fields
+            .into_iter()
+            .map(|(name, raw)| Some((name, field_value(raw.get())?)))
+            .collect::<Option<_>>()
+            .ok_or_else(not_an_object)?,
+        Err(_) => return Err(not_an_object()),
+    };
+    Ok(raw)
+}
+
+/// One field's JSON; a number literal too large for a double is the largest double.
+fn field_value(raw: &str) -> Option<Value> {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            let huge = raw.trim().parse::<f64>().ok().filter(|n| n.is_infinite())?;
+            serde_json::Number::from_f64(f64::MAX.copysign(huge)).map(Value::Number)
+        }
     }
 }
 

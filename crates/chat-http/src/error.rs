@@ -17,6 +17,9 @@ pub enum ApiError {
     NotFound,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A JSON route's body not sent as `application/json` (SPEC §3.7).
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     #[error("validation failed")]
     Invalid(ValidationErrors),
     #[error("rate limited")]
@@ -41,6 +44,7 @@ impl ApiError {
             Self::ThreadClosed => "thread_closed",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Invalid(_) => "validation_failed",
             Self::RateLimited { .. } => "rate_limited",
             Self::Disabled => "feature_disabled",
@@ -56,6 +60,9 @@ impl ApiError {
             Self::ThreadClosed => "The chat thread is closed.".into(),
             Self::NotFound => "Not found.".into(),
             Self::PayloadTooLarge => "The request body is too large.".into(),
+            Self::UnsupportedMediaType => {
+                "The request body must be sent as application/json.".into()
+            }
             Self::Invalid(errors) => errors.summary(),
             Self::RateLimited { .. } => "Too many requests. Try again later.".into(),
             Self::Disabled => "Chat is disabled.".into(),
@@ -77,6 +84,13 @@ impl From<ChatError> for ApiError {
             ChatError::ThreadClosed => Self::ThreadClosed,
             ChatError::Invalid(errors) => Self::Invalid(errors),
             ChatError::Unavailable(cause) => Self::Unavailable(cause.to_string()),
+            // A thread key wrapped under a master key this instance lacks is its
+            // configuration, not the data: 503, the missing version in the log.
+            ChatError::Crypto(chat_core::crypto::CryptoError::UnknownKeyVersion(version)) => {
+                Self::Unavailable(format!(
+                    "master key version {version:?} is not in this instance's ring (CHAT_MASTER_KEYS)"
+                ))
+            }
             ChatError::Crypto(cause) => Self::Internal(cause.to_string()),
         }
     }
@@ -95,6 +109,7 @@ impl ResponseError for ApiError {
             Self::Forbidden | Self::ThreadClosed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Disabled => StatusCode::NOT_IMPLEMENTED,

@@ -18,7 +18,7 @@ mod routes;
 
 pub use auth::{sign_hs256, AuthConfig, AuthError, AuthUser, Claims, TokenVerifier};
 pub use error::ApiError;
-pub use routes::{configure, RoutePattern};
+pub use routes::{configure, no_store, RoutePattern};
 
 use chat_core::ChatService;
 use std::sync::Arc;

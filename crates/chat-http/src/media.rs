@@ -4,7 +4,7 @@
 //! the route pattern.
 
 use crate::auth::AuthUser;
-use crate::body::{json_object, read_limited, required_str};
+use crate::body::{json_object, read_json, required_str};
 use crate::error::ApiError;
 use crate::routes::{path_id, rfc3339};
 use crate::HttpState;
@@ -35,7 +35,7 @@ pub async fn upload_url(
         .check(crate::limits::Scope::Uploads, user.id)
         .await?;
     let thread: ThreadId = path_id(&thread)?;
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_json(&req, payload, state.max_body_bytes).await?;
     let (upload, expires_at) = state
         .service
         .upload_url(&user, thread, || {
@@ -71,14 +71,18 @@ fn refused(refusal: Refusal) -> ApiError {
         Refusal::Signature(BadSignature::Invalid | BadSignature::Expired) => ApiError::Forbidden,
         Refusal::NotFound => ApiError::NotFound,
         Refusal::TooLarge => ApiError::PayloadTooLarge,
+        // The URL no longer grants a write.
+        Refusal::AlreadyWritten => ApiError::Forbidden,
         Refusal::Unavailable => ApiError::Unavailable("media store".into()),
     }
 }
 
 /// A query without a well-formed `expires` and `sig` is a bad signature, not a 422:
-/// these URLs are made by the service, never by hand.
-fn signed(query: Result<web::Query<Signed>, actix_web::Error>) -> Result<Signed, ApiError> {
-    query
+/// these URLs are made by the service, never by hand. Parsed here rather than by
+/// actix's `Query` extractor, whose failure log names the request path, and so the
+/// object key.
+fn signed(req: &HttpRequest) -> Result<Signed, ApiError> {
+    web::Query::<Signed>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|_| ApiError::Forbidden)
 }
@@ -86,20 +90,21 @@ fn signed(query: Result<web::Query<Signed>, actix_web::Error>) -> Result<Signed,
 pub async fn put_object(
     state: web::Data<HttpState>,
     key: web::Path<String>,
-    query: Result<web::Query<Signed>, actix_web::Error>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let gateway = state.media.as_ref().ok_or(ApiError::NotFound)?;
-    let q = signed(query)?;
+    let q = signed(&req)?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let path = gateway
+    let (path, thread) = gateway
         .authorize("PUT", &key, q.expires, &q.sig, content_type)
         .map_err(refused)?;
+    // Nothing is written to a thread that was closed since the URL was signed.
+    state.service.accepts_upload(thread).await?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -118,11 +123,11 @@ pub async fn put_object(
 pub async fn get_object(
     state: web::Data<HttpState>,
     key: web::Path<String>,
-    query: Result<web::Query<Signed>, actix_web::Error>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let gateway = state.media.as_ref().ok_or(ApiError::NotFound)?;
-    let q = signed(query)?;
-    let path = gateway
+    let q = signed(&req)?;
+    let (path, _) = gateway
         .authorize("GET", &key, q.expires, &q.sig, "")
         .map_err(refused)?;
     let (bytes, mime) = gateway.get(&path).await.map_err(refused)?;

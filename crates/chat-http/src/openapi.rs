@@ -39,6 +39,9 @@ pub enum ChatErrors {
     /// The body is over `CHAT_MAX_BODY_BYTES`.
     #[response(status = 413)]
     TooLarge(ErrorBody),
+    /// A route that takes a JSON body got one not sent as `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
     /// Field errors in `errors`.
     #[response(status = 422)]
     Invalid(ErrorBody),

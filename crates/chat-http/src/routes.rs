@@ -1,5 +1,5 @@
 use crate::auth::AuthUser;
-use crate::body::{json_object, read_limited, required_number, required_str, required_user_id};
+use crate::body::{json_object, read_json, required_number, required_str, required_user_id};
 use crate::error::ApiError;
 use crate::limits::Scope;
 use crate::HttpState;
@@ -43,6 +43,14 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .default_service(web::to(not_found));
     }
+}
+
+/// `Cache-Control: no-store` on every response that does not set its own (SPEC §3.7):
+/// message content, signed media URLs and thread metadata must not be kept by a
+/// browser or a proxy cache. Wrap the `App` in it.
+pub fn no_store() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((actix_web::http::header::CACHE_CONTROL, "no-store"))
 }
 
 /// The pattern of the route a request matched (`/api/chat/threads/{thread}/messages`),
@@ -91,7 +99,7 @@ pub(crate) async fn register_request(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id: RequestId = path_id(&id)?;
-    let body = json_object(&read_limited(&req, payload, state.max_body_bytes).await?)?;
+    let body = json_object(&read_json(&req, payload, state.max_body_bytes).await?)?;
     let client_id =
         required_user_id(&body, "client_id").map_err(|msg| ApiError::invalid("client_id", msg))?;
     let request = state.service.register_request(&user, id, client_id).await?;
@@ -123,7 +131,8 @@ fn page_request(query: &HashMap<String, String>) -> Result<PageRequest, ApiError
     let mut errors = ValidationErrors::new();
     let limit = match query.get("limit") {
         None => PageRequest::DEFAULT_LIMIT,
-        Some(raw) => match raw.trim().parse::<u32>() {
+        // Digits only, as Laravel's `integer`: `5%20` (a trailing space) is refused.
+        Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=PageRequest::MAX_LIMIT).contains(&n) => n,
             _ => {
                 errors.add(
@@ -136,7 +145,7 @@ fn page_request(query: &HashMap<String, String>) -> Result<PageRequest, ApiError
     };
     let before = match query.get("cursor") {
         None => None,
-        Some(raw) => match raw.trim().parse::<i64>() {
+        Some(raw) => match raw.parse::<i64>() {
             // Ids start at 1: a cursor at or below it has nothing older.
             Ok(n) => chat_core::MessageId::new(n.max(1)),
             Err(_) => {
@@ -221,23 +230,31 @@ fn message_content(
             .map_err(|msg| errors.add("text", msg))
             .ok(),
         Some(MessageKind::Image) => required_str(body, "mediaPath")
-            .and_then(|raw| MediaPath::parse(raw, thread))
+            .and_then(|raw| MediaPath::parse_upload(raw, thread))
             .map(MessageContent::Image)
             .map_err(|msg| errors.add("mediaPath", msg))
             .ok(),
         Some(MessageKind::Location) => {
+            // Each field's errors, both at once: a range error on one is reported
+            // beside a type error on the other.
             let lat = required_number(body, "lat").map_err(|msg| errors.add("lat", msg));
             let lng = required_number(body, "lng").map_err(|msg| errors.add("lng", msg));
-            match (lat, lng) {
-                (Ok(lat), Ok(lng)) => Coordinates::new(lat, lng)
-                    .map(MessageContent::Location)
-                    .map_err(|field_errors| {
-                        for (field, msg) in field_errors {
+            match Coordinates::new(lat.unwrap_or(0.0), lng.unwrap_or(0.0)) {
+                Ok(at) if lat.is_ok() && lng.is_ok() => Some(MessageContent::Location(at)),
+                Ok(_) => None,
+                Err(field_errors) => {
+                    for (field, msg) in field_errors {
+                        let parsed = if field == "lat" {
+                            lat.is_ok()
+                        } else {
+                            lng.is_ok()
+                        };
+                        if parsed {
                             errors.add(field, msg);
                         }
-                    })
-                    .ok(),
-                _ => None,
+                    }
+                    None
+                }
             }
         }
         None => None,
@@ -281,7 +298,7 @@ pub(crate) async fn post_message(
 ) -> Result<HttpResponse, ApiError> {
     state.limits.check(Scope::Posts, user.id).await?;
     let thread: ThreadId = path_id(&thread)?;
-    let body = read_limited(&req, payload, state.max_body_bytes).await?;
+    let body = read_json(&req, payload, state.max_body_bytes).await?;
     let max_text_chars = state.service.settings().max_text_chars;
     let key = idempotency_key(&req);
     let mut kind = None;

@@ -11,18 +11,16 @@
 pub mod signing;
 
 use async_trait::async_trait;
-use chat_core::media::SNIFF_LEN;
-use chat_core::ports::{MediaObject, MediaStore, SignedUpload, StoreResult};
+use chat_core::ports::{MediaStore, SignedUpload, StoreResult, Upload};
 use chat_core::{MediaPath, StoreError, ThreadId};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::signer::{HeaderValue, Method, SignedUrlOptions, Signer};
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use ring::rand::{SecureRandom, SystemRandom};
 use signing::{BadSignature, UrlSigner};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// Where media goes and how its URLs are made.
 #[derive(Clone)]
@@ -215,15 +213,26 @@ impl MediaStore for ObjectMediaStore {
             self.random_name()?
         );
         let path = MediaPath::parse(&key, thread).map_err(StoreError::Corrupt)?;
+        let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
         let url = match &self.urls {
+            // The gateway writes only keys that do not exist yet.
             Urls::Local(signer) => signer.sign("PUT", &key, ttl, content_type),
             Urls::Native(signer) => {
                 let value = HeaderValue::from_str(content_type)
                     .map_err(|_| StoreError::Corrupt("content type".into()))?;
-                let options = SignedUrlOptions::new().with_signed_header(
-                    object_store::signer::HeaderName::from_static("content-type"),
-                    value,
-                );
+                // Bound into the signature, so the URL writes its key once (S3's
+                // conditional write; a provider that ignores it still never serves
+                // the upload: recipients get the checked copy).
+                let options = SignedUrlOptions::new()
+                    .with_signed_header(
+                        object_store::signer::HeaderName::from_static("content-type"),
+                        value,
+                    )
+                    .with_signed_header(
+                        object_store::signer::HeaderName::from_static("if-none-match"),
+                        HeaderValue::from_static("*"),
+                    );
+                headers.push(("If-None-Match".into(), "*".into()));
                 signer
                     .signed_url_opts(Method::PUT, &path_of(&path)?, ttl, &options)
                     .await
@@ -235,31 +244,72 @@ impl MediaStore for ObjectMediaStore {
             path,
             url,
             method: "PUT".into(),
-            headers: vec![("Content-Type".into(), content_type.into())],
+            headers,
         })
     }
 
-    async fn head(&self, media: &MediaPath) -> StoreResult<Option<MediaObject>> {
+    fn upload_urls_revocable(&self) -> bool {
+        matches!(self.urls, Urls::Local(_))
+    }
+
+    async fn read_upload(&self, media: &MediaPath, max_bytes: u64) -> StoreResult<Upload> {
         let path = path_of(media)?;
         let meta = match self.objects.head(&path).await {
             Ok(meta) => meta,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(object_store::Error::NotFound { .. }) => return Ok(Upload::Missing),
             Err(e) => return Err(unavailable(e)),
         };
-        let end = meta.size.min(SNIFF_LEN as u64);
-        let head = if end == 0 {
-            Vec::new()
-        } else {
-            self.objects
-                .get_range(&path, 0..end)
-                .await
-                .map_err(unavailable)?
-                .to_vec()
+        if meta.size > max_bytes {
+            return Ok(Upload::TooLarge { size: meta.size });
+        }
+        let bytes = match self.objects.get(&path).await {
+            Ok(got) => got.bytes().await.map_err(unavailable)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Upload::Missing),
+            Err(e) => return Err(unavailable(e)),
         };
-        Ok(Some(MediaObject {
-            size: meta.size,
-            head,
-        }))
+        // Replaced by a larger object between the two requests.
+        if bytes.len() as u64 > max_bytes {
+            return Ok(Upload::TooLarge {
+                size: bytes.len() as u64,
+            });
+        }
+        Ok(Upload::Bytes(bytes.to_vec()))
+    }
+
+    async fn store_checked(
+        &self,
+        thread: ThreadId,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> StoreResult<MediaPath> {
+        let extension = chat_core::media::extension_for(mime)
+            .ok_or_else(|| StoreError::Corrupt("image type".into()))?;
+        let name = format!("{}.{extension}", self.random_name()?);
+        let media = MediaPath::checked(thread, &name).map_err(StoreError::Corrupt)?;
+        // Served with its type by the providers that serve presigned GETs themselves
+        // (local files keep no attributes; the gateway serves what the bytes show).
+        let typed = match self.urls {
+            Urls::Native(_) => PutOptions {
+                attributes: object_store::Attributes::from_iter([(
+                    object_store::Attribute::ContentType,
+                    object_store::AttributeValue::from(mime.to_owned()),
+                )]),
+                ..PutOptions::default()
+            },
+            Urls::Local(_) => PutOptions::default(),
+        };
+        self.objects
+            .put_opts(&path_of(&media)?, PutPayload::from(bytes), typed)
+            .await
+            .map_err(unavailable)?;
+        Ok(media)
+    }
+
+    async fn delete(&self, media: &MediaPath) -> StoreResult<()> {
+        match self.objects.delete(&path_of(media)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn signed_get_url(&self, media: &MediaPath, ttl: Duration) -> StoreResult<String> {
@@ -302,6 +352,9 @@ pub enum Refusal {
     NotFound,
     #[error("the upload is larger than allowed")]
     TooLarge,
+    /// The key was written already: an upload URL writes once.
+    #[error("already uploaded")]
+    AlreadyWritten,
     #[error("the media store is unavailable")]
     Unavailable,
 }
@@ -318,7 +371,8 @@ impl LocalGateway {
         self.max_upload_bytes
     }
 
-    /// Checks the signature of a request for `key`; returns the object's path.
+    /// Checks the signature of a request for `key`; returns the object's path and its
+    /// thread. A `PUT` never reaches a checked image's key.
     pub fn authorize(
         &self,
         method: &str,
@@ -326,7 +380,7 @@ impl LocalGateway {
         expires: u64,
         sig: &str,
         content_type: &str,
-    ) -> Result<Path, Refusal> {
+    ) -> Result<(Path, ThreadId), Refusal> {
         self.signer
             .verify(method, key, expires, sig, content_type)
             .map_err(Refusal::Signature)?;
@@ -337,39 +391,49 @@ impl LocalGateway {
             .and_then(|rest| rest.split('/').next())
             .and_then(|id| id.parse::<ThreadId>().ok());
         let refused = Refusal::Signature(BadSignature::Invalid);
-        let media = thread
-            .and_then(|t| MediaPath::parse(key, t).ok())
-            .ok_or(refused)?;
-        Path::parse(media.as_str()).map_err(|_| refused)
+        let thread = thread.ok_or(refused)?;
+        let media = match method {
+            "PUT" => MediaPath::parse_upload(key, thread),
+            _ => MediaPath::parse(key, thread),
+        }
+        .map_err(|_| refused)?;
+        let path = Path::parse(media.as_str()).map_err(|_| refused)?;
+        Ok((path, thread))
     }
 
-    /// Stores the body at `path`, refusing it as soon as it grows past the limit:
-    /// nothing is kept of a refused upload.
+    /// Stores the body at `path` unless the key exists already (an upload URL writes
+    /// once), refusing it as soon as it grows past the limit: nothing is kept of a
+    /// refused upload. The body is held in memory (at most the upload limit) so that
+    /// the write is one create-only put.
     pub async fn put<E>(
         &self,
         path: Path,
         body: impl Stream<Item = Result<bytes::Bytes, E>>,
     ) -> Result<u64, Refusal> {
-        let mut writer = object_store::buffered::BufWriter::new(self.objects.clone(), path);
         let mut body = std::pin::pin!(body);
+        let mut parts = Vec::new();
         let mut total: u64 = 0;
         while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk else {
-                let _ = writer.abort().await;
-                return Err(Refusal::Unavailable);
-            };
+            let chunk = chunk.map_err(|_| Refusal::Unavailable)?;
             total += chunk.len() as u64;
             if total > self.max_upload_bytes {
-                let _ = writer.abort().await;
                 return Err(Refusal::TooLarge);
             }
-            if writer.write_all(&chunk).await.is_err() {
-                let _ = writer.abort().await;
-                return Err(Refusal::Unavailable);
-            }
+            parts.push(chunk);
         }
-        writer.shutdown().await.map_err(|_| Refusal::Unavailable)?;
-        Ok(total)
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .objects
+            .put_opts(&path, PutPayload::from_iter(parts), create)
+            .await
+        {
+            Ok(_) => Ok(total),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(Refusal::AlreadyWritten),
+            Err(_) => Err(Refusal::Unavailable),
+        }
     }
 
     /// The object's bytes and the image type its content shows (`None`: not an image).

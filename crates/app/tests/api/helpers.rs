@@ -7,9 +7,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The head of a 1×1 PNG: enough for content sniffing.
+/// A whole 1×1 red PNG (IHDR, IDAT, IEND), with no metadata: what the service serves of
+/// it is the same bytes.
 pub const PNG: &[u8] =
-    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\
+    \0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -480,8 +482,9 @@ pub async fn open_thread_over_http(client: &reqwest::Client, base: &str, request
     json_of(opened, 200).await["threadId"].as_i64().unwrap()
 }
 
-/// Uploads a PNG (its signature, then `tail`) through an upload URL and posts it as an
-/// image message from client 7; returns its media path and the upload URL.
+/// Uploads a PNG (the whole [`PNG`], then `tail` after its end) through an upload URL
+/// and posts it as an image message from client 7; returns its media path and the
+/// upload URL.
 pub async fn upload_png(
     client: &reqwest::Client,
     base: &str,
@@ -500,13 +503,11 @@ pub async fn upload_png(
     let mut png = PNG.to_vec();
     png.extend_from_slice(tail);
     let upload_url = ticket["uploadUrl"].as_str().unwrap().to_owned();
-    let uploaded = client
-        .put(&upload_url)
-        .header("Content-Type", "image/png")
-        .body(png)
-        .send()
-        .await
-        .unwrap();
+    let mut put = client.put(&upload_url).body(png);
+    for (name, value) in ticket["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    let uploaded = put.send().await.unwrap();
     assert_eq!(uploaded.status(), 200);
     let path = ticket["mediaPath"].as_str().unwrap().to_owned();
     let posted = client

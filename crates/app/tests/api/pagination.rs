@@ -98,10 +98,19 @@ async fn bad_limits_and_cursors_are_422() {
         "?limit=1.5",
         "?limit=-1",
         "?limit=",
+        "?limit=5%20",
+        "?limit=%205",
+        "?limit=5%0A",
     ] {
         assert_invalid(app.list(&admin(), thread, q).await, "limit").await;
     }
-    for q in ["?cursor=abc", "?cursor=1.5", "?cursor=", "?cursor=12abc"] {
+    for q in [
+        "?cursor=abc",
+        "?cursor=1.5",
+        "?cursor=",
+        "?cursor=12abc",
+        "?cursor=12%20",
+    ] {
         assert_invalid(app.list(&admin(), thread, q).await, "cursor").await;
     }
 }

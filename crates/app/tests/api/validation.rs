@@ -135,6 +135,12 @@ async fn image_path_rules() {
         "chats/x.png".to_owned(),
         mine.clone(),
         format!("{mine}{}", "a".repeat(2000)),
+        // `.` segments: the same key spelled otherwise (once a 503 and a store alarm).
+        format!("{mine}./x.png"),
+        format!("{mine}."),
+        format!("{mine}a/./b.png"),
+        // The service's own checked copies are no client's upload.
+        format!("{mine}checked/x.png"),
         // A well-formed path: refused until object storage is configured.
         format!("{mine}photo.png"),
     ];
@@ -187,6 +193,142 @@ async fn malformed_bodies_are_422_and_oversize_413() {
     )
     .await;
     assert!(app.all_messages(&t, thread).await.is_empty());
+}
+
+/// Every JSON route refuses a body not sent as JSON with 415, whatever it holds (SPEC
+/// §3.7), and stores nothing.
+#[tokio::test]
+async fn bodies_not_sent_as_json_are_415() {
+    let app = TestApp::spawn().await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    let body = json!({"type": "text", "text": "hello"}).to_string();
+    let routes = [
+        format!("/api/chat/threads/{thread}/messages"),
+        format!("/api/chat/threads/{thread}/media"),
+    ];
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/jsonp"),
+        None,
+    ] {
+        for route in &routes {
+            let mut request = app
+                .client
+                .post(app.url(route))
+                .bearer_auth(&t)
+                .body(body.clone());
+            if let Some(content_type) = content_type {
+                request = request.header("Content-Type", content_type);
+            }
+            let response = request.send().await.unwrap();
+            assert_error(response, 415, "unsupported_media_type").await;
+        }
+        let mut register = app
+            .client
+            .put(app.url("/api/requests/9"))
+            .bearer_auth(admin())
+            .body(r#"{"client_id": 7}"#);
+        if let Some(content_type) = content_type {
+            register = register.header("Content-Type", content_type);
+        }
+        assert_error(
+            register.send().await.unwrap(),
+            415,
+            "unsupported_media_type",
+        )
+        .await;
+    }
+    // JSON with parameters, or a +json type, is JSON.
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+    ] {
+        let response = app
+            .client
+            .post(app.url(&routes[0]))
+            .bearer_auth(&t)
+            .header("Content-Type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{content_type}");
+    }
+    assert_eq!(app.all_messages(&t, thread).await.len(), 2);
+}
+
+/// A number too large for a double is its field's error, and every invalid field is
+/// reported at once, as Laravel does.
+#[tokio::test]
+async fn every_invalid_field_is_reported_at_once() {
+    let app = TestApp::spawn().await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    for (raw, field) in [
+        (r#"{"type":"location","lat":1e999,"lng":0}"#, "lat"),
+        (r#"{"type":"location","lat":0,"lng":-1e999}"#, "lng"),
+        (r#"{"type":"text","text":1e999}"#, "text"),
+    ] {
+        let response = app.post_raw(&t, &thread.to_string(), raw).await;
+        let errors = json_of(response, 422).await["errors"].clone();
+        assert!(
+            errors[field].is_array() && errors.get("body").is_none(),
+            "{raw}: {errors}"
+        );
+    }
+    let response = app
+        .post(
+            &t,
+            thread,
+            json!({"type": "location", "lat": 91, "lng": "a"}),
+        )
+        .await;
+    let errors = json_of(response, 422).await["errors"].clone();
+    assert!(
+        errors["lat"].is_array() && errors["lng"].is_array(),
+        "{errors}"
+    );
+    let response = app
+        .post(
+            &t,
+            thread,
+            json!({"type": "location", "lat": -91, "lng": 181}),
+        )
+        .await;
+    let errors = json_of(response, 422).await["errors"].clone();
+    assert!(
+        errors["lat"].is_array() && errors["lng"].is_array(),
+        "{errors}"
+    );
+    assert!(app.all_messages(&t, thread).await.is_empty());
+}
+
+/// Responses that carry content, media URLs or thread metadata are kept by no cache.
+#[tokio::test]
+async fn responses_are_not_stored_by_caches() {
+    let app = TestApp::spawn().await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    app.post_text(&t, thread, "hello").await;
+    let responses = [
+        app.list(&t, thread, "").await,
+        app.post(&t, thread, json!({"type": "text", "text": "again"}))
+            .await,
+        app.open(&t, 1).await,
+        app.list(&token(99, "client"), thread, "").await,
+        app.get("/api/chat/threads/999/messages").await,
+    ];
+    for response in responses {
+        let status = response.status();
+        let cache = response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(cache.as_deref(), Some("no-store"), "{status}");
+    }
 }
 
 #[tokio::test]
