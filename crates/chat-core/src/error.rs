@@ -5,7 +5,7 @@ use crate::validation::ValidationErrors;
 
 /// What a port returns when its backend fails. Adapters map driver errors here; the
 /// message is for logs only and must never contain message content.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached, timed out, or refused the write (down, out of
     /// memory, pool exhausted). Nothing was written.

@@ -6,6 +6,7 @@
 //! crates and are chosen at run time, so ports are object-safe and held as `Arc<dyn _>`.
 #![forbid(unsafe_code)]
 
+mod appends;
 pub mod audit;
 pub mod crypto;
 pub mod error;

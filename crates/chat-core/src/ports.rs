@@ -129,25 +129,44 @@ pub trait MessageStore: Send + Sync {
     /// reused). It may be drawn in the instance, with no round trip to the backend.
     async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId>;
 
-    /// Stores the message durably, then drops the thread's expired messages and all but
-    /// the newest `keep_newest`, in the same atomic step; unless
-    /// - `key` was stored with an earlier message of the same sender and thread that is
-    ///   not expired by `cut`: nothing is stored, [`Appended::Duplicate`] with its id;
-    /// - the thread already holds an id at or above the message's: nothing is stored,
-    ///   [`Appended::Behind`]. So ids are stored in increasing order within a thread,
-    ///   and a reader never sees an id appear below one it has already seen.
+    /// Stores the messages of one thread durably, in order, then drops the thread's
+    /// expired messages (by `cut`) and all but the newest `keep_newest`, all in one
+    /// atomic step; one answer per message, in order. A message is not stored when
+    /// - its key was stored with an earlier message of the same sender and thread (an
+    ///   earlier one of this batch included) that is not expired by `cut`:
+    ///   [`Appended::Duplicate`] with that message's id;
+    /// - the thread already holds an id at or above its own (an earlier one of this
+    ///   batch included): [`Appended::Behind`]. So ids are stored in increasing order
+    ///   within a thread, and a reader never sees an id appear below one it has
+    ///   already seen.
     ///
-    /// `key` is stored with the message in the same atomic step and removed with it
-    /// when it expires (never with any content). `Unavailable` means it was not
-    /// stored, except when the backend failed while committing: then it may be, and a
-    /// retry with the same key finds it. An adapter never leaves a write it answered
-    /// `Unavailable` for to commit later (a deadline rolls it back).
+    /// A key is stored with its message in the same atomic step and removed with it
+    /// when it expires (never with any content). `Unavailable` means none was stored,
+    /// except when the backend failed while committing: then all may be, and a retry
+    /// with the same keys finds them. An adapter never leaves a write it answered
+    /// `Unavailable` for to commit later (a deadline rolls it back). A store may
+    /// refuse a whole batch as `Behind` when one of its messages is (storing none of
+    /// it); the caller retries those with new ids. Messages of several threads in one
+    /// batch are the caller's error (`Corrupt` or undefined).
+    async fn append_all(
+        &self,
+        batch: &[(StoredMessage, Option<IdempotencyKey>)],
+        cut: RetentionCut,
+    ) -> StoreResult<Vec<Appended>>;
+
+    /// [`Self::append_all`] of one message.
     async fn append(
         &self,
         message: StoredMessage,
         key: Option<&IdempotencyKey>,
         cut: RetentionCut,
-    ) -> StoreResult<Appended>;
+    ) -> StoreResult<Appended> {
+        let answers = self.append_all(&[(message, key.cloned())], cut).await?;
+        answers
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("append: no answer".into()))
+    }
 
     /// The newest `limit` messages of `thread` with id `< before` (all when `None`) that
     /// are not expired, returned in ascending id order, and whether older unexpired

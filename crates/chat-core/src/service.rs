@@ -1,9 +1,10 @@
 //! The use cases, run over the ports: register a request, open a thread, list, post,
 //! close, and the purge that follows a close.
 
+use crate::appends::{Posted, ReadyPost, Stores, ThreadAppends};
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 use crate::crypto::{KeyRing, MessageAad, ThreadKey};
-use crate::error::{ChatError, StoreError};
+use crate::error::ChatError;
 use crate::ids::{MessageId, RequestId, ThreadId, UserId};
 use crate::key_cache::KeyCache;
 use crate::media::sniff_image;
@@ -13,12 +14,10 @@ use crate::model::{
 };
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
-    Appended, ChatEvent, Clock, EventBus, ExpiredLeases, JobKind, JobQueue, MediaStore,
-    MessageStore, RequestDirectory, RetentionCut, SignedUpload, ThreadKeyStore, ThreadRepository,
-    Upload,
+    ChatEvent, Clock, EventBus, ExpiredLeases, JobKind, JobQueue, MediaStore, MessageStore,
+    RequestDirectory, SignedUpload, ThreadKeyStore, ThreadRepository, Upload,
 };
 use crate::retention::Retention;
-use crate::turns::ThreadTurns;
 use crate::validation::ValidationErrors;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,18 +137,13 @@ pub struct RotationReport {
 /// Closed threads (or keys) handled per store call by the sweep and the rotation.
 const BATCH: u32 = 500;
 
-/// Tries of a post whose append answers [`Appended::Behind`], each with a new id. Posts
-/// to a thread take turns within the instance, so a refusal means another instance's
-/// post just landed: two tries are enough unless several keep landing in between.
-const APPEND_ATTEMPTS: usize = 8;
-
 /// Runs the use cases. Cheap to clone; hold one per process.
 #[derive(Clone)]
 pub struct ChatService {
     ports: Ports,
     settings: Arc<ChatSettings>,
     policy: Policy,
-    turns: Arc<ThreadTurns>,
+    appends: Arc<ThreadAppends>,
     keys: Arc<KeyCache>,
 }
 
@@ -162,7 +156,7 @@ impl ChatService {
             ports,
             settings: Arc::new(settings),
             policy,
-            turns: Arc::default(),
+            appends: Arc::default(),
             keys: Arc::default(),
         }
     }
@@ -439,86 +433,50 @@ impl ChatService {
             checked_copy = Some(checked.clone());
             content = MessageContent::Image(checked);
         }
-        let idempotency_key = key;
-        let key = self.key_for_writing(thread.id).await?;
-        let kind = content.kind();
-        let plaintext = content.to_plaintext();
-        drop(content);
-        // The id is bound into the ciphertext: a store that answers `Behind` gets a new
-        // id sealed anew. Each retry means another instance's post just landed.
-        let turn = self.turns.take(thread.id).await.map_err(|_| {
-            StoreError::Unavailable("the post ahead in this thread found the store down".into())
-        })?;
-        let unavailable = |e: StoreError| {
-            if matches!(e, StoreError::Unavailable(_)) {
-                turn.failed();
-            }
-            e
+        let ready = ReadyPost {
+            sender: user.id,
+            kind: content.kind(),
+            plaintext: content.to_plaintext(),
+            idempotency_key: key,
+            thread_key: self.key_for_writing(thread.id).await?,
         };
-        for _ in 0..APPEND_ATTEMPTS {
-            let id = self
-                .ports
-                .messages
-                .next_id(thread.id)
-                .await
-                .map_err(unavailable)?;
-            let aad = MessageAad {
-                thread: thread.id,
-                message: id,
-                kind,
-            };
-            let now = self.ports.clock.now();
-            let message = StoredMessage {
-                id,
-                thread_id: thread.id,
-                sender_id: user.id,
-                kind,
-                content: Some(key.seal(&aad, &plaintext)?),
-                created_at: now,
-            };
-            let cut = RetentionCut {
-                expired_before: self.settings.retention.expired_before(now),
-                keep_newest: self.settings.retention.max_messages,
-            };
-            let appended = self
-                .ports
-                .messages
-                .append(message.clone(), idempotency_key.as_ref(), cut)
-                .await;
-            match appended.map_err(unavailable)? {
-                Appended::Stored => {
-                    // Within the turn, so a thread's events are published in id order.
-                    self.publish(ChatEvent::MessageCreated(message)).await;
-                    return Ok(id);
+        drop(content);
+        let stores = Stores {
+            messages: self.ports.messages.as_ref(),
+            events: self.ports.events.as_ref(),
+            clock: self.ports.clock.as_ref(),
+            retention: &self.settings.retention,
+        };
+        match self.appends.append(&stores, thread.id, ready).await? {
+            Posted::Stored(id) => Ok(id),
+            Posted::Duplicate(first) => {
+                if let Some(unused) = &checked_copy {
+                    self.delete_unused_copy(unused).await;
                 }
-                Appended::Duplicate(first) => {
-                    drop(turn);
-                    if let Some(unused) = &checked_copy {
-                        self.delete_unused_copy(unused).await;
-                    }
-                    self.announce_again(thread.id, first, cut).await;
-                    return Ok(first);
-                }
-                Appended::Behind => {
-                    tracing::debug!(thread_id = %thread.id, message_id = %id, "id behind the thread's newest; sealing again");
-                }
+                let cut = self
+                    .settings
+                    .retention
+                    .expired_before(self.ports.clock.now());
+                self.announce_again(thread.id, first, cut).await;
+                Ok(first)
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "no message id above the thread's newest after {APPEND_ATTEMPTS} attempts"
-        ))
-        .into())
     }
 
     /// Publishes a stored message again: the repeat of a keyed post whose first try may
     /// have been stored without being announced (its answer was lost, or a store failed
     /// while committing it). Best effort, like every publish.
-    async fn announce_again(&self, thread: ThreadId, id: MessageId, cut: RetentionCut) {
+    async fn announce_again(
+        &self,
+        thread: ThreadId,
+        id: MessageId,
+        expired_before: Option<crate::Timestamp>,
+    ) {
         let above = MessageId::new(id.get().saturating_add(1));
         match self
             .ports
             .messages
-            .page(thread, above, 1, cut.expired_before)
+            .page(thread, above, 1, expired_before)
             .await
         {
             Ok(page) => match page.messages.into_iter().find(|m| m.id == id) {
@@ -922,10 +880,7 @@ impl ChatService {
     }
 
     async fn publish(&self, event: ChatEvent) {
-        let thread_id = event.thread_id();
-        if let Err(error) = self.ports.events.publish(event).await {
-            tracing::warn!(%thread_id, %error, "could not publish the event");
-        }
+        crate::appends::publish(self.ports.events.as_ref(), event).await;
     }
 }
 

@@ -369,6 +369,61 @@ pub async fn message_store(store: &dyn MessageStore) {
         post(store, other, i, KEEP_ALL).await;
     }
 
+    // A batch: in order, each message as a single append would answer it, a later one
+    // seeing what the earlier ones stored (their ids, their keys), one answer each.
+    let batched = ThreadId::new(fresh_id()).unwrap();
+    let (a, b, c) = (
+        store.next_id(batched).await.unwrap(),
+        store.next_id(batched).await.unwrap(),
+        store.next_id(batched).await.unwrap(),
+    );
+    let batch_key = IdempotencyKey::parse("batch-key").unwrap();
+    let answers = store
+        .append_all(
+            &[
+                (message(batched, a, 20), Some(batch_key.clone())),
+                (message(batched, b, 20), Some(batch_key.clone())),
+                (message(batched, c, 20), None),
+            ],
+            KEEP_ALL,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        [Appended::Stored, Appended::Duplicate(a), Appended::Stored]
+    );
+    assert_eq!(
+        ids(&store.page(batched, None, 50, None).await.unwrap()),
+        [a, c]
+    );
+    // An id below an earlier one of the same batch is behind. A store may refuse the
+    // whole batch then (storing none of it); whatever it answers is what it stored.
+    let (d, e) = (
+        store.next_id(batched).await.unwrap(),
+        store.next_id(batched).await.unwrap(),
+    );
+    let answers = store
+        .append_all(
+            &[
+                (message(batched, e, 21), None),
+                (message(batched, d, 21), None),
+            ],
+            KEEP_ALL,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[1], Appended::Behind);
+    let kept = ids(&store.page(batched, None, 50, None).await.unwrap());
+    match answers[0] {
+        Appended::Stored => assert_eq!(kept, [a, c, e]),
+        Appended::Behind => assert_eq!(kept, [a, c]),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.append_all(&[], KEEP_ALL).await.unwrap().is_empty());
+    store.delete_thread(batched).await.unwrap();
+
     // TTL on read: expired messages are never returned, nor counted in has_more.
     let cut = Some(at(3));
     let fresh = store.page(thread, None, 50, cut).await.unwrap();

@@ -33,41 +33,46 @@ impl MessageStore for MemoryMessageStore {
         MessageId::new(raw).ok_or_else(|| StoreError::Corrupt("message id overflow".into()))
     }
 
-    async fn append(
+    async fn append_all(
         &self,
-        message: StoredMessage,
-        key: Option<&IdempotencyKey>,
+        batch: &[(StoredMessage, Option<IdempotencyKey>)],
         cut: RetentionCut,
-    ) -> StoreResult<Appended> {
+    ) -> StoreResult<Vec<Appended>> {
         let mut threads = crate::lock(&self.threads);
-        let thread = threads.entry(message.thread_id).or_default();
-        thread
-            .keys
-            .retain(|_, (_, at)| cut.expired_before.is_none_or(|c| *at >= c));
-        let key = key.map(|k| (message.sender_id, k.clone()));
-        if let Some((first, _)) = key.as_ref().and_then(|k| thread.keys.get(k)) {
-            return Ok(Appended::Duplicate(*first));
-        }
-        if thread
-            .messages
-            .last_key_value()
-            .is_some_and(|(&newest, _)| newest >= message.id)
-        {
-            return Ok(Appended::Behind);
-        }
-        if let Some(key) = key {
-            thread.keys.insert(key, (message.id, message.created_at));
-        }
-        thread.messages.insert(message.id, message);
-        thread
-            .messages
-            .retain(|_, m| !is_expired(m, cut.expired_before));
-        if let Some(keep) = cut.keep_newest {
-            while thread.messages.len() > keep.get() as usize {
-                thread.messages.pop_first();
+        let mut answers = Vec::with_capacity(batch.len());
+        for (message, key) in batch {
+            let thread = threads.entry(message.thread_id).or_default();
+            thread
+                .keys
+                .retain(|_, (_, at)| cut.expired_before.is_none_or(|c| *at >= c));
+            let key = key.as_ref().map(|k| (message.sender_id, k.clone()));
+            if let Some((first, _)) = key.as_ref().and_then(|k| thread.keys.get(k)) {
+                answers.push(Appended::Duplicate(*first));
+                continue;
             }
+            if thread
+                .messages
+                .last_key_value()
+                .is_some_and(|(&newest, _)| newest >= message.id)
+            {
+                answers.push(Appended::Behind);
+                continue;
+            }
+            if let Some(key) = key {
+                thread.keys.insert(key, (message.id, message.created_at));
+            }
+            thread.messages.insert(message.id, message.clone());
+            thread
+                .messages
+                .retain(|_, m| !is_expired(m, cut.expired_before));
+            if let Some(keep) = cut.keep_newest {
+                while thread.messages.len() > keep.get() as usize {
+                    thread.messages.pop_first();
+                }
+            }
+            answers.push(Appended::Stored);
         }
-        Ok(Appended::Stored)
+        Ok(answers)
     }
 
     async fn page(

@@ -45,61 +45,82 @@ impl MessageStore for PgStore {
         self.message_ids.next(chrono::Utc::now())
     }
 
-    /// One call of `chat_append_message()` (see migrations/*_append_function for the
-    /// locking, *_append_in_id_order for the order check and *_post_idempotency_keys
-    /// for the key) in a transaction that commits only if its answer arrived within the
-    /// deadline: past it the connection is closed with the transaction open, so the
-    /// server rolls it back whenever the statement finishes (after a lock wait, or a
-    /// stalled backend resuming). `BEGIN` is pipelined with the call: two round trips,
-    /// the call and `COMMIT`. Only a failure of the `COMMIT` itself leaves the outcome
-    /// in doubt; the idempotency key resolves that.
-    async fn append(
+    /// One call of `chat_append_message()` per message (see migrations/*_append_function
+    /// for the locking, *_append_in_id_order for the order check and
+    /// *_post_idempotency_keys for the key), pipelined, in a transaction that commits
+    /// only if every answer arrived within the deadline: past it the connection is
+    /// closed with the transaction open, so the server rolls it back whenever the
+    /// statements finish (after a lock wait, or a stalled backend resuming). `BEGIN` is
+    /// pipelined with the calls: two round trips per batch, the calls and `COMMIT`.
+    /// Only a failure of the `COMMIT` itself leaves the outcome in doubt; the
+    /// idempotency keys resolve that. A message behind the thread's newest aborts the
+    /// transaction (its `COMMIT` then rolls back): the whole batch answers `Behind`.
+    async fn append_all(
         &self,
-        message: StoredMessage,
-        key: Option<&IdempotencyKey>,
+        batch: &[(StoredMessage, Option<IdempotencyKey>)],
         cut: RetentionCut,
-    ) -> StoreResult<Appended> {
-        let row = MessageRow::new(&message);
-        let message_id = message.id;
-        let key = key.map(IdempotencyKey::as_str);
+    ) -> StoreResult<Vec<Appended>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(MessageRow, Option<&str>)> = batch
+            .iter()
+            .map(|(m, key)| (MessageRow::new(m), key.as_ref().map(IdempotencyKey::as_str)))
+            .collect();
+        let keep = cut.keep_newest.map(|k| i64::from(k.get()));
         self.in_transaction(async |conn| {
-            let call = diesel::select(chat_append_message(
-                row.id,
-                row.thread_id,
-                row.sender_id,
-                &row.kind,
-                &row.nonce,
-                &row.ciphertext,
-                row.created_at,
-                cut.expired_before,
-                cut.keep_newest.map(|k| i64::from(k.get())),
-                key,
-            ));
-            // A query-builder statement: prepared once per connection and cached.
-            let appended = call.get_result::<Option<i64>>(&mut &*conn).await;
-            match appended {
-                Ok(None) => Ok(Appended::Stored),
-                Ok(Some(first)) => MessageId::new(first)
-                    .map(Appended::Duplicate)
-                    .ok_or_else(|| StoreError::Corrupt("chat_append_message: first id".into())),
-                Err(DieselError::DatabaseError(_, info)) if info.message() == ID_BEHIND => {
-                    let newest = info.details().and_then(|d| d.parse().ok());
-                    let newest = newest.and_then(MessageId::new).ok_or_else(|| {
-                        StoreError::Corrupt("chat_append_message: no newest id".into())
-                    })?;
-                    self.message_ids.raise_floor(newest);
-                    Ok(Appended::Behind)
+            let mut handles = vec![conn; rows.len()];
+            let calls = rows
+                .iter()
+                .zip(handles.iter_mut())
+                .map(|((row, key), handle)| {
+                    // A query-builder statement: prepared once per connection and cached.
+                    diesel::select(chat_append_message(
+                        row.id,
+                        row.thread_id,
+                        row.sender_id,
+                        &row.kind,
+                        &row.nonce,
+                        &row.ciphertext,
+                        row.created_at,
+                        cut.expired_before,
+                        keep,
+                        *key,
+                    ))
+                    .get_result::<Option<i64>>(handle)
+                });
+            let answers = futures::future::join_all(calls).await;
+            let mut appended = Vec::with_capacity(answers.len());
+            for answer in answers {
+                match answer {
+                    Ok(None) => appended.push(Appended::Stored),
+                    Ok(Some(first)) => {
+                        appended.push(MessageId::new(first).map(Appended::Duplicate).ok_or_else(
+                            || StoreError::Corrupt("chat_append_message: first id".into()),
+                        )?)
+                    }
+                    Err(DieselError::DatabaseError(_, info)) if info.message() == ID_BEHIND => {
+                        let newest = info.details().and_then(|d| d.parse().ok());
+                        let newest = newest.and_then(MessageId::new).ok_or_else(|| {
+                            StoreError::Corrupt("chat_append_message: no newest id".into())
+                        })?;
+                        self.message_ids.raise_floor(newest);
+                        return Ok(vec![Appended::Behind; rows.len()]);
+                    }
+                    // The same id, drawn at the same microsecond by another instance for
+                    // another thread: drawing again gives another.
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+                        if info.constraint_name() == Some("chat_messages_pkey") =>
+                    {
+                        if let Some(last) = rows.last().and_then(|(r, _)| MessageId::new(r.id)) {
+                            self.message_ids.raise_floor(last);
+                        }
+                        return Ok(vec![Appended::Behind; rows.len()]);
+                    }
+                    Err(e) => return Err(db(e)),
                 }
-                // The same id, drawn at the same microsecond by another instance for
-                // another thread: drawing again gives another.
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
-                    if info.constraint_name() == Some("chat_messages_pkey") =>
-                {
-                    self.message_ids.raise_floor(message_id);
-                    Ok(Appended::Behind)
-                }
-                Err(e) => Err(db(e)),
             }
+            Ok(appended)
         })
         .await
     }

@@ -30,37 +30,54 @@ local function drop_expired(cut)
 end
 ";
 
-/// KEYS: ids, at, msg, seq, and the post's idempotency key when it has one. ARGV: id,
-/// created µs, encoded message, key TTL ms, expiry cut µs or '', keep newest or ''.
-/// Returns 0 when stored; minus the first message's id when the idempotency key holds
-/// one that is not expired (`id:created µs`), storing nothing; else the thread's newest
-/// id, at or above ARGV[1], storing nothing. `seq` outlives a purge, so ids keep
-/// increasing after one.
+/// KEYS: ids, at, msg, seq, then the batch's idempotency keys. ARGV: key TTL ms,
+/// expiry cut µs or '', keep newest or '', then four per message, in order: id, created
+/// µs, encoded message, and the index in KEYS of its idempotency key (0: none). Returns
+/// one answer per message: 0 when stored; minus the first message's id when its key
+/// holds one that is not expired (`id:created µs`); else the thread's newest id, at or
+/// above its own. Ids stay strings (Lua 5.1 prints large numbers in exponent form).
+/// `seq` outlives a purge, so ids keep increasing after one.
 static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DROP}
-if KEYS[5] then
-  local held = redis.call('GET', KEYS[5])
-  if held then
-    local sep = string.find(held, ':', 1, true)
-    local created = tonumber(string.sub(held, sep + 1))
-    if ARGV[5] == '' or created >= tonumber(ARGV[5]) then
-      return -tonumber(string.sub(held, 1, sep - 1))
+local ttl, cut, keep = ARGV[1], ARGV[2], ARGV[3]
+local newest_arg = redis.call('GET', KEYS[4]) or '0'
+local newest = tonumber(newest_arg)
+local answers, stored = {{}}, false
+for i = 4, #ARGV, 4 do
+  local id, created, k = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 3])
+  local answer = nil
+  if k > 0 then
+    local held = redis.call('GET', KEYS[k])
+    if held then
+      local sep = string.find(held, ':', 1, true)
+      if cut == '' or tonumber(string.sub(held, sep + 1)) >= tonumber(cut) then
+        answer = -tonumber(string.sub(held, 1, sep - 1))
+      end
     end
   end
+  if not answer then
+    if id <= newest then
+      answer = newest
+    else
+      newest, newest_arg = id, ARGV[i]
+      redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i])
+      redis.call('ZADD', KEYS[2], created, ARGV[i])
+      redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
+      if k > 0 then redis.call('SET', KEYS[k], ARGV[i] .. ':' .. created, 'PX', ttl) end
+      answer, stored = 0, true
+    end
+  end
+  answers[#answers + 1] = answer
 end
-local newest = tonumber(redis.call('GET', KEYS[4]) or '0')
-if tonumber(ARGV[1]) <= newest then return newest end
-redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-drop_expired(ARGV[5])
--- All but the newest ARGV[6]: ranks 0 to -(keep + 1), none while there are fewer.
-if ARGV[6] ~= '' then drop(redis.call('ZRANGE', KEYS[1], 0, -tonumber(ARGV[6]) - 1)) end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
-if KEYS[5] then redis.call('SET', KEYS[5], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[4]) end
-return 0
+if stored then
+  redis.call('SET', KEYS[4], newest_arg, 'PX', ttl)
+  drop_expired(cut)
+  -- All but the newest `keep`: ranks 0 to -(keep + 1), none while there are fewer.
+  if keep ~= '' then drop(redis.call('ZRANGE', KEYS[1], 0, -tonumber(keep) - 1)) end
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return answers
 "
     ))
 });
@@ -221,52 +238,65 @@ impl MessageStore for RedisMessageStore {
         self.ids.next(chrono::Utc::now())
     }
 
-    async fn append(
+    async fn append_all(
         &self,
-        message: StoredMessage,
-        key: Option<&IdempotencyKey>,
+        batch: &[(StoredMessage, Option<IdempotencyKey>)],
         cut: RetentionCut,
-    ) -> StoreResult<Appended> {
-        let keys = self.keys(message.thread_id);
-        let idempotency =
-            key.map(|key| self.idempotency_key(message.thread_id, message.sender_id, key));
-        let id = message.id.get();
-        let created = micros(message.created_at);
-        let encoded = codec::encode_message(&message);
-        let expiry = opt_arg(cut.expired_before.map(micros));
-        let keep = opt_arg(cut.keep_newest.map(|n| i64::from(n.get())));
-        let ttl = self.ttl_ms();
-        let newest = self
-            .redis
-            .run(|mut c| async move {
-                let mut invocation = APPEND.key(keys.ids);
-                invocation.key(keys.at).key(keys.msg).key(keys.seq);
-                if let Some(idempotency) = idempotency {
-                    invocation.key(idempotency);
-                }
-                invocation
-                    .arg(id)
-                    .arg(created)
-                    .arg(encoded)
-                    .arg(ttl)
-                    .arg(expiry)
-                    .arg(keep)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await?;
-        match newest {
-            0 => Ok(Appended::Stored),
-            first if first < 0 => MessageId::new(-first)
-                .map(Appended::Duplicate)
-                .ok_or_else(|| StoreError::Corrupt("redis: idempotency key".into())),
-            newest => {
-                let newest = MessageId::new(newest)
-                    .ok_or_else(|| StoreError::Corrupt("redis: newest id".into()))?;
-                self.ids.raise_floor(newest);
-                Ok(Appended::Behind)
+    ) -> StoreResult<Vec<Appended>> {
+        let Some((first, _)) = batch.first() else {
+            return Ok(Vec::new());
+        };
+        let thread = first.thread_id;
+        let keys = self.keys(thread);
+        let mut invocation = APPEND.key(keys.ids);
+        invocation.key(keys.at).key(keys.msg).key(keys.seq);
+        invocation
+            .arg(self.ttl_ms())
+            .arg(opt_arg(cut.expired_before.map(micros)))
+            .arg(opt_arg(cut.keep_newest.map(|n| i64::from(n.get()))));
+        let mut next_key = 5;
+        for (message, key) in batch {
+            if message.thread_id != thread {
+                return Err(StoreError::Corrupt(
+                    "append_all: one thread per batch".into(),
+                ));
             }
+            let key_index = match key {
+                Some(key) => {
+                    invocation.key(self.idempotency_key(thread, message.sender_id, key));
+                    next_key += 1;
+                    next_key - 1
+                }
+                None => 0,
+            };
+            invocation
+                .arg(message.id.get())
+                .arg(micros(message.created_at))
+                .arg(codec::encode_message(message))
+                .arg(key_index);
         }
+        let answers: Vec<i64> = self
+            .redis
+            .run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        if answers.len() != batch.len() {
+            return Err(StoreError::Corrupt("redis: one answer per message".into()));
+        }
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                0 => Ok(Appended::Stored),
+                first if first < 0 => MessageId::new(-first)
+                    .map(Appended::Duplicate)
+                    .ok_or_else(|| StoreError::Corrupt("redis: idempotency key".into())),
+                newest => {
+                    let newest = MessageId::new(newest)
+                        .ok_or_else(|| StoreError::Corrupt("redis: newest id".into()))?;
+                    self.ids.raise_floor(newest);
+                    Ok(Appended::Behind)
+                }
+            })
+            .collect()
     }
 
     async fn page(

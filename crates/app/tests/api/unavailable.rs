@@ -37,14 +37,13 @@ impl MessageStore for Switchable {
     async fn next_id(&self, thread: ThreadId) -> StoreResult<MessageId> {
         self.inner.next_id(thread).await
     }
-    async fn append(
+    async fn append_all(
         &self,
-        message: StoredMessage,
-        key: Option<&IdempotencyKey>,
+        batch: &[(StoredMessage, Option<IdempotencyKey>)],
         cut: RetentionCut,
-    ) -> StoreResult<Appended> {
+    ) -> StoreResult<Vec<Appended>> {
         self.check()?;
-        self.inner.append(message, key, cut).await
+        self.inner.append_all(batch, cut).await
     }
     async fn page(
         &self,
