@@ -20,28 +20,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo build --release -q -p chat-server -p pusher-load
 BIN=$PWD/target/release/chat-server
 LOAD=$PWD/target/release/pusher-load
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 WORK=$(mktemp -d)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cleanup() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
-  [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
-  as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-
-PG_PORT=$(free_port)
-as_pg "$PGBIN/initdb" -D "$WORK/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/pg.log" -w \
-  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-psql -q -X "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -c 'CREATE DATABASE chat'
-REDIS_PORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$WORK" >/dev/null &
-REDIS_PID=$!
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+. scripts/bench/common.sh
+trap bench_cleanup EXIT
+start_postgres
+start_redis
 
 export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
   CHAT_PUSHER_APP_KEY=bench-key CHAT_PUSHER_APP_SECRET=bench-app-secret \
@@ -64,5 +47,5 @@ measure() {
   curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^chat_(events_missed|websocket_resync_disconnects|websocket_overflow_disconnects)_total' || echo "(no events missed, no socket resynced or dropped)"
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 }
-measure "PostgreSQL store, Redis bus" CHAT_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/chat" CHAT_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+measure "PostgreSQL store, Redis bus" CHAT_DATABASE_URL="$PG_URL" CHAT_REDIS_URL="$REDIS_URL"
 measure "in-memory store and bus" CHAT_MESSAGE_STORE=memory

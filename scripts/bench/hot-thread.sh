@@ -19,18 +19,9 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 
 cargo build --release -q -p chat-server
 BIN=$PWD/target/release/chat-server
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 WORK=$(mktemp -d)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cleanup() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
-  [ -n "${REDIS_PID:-}" ] && kill "$REDIS_PID" 2>/dev/null || true
-  [ -d "$WORK/data" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+. scripts/bench/common.sh
+trap bench_cleanup EXIT
 
 export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
   CHAT_RATE_LIMIT_POSTS=0 CHAT_MASTER_KEY=$(head -c 32 /dev/urandom | base64) \
@@ -38,26 +29,11 @@ export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
 
 start_backend() {
   case $1 in
-    redis)
-      local port; port=$(free_port)
-      redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$WORK" >/dev/null &
-      REDIS_PID=$!
-      for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-      STORE_VARS=(CHAT_REDIS_URL=redis://127.0.0.1:$port CHAT_MESSAGE_STORE=redis) ;;
-    postgres)
-      local port; port=$(free_port)
-      as_pg "$PGBIN/initdb" -D "$WORK/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
-      as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/pg.log" -w \
-        -o "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
-      psql -q -X "postgres://postgres@127.0.0.1:$port/postgres" -c 'CREATE DATABASE chat'
-      STORE_VARS=(CHAT_DATABASE_URL=postgres://postgres@127.0.0.1:$port/chat) ;;
+    redis) start_redis; STORE_VARS=(CHAT_REDIS_URL=$REDIS_URL CHAT_MESSAGE_STORE=redis) ;;
+    postgres) start_postgres; STORE_VARS=(CHAT_DATABASE_URL=$PG_URL) ;;
   esac
 }
-stop_backend() {
-  [ -n "${REDIS_PID:-}" ] && { kill "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=; }
-  [ -d "$WORK/data" ] && { as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null; rm -rf "$WORK/data"; }
-  return 0
-}
+stop_backend() { stop_redis; stop_postgres; }
 
 # Runs wrk posting over $1 threads of a fresh server; prints "rate p50_ms p99_ms".
 run() {
@@ -69,7 +45,7 @@ run() {
   admin=$("$BIN" token --sub 1 --role admin --ttl 3600)
   api=http://127.0.0.1:$port/api
   for r in $(seq "$threads"); do
-    curl -sf -X PUT "$api/requests/$((RUN * 100 + r))" -H "Authorization: Bearer $admin" -d '{"client_id": 7}' >/dev/null
+    curl -sf -X PUT "$api/requests/$((RUN * 100 + r))" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d '{"client_id": 7}' >/dev/null
     ids+=("$(curl -sf -X POST "$api/requests/$((RUN * 100 + r))/chat/open" -H "Authorization: Bearer $admin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threadId"])')")
   done
   cat > "$WORK/post.lua" <<LUA

@@ -52,7 +52,7 @@ ADMIN=$("$BIN" token --sub 1 --role admin --ttl 3600)
 API=http://127.0.0.1:$PORT/api
 THREAD_IDS=()
 for r in $(seq "$THREADS"); do
-  curl -sf -X PUT "$API/requests/$r" -H "Authorization: Bearer $ADMIN" -d '{"client_id": 7}' >/dev/null
+  curl -sf -X PUT "$API/requests/$r" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' -d '{"client_id": 7}' >/dev/null
   THREAD_IDS+=("$(curl -sf -X POST "$API/requests/$r/chat/open" -H "Authorization: Bearer $ADMIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threadId"])')")
 done
 
