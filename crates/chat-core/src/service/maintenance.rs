@@ -1,0 +1,230 @@
+//! The service's own work: the purge after a close, the job runner, the sweep, the
+//! master key rotation, and flushing the audit trail.
+
+use super::*;
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub media_deleted: u64,
+    pub messages_redacted: u64,
+    pub key_destroyed: bool,
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Messages past their TTL, removed from the message store.
+    pub expired_messages: u64,
+    /// Closed threads whose purge was run again.
+    pub closed_threads: u64,
+    /// Of those, purges that failed (logged; the next sweep tries again).
+    pub purge_failures: u64,
+    /// Objects of closed threads that were still there.
+    pub media_deleted: u64,
+    /// Thread keys of closed threads that were still there.
+    pub keys_destroyed: u64,
+    /// Messages of closed threads whose ciphertext was still there.
+    pub messages_redacted: u64,
+    /// Jobs whose worker died, made due again or, out of attempts, failed.
+    pub stale_jobs: ExpiredLeases,
+}
+
+/// What a master key rotation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Thread keys now wrapped under the active master key.
+    pub rewrapped: u64,
+    /// Keys changed or destroyed by someone else meanwhile (left as they are).
+    pub skipped: u64,
+}
+
+/// Closed threads (or keys) handled per store call by the sweep and the rotation.
+const BATCH: u32 = 500;
+
+/// What [`ChatService::run_next_job`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Done {
+        thread: ThreadId,
+        attempt: u32,
+        report: PurgeReport,
+    },
+    Retrying {
+        thread: ThreadId,
+        attempt: u32,
+        at: crate::model::Timestamp,
+        error: String,
+    },
+    Failed {
+        thread: ThreadId,
+        attempt: u32,
+        error: String,
+    },
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl ChatService {
+    /// Waits until the audit sink has stored every event so far: a process calls it
+    /// before it exits (under a deadline of its own; the events are in the log anyway).
+    pub async fn flush_audit(&self) {
+        if let Some(sink) = &self.ports.audit {
+            sink.flush().await;
+        }
+    }
+
+    /// The purge of a closed thread: its media, and with redaction on its data key and
+    /// message ciphertext. Idempotent, so a retried or interrupted run converges.
+    pub async fn purge_thread(&self, thread: ThreadId) -> Result<PurgeReport, ChatError> {
+        let result = async {
+            let mut report = PurgeReport::default();
+            if let Some(media) = &self.ports.media {
+                report.media_deleted = media
+                    .delete_prefix(&MediaPath::thread_prefix(thread))
+                    .await?;
+            }
+            if self.settings.redact_on_close {
+                // Key first: once it is gone nothing left can be read, even if the redaction
+                // below fails and has to be retried.
+                self.keys.forget(thread);
+                report.key_destroyed = self.ports.keys.destroy(thread).await?;
+                report.messages_redacted = self.ports.messages.redact_thread(thread).await?;
+            }
+            Ok(report)
+        }
+        .await;
+        // The sweep purges every closed thread again; a run that removed nothing is not
+        // an access to anything, and would add a row per closed thread per sweep.
+        let removed =
+            |r: &PurgeReport| r.media_deleted > 0 || r.key_destroyed || r.messages_redacted > 0;
+        if result.as_ref().map_or(true, removed) {
+            self.audit(self.audit_event(None, AuditAction::Purge, Some(thread), &result));
+        }
+        result
+    }
+
+    /// Runs the next due background job, if any: claims it, runs it, and completes it or
+    /// schedules its retry. Returns what happened, for the caller to log and pace itself.
+    pub async fn run_next_job(&self) -> Result<Option<JobOutcome>, ChatError> {
+        let now = self.ports.clock.now();
+        let Some(job) = self.ports.jobs.claim(now, self.settings.job_lease).await? else {
+            return Ok(None);
+        };
+        let JobKind::PurgeThread(thread) = job.kind;
+        let outcome = match self.purge_thread(thread).await {
+            Ok(report) => {
+                self.ports.jobs.complete(job.id).await?;
+                JobOutcome::Done {
+                    thread,
+                    attempt: job.attempt,
+                    report,
+                }
+            }
+            Err(error) => {
+                // The error names a store or crypto failure, never content.
+                let error = error_chain(&error);
+                let retry_at = crate::jobs::retry_delay(job.attempt)
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .map(|d| now + d);
+                self.ports.jobs.fail(job.id, &error, retry_at).await?;
+                match retry_at {
+                    Some(at) => JobOutcome::Retrying {
+                        thread,
+                        attempt: job.attempt,
+                        at,
+                        error,
+                    },
+                    None => JobOutcome::Failed {
+                        thread,
+                        attempt: job.attempt,
+                        error,
+                    },
+                }
+            }
+        };
+        Ok(Some(outcome))
+    }
+
+    /// The periodic clean-up (SPEC §5): removes expired messages, runs the purge of
+    /// every closed thread again (so media, keys or ciphertext that a failed or lost
+    /// purge job left behind go too; a purge that finds nothing costs a listing), and
+    /// settles jobs whose worker died. Callers make sure only one instance runs it at a
+    /// time (a lease lock). A thread whose purge fails is logged and counted, and the
+    /// sweep goes on with the others.
+    pub async fn sweep(&self) -> Result<SweepReport, ChatError> {
+        let now = self.ports.clock.now();
+        let mut report = SweepReport::default();
+        if let Some(cut) = self.settings.retention.expired_before(now) {
+            report.expired_messages = self.ports.messages.delete_expired(cut).await?;
+        }
+        let mut after = None;
+        loop {
+            let closed = self.ports.threads.closed_threads(after, BATCH).await?;
+            for &thread in &closed {
+                report.closed_threads += 1;
+                match self.purge_thread(thread).await {
+                    Ok(purged) => {
+                        report.media_deleted += purged.media_deleted;
+                        report.keys_destroyed += u64::from(purged.key_destroyed);
+                        report.messages_redacted += purged.messages_redacted;
+                    }
+                    Err(error) => {
+                        report.purge_failures += 1;
+                        let error = error_chain(&error);
+                        tracing::warn!(thread_id = %thread, %error, "sweep: purge failed");
+                    }
+                }
+            }
+            match closed.last() {
+                Some(&last) if closed.len() == BATCH as usize => after = Some(last),
+                _ => break,
+            }
+        }
+        report.stale_jobs = self
+            .ports
+            .jobs
+            .expire_leases(now, crate::jobs::MAX_ATTEMPTS)
+            .await?;
+        Ok(report)
+    }
+
+    /// Rewraps every thread key that is not under the active master key (the first of
+    /// `CHAT_MASTER_KEYS`), so that the older keys can then leave the ring. Message
+    /// ciphertext is untouched: only the small wrapped data keys change. Safe to run
+    /// while serving, and again after an interruption.
+    pub async fn rotate_master_key(&self) -> Result<RotationReport, ChatError> {
+        let active = self.ports.key_ring.active_version().to_owned();
+        let mut report = RotationReport::default();
+        let mut after = None;
+        loop {
+            let batch = self
+                .ports
+                .keys
+                .wrapped_under_other_than(&active, after, BATCH)
+                .await?;
+            for (thread, old) in &batch {
+                let new = self.ports.key_ring.rewrap(*thread, old)?;
+                if self.ports.keys.replace(*thread, old, new).await? {
+                    report.rewrapped += 1;
+                } else {
+                    report.skipped += 1;
+                }
+            }
+            match batch.last() {
+                Some((last, _)) if batch.len() == BATCH as usize => after = Some(*last),
+                _ => break,
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,193 @@
+//! The message use cases: listing, opening for a reader or a subscriber, and posting.
+
+use super::*;
+
+impl ChatService {
+    /// One page of the thread's messages, oldest first, opened for the reader.
+    pub async fn list_messages(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        page: PageRequest,
+    ) -> Result<MessagePage<MessageView>, ChatError> {
+        let result = async {
+            let thread = self
+                .authorized_thread(user, thread, ThreadAction::View)
+                .await?;
+            let now = self.ports.clock.now();
+            let stored = self
+                .ports
+                .messages
+                .page(
+                    thread.id,
+                    page.before,
+                    page.limit.clamp(1, PageRequest::MAX_LIMIT),
+                    self.settings.retention.expired_before(now),
+                )
+                .await?;
+            if stored.messages.is_empty() {
+                return Ok(MessagePage::empty());
+            }
+            // A destroyed key leaves messages that cannot be opened: they read as redacted.
+            // A closed thread's key is always read from the store, which is what the purge
+            // destroys.
+            let key = if thread.is_closed() {
+                self.keys.forget(thread.id);
+                self.stored_key(thread.id).await?
+            } else {
+                self.existing_key(thread.id).await?
+            };
+            let mut messages = Vec::with_capacity(stored.messages.len());
+            for message in stored.messages {
+                messages.push(self.open_message(key.as_deref(), message).await?);
+            }
+            Ok(MessagePage {
+                messages,
+                has_more: stored.has_more,
+            })
+        }
+        .await;
+        self.audit(self.audit_event(Some(user), AuditAction::List, Some(thread), &result));
+        result
+    }
+
+    /// Opens one stored message for a reader who may see it.
+    pub async fn open_message(
+        &self,
+        key: Option<&dyn ThreadKey>,
+        message: StoredMessage,
+    ) -> Result<MessageView, ChatError> {
+        let content = match (key, &message.content) {
+            (Some(key), Some(sealed)) => {
+                let aad = MessageAad {
+                    thread: message.thread_id,
+                    message: message.id,
+                    kind: message.kind,
+                };
+                let plain = key.open(&aad, sealed)?;
+                let content = MessageContent::from_plaintext(message.kind, &plain)
+                    .ok_or(crate::crypto::CryptoError::Authentication)?;
+                Some(content)
+            }
+            _ => None,
+        };
+        let media_url = match (&content, &self.ports.media) {
+            (Some(MessageContent::Image(path)), Some(media)) => Some(
+                media
+                    .signed_get_url(path, self.settings.signed_url_ttl)
+                    .await?,
+            ),
+            _ => None,
+        };
+        Ok(MessageView {
+            id: message.id,
+            thread_id: message.thread_id,
+            sender_id: message.sender_id,
+            kind: message.kind,
+            content,
+            media_url,
+            created_at: message.created_at,
+        })
+    }
+
+    /// Opens a message for real-time delivery (SPEC §6) to sockets whose subscription
+    /// `POST /broadcasting/auth` signed after checking the user may list the thread.
+    pub async fn open_for_broadcast(
+        &self,
+        message: StoredMessage,
+    ) -> Result<MessageView, ChatError> {
+        let key = self.existing_key(message.thread_id).await?;
+        self.open_message(key.as_deref(), message).await
+    }
+
+    /// Authorizes, validates (with `content`, run only once the caller may post, as a
+    /// Laravel form request does), seals, stores and announces a message.
+    ///
+    /// With `key`, a repeat of a post that was stored (even one answered `Unavailable`
+    /// because the store failed while committing it) returns the stored id, stores
+    /// nothing, and announces the stored message again: an event may so reach a
+    /// subscriber twice, never not at all (clients key messages by id).
+    pub async fn post_message(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        key: Option<IdempotencyKey>,
+        content: impl FnOnce() -> Result<MessageContent, ValidationErrors> + Send,
+    ) -> Result<MessageId, ChatError> {
+        let result = async {
+            let thread = self
+                .authorized_thread(user, thread, ThreadAction::Post)
+                .await?;
+            let mut content = content()?;
+            // What is stored and served is the checked, cleaned copy, never the upload.
+            let mut checked_copy = None;
+            if let MessageContent::Image(upload) = &content {
+                let checked = self.checked_image(thread.id, upload).await?;
+                checked_copy = Some(checked.clone());
+                content = MessageContent::Image(checked);
+            }
+            let ready = ReadyPost {
+                sender: user.id,
+                kind: content.kind(),
+                plaintext: content.to_plaintext(),
+                idempotency_key: key,
+                thread_key: self.key_for_writing(thread.id).await?,
+            };
+            drop(content);
+            let stores = Stores {
+                messages: self.ports.messages.as_ref(),
+                events: self.ports.events.as_ref(),
+                clock: self.ports.clock.as_ref(),
+                retention: &self.settings.retention,
+            };
+            match self.appends.append(&stores, thread.id, ready).await? {
+                Posted::Stored(id) => Ok(id),
+                Posted::Duplicate(first) => {
+                    if let Some(unused) = &checked_copy {
+                        self.delete_unused_copy(unused).await;
+                    }
+                    let cut = self
+                        .settings
+                        .retention
+                        .expired_before(self.ports.clock.now());
+                    self.announce_again(thread.id, first, cut).await;
+                    Ok(first)
+                }
+            }
+        }
+        .await;
+        self.audit(AuditEvent {
+            message: result.as_ref().ok().copied(),
+            ..self.audit_event(Some(user), AuditAction::Post, Some(thread), &result)
+        });
+        result
+    }
+
+    /// Publishes a stored message again: the repeat of a keyed post whose first try may
+    /// have been stored without being announced (its answer was lost, or a store failed
+    /// while committing it). Best effort, like every publish.
+    async fn announce_again(
+        &self,
+        thread: ThreadId,
+        id: MessageId,
+        expired_before: Option<crate::Timestamp>,
+    ) {
+        let above = MessageId::new(id.get().saturating_add(1));
+        match self
+            .ports
+            .messages
+            .page(thread, above, 1, expired_before)
+            .await
+        {
+            Ok(page) => match page.messages.into_iter().find(|m| m.id == id) {
+                Some(message) => self.publish(ChatEvent::MessageCreated(message)).await,
+                None => {
+                    tracing::debug!(%thread, message_id = %id, "repeated post: the message is no longer kept")
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%thread, message_id = %id, %error, "repeated post: could not read the message to announce it again");
+            }
+        }
+    }
+}

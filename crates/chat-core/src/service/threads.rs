@@ -1,0 +1,153 @@
+//! The thread use cases: registering a request, opening, closing, and who may follow
+//! a thread or upload to it.
+
+use super::*;
+
+impl ChatService {
+    /// Registers (or updates) a service request. Admins only.
+    pub async fn register_request(
+        &self,
+        user: &User,
+        id: RequestId,
+        client_id: UserId,
+    ) -> Result<ServiceRequest, ChatError> {
+        let result = async {
+            self.policy.may_register_request(user).map_err(denied)?;
+            let request = ServiceRequest { id, client_id };
+            Ok(self.ports.requests.upsert(request).await?)
+        }
+        .await;
+        self.audit(AuditEvent {
+            request: Some(id),
+            ..self.audit_event(Some(user), AuditAction::RegisterRequest, None, &result)
+        });
+        result
+    }
+
+    /// Opens the request's thread, or returns the existing one (also when closed).
+    pub async fn open_thread(&self, user: &User, request: RequestId) -> Result<Thread, ChatError> {
+        let result = async {
+            if !self.policy.enabled {
+                return Err(ChatError::Disabled);
+            }
+            let request = self
+                .ports
+                .requests
+                .get(request)
+                .await?
+                .ok_or(ChatError::NotFound)?;
+            self.policy.may_open(user, &request).map_err(denied)?;
+            let admin = user.is_admin().then_some(user.id);
+            let thread = self
+                .ports
+                .threads
+                .open_for_request(&request, admin, self.ports.clock.now())
+                .await?;
+            if !thread.is_closed() {
+                self.key_for_writing(thread.id).await?;
+            }
+            Ok(thread)
+        }
+        .await;
+        let thread = result.as_ref().ok().map(|t| t.id);
+        self.audit(AuditEvent {
+            request: Some(request),
+            ..self.audit_event(Some(user), AuditAction::Open, thread, &result)
+        });
+        result
+    }
+
+    /// Told that `thread` was closed, on this instance or another (its `ThreadClosed`
+    /// event): the key this instance may hold in memory is dropped now, before the
+    /// purge destroys the stored one.
+    pub fn thread_closed(&self, thread: ThreadId) {
+        self.keys.forget(thread);
+    }
+
+    /// Closes the thread (idempotent: the first `closed_at` stays), queues its purge and
+    /// announces it.
+    pub async fn close_thread(&self, user: &User, thread: ThreadId) -> Result<Thread, ChatError> {
+        let result = async {
+            let thread = self
+                .authorized_thread(user, thread, ThreadAction::Close)
+                .await?;
+            if thread.is_closed() {
+                return Ok(thread);
+            }
+            let now = self.ports.clock.now();
+            let closed = self
+                .ports
+                .threads
+                .close(thread.id, now)
+                .await?
+                .ok_or(ChatError::NotFound)?;
+            self.keys.forget(closed.id);
+            // The close is stored; a failed enqueue is caught up by the sweep, which purges
+            // the media of every closed thread. A presigned upload URL (S3, GCS, Azure)
+            // cannot be revoked: the purge runs again once every URL issued for the thread
+            // has expired, and removes what such a URL wrote after the close.
+            let ttl = chrono::Duration::from_std(self.settings.signed_url_ttl)
+                .unwrap_or(chrono::Duration::MAX);
+            let mut runs = vec![now];
+            if self
+                .ports
+                .media
+                .as_ref()
+                .is_some_and(|m| !m.upload_urls_revocable())
+            {
+                runs.push(now + ttl + chrono::Duration::seconds(5));
+            }
+            for run_at in runs {
+                if let Err(error) = self
+                    .ports
+                    .jobs
+                    .enqueue(JobKind::PurgeThread(closed.id), run_at)
+                    .await
+                {
+                    tracing::warn!(thread_id = %closed.id, %error, "could not queue the purge job");
+                }
+            }
+            if let Some(closed_at) = closed.closed_at {
+                self.publish(ChatEvent::ThreadClosed {
+                    thread_id: closed.id,
+                    closed_at,
+                })
+                .await;
+            }
+            Ok(closed)
+        }
+        .await;
+        self.audit(self.audit_event(Some(user), AuditAction::Close, Some(thread), &result));
+        result
+    }
+
+    /// Whether an upload to `thread`'s media may be written now (SPEC §3.6): while it is
+    /// open. The service's own upload gateway asks before it stores anything; a closed
+    /// thread is `ThreadClosed`, an unknown one `NotFound`.
+    pub async fn accepts_upload(&self, thread: ThreadId) -> Result<(), ChatError> {
+        let thread = self
+            .ports
+            .threads
+            .get(thread)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        if thread.is_closed() {
+            return Err(ChatError::ThreadClosed);
+        }
+        Ok(())
+    }
+
+    /// Checks that `user` may follow the thread's real-time channel, and audits the
+    /// subscription (SPEC §6: `POST /broadcasting/auth` signs only then).
+    pub async fn authorize_subscription(
+        &self,
+        user: &User,
+        thread: ThreadId,
+    ) -> Result<Thread, ChatError> {
+        let result = self
+            .authorized_thread(user, thread, ThreadAction::View)
+            .await;
+        self.audit(self.audit_event(Some(user), AuditAction::Subscribe, Some(thread), &result));
+        result
+    }
+}
