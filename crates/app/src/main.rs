@@ -158,7 +158,7 @@ fn rotate_master_key(config: Config) -> ExitCode {
             );
         }
         let wired = wire(&config).await?;
-        let active = wired.service.ports().key_ring.active_version().to_owned();
+        let active = wired.service.active_key_version().to_owned();
         let report = wired.service.rotate_master_key().await?;
         println!(
             "{} thread key(s) rewrapped under master key {active}; {} changed meanwhile and left as they are",

@@ -41,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let thread = chat.open_thread(&client, request).await?;
     println!("thread {} is {}", thread.id, thread.status.as_str());
 
-    let mut events = chat.ports().events.subscribe().await?;
+    let mut events = chat.subscribe_events().await?;
 
     let max_chars = chat.settings().max_text_chars;
     chat.post_message(&client, thread.id, None, || {

@@ -75,6 +75,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 impl ChatService {
+    /// The master key version that wraps new thread keys (the first of
+    /// `CHAT_MASTER_KEYS`), what a rotation rewraps every key under.
+    pub fn active_key_version(&self) -> &str {
+        self.ports.key_ring.active_version()
+    }
+
     /// Waits until the audit sink has stored every event so far: a process calls it
     /// before it exits (under a deadline of its own; the events are in the log anyway).
     pub async fn flush_audit(&self) {

@@ -14,8 +14,8 @@ use crate::model::{
 };
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
-    ChatEvent, Clock, EventBus, ExpiredLeases, JobKind, JobQueue, MediaStore, MessageStore,
-    RequestDirectory, SignedUpload, ThreadKeyStore, ThreadRepository, Upload,
+    ChatEvent, Clock, EventBus, EventSubscription, ExpiredLeases, JobKind, JobQueue, MediaStore,
+    MessageStore, RequestDirectory, SignedUpload, ThreadKeyStore, ThreadRepository, Upload,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;
@@ -133,6 +133,9 @@ impl ChatService {
         &self.settings
     }
 
+    /// The adapters, for a test or a tool that inspects the stores behind the service.
+    /// Service code goes through the use cases: the HTTP adapter and `chat-server`
+    /// use none of this.
     pub fn ports(&self) -> &Ports {
         &self.ports
     }

@@ -57,6 +57,34 @@ impl ChatService {
         result
     }
 
+    /// Follows every thread's events, for real-time delivery (SPEC §6): what each
+    /// instance's relay to its sockets subscribes to. Messages arrive sealed; the
+    /// relay opens them with [`Self::open_for_broadcast`].
+    pub async fn subscribe_events(&self) -> Result<Box<dyn EventSubscription>, ChatError> {
+        Ok(self.ports.events.subscribe().await?)
+    }
+
+    /// Relays a client event (a Pusher `client-…` whisper, such as typing) from a socket
+    /// subscribed to `thread` to the thread's other subscribers on every instance
+    /// (`origin` names the sending socket, which does not get it back). Relayed, never
+    /// stored, logged or audited (a typing indicator fires several times a second). An
+    /// error means the bus is down: the caller delivers to its own sockets only.
+    pub async fn relay_client_event(
+        &self,
+        thread: ThreadId,
+        origin: String,
+        name: String,
+        data: String,
+    ) -> Result<(), ChatError> {
+        let event = ChatEvent::ClientEvent {
+            thread_id: thread,
+            origin,
+            name,
+            data,
+        };
+        Ok(self.ports.events.publish(event).await?)
+    }
+
     /// Told that `thread` was closed, on this instance or another (its `ThreadClosed`
     /// event): the key this instance may hold in memory is dropped now, before the
     /// purge destroys the stored one.

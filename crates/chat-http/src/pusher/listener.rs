@@ -102,8 +102,7 @@ async fn connection(stream: TcpStream, realtime: Arc<Realtime>, service: ChatSer
     ) {
         Some((code, message)) => refuse(out, code, message).await,
         None => {
-            let events = service.ports().events.clone();
-            Connection::new(realtime, out, events)
+            Connection::new(realtime, out, service)
                 .run(tungstenite_incoming(stream))
                 .await
         }

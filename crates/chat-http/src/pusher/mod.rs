@@ -143,7 +143,7 @@ impl Realtime {
     /// with a silent gap.
     pub async fn deliver_events(self: Arc<Self>, service: ChatService) {
         loop {
-            match service.ports().events.subscribe().await {
+            match service.subscribe_events().await {
                 Ok(events) => {
                     self.relay(&service, events).await;
                     tracing::warn!("the event bus closed; subscribing again");

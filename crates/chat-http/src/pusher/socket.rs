@@ -10,8 +10,7 @@ use crate::error::ApiError;
 use crate::ops::names;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chat_core::ports::{ChatEvent, EventBus};
-use chat_core::ThreadId;
+use chat_core::{ChatService, ThreadId};
 use futures::{Stream, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
@@ -55,8 +54,7 @@ pub async fn connect(
         match refusal {
             Some((code, message)) => refuse(session, code, message).await,
             None => {
-                let events = state.service.ports().events.clone();
-                Connection::new(realtime, session, events)
+                Connection::new(realtime, session, state.service.clone())
                     .run(actix_incoming(stream))
                     .await
             }
@@ -110,12 +108,12 @@ pub(crate) struct Connection<O: Outgoing> {
     overflowed: Arc<Notify>,
     channels: HashSet<ThreadId>,
     client_events: RateLimit,
-    /// Where client events go, so that every instance's subscribers get them.
-    events: Arc<dyn EventBus>,
+    /// Relays client events, so that every instance's subscribers get them.
+    service: ChatService,
 }
 
 impl<O: Outgoing> Connection<O> {
-    pub(crate) fn new(realtime: Arc<Realtime>, session: O, events: Arc<dyn EventBus>) -> Self {
+    pub(crate) fn new(realtime: Arc<Realtime>, session: O, service: ChatService) -> Self {
         let (queue, inbox) = mpsc::channel(realtime.settings().send_buffer.max(1));
         let per_second = realtime.settings().client_events_per_second;
         Self {
@@ -128,7 +126,7 @@ impl<O: Outgoing> Connection<O> {
             overflowed: Arc::new(Notify::new()),
             channels: HashSet::new(),
             client_events: RateLimit::per_second(per_second),
-            events,
+            service,
         }
     }
 
@@ -277,13 +275,13 @@ impl<O: Outgoing> Connection<O> {
             );
             return self.send(refused).await;
         }
-        let relayed = ChatEvent::ClientEvent {
-            thread_id: thread,
-            origin: self.realtime.origin(self.id),
-            name: event.to_owned(),
-            data: data.to_string(),
-        };
-        if let Err(error) = self.events.publish(relayed).await {
+        let relayed = self.service.relay_client_event(
+            thread,
+            self.realtime.origin(self.id),
+            event.to_owned(),
+            data.to_string(),
+        );
+        if let Err(error) = relayed.await {
             tracing::warn!(%error, "client event relayed on this instance only");
             let frame = protocol::client_event(event, channel, data);
             self.realtime
