@@ -168,15 +168,8 @@ async fn a_batch_sent_again_after_a_lost_answer_stores_each_event_once() {
     let posts = format!(
         "SELECT count(*) FROM chat_audit_events WHERE action = 'post' AND thread_id = {thread}"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while rows(&pg, &posts) != ["3"] {
-        assert!(
-            Instant::now() < deadline,
-            "posts audited: {:?}",
-            rows(&pg, &posts)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let audited = || async { (rows(&pg, &posts) == ["3"]).then_some(()) };
+    eventually(Duration::from_secs(15), "the three posts audited", audited).await;
     assert_eq!(
         rows(&pg, "SELECT armed FROM audit_stall"),
         ["f"],

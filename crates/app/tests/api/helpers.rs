@@ -422,6 +422,34 @@ impl ServerProcess {
     }
 }
 
+impl Drop for ServerProcess {
+    /// A test that fails before `stop` leaves no server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 50 ms until it gives a value, failing the test with `what`
+/// after `within`: the one polling loop of the tests.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A database on `pg` for one test, with the variables that select it.
 pub fn postgres_vars(pg: &chat_testkit::TestPostgres, name: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -544,11 +544,8 @@ async fn an_upload_after_the_close_is_refused_or_purged_again(store: Store) {
         // the thread has expired, and takes what it wrote.
         Store::S3(_) => {
             assert_eq!(status, 200);
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while left() > 0 {
-                assert!(std::time::Instant::now() < deadline, "never purged again");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+            let purged = || async { (left() == 0).then_some(()) };
+            eventually(Duration::from_secs(30), "purged again", purged).await;
         }
     }
     assert_eq!(left(), 0, "nothing of the closed thread stays");

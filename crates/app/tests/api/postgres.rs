@@ -347,9 +347,8 @@ async fn a_post_past_the_deadline_never_commits_and_its_keyed_retry_is_stored_on
     };
     let held = "SELECT count(*) FROM pg_locks WHERE relation = 'chat_messages'::regclass \
                 AND mode = 'ExclusiveLock' AND granted";
-    while count(&pg, held) == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let locked = || async { (count(&pg, held) > 0).then_some(()) };
+    eventually(Duration::from_secs(10), "the table lock held", locked).await;
     let started = std::time::Instant::now();
     let response = app
         .post_keyed(&client, thread, "retry-1", body.clone())
