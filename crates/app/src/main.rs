@@ -119,7 +119,7 @@ fn cleanup(config: Config) -> ExitCode {
     init_logging(config.log_format);
     run(async {
         let wired = wire(&config).await?;
-        let report = match chat_server::sweep_once(&wired).await {
+        let report = match chat_server::sweep_once(&wired.service, wired.lock.as_ref()).await {
             Ok(report) => report,
             Err(SweepError::Busy) => {
                 anyhow::bail!("another instance is sweeping right now; try again later")

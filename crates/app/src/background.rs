@@ -1,0 +1,151 @@
+//! Background work: the job runner (the purge after a close), the sweep on its lease
+//! locks, and flushing the audit trail before a process exits.
+
+use super::*;
+
+/// How long a process that exits waits for its audit events to be stored.
+const AUDIT_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Waits (a bounded time) until the audit events recorded so far are stored: before
+/// the process exits. Whatever misses the deadline is in the `chat_audit` log.
+pub async fn flush_audit(service: &ChatService) {
+    if tokio::time::timeout(AUDIT_FLUSH_DEADLINE, service.flush_audit())
+        .await
+        .is_err()
+    {
+        tracing::warn!("audit events not all stored before exit; they are in the log");
+    }
+}
+
+/// Held by the instance whose sweep is due; never released, so that, whichever instance
+/// ticks, nobody sweeps again until (nine tenths of) the interval has passed.
+const SWEEP_DUE_LOCK: &str = "chat:sweep:due";
+/// Held while a sweep runs, by `serve` and `cleanup` alike, so two never overlap. Its
+/// lease bounds how long a crashed sweeper blocks the next one.
+const SWEEP_RUNNING_LOCK: &str = "chat:sweep:running";
+const SWEEP_RUNNING_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// Why a sweep did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("another instance is sweeping right now")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Runs one sweep unless another is running anywhere, and logs what it removed.
+pub async fn sweep_once(
+    service: &ChatService,
+    lock: &dyn LeaseLock,
+) -> Result<SweepReport, SweepError> {
+    let token = lock
+        .try_acquire(SWEEP_RUNNING_LOCK, SWEEP_RUNNING_LEASE)
+        .await
+        .map_err(|e| anyhow::anyhow!("the sweep lock is unavailable: {e}"))?
+        .ok_or(SweepError::Busy)?;
+    let started = std::time::Instant::now();
+    let result = service.sweep().await;
+    if let Err(error) = lock.release(SWEEP_RUNNING_LOCK, &token).await {
+        tracing::warn!(%error, "could not release the sweep lock; it lapses by itself");
+    }
+    let report = result.map_err(|e| {
+        metrics::counter!(names::JOBS, "job" => "sweep", "outcome" => "failed").increment(1);
+        anyhow::anyhow!("sweep failed: {e}")
+    })?;
+    let outcome = if report.purge_failures == 0 {
+        "done"
+    } else {
+        "partial"
+    };
+    metrics::counter!(names::JOBS, "job" => "sweep", "outcome" => outcome).increment(1);
+    tracing::info!(
+        job = "sweep",
+        outcome,
+        expired_messages = report.expired_messages,
+        closed_threads = report.closed_threads,
+        purge_failures = report.purge_failures,
+        media_deleted = report.media_deleted,
+        keys_destroyed = report.keys_destroyed,
+        messages_redacted = report.messages_redacted,
+        stale_jobs_requeued = report.stale_jobs.requeued,
+        stale_jobs_failed = report.stale_jobs.failed,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sweep finished"
+    );
+    Ok(report)
+}
+
+/// Every `every`, the instance that takes the due lock sweeps (the first tick is at
+/// start). Errors are logged; the next interval tries again.
+pub(crate) async fn run_sweeps(service: ChatService, lock: Arc<dyn LeaseLock>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match lock.try_acquire(SWEEP_DUE_LOCK, every * 9 / 10).await {
+            Ok(Some(_due)) => match sweep_once(&service, lock.as_ref()).await {
+                Ok(_) => {}
+                Err(SweepError::Busy) => tracing::info!("sweep skipped: one is still running"),
+                Err(SweepError::Failed(error)) => tracing::warn!("{error:#}"),
+            },
+            Ok(None) => tracing::debug!("sweep not due here: another instance has run it"),
+            Err(error) => tracing::warn!(%error, "the sweep lock is unavailable"),
+        }
+    }
+}
+
+/// Runs due jobs until cancelled: back to back while there is work, else once a second.
+pub(crate) async fn run_jobs(service: ChatService) {
+    loop {
+        match service.run_next_job().await {
+            Ok(Some(outcome)) => {
+                log_outcome(&outcome);
+                continue;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                chat_http::ops::count_error(&error);
+                tracing::warn!(%error, "the job queue is unavailable");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn log_outcome(outcome: &JobOutcome) {
+    let label = match outcome {
+        JobOutcome::Done { .. } => "done",
+        JobOutcome::Retrying { .. } => "retrying",
+        JobOutcome::Failed { .. } => "failed",
+    };
+    metrics::counter!(names::JOBS, "job" => "purge_thread", "outcome" => label).increment(1);
+    match outcome {
+        JobOutcome::Done {
+            thread,
+            attempt,
+            report,
+        } => tracing::info!(
+            job = "purge_thread", thread_id = %thread, attempt, outcome = "done",
+            media_deleted = report.media_deleted, messages_redacted = report.messages_redacted,
+            key_destroyed = report.key_destroyed, "job finished"
+        ),
+        JobOutcome::Retrying {
+            thread,
+            attempt,
+            at,
+            error,
+        } => tracing::warn!(
+            job = "purge_thread", thread_id = %thread, attempt, outcome = "retrying",
+            retry_at = %at, %error, "job failed, will retry"
+        ),
+        JobOutcome::Failed {
+            thread,
+            attempt,
+            error,
+        } => tracing::error!(
+            job = "purge_thread", thread_id = %thread, attempt, outcome = "failed",
+            %error, "job failed for good"
+        ),
+    }
+}

@@ -1,0 +1,222 @@
+//! Serving: the listeners, the HTTP and WebSocket servers, and the background tasks
+//! an `Application` starts beside them.
+
+use super::*;
+use crate::background::{run_jobs, run_sweeps};
+
+/// How long each backend has to answer `/readyz`.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A running server: its address, and the future that drives it.
+pub struct Application {
+    pub addr: SocketAddr,
+    /// Where the dedicated WebSocket listener (`CHAT_WS_BIND`) listens, if configured.
+    pub ws_addr: Option<SocketAddr>,
+    ws_listener: Option<tokio::net::TcpListener>,
+    pub server: Server,
+    pub service: ChatService,
+    lock: Arc<dyn LeaseLock>,
+    sweep_interval: Option<Duration>,
+    realtime: Arc<Realtime>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Connections a listener keeps waiting for `accept` before the kernel drops new ones
+/// (capped by `net.core.somaxconn`). The default of Rust's and tokio's listeners, 128,
+/// overflowed when 10,000 WebSocket clients connected 200 at a time: 1,248 dropped
+/// handshakes, each a client retrying a second later (docs/BENCHMARKS.md).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+impl Application {
+    /// Binds the configured address (port 0 picks a free one) and wires everything.
+    pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<Self> {
+        config.check_can_serve()?;
+        let listener = listen(config.bind)
+            .and_then(tokio::net::TcpListener::into_std)
+            .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
+        let addr = listener.local_addr()?;
+        let ws_listener = match config.ws_bind {
+            Some(ws_bind) => Some(
+                listen(ws_bind)
+                    .with_context(|| format!("cannot listen on {ws_bind} (CHAT_WS_BIND)"))?,
+            ),
+            None => None,
+        };
+        let ws_addr = ws_listener
+            .as_ref()
+            .map(tokio::net::TcpListener::local_addr)
+            .transpose()?;
+        let media = open_media(config, addr)?;
+        let Wired {
+            service,
+            lock,
+            mut probes,
+            rate_counter,
+        } = build_service(config, overrides, Some(media.store.clone())).await?;
+        let objects = media.store.clone();
+        probes.push(Probe::new("media", move || {
+            let objects = objects.clone();
+            async move { objects.ping().await.map_err(|e| e.to_string()) }.boxed()
+        }));
+        let metrics = metrics_handle();
+        let realtime = Realtime::new(pusher_settings(config));
+        let state = HttpState {
+            service: service.clone(),
+            tokens: Arc::new(TokenVerifier::hs256(
+                config.jwt_secret.expose_secret().as_bytes(),
+                config.jwt_issuer.clone(),
+                config.jwt_audience.clone(),
+            )),
+            max_body_bytes: config.max_body_bytes,
+            limits: RateLimits {
+                counter: rate_counter,
+                window: Duration::from_secs(60),
+                posts: config.rate_limit_posts,
+                uploads: config.rate_limit_uploads,
+                auth: config.rate_limit_auth,
+            },
+            media: media.gateway,
+            realtime: Some(realtime.clone()),
+            operations: Operations {
+                probes,
+                probe_timeout: PROBE_TIMEOUT,
+                metrics: metrics.clone().map(|handle| {
+                    Arc::new(move || handle.render()) as Arc<dyn Fn() -> String + Send + Sync>
+                }),
+            },
+        };
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(chat_http::no_store())
+                .wrap(actix_web::middleware::from_fn(telemetry::log_request))
+                .configure(chat_http::configure(state.clone()))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self {
+            addr,
+            ws_addr,
+            ws_listener,
+            server,
+            service,
+            lock,
+            sweep_interval: (config.sweep_interval_secs > 0)
+                .then(|| Duration::from_secs(config.sweep_interval_secs)),
+            realtime,
+            metrics,
+        })
+    }
+
+    /// Serves until the server stops, running background jobs and the sweep beside it.
+    pub async fn run(self) -> std::io::Result<()> {
+        let worker = tokio::spawn(run_jobs(self.service.clone()));
+        let delivery = tokio::spawn(self.realtime.clone().deliver_events(self.service.clone()));
+        let websockets = self.ws_listener.map(|listener| {
+            tokio::spawn(chat_http::pusher::listener::serve(
+                listener,
+                self.realtime.clone(),
+                self.service.clone(),
+            ))
+        });
+        let sweeper = self
+            .sweep_interval
+            .map(|every| tokio::spawn(run_sweeps(self.service.clone(), self.lock.clone(), every)));
+        // The recorder's histograms need draining now and then (no HTTP exporter does it).
+        let upkeep = self.metrics.clone().map(|handle| {
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    ticks.tick().await;
+                    handle.run_upkeep();
+                }
+            })
+        });
+        let result = self.server.await;
+        flush_audit(&self.service).await;
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
+        }
+        worker.abort();
+        delivery.abort();
+        if let Some(websockets) = websockets {
+            websockets.abort();
+        }
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        result
+    }
+}
+
+/// The WebSocket server's settings. Without `CHAT_PUSHER_APP_SECRET` the secret is
+/// derived from the JWT secret (HMAC under a fixed label), never the JWT secret itself.
+pub fn pusher_settings(config: &Config) -> PusherSettings {
+    let secret = match &config.pusher_app_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None => {
+            let key = ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                config.jwt_secret.expose_secret().as_bytes(),
+            );
+            ring::hmac::sign(&key, b"chat-server pusher app secret")
+                .as_ref()
+                .to_vec()
+        }
+    };
+    let mut settings = PusherSettings::new(
+        config.pusher_app_id.clone(),
+        config.pusher_app_key.clone(),
+        secret,
+    );
+    settings.allowed_origins = config.allowed_origins.clone();
+    settings.event_prefix = config.broadcast_event_prefix.clone();
+    settings.activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs);
+    settings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of connections that arrives faster than the server accepts waits in the
+    /// listen queue instead of being dropped (a dropped handshake costs the client a
+    /// one-second SYN retry). Nothing accepts here: every connection must still
+    /// complete its TCP handshake.
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_to_be_accepted() {
+        let listener = listen("127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()))
+            .unwrap_or_else(|e| panic!("listen: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        // More than the 128 of a default listener, within the kernel's own cap.
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        let burst = somaxconn.min(600);
+        let connects = (0..burst).map(|_| {
+            tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+        });
+        let connected = futures::future::join_all(connects)
+            .await
+            .into_iter()
+            .filter(|c| matches!(c, Ok(Ok(_))))
+            .count();
+        assert_eq!(
+            connected, burst,
+            "connections dropped by a full listen queue"
+        );
+        drop(listener);
+    }
+}

@@ -1,0 +1,211 @@
+//! Wiring: the configured adapters (PostgreSQL, Redis, object storage, or memory) built
+//! into one `ChatService`, and the tokens `chat-server token` signs.
+
+use super::*;
+
+/// Parts a test may swap in; everything else comes from the configuration.
+#[derive(Default, Clone)]
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub messages: Option<Arc<dyn MessageStore>>,
+}
+
+/// The service and the lock that keeps the sweep to one instance at a time.
+#[derive(Clone)]
+pub struct Wired {
+    pub service: ChatService,
+    /// Redis when configured, else PostgreSQL, else this process alone.
+    pub lock: Arc<dyn LeaseLock>,
+    /// The configured database and Redis, for `/readyz`.
+    pub probes: Vec<Probe>,
+    /// Rate-limit windows: in Redis when configured, else in this process.
+    pub rate_counter: Arc<dyn RateCounter>,
+}
+
+/// The PostgreSQL store of the configuration, if any, migrated when `CHAT_AUTO_MIGRATE`.
+pub async fn connect_postgres(config: &Config, migrate: bool) -> anyhow::Result<Option<PgStore>> {
+    let Some(url) = &config.database_url else {
+        return Ok(None);
+    };
+    let store = PgStore::new(
+        url.expose_secret(),
+        PgSettings {
+            max_connections: config.database_max_connections,
+            op_timeout: Duration::from_millis(config.store_timeout_ms),
+        },
+    )?;
+    if migrate {
+        let applied = store
+            .migrate()
+            .await
+            .context("applying migrations (CHAT_DATABASE_URL)")?;
+        tracing::info!(applied, "database migrations up to date");
+    }
+    Ok(Some(store))
+}
+
+/// How long a thread's Redis keys outlive its last post when `CHAT_MESSAGE_TTL_SECS=0`
+/// (no message TTL): Redis holds only keys that expire.
+const REDIS_QUIET_THREAD_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// The Redis of the configuration, if any. A Redis that is down at start is not fatal
+/// (requests that need it are `503` until it is back), but an eviction policy that would
+/// drop live messages is logged loudly.
+pub async fn connect_redis(config: &Config) -> anyhow::Result<Option<Redis>> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let redis = Redis::new(
+        url.expose_secret(),
+        RedisSettings {
+            op_timeout: Duration::from_millis(config.store_timeout_ms),
+            ..RedisSettings::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("CHAT_REDIS_URL: {e}"))?;
+    match redis.eviction_warning().await {
+        Ok(None) => tracing::info!("Redis answers; its maxmemory-policy keeps live keys"),
+        Ok(Some(warning)) => tracing::error!("{warning}"),
+        Err(error) => tracing::warn!(
+            %error,
+            "could not read Redis's maxmemory-policy (down, or CONFIG disabled); make sure it is noeviction"
+        ),
+    }
+    Ok(Some(redis))
+}
+
+/// The media storage of `CHAT_OBJECT_STORE_URL`; `/media/…` URLs point at
+/// `CHAT_PUBLIC_BASE_URL`, else at the address the server listens on.
+pub fn open_media(config: &Config, addr: SocketAddr) -> anyhow::Result<chat_storage::Media> {
+    let settings = chat_storage::MediaSettings {
+        url: config.object_store_url.clone(),
+        public_base_url: config
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+        signing_secret: config.jwt_secret.expose_secret().as_bytes().to_vec(),
+        max_upload_bytes: config.max_upload_bytes,
+        options: config
+            .object_store_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+            .collect(),
+    };
+    chat_storage::open(&settings).map_err(|e| anyhow::anyhow!("CHAT_OBJECT_STORE_URL: {e}"))
+}
+
+/// The service over the adapters the configuration selects.
+pub async fn build_service(
+    config: &Config,
+    overrides: Overrides,
+    media: Option<Arc<dyn MediaStore>>,
+) -> anyhow::Result<Wired> {
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let key_ring: Arc<dyn KeyRing> = Arc::new(match &config.master_keys {
+        Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())
+            .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEYS: {e}"))?,
+        Some(MasterKeySetting::Single(key)) => MasterKeyRing::parse_single(key.expose_secret())
+            .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEY: {e}"))?,
+        None => {
+            tracing::warn!(
+                "no CHAT_MASTER_KEY: generated a random master key for this process; \
+                 messages will not be readable after a restart (fine for the in-memory store)"
+            );
+            MasterKeyRing::generate()
+                .map_err(|e| anyhow::anyhow!("generating a master key: {e}"))?
+        }
+    });
+    let postgres = connect_postgres(config, config.auto_migrate)
+        .await?
+        .map(Arc::new);
+    let redis = connect_redis(config).await?;
+    let retention =
+        Retention::from_settings(config.message_ttl_secs, config.max_messages_per_thread);
+    let messages: Arc<dyn MessageStore> =
+        match (overrides.messages, config.message_store, &postgres, &redis) {
+            (Some(store), ..) => store,
+            (None, MessageStoreKind::Postgres, Some(pg), _) => pg.clone(),
+            (None, MessageStoreKind::Redis, _, Some(redis)) => Arc::new(RedisMessageStore::new(
+                redis.clone(),
+                retention.ttl.unwrap_or(REDIS_QUIET_THREAD_TTL),
+            )),
+            _ => Arc::new(MemoryMessageStore::default()),
+        };
+    let mut ports = Ports {
+        requests: Arc::new(MemoryRequestDirectory::default()),
+        threads: Arc::new(MemoryThreadRepository::default()),
+        keys: Arc::new(MemoryKeyStore::default()),
+        messages,
+        media,
+        events: Arc::new(MemoryEventBus::new(config.event_buffer)),
+        jobs: Arc::new(MemoryJobQueue::default()),
+        clock,
+        key_ring,
+        audit: None,
+    };
+    // PostgreSQL, when configured, holds everything durable.
+    if let Some(pg) = &postgres {
+        ports.requests = pg.clone();
+        ports.threads = pg.clone();
+        ports.keys = pg.clone();
+        ports.jobs = pg.clone();
+        ports.audit = Some(Arc::new(pg.audit_sink()));
+    }
+    let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
+    let mut rate_counter: Arc<dyn RateCounter> = Arc::new(MemoryRateCounter::default());
+    if let Some(pg) = &postgres {
+        lock = pg.clone();
+    }
+    // Redis, when configured, carries events between instances and holds the locks.
+    if let Some(redis) = &redis {
+        ports.events = Arc::new(RedisEventBus::start(redis.clone(), config.event_buffer));
+        lock = Arc::new(RedisLeaseLock::new(redis.clone()));
+        rate_counter = Arc::new(RedisRateCounter::new(redis.clone()));
+    }
+    let settings = ChatSettings {
+        enabled: config.enabled,
+        retention,
+        max_text_chars: config.max_text_chars,
+        max_upload_bytes: config.max_upload_bytes,
+        allowed_image_mime: config.allowed_image_mime.clone(),
+        signed_url_ttl: Duration::from_secs(config.signed_url_ttl_secs),
+        redact_on_close: config.redact_messages,
+        job_lease: Duration::from_secs(config.job_lease_secs),
+    };
+    let mut probes = Vec::new();
+    if let Some(pg) = postgres {
+        probes.push(Probe::new("postgres", move || {
+            let pg = pg.clone();
+            async move { pg.ping().await.map_err(|e| e.to_string()) }.boxed()
+        }));
+    }
+    if let Some(redis) = redis {
+        probes.push(Probe::new("redis", move || {
+            let redis = redis.clone();
+            async move { redis.ping().await.map_err(|e| e.to_string()) }.boxed()
+        }));
+    }
+    Ok(Wired {
+        service: ChatService::new(ports, settings),
+        lock,
+        probes,
+        rate_counter,
+    })
+}
+
+/// Signs a token with the configured secret, for `chat-server token`.
+pub fn issue_token(config: &Config, sub: i64, role: &str, ttl: Duration) -> anyhow::Result<String> {
+    let exp = chrono::Utc::now().timestamp() as u64 + ttl.as_secs();
+    let claims = chat_http::Claims {
+        sub,
+        role: role.to_owned(),
+        exp,
+        nbf: None,
+        iss: config.jwt_issuer.clone(),
+        aud: config.jwt_audience.clone(),
+    };
+    Ok(chat_http::sign_hs256(
+        config.jwt_secret.expose_secret().as_bytes(),
+        &claims,
+    )?)
+}
