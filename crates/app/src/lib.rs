@@ -4,6 +4,7 @@
 
 mod background;
 pub mod config;
+mod media_gateway;
 mod serving;
 mod telemetry;
 mod wiring;

@@ -86,7 +86,6 @@ impl Application {
                 uploads: config.rate_limit_uploads,
                 auth: config.rate_limit_auth,
             },
-            media: media.gateway,
             realtime: Some(realtime.clone()),
             operations: Operations {
                 probes,
@@ -96,11 +95,17 @@ impl Application {
                 }),
             },
         };
+        let gateway = media.gateway.clone();
         let server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .wrap(chat_http::no_store())
                 .wrap(actix_web::middleware::from_fn(telemetry::log_request))
-                .configure(chat_http::configure(state.clone()))
+                .configure(chat_http::configure(state.clone()));
+            // The local backends' signed URLs are served here; presigned ones are not.
+            match &gateway {
+                Some(gateway) => app.configure(media_gateway::configure(gateway.clone())),
+                None => app,
+            }
         })
         .listen(listener)?
         .shutdown_timeout(10)

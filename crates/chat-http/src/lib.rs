@@ -30,8 +30,6 @@ pub struct HttpState {
     pub tokens: Arc<TokenVerifier>,
     /// Largest request body accepted (`CHAT_MAX_BODY_BYTES`); larger is `413`.
     pub max_body_bytes: usize,
-    /// The gateway of the local media backends, which the service serves itself.
-    pub media: Option<Arc<chat_storage::LocalGateway>>,
     /// The WebSocket server; `None` serves no `/app/…` nor `/broadcasting/auth`.
     pub realtime: Option<Arc<pusher::Realtime>>,
     /// Per-user limits on posts, upload URLs and channel authorizations.

@@ -36,11 +36,6 @@ pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .service(at("/app/{key}").route(web::get().to(crate::pusher::socket::connect)))
             .service(at("/broadcasting/auth").route(web::post().to(crate::pusher::auth::authorize)))
-            .service(
-                at("/media/{key:.*}")
-                    .route(web::put().to(crate::media::put_object))
-                    .route(web::get().to(crate::media::get_object)),
-            )
             .default_service(web::to(not_found));
     }
 }

@@ -1,0 +1,117 @@
+//! The signed `/media/…` routes through which the service itself serves the local
+//! media backends (`file://`, `memory://`): mounted only when the storage adapter has a
+//! [`LocalGateway`] (S3, GCS and Azure presign their own URLs). Keys and signatures are
+//! never logged: the request log records only the route pattern, and the query is
+//! parsed here rather than by actix's `Query` extractor, whose failure log names the
+//! request path.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chat_http::{ApiError, HttpState, RoutePattern};
+use chat_storage::signing::BadSignature;
+use chat_storage::{LocalGateway, Refusal};
+use futures::StreamExt;
+use serde_json::json;
+use std::sync::Arc;
+
+const ROUTE: &str = "/media/{key:.*}";
+
+/// Mounts `PUT` and `GET` of `/media/{key}` over `gateway`.
+pub fn configure(gateway: Arc<LocalGateway>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::from(gateway)).service(
+            web::resource(ROUTE)
+                .app_data(RoutePattern(ROUTE))
+                .route(web::put().to(put_object))
+                .route(web::get().to(get_object)),
+        );
+    }
+}
+
+/// The signature of a `/media/…` URL.
+struct Signed {
+    expires: u64,
+    sig: String,
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::Signature(BadSignature::Invalid | BadSignature::Expired) => ApiError::Forbidden,
+        Refusal::NotFound => ApiError::NotFound,
+        Refusal::TooLarge => ApiError::PayloadTooLarge,
+        // The URL no longer grants a write.
+        Refusal::AlreadyWritten => ApiError::Forbidden,
+        Refusal::Unavailable => ApiError::Unavailable("media store".into()),
+    }
+}
+
+/// A query without a well-formed `expires` and `sig` is a bad signature, not a 422:
+/// these URLs are made by the service, never by hand.
+fn signed(req: &HttpRequest) -> Result<Signed, ApiError> {
+    let mut expires = None;
+    let mut sig = None;
+    for pair in req.query_string().split('&') {
+        match pair.split_once('=') {
+            Some(("expires", value)) => expires = value.parse::<u64>().ok(),
+            Some(("sig", value)) if !value.is_empty() => sig = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    match (expires, sig) {
+        (Some(expires), Some(sig)) => Ok(Signed { expires, sig }),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+async fn put_object(
+    state: web::Data<HttpState>,
+    gateway: web::Data<LocalGateway>,
+    key: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let q = signed(&req)?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (path, thread) = gateway
+        .authorize("PUT", &key, q.expires, &q.sig, content_type)
+        .map_err(refused)?;
+    // Nothing is written to a thread that was closed since the URL was signed.
+    state.service.accepts_upload(thread).await?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > gateway.max_upload_bytes()) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let size = gateway
+        .put(path, payload.map(|chunk| chunk.map_err(|_| ())))
+        .await
+        .map_err(refused)?;
+    tracing::info!(bytes = size, "media uploaded");
+    Ok(HttpResponse::Ok().json(json!({"size": size})))
+}
+
+async fn get_object(
+    gateway: web::Data<LocalGateway>,
+    key: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q = signed(&req)?;
+    let (path, _) = gateway
+        .authorize("GET", &key, q.expires, &q.sig, "")
+        .map_err(refused)?;
+    let (bytes, mime) = gateway.get(&path).await.map_err(refused)?;
+    // Served as what the bytes are, never as what someone declared; anything that is
+    // not a known image is an opaque download.
+    Ok(HttpResponse::Ok()
+        .content_type(mime.unwrap_or("application/octet-stream"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Cache-Control", "private, no-store"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'"))
+        .body(bytes))
+}
