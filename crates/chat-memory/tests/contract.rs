@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chat_memory::contract;
+use chat_contract as contract;
 use chat_memory::*;
 
 #[tokio::test]

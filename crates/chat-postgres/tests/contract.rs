@@ -2,10 +2,10 @@
 //! the test starts (chat-testkit).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use chat_contract as contract;
 use chat_core::crypto::SealedContent;
 use chat_core::ports::{Appended, MessageStore, RetentionCut};
 use chat_core::{MessageId, MessageKind, StoredMessage, ThreadId, UserId};
-use chat_memory::contract;
 use chat_postgres::{PgSettings, PgStore};
 use chat_testkit::TestPostgres;
 

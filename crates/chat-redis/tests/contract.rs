@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use chat_contract as contract;
 use chat_core::crypto::SealedContent;
 use chat_core::ports::{
     Appended, ChatEvent, EventBus, MessageStore, Received, RetentionCut, StoreResult,
 };
 use chat_core::{MessageId, MessageKind, StoreError, StoredMessage, ThreadId, UserId};
-use chat_memory::contract;
 use chat_redis::*;
 use chat_testkit::TestRedis;
 use std::num::NonZeroU32;

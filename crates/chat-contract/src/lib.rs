@@ -1,6 +1,8 @@
 //! Port contract suites: one async function per port, checking every behaviour the
 //! port documents. An adapter crate calls them from its own tests with its adapter
-//! (see `tests/contract.rs` here). They panic on the first broken rule.
+//! (`chat-memory/tests/contract.rs`, and the same in chat-postgres and chat-redis).
+//! They panic on the first broken rule. A crate of its own, a dev-dependency only: no
+//! test code is linked into `chat-server`.
 //!
 //! Ids come from [`fresh_id`], so the suites can share one database with other tests.
 // Test code: a failed expectation is meant to panic with its message.
