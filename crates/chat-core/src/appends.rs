@@ -18,8 +18,9 @@ use crate::model::{IdempotencyKey, MessageKind, StoredMessage};
 use crate::ports::{Appended, ChatEvent, Clock, EventBus, MessageStore, RetentionCut};
 use crate::retention::Retention;
 use crate::turns::{Held, ThreadTurns};
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 /// Tries of a post whose append answers [`Appended::Behind`], each with a new id. Posts
 /// to a thread take turns within the instance, so a refusal means another instance's
@@ -60,11 +61,6 @@ struct Slot {
     answer: Mutex<Option<Result<Posted, ChatError>>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update under these locks is a single step: a panic leaves nothing half-done.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 #[derive(Default)]
 pub(crate) struct ThreadAppends {
     turns: ThreadTurns,
@@ -83,12 +79,13 @@ impl ThreadAppends {
             post: Mutex::new(Some(post)),
             answer: Mutex::new(None),
         });
-        lock(&self.queues)
+        self.queues
+            .lock()
             .entry(thread)
             .or_default()
             .push_back(slot.clone());
         let turn = self.turns.take(thread).await;
-        if let Some(answer) = lock(&slot.answer).take() {
+        if let Some(answer) = slot.answer.lock().take() {
             return answer; // a batch ahead of this turn ran it
         }
         let Ok(turn) = turn else {
@@ -105,20 +102,20 @@ impl ThreadAppends {
         let batch = self.take_queued(thread);
         run_batch(stores, thread, batch, &turn).await;
         drop(turn);
-        let answer = lock(&slot.answer).take();
+        let answer = slot.answer.lock().take();
         answer.unwrap_or_else(|| Err(cut_off()))
     }
 
     /// The queued posts of `thread`, oldest first, at most [`MAX_BATCH`].
     fn take_queued(&self, thread: ThreadId) -> Vec<(Arc<Slot>, ReadyPost)> {
-        let mut queues = lock(&self.queues);
+        let mut queues = self.queues.lock();
         let Some(queue) = queues.get_mut(&thread) else {
             return Vec::new();
         };
         let mut batch = Vec::new();
         while batch.len() < MAX_BATCH {
             let Some(slot) = queue.pop_front() else { break };
-            let post = lock(&slot.post).take();
+            let post = slot.post.lock().take();
             if let Some(post) = post {
                 batch.push((slot, post));
             }
@@ -131,7 +128,7 @@ impl ThreadAppends {
 
     /// Takes `slot` out of the queue; `false` when a batch took it already.
     fn withdraw(&self, thread: ThreadId, slot: &Arc<Slot>) -> bool {
-        let mut queues = lock(&self.queues);
+        let mut queues = self.queues.lock();
         let Some(queue) = queues.get_mut(&thread) else {
             return false;
         };
@@ -163,7 +160,7 @@ async fn run_batch(
     turn: &Held,
 ) {
     let answer = |slot: &Slot, result: Result<Posted, ChatError>| {
-        *lock(&slot.answer) = Some(result);
+        *slot.answer.lock() = Some(result);
     };
     for _ in 0..APPEND_ATTEMPTS {
         if pending.is_empty() {

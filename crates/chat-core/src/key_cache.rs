@@ -11,8 +11,9 @@
 use crate::crypto::ThreadKey;
 use crate::ids::ThreadId;
 use crate::model::Timestamp;
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 /// How long an unwrapped key stays cached after it was read from the store.
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -29,9 +30,8 @@ pub(crate) struct KeyCache {
 }
 
 impl KeyCache {
-    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, Entry>> {
-        // Every update is a single map operation: a panic cannot leave it half-done.
-        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    fn keys(&self) -> MutexGuard<'_, HashMap<ThreadId, Entry>> {
+        self.keys.lock()
     }
 
     /// The cached key of `thread`, unless it was read more than the TTL before `now`.

@@ -25,7 +25,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 /// dropped as the map grows.
 #[derive(Debug, Default)]
 pub(crate) struct ThreadTurns {
-    turns: std::sync::Mutex<Turns>,
+    turns: parking_lot::Mutex<Turns>,
 }
 
 #[derive(Debug, Default)]
@@ -55,11 +55,7 @@ pub(crate) struct AheadFailed;
 impl ThreadTurns {
     /// Waits for `thread`'s turn.
     pub(crate) async fn take(&self, thread: ThreadId) -> Result<Held, AheadFailed> {
-        let turn = self
-            .turns
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .of(thread);
+        let turn = self.turns.lock().of(thread);
         let seen = turn.failures.load(Ordering::Acquire);
         let guard = turn.held.clone().lock_owned().await;
         if turn.failures.load(Ordering::Acquire) != seen {
@@ -117,7 +113,7 @@ mod tests {
         for n in 1..=3000 {
             assert!(free(n));
         }
-        let left = turns.turns.lock().map(|t| t.by_thread.len()).unwrap_or(0);
+        let left = turns.turns.lock().by_thread.len();
         assert!(left < 2048, "idle entries dropped: {left} left");
     }
 

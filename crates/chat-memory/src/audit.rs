@@ -1,5 +1,5 @@
 use chat_core::{AuditEvent, AuditSink};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// Keeps audit events in memory, oldest first: for tests and embedding programs that
 /// want to look at the trail. Unbounded, so not for a long-running server.
@@ -11,12 +11,12 @@ pub struct MemoryAuditLog {
 impl MemoryAuditLog {
     /// Every event recorded so far.
     pub fn events(&self) -> Vec<AuditEvent> {
-        crate::lock(&self.events).clone()
+        self.events.lock().clone()
     }
 }
 
 impl AuditSink for MemoryAuditLog {
     fn record(&self, event: &AuditEvent) {
-        crate::lock(&self.events).push(event.clone());
+        self.events.lock().push(event.clone());
     }
 }

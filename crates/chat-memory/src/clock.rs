@@ -1,6 +1,6 @@
 use chat_core::ports::Clock;
 use chat_core::Timestamp;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// The system's clock.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,17 +22,17 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: std::time::Duration) {
-        let mut now = crate::lock(&self.0);
+        let mut now = self.0.lock();
         *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
     }
 
     pub fn set(&self, to: Timestamp) {
-        *crate::lock(&self.0) = to;
+        *self.0.lock() = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *crate::lock(&self.0)
+        *self.0.lock()
     }
 }

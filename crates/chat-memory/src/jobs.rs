@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 use chat_core::ports::{ClaimedJob, ExpiredLeases, JobKind, JobQueue, StoreResult};
 use chat_core::{JobId, StoreError, Timestamp};
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 #[derive(Debug, Clone)]
 struct Job {
@@ -29,7 +29,8 @@ pub struct MemoryJobQueue(Mutex<Jobs>);
 impl MemoryJobQueue {
     /// The last error of a job, for tests and diagnostics.
     pub fn last_error(&self, id: JobId) -> Option<String> {
-        crate::lock(&self.0)
+        self.0
+            .lock()
             .by_id
             .get(&id)
             .and_then(|j| j.last_error.clone())
@@ -39,7 +40,7 @@ impl MemoryJobQueue {
 #[async_trait]
 impl JobQueue for MemoryJobQueue {
     async fn enqueue(&self, kind: JobKind, run_at: Timestamp) -> StoreResult<JobId> {
-        let mut jobs = crate::lock(&self.0);
+        let mut jobs = self.0.lock();
         jobs.last_id += 1;
         let id = JobId::new(jobs.last_id)
             .ok_or_else(|| StoreError::Corrupt("job id overflow".into()))?;
@@ -62,7 +63,7 @@ impl JobQueue for MemoryJobQueue {
         now: Timestamp,
         lease: std::time::Duration,
     ) -> StoreResult<Option<ClaimedJob>> {
-        let mut jobs = crate::lock(&self.0);
+        let mut jobs = self.0.lock();
         let due = jobs
             .by_id
             .iter_mut()
@@ -83,12 +84,12 @@ impl JobQueue for MemoryJobQueue {
     }
 
     async fn complete(&self, id: JobId) -> StoreResult<()> {
-        crate::lock(&self.0).by_id.remove(&id);
+        self.0.lock().by_id.remove(&id);
         Ok(())
     }
 
     async fn fail(&self, id: JobId, error: &str, run_at: Option<Timestamp>) -> StoreResult<()> {
-        let mut jobs = crate::lock(&self.0);
+        let mut jobs = self.0.lock();
         if let Some(job) = jobs.by_id.get_mut(&id) {
             job.leased_until = None;
             job.last_error = Some(error.to_owned());
@@ -101,15 +102,11 @@ impl JobQueue for MemoryJobQueue {
     }
 
     async fn failed_count(&self) -> StoreResult<u64> {
-        Ok(crate::lock(&self.0)
-            .by_id
-            .values()
-            .filter(|j| j.failed)
-            .count() as u64)
+        Ok(self.0.lock().by_id.values().filter(|j| j.failed).count() as u64)
     }
 
     async fn expire_leases(&self, now: Timestamp, max_attempts: u32) -> StoreResult<ExpiredLeases> {
-        let mut jobs = crate::lock(&self.0);
+        let mut jobs = self.0.lock();
         let mut expired = ExpiredLeases::default();
         for job in jobs.by_id.values_mut() {
             if job.failed || job.leased_until.is_none_or(|until| until > now) {

@@ -21,11 +21,3 @@ pub use lock::MemoryLeaseLock;
 pub use messages::MemoryMessageStore;
 pub use rate::MemoryRateCounter;
 pub use threads::{MemoryKeyStore, MemoryRequestDirectory, MemoryThreadRepository};
-
-use std::sync::{Mutex, MutexGuard};
-
-/// Locks a mutex, recovering it if a panicking thread poisoned it: every critical
-/// section below leaves the data consistent before anything can panic.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}

@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 use chat_core::ports::{LeaseLock, LockToken, StoreResult};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Locks within one process: enough for a single instance, which is all the in-memory
@@ -17,7 +17,7 @@ pub struct MemoryLeaseLock {
 impl LeaseLock for MemoryLeaseLock {
     async fn try_acquire(&self, name: &str, ttl: Duration) -> StoreResult<Option<LockToken>> {
         let now = Instant::now();
-        let mut held = crate::lock(&self.held);
+        let mut held = self.held.lock();
         if held.get(name).is_some_and(|(_, until)| *until > now) {
             return Ok(None);
         }
@@ -27,7 +27,7 @@ impl LeaseLock for MemoryLeaseLock {
     }
 
     async fn release(&self, name: &str, token: &LockToken) -> StoreResult<bool> {
-        let mut held = crate::lock(&self.held);
+        let mut held = self.held.lock();
         let live = held
             .get(name)
             .is_some_and(|(t, until)| t == token && *until > Instant::now());

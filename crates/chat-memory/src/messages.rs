@@ -3,9 +3,9 @@ use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
 use chat_core::{
     IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp, UserId,
 };
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
 
 /// Messages in a map per thread, keyed by id. Ids come from one counter for the whole
 /// store, so they increase within every thread.
@@ -38,7 +38,7 @@ impl MessageStore for MemoryMessageStore {
         batch: &[(StoredMessage, Option<IdempotencyKey>)],
         cut: RetentionCut,
     ) -> StoreResult<Vec<Appended>> {
-        let mut threads = crate::lock(&self.threads);
+        let mut threads = self.threads.lock();
         let mut answers = Vec::with_capacity(batch.len());
         for (message, key) in batch {
             let thread = threads.entry(message.thread_id).or_default();
@@ -82,7 +82,7 @@ impl MessageStore for MemoryMessageStore {
         limit: u32,
         expired_before: Option<Timestamp>,
     ) -> StoreResult<MessagePage<StoredMessage>> {
-        let threads = crate::lock(&self.threads);
+        let threads = self.threads.lock();
         let Some(Thread { messages, .. }) = threads.get(&thread) else {
             return Ok(MessagePage::empty());
         };
@@ -106,7 +106,7 @@ impl MessageStore for MemoryMessageStore {
     }
 
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        let mut threads = crate::lock(&self.threads);
+        let mut threads = self.threads.lock();
         let mut n = 0;
         for m in threads
             .get_mut(&thread)
@@ -121,12 +121,12 @@ impl MessageStore for MemoryMessageStore {
     }
 
     async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        let removed = crate::lock(&self.threads).remove(&thread);
+        let removed = self.threads.lock().remove(&thread);
         Ok(removed.map_or(0, |t| t.messages.len() as u64))
     }
 
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
-        let mut threads = crate::lock(&self.threads);
+        let mut threads = self.threads.lock();
         let mut n = 0;
         for thread in threads.values_mut() {
             let before = thread.messages.len();

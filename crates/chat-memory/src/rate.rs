@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use chat_core::ports::{RateCounter, StoreResult, WindowCount};
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Windows past this many keys are swept of the ended ones on the next hit.
@@ -17,7 +17,7 @@ pub struct MemoryRateCounter {
 impl RateCounter for MemoryRateCounter {
     async fn hit(&self, key: &str, window: Duration) -> StoreResult<WindowCount> {
         let now = Instant::now();
-        let mut windows = crate::lock(&self.windows);
+        let mut windows = self.windows.lock();
         if windows.len() >= SWEEP_AT {
             windows.retain(|_, (_, ends)| *ends > now);
         }

@@ -2,8 +2,8 @@ use async_trait::async_trait;
 use chat_core::crypto::WrappedKey;
 use chat_core::ports::{RequestDirectory, StoreResult, ThreadKeyStore, ThreadRepository};
 use chat_core::{RequestId, ServiceRequest, Thread, ThreadId, ThreadStatus, Timestamp, UserId};
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct MemoryRequestDirectory(Mutex<HashMap<RequestId, ServiceRequest>>);
@@ -11,12 +11,12 @@ pub struct MemoryRequestDirectory(Mutex<HashMap<RequestId, ServiceRequest>>);
 #[async_trait]
 impl RequestDirectory for MemoryRequestDirectory {
     async fn upsert(&self, request: ServiceRequest) -> StoreResult<ServiceRequest> {
-        crate::lock(&self.0).insert(request.id, request);
+        self.0.lock().insert(request.id, request);
         Ok(request)
     }
 
     async fn get(&self, id: RequestId) -> StoreResult<Option<ServiceRequest>> {
-        Ok(crate::lock(&self.0).get(&id).copied())
+        Ok(self.0.lock().get(&id).copied())
     }
 }
 
@@ -38,7 +38,7 @@ impl ThreadRepository for MemoryThreadRepository {
         admin: Option<UserId>,
         now: Timestamp,
     ) -> StoreResult<Thread> {
-        let mut t = crate::lock(&self.0);
+        let mut t = self.0.lock();
         if let Some(id) = t.by_request.get(&request.id).copied() {
             if let Some(thread) = t.by_id.get_mut(&id) {
                 if thread.admin_id.is_none() {
@@ -65,11 +65,11 @@ impl ThreadRepository for MemoryThreadRepository {
     }
 
     async fn get(&self, id: ThreadId) -> StoreResult<Option<Thread>> {
-        Ok(crate::lock(&self.0).by_id.get(&id).cloned())
+        Ok(self.0.lock().by_id.get(&id).cloned())
     }
 
     async fn close(&self, id: ThreadId, now: Timestamp) -> StoreResult<Option<Thread>> {
-        let mut t = crate::lock(&self.0);
+        let mut t = self.0.lock();
         Ok(t.by_id.get_mut(&id).map(|thread| {
             if thread.status == ThreadStatus::Open {
                 thread.status = ThreadStatus::Closed;
@@ -84,7 +84,7 @@ impl ThreadRepository for MemoryThreadRepository {
         after: Option<ThreadId>,
         limit: u32,
     ) -> StoreResult<Vec<ThreadId>> {
-        let t = crate::lock(&self.0);
+        let t = self.0.lock();
         let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         Ok(t.by_id
             .range((start, std::ops::Bound::Unbounded))
@@ -101,15 +101,15 @@ pub struct MemoryKeyStore(Mutex<BTreeMap<ThreadId, WrappedKey>>);
 #[async_trait]
 impl ThreadKeyStore for MemoryKeyStore {
     async fn insert_if_absent(&self, thread: ThreadId, key: WrappedKey) -> StoreResult<WrappedKey> {
-        Ok(crate::lock(&self.0).entry(thread).or_insert(key).clone())
+        Ok(self.0.lock().entry(thread).or_insert(key).clone())
     }
 
     async fn get(&self, thread: ThreadId) -> StoreResult<Option<WrappedKey>> {
-        Ok(crate::lock(&self.0).get(&thread).cloned())
+        Ok(self.0.lock().get(&thread).cloned())
     }
 
     async fn destroy(&self, thread: ThreadId) -> StoreResult<bool> {
-        Ok(crate::lock(&self.0).remove(&thread).is_some())
+        Ok(self.0.lock().remove(&thread).is_some())
     }
 
     async fn wrapped_under_other_than(
@@ -118,7 +118,7 @@ impl ThreadKeyStore for MemoryKeyStore {
         after: Option<ThreadId>,
         limit: u32,
     ) -> StoreResult<Vec<(ThreadId, WrappedKey)>> {
-        let keys = crate::lock(&self.0);
+        let keys = self.0.lock();
         let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         Ok(keys
             .range((start, std::ops::Bound::Unbounded))
@@ -134,7 +134,7 @@ impl ThreadKeyStore for MemoryKeyStore {
         old: &WrappedKey,
         new: WrappedKey,
     ) -> StoreResult<bool> {
-        let mut keys = crate::lock(&self.0);
+        let mut keys = self.0.lock();
         match keys.get_mut(&thread) {
             Some(current) if current == old => {
                 *current = new;

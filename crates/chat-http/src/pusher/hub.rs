@@ -5,9 +5,10 @@
 //! [`Hub::resync_all`]), every subscribed socket is told to reconnect and catch up.
 
 use chat_core::ThreadId;
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::sync::{mpsc, watch, Notify};
 
 /// A frame, serialized once and shared by every socket it goes to.
@@ -44,8 +45,7 @@ impl Hub {
     }
 
     fn channels(&self) -> MutexGuard<'_, HashMap<ThreadId, HashMap<u64, Subscriber>>> {
-        // A panic while holding the lock cannot leave the map half-updated.
-        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+        self.channels.lock()
     }
 
     pub fn subscribe(&self, thread: ThreadId, connection: u64, subscriber: Subscriber) {
