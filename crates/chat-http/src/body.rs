@@ -8,6 +8,11 @@ use chat_core::{UserId, ValidationErrors};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
+/// A path id that is not a positive integer names nothing: `404`.
+pub(crate) fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
 /// Reads the whole body of a JSON route: `415` for one not sent as `application/json`
 /// (or `…+json`, SPEC §3.7), then as [`read_limited`].
 pub async fn read_json(

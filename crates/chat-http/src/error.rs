@@ -1,7 +1,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use chat_core::{ChatError, ValidationErrors};
-use serde_json::json;
 
 /// An error answer: `{"message", "code"}`, plus `errors` for validation (SPEC §3.7).
 /// The cause of a 5xx is logged here and never shown.
@@ -76,7 +75,7 @@ impl ApiError {
 
 impl From<ChatError> for ApiError {
     fn from(e: ChatError) -> Self {
-        crate::ops::count_error(&e);
+        crate::metric_names::count_error(&e);
         match e {
             ChatError::Disabled => Self::Disabled,
             ChatError::NotFound => Self::NotFound,
@@ -125,10 +124,14 @@ impl ResponseError for ApiError {
             Self::Internal(cause) => tracing::error!(%cause, "internal error"),
             _ => {}
         }
-        let mut body = json!({"message": self.message(), "code": self.code()});
-        if let Self::Invalid(errors) = self {
-            body["errors"] = json!(errors.fields());
-        }
+        let body = crate::wire::ErrorBody {
+            message: self.message(),
+            code: self.code().to_owned(),
+            errors: match self {
+                Self::Invalid(errors) => errors.fields().clone(),
+                _ => Default::default(),
+            },
+        };
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, Self::Unauthenticated) {
             response.insert_header(("WWW-Authenticate", "Bearer"));

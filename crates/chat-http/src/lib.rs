@@ -11,14 +11,17 @@ mod body;
 mod error;
 pub mod limits;
 mod media;
+mod metric_names;
+mod mount;
 pub mod openapi;
 pub mod ops;
 pub mod pusher;
 mod routes;
+pub mod wire;
 
 pub use auth::{sign_hs256, AuthConfig, AuthError, AuthUser, Claims, TokenVerifier};
 pub use error::ApiError;
-pub use routes::{configure, no_store, RoutePattern};
+pub use mount::{configure, no_store, RoutePattern};
 
 use chat_core::ChatService;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! [`RateCounter`]: Redis when configured, so every instance shares the count.
 
 use crate::error::ApiError;
-use crate::ops::names;
+use crate::metric_names::names;
 use chat_core::ports::RateCounter;
 use chat_core::UserId;
 use std::sync::Arc;

@@ -3,20 +3,20 @@
 //! that serves them (chat-server's `media_gateway`).
 
 use crate::auth::AuthUser;
+use crate::body::path_id;
 use crate::body::{json_object, read_json, required_str};
 use crate::error::ApiError;
-use crate::routes::{path_id, rfc3339};
+use crate::wire::{self, rfc3339};
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{ThreadId, ValidationErrors};
-use serde_json::{json, Map, Value};
 
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
 /// Signs an upload of an image to a new key of the thread; post it with `mediaPath`.
 #[utoipa::path(post, path = "/api/chat/threads/{thread}/media", tag = "chat", security(("bearer" = [])),
     params(("thread" = i64, Path, minimum = 1, example = 1)),
-    request_body = crate::openapi::UploadRequest,
-    responses((status = 200, description = "The upload ticket", body = crate::openapi::UploadTicket), crate::openapi::ChatErrors))]
+    request_body = crate::wire::UploadRequest,
+    responses((status = 200, description = "The upload ticket", body = crate::wire::UploadTicket), crate::wire::ChatErrors))]
 pub async fn upload_url(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,
@@ -40,16 +40,11 @@ pub async fn upload_url(
         })
         .await?;
     tracing::info!("upload URL issued");
-    let headers: Map<String, Value> = upload
-        .headers
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "mediaPath": upload.path.as_str(),
-        "uploadUrl": upload.url,
-        "method": upload.method,
-        "headers": headers,
-        "expiresAt": rfc3339(expires_at),
-    })))
+    Ok(HttpResponse::Ok().json(wire::UploadTicket {
+        media_path: upload.path.as_str().to_owned(),
+        upload_url: upload.url,
+        method: upload.method,
+        headers: upload.headers.into_iter().collect(),
+        expires_at: rfc3339(expires_at),
+    }))
 }

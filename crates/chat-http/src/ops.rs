@@ -4,55 +4,11 @@
 
 use crate::HttpState;
 use actix_web::{web, HttpResponse};
-use chat_core::ChatError;
 use futures::future::{join_all, BoxFuture};
-use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Metric names, in one place so that the docs and the dashboards can rely on them.
-pub mod names {
-    /// Counter `{method, route, status}`; `route` is the pattern, never the path.
-    pub const HTTP_REQUESTS: &str = "chat_http_requests_total";
-    /// Histogram `{method, route}`, seconds.
-    pub const HTTP_DURATION: &str = "chat_http_request_duration_seconds";
-    /// Counter `{type}`: messages accepted.
-    pub const MESSAGES_POSTED: &str = "chat_messages_posted_total";
-    /// Gauge: WebSocket connections open on this instance.
-    pub const WS_CONNECTIONS: &str = "chat_websocket_connections";
-    /// Counter: event frames written to subscribed sockets.
-    pub const WS_EVENTS_DELIVERED: &str = "chat_websocket_events_delivered_total";
-    /// Counter: sockets closed because they read their events too slowly.
-    pub const WS_OVERFLOWS: &str = "chat_websocket_overflow_disconnects_total";
-    /// Counter: events this instance's bus subscription missed (fell behind the bus
-    /// buffer, or the bus connection dropped; 0 counted where the bus cannot tell).
-    pub const EVENTS_MISSED: &str = "chat_events_missed_total";
-    /// Counter: sockets closed with 4200 to reconnect and catch up after missed events.
-    pub const WS_RESYNCS: &str = "chat_websocket_resync_disconnects_total";
-    /// Counter `{job, outcome}`: background jobs and sweeps.
-    pub const JOBS: &str = "chat_jobs_total";
-    /// Counter: ciphertext or a wrapped key that failed to open.
-    pub const CRYPTO_FAILURES: &str = "chat_crypto_failures_total";
-    /// Counter `{kind}`: a store was unavailable or returned corrupt data.
-    pub const STORE_ERRORS: &str = "chat_store_errors_total";
-    /// Counter `{scope}`: requests refused with `429`.
-    pub const RATE_LIMITED: &str = "chat_rate_limited_total";
-}
-
-/// Counts the failures operators alert on; the other errors are the clients' own.
-pub fn count_error(error: &ChatError) {
-    match error {
-        ChatError::Crypto(_) => metrics::counter!(names::CRYPTO_FAILURES).increment(1),
-        ChatError::Unavailable(cause) => {
-            let kind = match cause {
-                chat_core::StoreError::Unavailable(_) => "unavailable",
-                chat_core::StoreError::Corrupt(_) => "corrupt",
-            };
-            metrics::counter!(names::STORE_ERRORS, "kind" => kind).increment(1);
-        }
-        _ => {}
-    }
-}
+pub use crate::metric_names::{count_error, names};
 
 /// One backend `/readyz` asks: its name (`postgres`, `redis`, `media`) and a check.
 #[derive(Clone)]
@@ -89,8 +45,8 @@ pub struct Operations {
 /// name hosts).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Every configured backend answers", body = crate::openapi::Readiness),
-        (status = 503, description = "The backends that do not answer are named", body = crate::openapi::Readiness,
+        (status = 200, description = "Every configured backend answers", body = crate::wire::Readiness),
+        (status = 503, description = "The backends that do not answer are named", body = crate::wire::Readiness,
             headers(("Retry-After" = u64))),
     ))]
 pub(crate) async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
@@ -105,7 +61,7 @@ pub(crate) async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
         (probe.name, outcome)
     }))
     .await;
-    let mut checks = Map::new();
+    let mut checks = std::collections::BTreeMap::new();
     let mut ready = true;
     for (name, outcome) in answers {
         let verdict = match outcome {
@@ -116,12 +72,12 @@ pub(crate) async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
                 "unavailable"
             }
         };
-        checks.insert(name.to_owned(), Value::from(verdict));
+        checks.insert(name.to_owned(), verdict.to_owned());
     }
-    let body = json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "checks": checks,
-    });
+    let body = crate::wire::Readiness {
+        status: if ready { "ready" } else { "unavailable" }.to_owned(),
+        checks,
+    };
     if ready {
         HttpResponse::Ok().json(body)
     } else {

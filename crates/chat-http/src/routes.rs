@@ -1,90 +1,37 @@
 use crate::auth::AuthUser;
+use crate::body::path_id;
 use crate::body::{json_object, read_json, required_number, required_str, required_user_id};
 use crate::error::ApiError;
 use crate::limits::Scope;
+use crate::wire;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{
-    Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageKind, MessageView, PageRequest,
-    RequestId, TextBody, ThreadId, Timestamp, ValidationErrors,
+    Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageKind, PageRequest, RequestId,
+    TextBody, ThreadId, ValidationErrors,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
-
-/// Mounts every route of SPEC §3 and `/healthz` on an `App`.
-pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
-    move |cfg| {
-        cfg.app_data(web::Data::new(state))
-            .app_data(web::QueryConfig::default().error_handler(|_, _| {
-                ApiError::invalid("query", "The query string is malformed.").into()
-            }))
-            .service(at("/healthz").route(web::get().to(healthz)))
-            .service(at("/api/openapi.json").route(web::get().to(crate::openapi::serve)))
-            .service(at("/readyz").route(web::get().to(crate::ops::readyz)))
-            .service(at("/metrics").route(web::get().to(crate::ops::metrics)))
-            .service(at("/api/requests/{id}").route(web::put().to(register_request)))
-            .service(at("/api/requests/{id}/chat/open").route(web::post().to(open_thread)))
-            .service(
-                at("/api/chat/threads/{thread}/messages")
-                    .route(web::get().to(list_messages))
-                    .route(web::post().to(post_message)),
-            )
-            .service(at("/api/chat/threads/{thread}/close").route(web::patch().to(close_thread)))
-            .service(
-                at("/api/chat/threads/{thread}/media")
-                    .route(web::post().to(crate::media::upload_url)),
-            )
-            .service(at("/app/{key}").route(web::get().to(crate::pusher::socket::connect)))
-            .service(at("/broadcasting/auth").route(web::post().to(crate::pusher::auth::authorize)))
-            .default_service(web::to(not_found));
-    }
-}
-
-/// `Cache-Control: no-store` on every response that does not set its own (SPEC §3.7):
-/// message content, signed media URLs and thread metadata must not be kept by a
-/// browser or a proxy cache. Wrap the `App` in it.
-pub fn no_store() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new()
-        .add((actix_web::http::header::CACHE_CONTROL, "no-store"))
-}
-
-/// The pattern of the route a request matched (`/api/chat/threads/{thread}/messages`),
-/// for logs and metric labels, which never hold the path itself. Each resource carries
-/// its own, so reading it back costs nothing; `HttpRequest::match_pattern` routes the
-/// path a second time through every pattern's regex (7% of a post's CPU, measured).
-#[derive(Debug, Clone, Copy)]
-pub struct RoutePattern(pub &'static str);
-
-fn at(pattern: &'static str) -> actix_web::Resource {
-    web::resource(pattern).app_data(RoutePattern(pattern))
-}
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Alive", body = crate::openapi::Health)))]
+    responses((status = 200, description = "Alive", body = crate::wire::Health)))]
 pub(crate) async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(wire::Health {
+        status: "ok".into(),
+    })
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
+pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
-}
-
-/// A path id that is not a positive integer names nothing: `404`.
-pub(crate) fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound)
-}
-
-pub(crate) fn rfc3339(t: Timestamp) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Registers (or updates) a service request and its client. Admins only: the host
 /// system calls it.
 #[utoipa::path(put, path = "/api/requests/{id}", tag = "chat", security(("bearer" = [])),
     params(("id" = i64, Path, description = "The service request", minimum = 1, example = 1)),
-    request_body = crate::openapi::RegisterRequestBody,
-    responses((status = 200, description = "The request as stored", body = crate::openapi::ServiceRequestBody), crate::openapi::ChatErrors))]
+    request_body = crate::wire::RegisterRequestBody,
+    responses((status = 200, description = "The request as stored", body = crate::wire::ServiceRequestBody), crate::wire::ChatErrors))]
 #[tracing::instrument(skip_all, fields(request_id = %id, user_id = %user.id))]
 pub(crate) async fn register_request(
     state: web::Data<HttpState>,
@@ -98,14 +45,17 @@ pub(crate) async fn register_request(
     let client_id =
         required_user_id(&body, "client_id").map_err(|msg| ApiError::invalid("client_id", msg))?;
     let request = state.service.register_request(&user, id, client_id).await?;
-    Ok(HttpResponse::Ok().json(json!({"id": request.id, "client_id": request.client_id})))
+    Ok(HttpResponse::Ok().json(wire::ServiceRequestBody {
+        id: request.id.get(),
+        client_id: request.client_id.get(),
+    }))
 }
 
 /// Opens the request's thread, or returns the existing one (idempotent). Its client or
 /// an admin.
 #[utoipa::path(post, path = "/api/requests/{id}/chat/open", tag = "chat", security(("bearer" = [])),
     params(("id" = i64, Path, description = "The service request", minimum = 1, example = 1)),
-    responses((status = 200, description = "The thread", body = crate::openapi::OpenedThread), crate::openapi::ChatErrors))]
+    responses((status = 200, description = "The thread", body = crate::wire::OpenedThread), crate::wire::ChatErrors))]
 #[tracing::instrument(skip_all, fields(request_id = %id, user_id = %user.id))]
 pub(crate) async fn open_thread(
     state: web::Data<HttpState>,
@@ -115,10 +65,10 @@ pub(crate) async fn open_thread(
     let id: RequestId = path_id(&id)?;
     let thread = state.service.open_thread(&user, id).await?;
     tracing::info!(thread_id = %thread.id, "thread opened");
-    Ok(HttpResponse::Ok().json(json!({
-        "threadId": thread.id,
-        "status": thread.status.as_str(),
-    })))
+    Ok(HttpResponse::Ok().json(wire::OpenedThread {
+        thread_id: thread.id.get(),
+        status: thread.status.into(),
+    }))
 }
 
 /// `limit` 1..=50 (default 20) and an integer `cursor`, else `422`.
@@ -153,25 +103,6 @@ fn page_request(query: &HashMap<String, String>) -> Result<PageRequest, ApiError
     Ok(PageRequest { before, limit })
 }
 
-pub(crate) fn message_json(m: &MessageView) -> Value {
-    let (text, lat, lng) = match &m.content {
-        Some(MessageContent::Text(t)) => (Some(t.as_str()), None, None),
-        Some(MessageContent::Location(c)) => (None, Some(c.lat()), Some(c.lng())),
-        _ => (None, None, None),
-    };
-    json!({
-        "id": m.id,
-        "type": m.kind.as_str(),
-        "text": text,
-        "lat": lat,
-        "lng": lng,
-        "media_url": m.media_url,
-        "sender_id": m.sender_id,
-        "created_at": rfc3339(m.created_at),
-        "redacted": m.redacted(),
-    })
-}
-
 /// One page of messages, oldest first: the newest `limit` before `cursor`.
 #[utoipa::path(get, path = "/api/chat/threads/{thread}/messages", tag = "chat", security(("bearer" = [])),
     params(
@@ -179,7 +110,7 @@ pub(crate) fn message_json(m: &MessageView) -> Value {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 50, description = "Default 20"),
         ("cursor" = Option<i64>, Query, description = "`nextCursor` of the previous page"),
     ),
-    responses((status = 200, description = "A page of messages", body = crate::openapi::MessagePage), crate::openapi::ChatErrors))]
+    responses((status = 200, description = "A page of messages", body = crate::wire::MessagePage), crate::wire::ChatErrors))]
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
 pub(crate) async fn list_messages(
     state: web::Data<HttpState>,
@@ -197,8 +128,10 @@ pub(crate) async fn list_messages(
         .has_more
         .then(|| page.messages.first().map(|m| m.id.to_string()))
         .flatten();
-    let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
-    Ok(HttpResponse::Ok().json(json!({"messages": messages, "nextCursor": next_cursor})))
+    Ok(HttpResponse::Ok().json(wire::MessagePage {
+        messages: page.messages.iter().map(wire::Message::from).collect(),
+        next_cursor,
+    }))
 }
 
 /// The message a post body describes, or every field error found in it.
@@ -281,8 +214,8 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, &'static
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 64, pattern = "^[!-~]+$",
             description = "A repeat with the same key by the same user to the same thread within the message TTL returns the first post's id and stores nothing"),
     ),
-    request_body = crate::openapi::NewMessage,
-    responses((status = 200, description = "Stored (sealed)", body = crate::openapi::Posted), crate::openapi::ChatErrors))]
+    request_body = crate::wire::NewMessage,
+    responses((status = 200, description = "Stored (sealed)", body = crate::wire::Posted), crate::wire::ChatErrors))]
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
 pub(crate) async fn post_message(
     state: web::Data<HttpState>,
@@ -318,15 +251,15 @@ pub(crate) async fn post_message(
         })
         .await?;
     let kind = kind.map_or("", MessageKind::as_str);
-    metrics::counter!(crate::ops::names::MESSAGES_POSTED, "type" => kind).increment(1);
+    metrics::counter!(crate::metric_names::names::MESSAGES_POSTED, "type" => kind).increment(1);
     tracing::info!(message_id = %id, kind, "message posted");
-    Ok(HttpResponse::Ok().json(json!({"id": id})))
+    Ok(HttpResponse::Ok().json(wire::Posted { id: id.get() }))
 }
 
 /// Closes the thread (idempotent); its purge follows in the background.
 #[utoipa::path(patch, path = "/api/chat/threads/{thread}/close", tag = "chat", security(("bearer" = [])),
     params(("thread" = i64, Path, minimum = 1, example = 1)),
-    responses((status = 200, description = "Closed", body = crate::openapi::Closed), crate::openapi::ChatErrors))]
+    responses((status = 200, description = "Closed", body = crate::wire::Closed), crate::wire::ChatErrors))]
 #[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
 pub(crate) async fn close_thread(
     state: web::Data<HttpState>,
@@ -336,8 +269,8 @@ pub(crate) async fn close_thread(
     let thread: ThreadId = path_id(&thread)?;
     let closed = state.service.close_thread(&user, thread).await?;
     tracing::info!("thread closed");
-    Ok(HttpResponse::Ok().json(json!({
-        "status": closed.status.as_str(),
-        "closed_at": closed.closed_at.map(rfc3339),
-    })))
+    Ok(HttpResponse::Ok().json(wire::Closed {
+        status: closed.status.into(),
+        closed_at: closed.closed_at.map(wire::rfc3339),
+    }))
 }

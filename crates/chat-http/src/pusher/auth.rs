@@ -8,7 +8,6 @@ use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{ChatError, ValidationErrors};
 use serde::Deserialize;
-use serde_json::json;
 
 #[derive(Deserialize)]
 struct AuthRequest {
@@ -19,10 +18,10 @@ struct AuthRequest {
 /// Signs a `private-chat.{threadId}` subscription for a user who may list the thread.
 #[utoipa::path(post, path = "/broadcasting/auth", tag = "realtime", security(("bearer" = [])),
     request_body(content(
-        (crate::openapi::ChannelAuthRequest = "application/x-www-form-urlencoded"),
-        (crate::openapi::ChannelAuthRequest = "application/json"),
+        (crate::wire::ChannelAuthRequest = "application/x-www-form-urlencoded"),
+        (crate::wire::ChannelAuthRequest = "application/json"),
     )),
-    responses((status = 200, description = "The subscription signature", body = crate::openapi::ChannelAuth), crate::openapi::ChatErrors))]
+    responses((status = 200, description = "The subscription signature", body = crate::wire::ChannelAuth), crate::wire::ChatErrors))]
 pub async fn authorize(
     state: web::Data<HttpState>,
     AuthUser(user): AuthUser,
@@ -78,5 +77,7 @@ pub async fn authorize(
         Err(other) => return Err(other.into()),
     }
     tracing::info!(thread_id = %thread, user_id = %user.id, "channel subscription authorized");
-    Ok(HttpResponse::Ok().json(json!({"auth": realtime.sign(&socket_id, &channel)})))
+    Ok(HttpResponse::Ok().json(crate::wire::ChannelAuth {
+        auth: realtime.sign(&socket_id, &channel),
+    }))
 }

@@ -190,7 +190,7 @@ impl Realtime {
     }
 
     fn missed(&self, skipped: u64) {
-        metrics::counter!(crate::ops::names::EVENTS_MISSED).increment(skipped);
+        metrics::counter!(crate::metric_names::names::EVENTS_MISSED).increment(skipped);
         if skipped > 0 {
             tracing::warn!(
                 skipped,
@@ -230,13 +230,15 @@ impl Realtime {
             ChatEvent::MessageCreated(message) => {
                 let id = message.id;
                 match service.open_for_broadcast(message).await {
-                    Ok(view) => {
-                        let mut data = crate::routes::message_json(&view);
-                        data["thread_id"] = thread.get().into();
-                        ("MessageCreated", data)
-                    }
+                    Ok(view) => (
+                        "MessageCreated",
+                        json_of(&crate::wire::MessageCreated {
+                            message: crate::wire::Message::from(&view),
+                            thread_id: thread.get(),
+                        }),
+                    ),
                     Err(error) => {
-                        crate::ops::count_error(&error);
+                        crate::metric_names::count_error(&error);
                         tracing::warn!(thread_id = %thread, message_id = %id, %error, "cannot open a message for delivery");
                         return Ready::Nothing;
                     }
@@ -247,10 +249,10 @@ impl Realtime {
                 closed_at,
             } => (
                 "ThreadClosed",
-                serde_json::json!({
-                    "thread_id": thread_id,
-                    "status": "closed",
-                    "closed_at": crate::routes::rfc3339(closed_at),
+                json_of(&crate::wire::ThreadClosed {
+                    thread_id: thread_id.get(),
+                    status: crate::wire::ThreadStatus::Closed,
+                    closed_at: crate::wire::rfc3339(closed_at),
                 }),
             ),
         };
@@ -283,6 +285,11 @@ enum Ready {
         skipped: u64,
     },
     Nothing,
+}
+
+/// An event's data as JSON (these types always serialize).
+fn json_of(data: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(data).unwrap_or_default()
 }
 
 /// `private-chat.{thread}`.

@@ -7,7 +7,7 @@ use super::protocol::{self, code};
 use super::transport::{actix_incoming, Incoming, Outgoing};
 use super::{thread_of_channel, Realtime};
 use crate::error::ApiError;
-use crate::ops::names;
+use crate::metric_names::names;
 use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{ChatService, ThreadId};

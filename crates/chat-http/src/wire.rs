@@ -1,0 +1,270 @@
+//! The wire: every JSON body of the HTTP API, declared once. Handlers answer with these
+//! types and the OpenAPI document (`openapi.rs`) describes them, so the two cannot
+//! drift. Request bodies are read field by field (Laravel-shaped 422s, every field's
+//! error at once: `routes.rs`, `media.rs`); their types here give their schema. Also
+//! the conversions every answer shares: timestamps, messages.
+
+use chat_core::{MessageContent, MessageKind, MessageView, Timestamp};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::{IntoResponses, ToSchema};
+
+/// RFC 3339 in UTC, to the second: how every time is written.
+pub(crate) fn rfc3339(t: Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Every error: `{"message", "code"}`, plus `errors` by field on `422`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub message: String,
+    /// `unauthenticated`, `forbidden`, `thread_closed`, `not_found`,
+    /// `payload_too_large`, `validation_failed`, `rate_limited`, `feature_disabled`,
+    /// `unavailable`, `internal_error`.
+    pub code: String,
+    /// Field name → messages (`422` only).
+    #[schema(required = false)]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, Vec<String>>,
+}
+
+/// The errors a chat route can answer, all as [`ErrorBody`].
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ChatErrors {
+    /// No bearer token, or one that is expired, forged or for another issuer.
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// Not the caller's thread or request (`forbidden`), or a post to a closed thread
+    /// (`thread_closed`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such thread or request.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// The body is over `CHAT_MAX_BODY_BYTES`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// A route that takes a JSON body got one not sent as `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(ErrorBody),
+    /// Field errors in `errors`.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+    /// Over the caller's per-minute limit.
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds until the limit resets")))]
+    RateLimited(ErrorBody),
+    /// `CHAT_ENABLED=false`.
+    #[response(status = 501)]
+    Disabled(ErrorBody),
+    /// A backing store is down; nothing was changed.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    Unavailable(ErrorBody),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisterRequestBody {
+    /// The client who owns the service request.
+    #[schema(minimum = 1)]
+    pub client_id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceRequestBody {
+    pub id: i64,
+    pub client_id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ThreadStatus {
+    Open,
+    Closed,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OpenedThread {
+    #[serde(rename = "threadId")]
+    pub thread_id: i64,
+    pub status: ThreadStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageType {
+    Text,
+    Image,
+    Location,
+}
+
+impl From<MessageKind> for MessageType {
+    fn from(kind: MessageKind) -> Self {
+        match kind {
+            MessageKind::Text => Self::Text,
+            MessageKind::Image => Self::Image,
+            MessageKind::Location => Self::Location,
+        }
+    }
+}
+
+impl From<chat_core::ThreadStatus> for ThreadStatus {
+    fn from(status: chat_core::ThreadStatus) -> Self {
+        match status {
+            chat_core::ThreadStatus::Open => Self::Open,
+            chat_core::ThreadStatus::Closed => Self::Closed,
+        }
+    }
+}
+
+/// A message as listed (and as `MessageCreated` carries it, with `thread_id`). Content
+/// fields are `null` when they do not apply or once the thread is redacted.
+#[derive(Serialize, ToSchema)]
+pub struct Message {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: MessageType,
+    pub text: Option<String>,
+    pub lat: Option<f64>,
+    pub lng: Option<f64>,
+    /// A signed, short-lived download URL (images).
+    pub media_url: Option<String>,
+    pub sender_id: i64,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub redacted: bool,
+}
+
+impl From<&MessageView> for Message {
+    fn from(m: &MessageView) -> Self {
+        let (text, lat, lng) = match &m.content {
+            Some(MessageContent::Text(t)) => (Some(t.as_str().to_owned()), None, None),
+            Some(MessageContent::Location(c)) => (None, Some(c.lat()), Some(c.lng())),
+            _ => (None, None, None),
+        };
+        Self {
+            id: m.id.get(),
+            kind: m.kind.into(),
+            text,
+            lat,
+            lng,
+            media_url: m.media_url.clone(),
+            sender_id: m.sender_id.get(),
+            created_at: rfc3339(m.created_at),
+            redacted: m.redacted(),
+        }
+    }
+}
+
+/// What `MessageCreated` carries: the listed message and its thread.
+#[derive(Serialize)]
+pub struct MessageCreated {
+    #[serde(flatten)]
+    pub message: Message,
+    pub thread_id: i64,
+}
+
+/// What `ThreadClosed` carries.
+#[derive(Serialize)]
+pub struct ThreadClosed {
+    pub thread_id: i64,
+    pub status: ThreadStatus,
+    pub closed_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessagePage {
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    /// Pass as `cursor` for the older page; `null` when there is none.
+    #[serde(rename = "nextCursor")]
+    pub next_cursor: Option<String>,
+}
+
+/// A text (1 to `CHAT_MAX_TEXT_CHARS` characters after trimming), an image uploaded
+/// through an upload URL of the same thread, or a location.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum NewMessage {
+    Text {
+        /// Not only whitespace; at most `CHAT_MAX_TEXT_CHARS` (default 4000) characters.
+        #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
+        text: String,
+    },
+    Image {
+        /// The `mediaPath` of an upload ticket of this thread, once uploaded.
+        #[serde(rename = "mediaPath")]
+        #[schema(pattern = r"^chats/[0-9]+/[0-9a-f]{32}\.(jpg|png|webp|gif)$")]
+        media_path: String,
+    },
+    Location {
+        #[schema(minimum = -90, maximum = 90)]
+        lat: f64,
+        #[schema(minimum = -180, maximum = 180)]
+        lng: f64,
+    },
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Posted {
+    pub id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Closed {
+    pub status: ThreadStatus,
+    #[schema(format = DateTime)]
+    pub closed_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UploadRequest {
+    /// One of `CHAT_ALLOWED_IMAGE_MIME` (by default these three).
+    #[serde(rename = "contentType")]
+    #[schema(examples("image/png"), pattern = r"^image/(jpeg|png|webp)$")]
+    pub content_type: String,
+}
+
+/// Where and how to upload the image, then post it with `mediaPath`.
+#[derive(Serialize, ToSchema)]
+pub struct UploadTicket {
+    #[serde(rename = "mediaPath")]
+    pub media_path: String,
+    #[serde(rename = "uploadUrl")]
+    pub upload_url: String,
+    pub method: String,
+    /// Headers the upload must carry.
+    pub headers: BTreeMap<String, String>,
+    #[serde(rename = "expiresAt")]
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// What pusher-js sends (form-encoded; JSON is accepted too).
+#[derive(Serialize, ToSchema)]
+pub struct ChannelAuthRequest {
+    /// From `pusher:connection_established`.
+    #[schema(pattern = r"^[0-9]{1,20}\.[0-9]{1,20}$", examples("1234.5678"))]
+    pub socket_id: String,
+    /// `private-chat.{threadId}`.
+    #[schema(pattern = r"^private-chat\.[0-9]+$", examples("private-chat.1"))]
+    pub channel_name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChannelAuth {
+    /// `{key}:{hex HMAC-SHA256 of "socket_id:channel_name"}`.
+    pub auth: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: String,
+    /// Backend (`postgres`, `redis`, `media`) → `ok` or `unavailable`.
+    pub checks: BTreeMap<String, String>,
+}
