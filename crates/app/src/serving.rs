@@ -86,21 +86,25 @@ impl Application {
                 uploads: config.rate_limit_uploads,
                 auth: config.rate_limit_auth,
             },
-            realtime: Some(realtime.clone()),
-            operations: Operations {
-                probes,
-                probe_timeout: PROBE_TIMEOUT,
-                metrics: metrics.clone().map(|handle| {
-                    Arc::new(move || handle.render()) as Arc<dyn Fn() -> String + Send + Sync>
-                }),
-            },
         };
+        let operations = Operations {
+            probes,
+            probe_timeout: PROBE_TIMEOUT,
+            metrics: metrics.clone().map(|handle| {
+                Arc::new(move || handle.render()) as Arc<dyn Fn() -> String + Send + Sync>
+            }),
+        };
+        let served_realtime = realtime.clone();
         let gateway = media.gateway.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(chat_http::no_store())
                 .wrap(actix_web::middleware::from_fn(telemetry::log_request))
-                .configure(chat_http::configure(state.clone()));
+                .configure(chat_http::configure(
+                    state.clone(),
+                    served_realtime.clone(),
+                    operations.clone(),
+                ));
             // The local backends' signed URLs are served here; presigned ones are not.
             match &gateway {
                 Some(gateway) => app.configure(media_gateway::configure(gateway.clone())),

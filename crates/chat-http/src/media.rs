@@ -6,8 +6,8 @@ use crate::auth::AuthUser;
 use crate::body::path_id;
 use crate::body::{json_object, read_json, required_str};
 use crate::error::ApiError;
+use crate::state::HttpState;
 use crate::wire::{self, rfc3339};
-use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{ThreadId, ValidationErrors};
 

@@ -2,13 +2,24 @@
 //! route pattern for the request log and the metrics.
 
 use crate::error::ApiError;
-use crate::{routes, HttpState};
+use crate::ops::Operations;
+use crate::pusher::Realtime;
+use crate::routes;
+use crate::state::HttpState;
 use actix_web::web;
+use std::sync::Arc;
 
-/// Mounts every route of SPEC §3 and `/healthz` on an `App`.
-pub fn configure(state: HttpState) -> impl FnOnce(&mut web::ServiceConfig) {
+/// Mounts every route of SPEC §3, the Pusher WebSocket and its authorizer (§6), and the
+/// operator routes on an `App`, each with the part of the state it reads.
+pub fn configure(
+    state: HttpState,
+    realtime: Arc<Realtime>,
+    operations: Operations,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
+            .app_data(web::Data::from(realtime))
+            .app_data(web::Data::new(operations))
             .app_data(web::QueryConfig::default().error_handler(|_, _| {
                 ApiError::invalid("query", "The query string is malformed.").into()
             }))

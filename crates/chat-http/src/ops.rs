@@ -2,7 +2,6 @@
 //! (Prometheus text, rendered by whatever recorder the application installed), and the
 //! names of the metrics this crate records through the [`metrics`] facade.
 
-use crate::HttpState;
 use actix_web::{web, HttpResponse};
 use futures::future::{join_all, BoxFuture};
 use std::sync::Arc;
@@ -49,8 +48,7 @@ pub struct Operations {
         (status = 503, description = "The backends that do not answer are named", body = crate::wire::Readiness,
             headers(("Retry-After" = u64))),
     ))]
-pub(crate) async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
-    let ops = &state.operations;
+pub(crate) async fn readyz(ops: web::Data<Operations>) -> HttpResponse {
     let timeout = ops.probe_timeout;
     let answers = join_all(ops.probes.iter().map(|probe| async move {
         let outcome = match tokio::time::timeout(timeout, (probe.check)()).await {
@@ -90,8 +88,8 @@ pub(crate) async fn readyz(state: web::Data<HttpState>) -> HttpResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
-pub(crate) async fn metrics(state: web::Data<HttpState>) -> HttpResponse {
-    match &state.operations.metrics {
+pub(crate) async fn metrics(ops: web::Data<Operations>) -> HttpResponse {
+    match &ops.metrics {
         Some(render) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(render()),

@@ -3,8 +3,8 @@ use crate::body::path_id;
 use crate::body::{json_object, read_json, required_number, required_str, required_user_id};
 use crate::error::ApiError;
 use crate::limits::Scope;
+use crate::state::HttpState;
 use crate::wire;
-use crate::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{
     Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageKind, PageRequest, RequestId,

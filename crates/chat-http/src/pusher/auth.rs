@@ -1,10 +1,11 @@
 //! `POST /broadcasting/auth`: the channel authorizer pusher-js calls before it
 //! subscribes (form-encoded, as pusher-js sends it, or JSON).
 
+use super::Realtime;
 use crate::auth::AuthUser;
 use crate::body::read_limited;
 use crate::error::ApiError;
-use crate::HttpState;
+use crate::state::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{ChatError, ValidationErrors};
 use serde::Deserialize;
@@ -24,13 +25,11 @@ struct AuthRequest {
     responses((status = 200, description = "The subscription signature", body = crate::wire::ChannelAuth), crate::wire::ChatErrors))]
 pub async fn authorize(
     state: web::Data<HttpState>,
+    realtime: web::Data<Realtime>,
     AuthUser(user): AuthUser,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(realtime) = state.realtime.clone() else {
-        return Err(ApiError::NotFound);
-    };
     state
         .limits
         .check(crate::limits::Scope::Auth, user.id)

@@ -8,7 +8,7 @@ use super::transport::{actix_incoming, Incoming, Outgoing};
 use super::{thread_of_channel, Realtime};
 use crate::error::ApiError;
 use crate::metric_names::names;
-use crate::HttpState;
+use crate::state::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{ChatService, ThreadId};
 use futures::{Stream, StreamExt};
@@ -30,13 +30,12 @@ const MAX_CHANNELS_PER_SOCKET: usize = 100;
 /// `GET /app/{key}`: the Pusher WebSocket.
 pub async fn connect(
     state: web::Data<HttpState>,
+    realtime: web::Data<Realtime>,
     key: web::Path<String>,
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let Some(realtime) = state.realtime.clone() else {
-        return Err(ApiError::NotFound.into());
-    };
+    let realtime = realtime.into_inner();
     if !state.service.settings().enabled {
         return Err(ApiError::Disabled.into());
     }
