@@ -59,6 +59,7 @@ pub async fn sweep_once(
         "partial"
     };
     metrics::counter!(names::JOBS, "job" => "sweep", "outcome" => outcome).increment(1);
+    metrics::gauge!(names::JOBS_FAILED).set(report.failed_jobs as f64);
     tracing::info!(
         job = "sweep",
         outcome,
@@ -70,6 +71,7 @@ pub async fn sweep_once(
         messages_redacted = report.messages_redacted,
         stale_jobs_requeued = report.stale_jobs.requeued,
         stale_jobs_failed = report.stale_jobs.failed,
+        failed_jobs = report.failed_jobs,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "sweep finished"
     );

@@ -138,6 +138,7 @@ fn cleanup(config: Config) -> ExitCode {
             report.stale_jobs.requeued
         );
         println!("stale jobs failed for good:  {}", report.stale_jobs.failed);
+        println!("jobs kept as failed, all:    {}", report.failed_jobs);
         if report.purge_failures > 0 {
             anyhow::bail!(
                 "{} closed thread(s) could not be purged; see the log, and run cleanup again",

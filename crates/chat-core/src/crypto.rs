@@ -13,7 +13,6 @@ pub struct SealedContent(Vec<u8>);
 
 impl SealedContent {
     pub const NONCE_LEN: usize = 12;
-    pub const TAG_LEN: usize = 16;
 
     /// Wraps bytes read back from a store. No check beyond the minimum length: opening
     /// is what authenticates them.

@@ -183,9 +183,6 @@ pub trait MessageStore: Send + Sync {
     /// (`content` becomes `None`). Idempotent. Returns how many were redacted now.
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64>;
 
-    /// Deletes every message of `thread`. Idempotent. Returns how many were deleted.
-    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64>;
-
     /// Deletes every message, of every thread, created before `expired_before`.
     /// Returns how many.
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64>;

@@ -52,9 +52,6 @@ impl MessageStore for Slow {
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
         self.inner.redact_thread(thread).await
     }
-    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        self.inner.delete_thread(thread).await
-    }
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
         self.inner.delete_expired(expired_before).await
     }

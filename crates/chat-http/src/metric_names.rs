@@ -23,6 +23,8 @@ pub mod names {
     pub const EVENTS_MISSED: &str = "chat_events_missed_total";
     /// Counter: sockets closed with 4200 to reconnect and catch up after missed events.
     pub const WS_RESYNCS: &str = "chat_websocket_resync_disconnects_total";
+    /// Gauge: jobs kept as failed for good, as the last sweep counted them.
+    pub const JOBS_FAILED: &str = "chat_jobs_failed";
     /// Counter `{job, outcome}`: background jobs and sweeps.
     pub const JOBS: &str = "chat_jobs_total";
     /// Counter: ciphertext or a wrapped key that failed to open.

@@ -120,11 +120,6 @@ impl MessageStore for MemoryMessageStore {
         Ok(n)
     }
 
-    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        let removed = self.threads.lock().remove(&thread);
-        Ok(removed.map_or(0, |t| t.messages.len() as u64))
-    }
-
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
         let mut threads = self.threads.lock();
         let mut n = 0;

@@ -181,17 +181,6 @@ impl MessageStore for PgStore {
         .await
     }
 
-    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        self.run(|mut conn| async move {
-            let n = diesel::delete(messages::table.filter(messages::thread_id.eq(thread.get())))
-                .execute(&mut conn)
-                .await
-                .map_err(db)?;
-            Ok(n as u64)
-        })
-        .await
-    }
-
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
         self.run(|mut conn| async move {
             let n = diesel::delete(messages::table.filter(messages::created_at.lt(expired_before)))

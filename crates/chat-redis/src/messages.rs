@@ -129,17 +129,6 @@ return n
     ))
 });
 
-/// KEYS: ids, at, msg. The sequence key stays, so ids keep increasing.
-static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local n = redis.call('ZCARD', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return n
-",
-    )
-});
-
 /// KEYS: ids, at, msg. ARGV: expiry cut µs.
 static EXPIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{DROP}\nreturn drop_expired(ARGV[1])")));
@@ -337,20 +326,6 @@ impl MessageStore for RedisMessageStore {
         let keys = self.keys(thread);
         self.redis
             .run(|mut c| async move { REDACT.key(keys.msg).invoke_async(&mut c).await })
-            .await
-    }
-
-    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        let keys = self.keys(thread);
-        self.redis
-            .run(|mut c| async move {
-                DELETE
-                    .key(keys.ids)
-                    .key(keys.at)
-                    .key(keys.msg)
-                    .invoke_async(&mut c)
-                    .await
-            })
             .await
     }
 

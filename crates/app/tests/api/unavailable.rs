@@ -59,10 +59,6 @@ impl MessageStore for Switchable {
         self.check()?;
         self.inner.redact_thread(thread).await
     }
-    async fn delete_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        self.check()?;
-        self.inner.delete_thread(thread).await
-    }
     async fn delete_expired(&self, before: Timestamp) -> StoreResult<u64> {
         self.check()?;
         self.inner.delete_expired(before).await

@@ -28,6 +28,9 @@ pub struct SweepReport {
     pub messages_redacted: u64,
     /// Jobs whose worker died, made due again or, out of attempts, failed.
     pub stale_jobs: ExpiredLeases,
+    /// Jobs kept as failed for good, all told (an operator looks at them: their purge
+    /// is caught up by the sweep, but their cause is worth knowing).
+    pub failed_jobs: u64,
 }
 
 /// What a master key rotation did.
@@ -201,6 +204,7 @@ impl ChatService {
             .jobs
             .expire_leases(now, crate::jobs::MAX_ATTEMPTS)
             .await?;
+        report.failed_jobs = self.ports.jobs.failed_count().await?;
         Ok(report)
     }
 
