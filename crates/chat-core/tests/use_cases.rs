@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chat_core::ports::JobQueue;
 use chat_core::{
     AuditAction, AuditOutcome, ChatError, ChatService, ChatSettings, IdempotencyKey,
     MessageContent, PageRequest, Ports, RequestId, TextBody, ThreadId, User, UserId,
