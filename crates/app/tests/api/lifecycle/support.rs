@@ -1,0 +1,190 @@
+//! What the lifecycle tests share: a media store that fails on purpose, the service
+//! wired as `serve` wires it, and helpers that look into the stores and the binary.
+
+use crate::helpers::*;
+use async_trait::async_trait;
+use chat_core::ports::{MediaStore, SignedUpload, StoreResult, Upload};
+use chat_core::{
+    ChatService, MediaPath, MessageContent, RequestId, StoreError, TextBody, ThreadId, User, UserId,
+};
+use chat_memory::ManualClock;
+use chat_server::{build_service, Config, Overrides};
+use chat_testkit::TestPostgres;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A media store whose first `failures` deletions fail, as an object store that is
+/// down would.
+pub(super) struct Flaky {
+    inner: Arc<dyn MediaStore>,
+    failures_left: AtomicU32,
+}
+
+#[async_trait]
+impl MediaStore for Flaky {
+    async fn signed_upload(
+        &self,
+        thread: ThreadId,
+        extension: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> StoreResult<SignedUpload> {
+        self.inner
+            .signed_upload(thread, extension, content_type, ttl)
+            .await
+    }
+
+    fn upload_urls_revocable(&self) -> bool {
+        self.inner.upload_urls_revocable()
+    }
+
+    async fn read_upload(&self, path: &MediaPath, max_bytes: u64) -> StoreResult<Upload> {
+        self.inner.read_upload(path, max_bytes).await
+    }
+
+    async fn store_checked(
+        &self,
+        thread: ThreadId,
+        mime: &str,
+        bytes: Vec<u8>,
+    ) -> StoreResult<MediaPath> {
+        self.inner.store_checked(thread, mime, bytes).await
+    }
+
+    async fn delete(&self, path: &MediaPath) -> StoreResult<()> {
+        self.inner.delete(path).await
+    }
+
+    async fn signed_get_url(&self, path: &MediaPath, ttl: Duration) -> StoreResult<String> {
+        self.inner.signed_get_url(path, ttl).await
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> StoreResult<u64> {
+        let failing = self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(StoreError::Unavailable("object store: test outage".into()));
+        }
+        self.inner.delete_prefix(prefix).await
+    }
+}
+
+/// The service as `chat-server serve` wires it over PostgreSQL and a media directory,
+/// but with a manual clock, a media store failing `failures` deletions, and no
+/// background worker: the test runs the jobs itself.
+pub(super) async fn service_over(
+    pg: &TestPostgres,
+    media_dir: &Path,
+    failures: u32,
+) -> (ChatService, Arc<ManualClock>) {
+    let mut vars = postgres_vars(pg, "chat");
+    vars.push(("CHAT_JWT_SECRET", SECRET.into()));
+    vars.push((
+        "CHAT_OBJECT_STORE_URL",
+        format!("file://{}", media_dir.display()),
+    ));
+    let config = Config::from_vars(vars.into_iter().map(|(k, v)| (k.to_owned(), v))).unwrap();
+    let media = chat_server::open_media(&config, config.bind).unwrap();
+    let flaky = Arc::new(Flaky {
+        inner: media.store,
+        failures_left: AtomicU32::new(failures),
+    });
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let overrides = Overrides {
+        clock: Some(clock.clone()),
+        ..Overrides::default()
+    };
+    let wired = build_service(&config, overrides, Some(flaky))
+        .await
+        .unwrap();
+    (wired.service, clock)
+}
+
+/// A closed thread with a message and an object under its media prefix.
+pub(super) async fn closed_thread_with_media(service: &ChatService, media_dir: &Path) -> ThreadId {
+    let admin = User::new(UserId::new(1).unwrap(), "admin");
+    let client = UserId::new(7).unwrap();
+    let request = RequestId::new(1).unwrap();
+    service
+        .register_request(&admin, request, client)
+        .await
+        .unwrap();
+    let thread = service.open_thread(&admin, request).await.unwrap().id;
+    service
+        .post_message(&admin, thread, None, || {
+            Ok(MessageContent::Text(TextBody::parse("hello", 100).unwrap()))
+        })
+        .await
+        .unwrap();
+    let prefix = media_dir.join(MediaPath::thread_prefix(thread));
+    std::fs::create_dir_all(&prefix).unwrap();
+    std::fs::write(prefix.join("photo.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    service.close_thread(&admin, thread).await.unwrap();
+    thread
+}
+
+/// One SQL query's rows on the test database, trimmed.
+pub(super) fn sql(pg: &TestPostgres, query: &str) -> String {
+    pg.psql("chat", query).unwrap().trim().to_owned()
+}
+
+pub(super) fn objects_of(media_dir: &Path, thread: ThreadId) -> usize {
+    files_in(&media_dir.join(MediaPath::thread_prefix(thread)))
+}
+
+/// The files below `dir` (the objects of a store that keeps one file per key; empty
+/// directories a deletion leaves do not count).
+pub(super) fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => files_in(&e.path()),
+                    _ => 1,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `chat-server <args>` with `vars`; returns (success, stdout, stderr).
+pub(super) fn chat_server(args: &[&str], vars: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(args)
+        .env("CHAT_JWT_SECRET", SECRET)
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every key the service can still use: each stored wrapped key, unwrapped.
+pub(super) async fn keys_the_service_holds(
+    service: &ChatService,
+) -> Vec<(ThreadId, Box<dyn chat_core::crypto::ThreadKey>)> {
+    let ports = service.ports();
+    let wrapped = ports
+        .keys
+        .wrapped_under_other_than("", None, 10_000)
+        .await
+        .unwrap();
+    wrapped
+        .iter()
+        .map(|(thread, key)| (*thread, ports.key_ring.unwrap(*thread, key).unwrap()))
+        .collect()
+}
+
+/// How many sweeps the log reports.
+pub(super) fn sweeps_in(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("sweep finished")).count()
+}
