@@ -14,7 +14,8 @@ use crate::Timestamp;
 pub const AUDIT_TARGET: &str = "chat_audit";
 
 /// What was done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum AuditAction {
     RegisterRequest,
     Open,
@@ -30,21 +31,13 @@ pub enum AuditAction {
 
 impl AuditAction {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RegisterRequest => "register_request",
-            Self::Open => "open",
-            Self::List => "list",
-            Self::Post => "post",
-            Self::Close => "close",
-            Self::UploadUrl => "upload_url",
-            Self::Subscribe => "subscribe",
-            Self::Purge => "purge",
-        }
+        self.into()
     }
 }
 
 /// How it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum AuditOutcome {
     Ok,
     /// The policy refused the user.
@@ -72,15 +65,7 @@ impl AuditOutcome {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Denied => "denied",
-            Self::NotFound => "not_found",
-            Self::Closed => "closed",
-            Self::Invalid => "invalid",
-            Self::Disabled => "disabled",
-            Self::Failed => "failed",
-        }
+        self.into()
     }
 }
 
@@ -144,4 +129,41 @@ pub trait AuditSink: Send + Sync {
 
     /// Returns once every event recorded so far is stored (before a process exits).
     async fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are stored (`chat_audit_events`) and logged: they never change.
+    #[test]
+    fn actions_and_outcomes_keep_their_names() {
+        use AuditAction as A;
+        use AuditOutcome as O;
+        let actions = [
+            (A::RegisterRequest, "register_request"),
+            (A::Open, "open"),
+            (A::List, "list"),
+            (A::Post, "post"),
+            (A::Close, "close"),
+            (A::UploadUrl, "upload_url"),
+            (A::Subscribe, "subscribe"),
+            (A::Purge, "purge"),
+        ];
+        for (action, name) in actions {
+            assert_eq!(action.as_str(), name);
+        }
+        let outcomes = [
+            (O::Ok, "ok"),
+            (O::Denied, "denied"),
+            (O::NotFound, "not_found"),
+            (O::Closed, "closed"),
+            (O::Invalid, "invalid"),
+            (O::Disabled, "disabled"),
+            (O::Failed, "failed"),
+        ];
+        for (outcome, name) in outcomes {
+            assert_eq!(outcome.as_str(), name);
+        }
+    }
 }

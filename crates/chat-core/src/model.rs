@@ -35,8 +35,19 @@ pub struct ServiceRequest {
     pub client_id: UserId,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum ThreadStatus {
     Open,
     Closed,
@@ -44,10 +55,12 @@ pub enum ThreadStatus {
 
 impl ThreadStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-        }
+        self.into()
+    }
+
+    /// `open` or `closed`, as stores keep it.
+    pub fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
     }
 }
 
@@ -74,8 +87,20 @@ impl Thread {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum MessageKind {
     Text,
     Image,
@@ -84,20 +109,12 @@ pub enum MessageKind {
 
 impl MessageKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Image => "image",
-            Self::Location => "location",
-        }
+        self.into()
     }
 
+    /// Exactly `text`, `image` or `location`.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "text" => Some(Self::Text),
-            "image" => Some(Self::Image),
-            "location" => Some(Self::Location),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     /// A stable one-byte tag, bound into each message's associated data.

@@ -43,11 +43,8 @@ pub struct ThreadRow {
 
 impl ThreadRow {
     pub fn into_core(self) -> Result<Thread, StoreError> {
-        let status = match self.status.as_str() {
-            "open" => ThreadStatus::Open,
-            "closed" => ThreadStatus::Closed,
-            other => return Err(StoreError::Corrupt(format!("thread status {other:?}"))),
-        };
+        let status = ThreadStatus::parse(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("thread status {:?}", self.status)))?;
         Ok(Thread {
             id: id(self.id, ThreadId::new, "thread")?,
             request_id: id(self.request_id, RequestId::new, "request")?,
