@@ -247,13 +247,7 @@ async fn the_purge_deletes_the_threads_media_and_nothing_else(store: Store) {
     let staying = app.thread_for(2, 7).await;
     let t = token(7, "client");
     for thread in [closing, closing, staying] {
-        let ticket = upload_url(&app, &t, thread, "image/png").await;
-        assert_eq!(upload(&app, &ticket, PNG).await, 200);
-        json_of(
-            post_image(&app, &t, thread, ticket["mediaPath"].as_str().unwrap()).await,
-            200,
-        )
-        .await;
+        upload_and_post(&app, &t, thread, "image/png", PNG).await;
     }
     // Each upload, and the checked copy its message serves.
     assert_eq!(files_under(&store.objects()).len(), 6);
@@ -342,13 +336,7 @@ async fn an_upload_url_writes_once_and_a_swap_is_never_served(store: Store) {
     let app = spawn(&store, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
-    let ticket = upload_url(&app, &t, thread, "image/png").await;
-    assert_eq!(upload(&app, &ticket, PNG).await, 200);
-    json_of(
-        post_image(&app, &t, thread, ticket["mediaPath"].as_str().unwrap()).await,
-        200,
-    )
-    .await;
+    let ticket = upload_and_post(&app, &t, thread, "image/png", PNG).await;
     // The same URL again, with other bytes: refused (the gateway writes only new keys;
     // S3 checks the signed `If-None-Match: *`).
     let html = b"<html><script>alert(1)</script></html>";
@@ -451,13 +439,7 @@ async fn served_images_carry_no_metadata_and_keep_their_pixels(store: Store) {
         ("image/png", &drawing),
         ("image/webp", &webp),
     ] {
-        let ticket = upload_url(&app, &t, thread, mime).await;
-        assert_eq!(upload(&app, &ticket, original).await, 200);
-        json_of(
-            post_image(&app, &t, thread, ticket["mediaPath"].as_str().unwrap()).await,
-            200,
-        )
-        .await;
+        upload_and_post(&app, &t, thread, mime, original).await;
     }
     let served = served(&app, thread).await;
     assert_eq!(served.len(), 3);

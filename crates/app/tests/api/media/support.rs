@@ -147,6 +147,22 @@ pub(super) fn signature_at(url: &str) -> usize {
         .expect("a signed URL")
 }
 
+/// Gets an upload URL for `mime`, uploads `bytes` and posts the image message, each
+/// step asserted; returns the upload ticket.
+pub(super) async fn upload_and_post(
+    app: &TestApp,
+    token: &str,
+    thread: i64,
+    mime: &str,
+    bytes: &[u8],
+) -> Value {
+    let ticket = upload_url(app, token, thread, mime).await;
+    assert_eq!(upload(app, &ticket, bytes).await, 200);
+    let path = ticket["mediaPath"].as_str().unwrap();
+    json_of(post_image(app, token, thread, path).await, 200).await;
+    ticket
+}
+
 /// A `PUT` as a client sends it after reading its ticket (S3 tickets bind the
 /// `If-None-Match: *` that makes their URL write once; the local gateway needs none).
 pub(super) async fn put(app: &TestApp, url: &str, content_type: &str, body: Vec<u8>) -> u16 {
