@@ -142,17 +142,22 @@ impl Realtime {
     /// every subscribed socket is told to reconnect and catch up (4200), never left
     /// with a silent gap.
     pub async fn deliver_events(self: Arc<Self>, service: ChatService) {
+        // Whether events may have been published while this instance was not
+        // subscribed: its sockets are told once, when the subscription is back (not at
+        // every failed attempt, which would close them again and again).
+        let mut gap = false;
         loop {
             match service.subscribe_events().await {
                 Ok(events) => {
+                    if gap {
+                        self.missed(0);
+                    }
                     self.relay(&service, events).await;
                     tracing::warn!("the event bus closed; subscribing again");
                 }
                 Err(error) => tracing::warn!(%error, "cannot subscribe to the event bus"),
             }
-            // Whatever was published while this instance was not subscribed is lost
-            // to its sockets.
-            self.missed(0);
+            gap = true;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
