@@ -2,6 +2,8 @@
 //! variable is documented beside its field; secrets are `SecretString`, so `Debug`
 //! never shows them. Nothing reads the environment after this.
 
+use chat_core::ChatSettings;
+use chat_http::pusher::PusherSettings;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -210,6 +212,9 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let env = Env(vars.into_iter().collect());
+        // The defaults of what the libraries configure are theirs, declared once there.
+        let chat = ChatSettings::default();
+        let realtime = PusherSettings::new(String::new(), String::new(), Vec::new());
         let (jwt_secret, jwt_secret_is_builtin) = match env.secret("CHAT_JWT_SECRET") {
             Some(s) if s.expose_secret().len() < 32 => {
                 return Err(err("CHAT_JWT_SECRET", "must be at least 32 characters"))
@@ -250,27 +255,32 @@ impl Config {
         };
         let allowed_image_mime: Vec<String> = env
             .get("CHAT_ALLOWED_IMAGE_MIME")
-            .unwrap_or("image/jpeg,image/png,image/webp")
-            .split(',')
-            .map(|m| m.trim().to_ascii_lowercase())
-            .filter(|m| !m.is_empty())
-            .collect();
+            .map(|list| {
+                list.split(',')
+                    .map(|m| m.trim().to_ascii_lowercase())
+                    .filter(|m| !m.is_empty())
+                    .collect()
+            })
+            .unwrap_or(chat.allowed_image_mime);
         let max_body_bytes = env.parse("CHAT_MAX_BODY_BYTES", 65_536usize)?;
         if max_body_bytes == 0 {
             return Err(err("CHAT_MAX_BODY_BYTES", "must be positive"));
         }
-        let max_text_chars = env.parse("CHAT_MAX_TEXT_CHARS", 4000usize)?;
+        let max_text_chars = env.parse("CHAT_MAX_TEXT_CHARS", chat.max_text_chars)?;
         if max_text_chars == 0 {
             return Err(err("CHAT_MAX_TEXT_CHARS", "must be positive"));
         }
-        let pusher_activity_timeout_secs = env.parse("CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS", 30u64)?;
+        let pusher_activity_timeout_secs = env.parse(
+            "CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS",
+            realtime.activity_timeout.as_secs(),
+        )?;
         if !(1..=3600).contains(&pusher_activity_timeout_secs) {
             return Err(err(
                 "CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS",
                 "must be between 1 and 3600",
             ));
         }
-        let job_lease_secs = env.parse("CHAT_JOB_LEASE_SECS", 120u64)?;
+        let job_lease_secs = env.parse("CHAT_JOB_LEASE_SECS", chat.job_lease.as_secs())?;
         if job_lease_secs == 0 {
             return Err(err("CHAT_JOB_LEASE_SECS", "must be positive"));
         }
@@ -287,15 +297,21 @@ impl Config {
             jwt_secret_is_builtin,
             jwt_issuer: env.get("CHAT_JWT_ISSUER").map(str::to_owned),
             jwt_audience: env.get("CHAT_JWT_AUDIENCE").map(str::to_owned),
-            enabled: env.flag("CHAT_ENABLED", true)?,
-            message_ttl_secs: env.parse("CHAT_MESSAGE_TTL_SECS", 86_400)?,
-            max_messages_per_thread: env.parse("CHAT_MAX_MESSAGES_PER_THREAD", 100)?,
+            enabled: env.flag("CHAT_ENABLED", chat.enabled)?,
+            message_ttl_secs: env.parse(
+                "CHAT_MESSAGE_TTL_SECS",
+                chat.retention.ttl.map_or(0, |ttl| ttl.as_secs()),
+            )?,
+            max_messages_per_thread: env.parse(
+                "CHAT_MAX_MESSAGES_PER_THREAD",
+                chat.retention.max_messages.map_or(0, |max| max.get()),
+            )?,
             max_text_chars,
             max_body_bytes,
-            max_upload_bytes: env.parse("CHAT_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)?,
+            max_upload_bytes: env.parse("CHAT_MAX_UPLOAD_BYTES", chat.max_upload_bytes)?,
             allowed_image_mime,
-            signed_url_ttl_secs: env.parse("CHAT_SIGNED_URL_TTL", 900)?,
-            redact_messages: env.flag("CHAT_REDACT_MESSAGES", true)?,
+            signed_url_ttl_secs: env.parse("CHAT_SIGNED_URL_TTL", chat.signed_url_ttl.as_secs())?,
+            redact_messages: env.flag("CHAT_REDACT_MESSAGES", chat.redact_on_close)?,
             sweep_interval_secs: env.parse("CHAT_SWEEP_INTERVAL_SECS", 3600)?,
             job_lease_secs,
             rate_limit_posts: env.parse("CHAT_RATE_LIMIT_POSTS", 120)?,
@@ -329,7 +345,7 @@ impl Config {
                 .0
                 .get("CHAT_BROADCAST_EVENT_PREFIX")
                 .cloned()
-                .unwrap_or_else(|| "App\\Events\\".to_owned()),
+                .unwrap_or(realtime.event_prefix),
             pusher_activity_timeout_secs,
         })
     }

@@ -15,6 +15,8 @@ pub struct Application {
     ws_listener: Option<tokio::net::TcpListener>,
     pub server: Server,
     pub service: ChatService,
+    /// The adapters the service was built on (see `Wired::ports`).
+    pub ports: Ports,
     lock: Arc<dyn LeaseLock>,
     sweep_interval: Option<Duration>,
     realtime: Arc<Realtime>,
@@ -60,6 +62,7 @@ impl Application {
         let media = open_media(config, addr)?;
         let Wired {
             service,
+            ports,
             lock,
             mut probes,
             rate_counter,
@@ -120,6 +123,7 @@ impl Application {
             ws_listener,
             server,
             service,
+            ports,
             lock,
             sweep_interval: (config.sweep_interval_secs > 0)
                 .then(|| Duration::from_secs(config.sweep_interval_secs)),

@@ -14,6 +14,9 @@ pub struct Overrides {
 #[derive(Clone)]
 pub struct Wired {
     pub service: ChatService,
+    /// The adapters the service was built on: the composition root's, for tests and
+    /// operators' tools that inspect a store; request handling goes through `service`.
+    pub ports: Ports,
     /// Redis when configured, else PostgreSQL, else this process alone.
     pub lock: Arc<dyn LeaseLock>,
     /// The configured database and Redis, for `/readyz`.
@@ -186,7 +189,8 @@ pub async fn build_service(
         }));
     }
     Ok(Wired {
-        service: ChatService::new(ports, settings),
+        service: ChatService::new(ports.clone(), settings),
+        ports,
         lock,
         probes,
         rate_counter,

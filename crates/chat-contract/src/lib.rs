@@ -24,12 +24,14 @@ use std::time::Duration;
 mod events;
 mod jobs;
 mod locks;
+mod media;
 mod messages;
 mod threads;
 
 pub use events::{event_bus, event_bus_lag};
 pub use jobs::job_queue;
 pub use locks::{lease_lock, rate_counter};
+pub use media::{media_store, MediaClient};
 pub use messages::message_store;
 pub use threads::{request_directory, thread_key_store, thread_repository};
 

@@ -205,7 +205,7 @@ async fn run_batch(
         let results = match stores.messages.append_all(&sealed, cut).await {
             Ok(results) => results,
             Err(error) => {
-                if matches!(error, StoreError::Unavailable(_)) {
+                if error.is_outage() {
                     turn.failed();
                 }
                 for (slot, _) in &batch {

@@ -5,7 +5,7 @@
 //! mistake. The implementation (AES-256-GCM with ring) lives in `chat-crypto`.
 
 use crate::ids::{MessageId, ThreadId};
-use crate::model::MessageKind;
+use crate::kind::MessageKind;
 
 /// `nonce (12 bytes) || ciphertext || tag (16 bytes)` of one message.
 #[derive(Clone, PartialEq, Eq)]

@@ -14,6 +14,25 @@ pub enum StoreError {
     /// The backend answered with data the adapter cannot interpret.
     #[error("backend returned corrupt data: {0}")]
     Corrupt(String),
+    /// The backend turned the operation down because of concurrent work on the same
+    /// rows (a serialization failure, a deadlock, a lock wait that timed out). Nothing
+    /// was written; the backend is healthy and a retry is expected to succeed. Still a
+    /// `503` to the client, but not an outage to the operator.
+    #[error("backend contention: {0}")]
+    Contention(String),
+    /// The backend refused the operation as wrong: a constraint it violates, a
+    /// statement or script the adapter got wrong. Nothing was written, and retrying
+    /// will not help: a bug to fix, so a `500`, not a `503`.
+    #[error("backend rejected the operation: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    /// Whether the backend may be down (as opposed to busy, wrong or returning junk):
+    /// what group commit treats as an outage of the turn.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
 /// The outcome of a use case that did not succeed. The HTTP adapter maps each variant to

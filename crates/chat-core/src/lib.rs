@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod jobs;
 pub mod key_cache;
+pub mod kind;
 pub mod media;
 pub mod model;
 pub mod policy;

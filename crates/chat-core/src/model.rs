@@ -2,6 +2,7 @@
 
 use crate::crypto::SealedContent;
 use crate::ids::{MessageId, RequestId, ThreadId, UserId};
+pub use crate::kind::MessageKind;
 use serde::{Deserialize, Serialize};
 
 /// Every instant in the domain is UTC.
@@ -84,46 +85,6 @@ impl Thread {
 
     pub fn is_closed(&self) -> bool {
         self.status == ThreadStatus::Closed
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-pub enum MessageKind {
-    Text,
-    Image,
-    Location,
-}
-
-impl MessageKind {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Exactly `text`, `image` or `location`.
-    pub fn parse(s: &str) -> Option<Self> {
-        s.parse().ok()
-    }
-
-    /// A stable one-byte tag, bound into each message's associated data.
-    pub fn tag(self) -> u8 {
-        match self {
-            Self::Text => 1,
-            Self::Image => 2,
-            Self::Location => 3,
-        }
     }
 }
 

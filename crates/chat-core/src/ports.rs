@@ -1,7 +1,25 @@
 //! The ports: what the core needs from the outside world. Adapters implement them;
-//! `chat-memory` has the in-memory adapters and the contract suites every adapter must
-//! pass. Every method documents the errors an adapter returns: a backend that cannot be
-//! reached or times out is [`StoreError::Unavailable`] and means *nothing was written*.
+//! `chat-memory` has the in-memory adapters and `chat-contract` the suites every
+//! adapter must pass.
+//!
+//! # Errors
+//!
+//! Every method returns a [`StoreError`], with one meaning for all of them unless the
+//! method says otherwise:
+//! - [`StoreError::Unavailable`]: the backend could not be reached, timed out or
+//!   refused for lack of resources. *Nothing was written* (an adapter that cannot
+//!   know, because the backend failed while committing, says so on the method:
+//!   only [`MessageStore::append_all`] can).
+//! - [`StoreError::Contention`]: the backend is up but turned the operation down
+//!   because of concurrent work on the same data. Nothing was written; a retry works.
+//! - [`StoreError::Rejected`]: the backend refused the operation as wrong (a
+//!   violated constraint, a statement the adapter got wrong): a bug, never retried.
+//! - [`StoreError::Corrupt`]: the backend answered with something the adapter
+//!   cannot read, or the caller broke a precondition the method states.
+//!
+//! A method never reports "not found" as an error: absence is `Ok(None)`, `Ok(false)`
+//! or an empty list, as each method says. Error messages are for logs and carry no
+//! content.
 
 use crate::crypto::WrappedKey;
 use crate::error::StoreError;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 struct Setup {
     chat: ChatService,
+    jobs: Arc<MemoryJobQueue>,
     audit: Arc<MemoryAuditLog>,
     admin: User,
     client: User,
@@ -23,6 +24,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let audit = Arc::new(MemoryAuditLog::default());
+    let jobs = Arc::new(MemoryJobQueue::default());
     let ports = Ports {
         requests: Arc::new(MemoryRequestDirectory::default()),
         threads: Arc::new(MemoryThreadRepository::default()),
@@ -30,7 +32,7 @@ async fn setup() -> Setup {
         messages: Arc::new(MemoryMessageStore::default()),
         media: None,
         events: Arc::new(MemoryEventBus::new(64)),
-        jobs: Arc::new(MemoryJobQueue::default()),
+        jobs: jobs.clone(),
         clock: Arc::new(SystemClock),
         key_ring: Arc::new(MasterKeyRing::generate().unwrap()),
         audit: Some(audit.clone()),
@@ -45,6 +47,7 @@ async fn setup() -> Setup {
     let thread = chat.open_thread(&client, request).await.unwrap().id;
     Setup {
         chat,
+        jobs,
         audit,
         admin,
         client,
@@ -180,7 +183,12 @@ async fn a_closed_thread_refuses_posts_and_uploads_and_its_purge_shreds_it() {
     );
     // The close queued the purge job: the job runner finds it.
     assert!(s.chat.run_next_job().await.unwrap().is_some());
-    assert_eq!(s.chat.ports().jobs.failed_count().await.unwrap(), 0);
+    assert_eq!(
+        chat_core::ports::JobQueue::failed_count(&*s.jobs)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]

@@ -82,6 +82,10 @@ impl From<ChatError> for ApiError {
             ChatError::Forbidden => Self::Forbidden,
             ChatError::ThreadClosed => Self::ThreadClosed,
             ChatError::Invalid(errors) => Self::Invalid(errors),
+            // A statement the backend refuses as wrong is a bug here, not an outage.
+            ChatError::Unavailable(cause @ chat_core::StoreError::Rejected(_)) => {
+                Self::Internal(cause.to_string())
+            }
             ChatError::Unavailable(cause) => Self::Unavailable(cause.to_string()),
             // A thread key wrapped under a master key this instance lacks is its
             // configuration, not the data: 503, the missing version in the log.

@@ -43,6 +43,8 @@ pub fn count_error(error: &ChatError) {
             let kind = match cause {
                 chat_core::StoreError::Unavailable(_) => "unavailable",
                 chat_core::StoreError::Corrupt(_) => "corrupt",
+                chat_core::StoreError::Contention(_) => "contention",
+                chat_core::StoreError::Rejected(_) => "rejected",
             };
             metrics::counter!(names::STORE_ERRORS, "kind" => kind).increment(1);
         }

@@ -248,10 +248,71 @@ impl PgStore {
 
 /// A driver error as the ports name it. Query errors carry no bound values, so no
 /// content can reach the message.
+/// What a diesel error means for the caller: the server busy with the same rows, the
+/// statement wrong, the data unreadable, or (anything else) the server unreachable.
 fn db(e: diesel::result::Error) -> StoreError {
-    use diesel::result::Error;
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
     match e {
         Error::DeserializationError(e) => StoreError::Corrupt(e.to_string()),
+        Error::DatabaseError(Kind::SerializationFailure, info) => {
+            StoreError::Contention(info.message().to_owned())
+        }
+        Error::DatabaseError(
+            kind @ (Kind::UniqueViolation
+            | Kind::ForeignKeyViolation
+            | Kind::NotNullViolation
+            | Kind::CheckViolation
+            | Kind::RestrictViolation
+            | Kind::ExclusionViolation),
+            info,
+        ) => StoreError::Rejected(format!("{kind:?}: {}", info.message())),
+        Error::DatabaseError(Kind::Unknown, info) if is_contention(info.message()) => {
+            StoreError::Contention(info.message().to_owned())
+        }
+        Error::QueryBuilderError(e) | Error::SerializationError(e) => {
+            StoreError::Rejected(e.to_string())
+        }
+        Error::NotFound | Error::AlreadyInTransaction | Error::NotInTransaction => {
+            StoreError::Rejected(e.to_string())
+        }
         other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// Deadlocks (`40P01`) and lock waits past `lock_timeout` (`55P03`), which diesel
+/// reports as unknown errors: known by PostgreSQL's fixed English messages.
+fn is_contention(message: &str) -> bool {
+    message.starts_with("deadlock detected")
+        || message.starts_with("canceling statement due to lock timeout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+
+    fn database(kind: Kind, message: &str) -> Error {
+        Error::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn busy_wrong_and_down_are_told_apart() {
+        let busy = [
+            database(Kind::SerializationFailure, "could not serialize access"),
+            database(Kind::Unknown, "deadlock detected"),
+            database(Kind::Unknown, "canceling statement due to lock timeout"),
+        ];
+        for e in busy {
+            assert!(matches!(db(e), StoreError::Contention(_)));
+        }
+        let wrong = database(Kind::UniqueViolation, "duplicate key value");
+        assert!(matches!(db(wrong), StoreError::Rejected(m) if m.contains("UniqueViolation")));
+        let down = [
+            database(Kind::ClosedConnection, "server closed the connection"),
+            database(Kind::Unknown, "the database system is shutting down"),
+        ];
+        for e in down {
+            assert!(db(e).is_outage());
+        }
     }
 }

@@ -274,7 +274,7 @@ async fn close_purges_content_and_keeps_metadata() {
     assert!(redacted["text"].is_null());
     let thread_id = chat_core::ThreadId::new(thread).unwrap();
     assert_eq!(
-        app.service.ports().keys.get(thread_id).await.unwrap(),
+        app.ports.keys.get(thread_id).await.unwrap(),
         None,
         "key destroyed"
     );

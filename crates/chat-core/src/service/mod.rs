@@ -136,10 +136,6 @@ impl ChatService {
     /// The adapters, for a test or a tool that inspects the stores behind the service.
     /// Service code goes through the use cases: the HTTP adapter and `chat-server`
     /// use none of this.
-    pub fn ports(&self) -> &Ports {
-        &self.ports
-    }
-
     /// The audit event of a use case on `thread` that ended with `result`.
     fn audit_event<T>(
         &self,

@@ -25,14 +25,15 @@ pub struct Api {
     pub client: reqwest::Client,
 }
 
-/// A server in this process, with its clock and service at hand; its API methods come
+/// A server in this process, with its clock and adapters at hand; its API methods come
 /// through [`Api`].
 pub struct TestApp {
     api: Api,
     /// `http://` + the dedicated WebSocket listener, with `CHAT_WS_BIND` set.
     pub ws_base: Option<String>,
     pub clock: Arc<ManualClock>,
-    pub service: chat_core::ChatService,
+    /// The adapters under the server's service, to look into a store.
+    pub ports: chat_core::Ports,
 }
 
 impl std::ops::Deref for TestApp {
@@ -101,13 +102,13 @@ impl TestApp {
         let app = Application::build(&config, overrides).await.unwrap();
         let base = format!("http://{}", app.addr);
         let ws_base = app.ws_addr.map(|addr| format!("http://{addr}"));
-        let service = app.service.clone();
+        let ports = app.ports.clone();
         tokio::spawn(app.run());
         Self {
             api: Api::new(base),
             ws_base,
             clock,
-            service,
+            ports,
         }
     }
 
@@ -115,8 +116,7 @@ impl TestApp {
     pub async fn stored_messages(&self, thread: i64) -> Vec<chat_core::StoredMessage> {
         let thread = chat_core::ThreadId::new(thread).unwrap();
         let page = self
-            .service
-            .ports()
+            .ports
             .messages
             .page(thread, None, 1000, None)
             .await

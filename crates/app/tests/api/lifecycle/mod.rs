@@ -17,7 +17,7 @@ use support::*;
 async fn a_purge_retries_on_schedule_and_succeeds_on_the_fourth_attempt() {
     let pg = TestPostgres::start().unwrap();
     let media = tempfile::tempdir().unwrap();
-    let (service, clock) = service_over(&pg, media.path(), 3).await;
+    let (service, ports, clock) = service_over(&pg, media.path(), 3).await;
     let thread = closed_thread_with_media(&service, media.path()).await;
 
     // Attempts 1, 2 and 3 fail; each retry is due exactly its delay later, not before.
@@ -46,14 +46,14 @@ async fn a_purge_retries_on_schedule_and_succeeds_on_the_fourth_attempt() {
     assert!(report.key_destroyed);
     assert_eq!(objects_of(media.path(), thread), 0, "purged");
     assert_eq!(sql(&pg, "SELECT count(*) FROM chat_jobs"), "0");
-    assert_eq!(service.ports().jobs.failed_count().await.unwrap(), 0);
+    assert_eq!(ports.jobs.failed_count().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_failures_keep_the_job_as_failed_and_the_sweep_purges_later() {
     let pg = TestPostgres::start().unwrap();
     let media = tempfile::tempdir().unwrap();
-    let (service, clock) = service_over(&pg, media.path(), 5).await;
+    let (service, ports, clock) = service_over(&pg, media.path(), 5).await;
     let thread = closed_thread_with_media(&service, media.path()).await;
 
     for (attempt, delay) in [(1, 5), (2, 30), (3, 60), (4, 120)] {
@@ -71,7 +71,7 @@ async fn five_failures_keep_the_job_as_failed_and_the_sweep_purges_later() {
         other => panic!("the fifth failure is final: {other:?}"),
     }
     // Kept, visible with its last error, counted, and never run again.
-    assert_eq!(service.ports().jobs.failed_count().await.unwrap(), 1);
+    assert_eq!(ports.jobs.failed_count().await.unwrap(), 1);
     let kept = sql(
         &pg,
         "SELECT attempts, failed_at IS NOT NULL, last_error FROM chat_jobs",
@@ -102,13 +102,13 @@ async fn five_failures_keep_the_job_as_failed_and_the_sweep_purges_later() {
 async fn cleanup_runs_the_sweep_once_and_says_what_it_removed() {
     let pg = TestPostgres::start().unwrap();
     let media = tempfile::tempdir().unwrap();
-    let (service, clock) = service_over(&pg, media.path(), 100).await;
+    let (service, ports, clock) = service_over(&pg, media.path(), 100).await;
     let thread = closed_thread_with_media(&service, media.path()).await;
     for delay in [5, 30, 60, 120, 0] {
         service.run_next_job().await.unwrap();
         clock.advance(Duration::from_secs(delay));
     }
-    assert_eq!(service.ports().jobs.failed_count().await.unwrap(), 1);
+    assert_eq!(ports.jobs.failed_count().await.unwrap(), 1);
     service.flush_audit().await;
     let purges =
         "SELECT string_agg(outcome, ',' ORDER BY id) FROM chat_audit_events WHERE action = 'purge'";
@@ -225,13 +225,12 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
     inspect.push(("CHAT_JWT_SECRET", SECRET.into()));
     let config = Config::from_vars(inspect.into_iter().map(|(k, v)| (k.to_owned(), v))).unwrap();
     let media = chat_server::open_media(&config, config.bind).unwrap();
-    let service = build_service(&config, Overrides::default(), Some(media.store))
+    let ports = build_service(&config, Overrides::default(), Some(media.store))
         .await
         .unwrap()
-        .service;
+        .ports;
     let id = ThreadId::new(thread).unwrap();
-    let captured = service
-        .ports()
+    let captured = ports
         .messages
         .page(id, None, 100, None)
         .await
@@ -248,7 +247,7 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
         key.open(&aad(m, m.thread_id), sealed).is_ok()
     };
     // The control: before the close, the service holds a key that opens it.
-    let held = keys_the_service_holds(&service).await;
+    let held = keys_the_service_holds(&ports).await;
     assert!(held
         .iter()
         .any(|(t, key)| *t == id && captured.iter().all(|m| opens(key.as_ref(), m))));
@@ -297,8 +296,8 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
 
     // Crypto-shredding: the thread's key is gone, and no key the service still holds
     // opens the ciphertext captured before the close, under either thread's binding.
-    assert_eq!(service.ports().keys.get(id).await.unwrap(), None);
-    let held = keys_the_service_holds(&service).await;
+    assert_eq!(ports.keys.get(id).await.unwrap(), None);
+    let held = keys_the_service_holds(&ports).await;
     assert!(!held.is_empty(), "the other thread's key is still held");
     for (owner, key) in &held {
         for m in &captured {
@@ -307,8 +306,7 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
             assert!(key.open(&aad(m, *owner), sealed).is_err());
         }
     }
-    let stored = service
-        .ports()
+    let stored = ports
         .messages
         .page(id, None, 100, None)
         .await

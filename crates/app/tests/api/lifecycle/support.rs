@@ -5,7 +5,8 @@ use crate::helpers::*;
 use async_trait::async_trait;
 use chat_core::ports::{MediaStore, SignedUpload, StoreResult, Upload};
 use chat_core::{
-    ChatService, MediaPath, MessageContent, RequestId, StoreError, TextBody, ThreadId, User, UserId,
+    ChatService, MediaPath, MessageContent, Ports, RequestId, StoreError, TextBody, ThreadId, User,
+    UserId,
 };
 use chat_memory::ManualClock;
 use chat_server::{build_service, Config, Overrides};
@@ -81,7 +82,7 @@ pub(super) async fn service_over(
     pg: &TestPostgres,
     media_dir: &Path,
     failures: u32,
-) -> (ChatService, Arc<ManualClock>) {
+) -> (ChatService, Ports, Arc<ManualClock>) {
     let mut vars = postgres_vars(pg, "chat");
     vars.push(("CHAT_JWT_SECRET", SECRET.into()));
     vars.push((
@@ -102,7 +103,7 @@ pub(super) async fn service_over(
     let wired = build_service(&config, overrides, Some(flaky))
         .await
         .unwrap();
-    (wired.service, clock)
+    (wired.service, wired.ports, clock)
 }
 
 /// A closed thread with a message and an object under its media prefix.
@@ -170,9 +171,8 @@ pub(super) fn chat_server(args: &[&str], vars: &[(&str, &str)]) -> (bool, String
 
 /// Every key the service can still use: each stored wrapped key, unwrapped.
 pub(super) async fn keys_the_service_holds(
-    service: &ChatService,
+    ports: &Ports,
 ) -> Vec<(ThreadId, Box<dyn chat_core::crypto::ThreadKey>)> {
-    let ports = service.ports();
     let wrapped = ports
         .keys
         .wrapped_under_other_than("", None, 10_000)
