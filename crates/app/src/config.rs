@@ -41,6 +41,9 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
     /// `CHAT_JWT_AUDIENCE`: required `aud` claim, when set.
     pub jwt_audience: Option<String>,
+    /// `CHAT_JWT_LEEWAY_SECS`: clock skew allowed on `exp` and `nbf`, and how long past
+    /// its token's `exp` a real-time subscription lasts. Default 30.
+    pub jwt_leeway_secs: u64,
     /// `CHAT_ENABLED`: the feature flag; `false` answers `501` on every chat route.
     /// Default `true`.
     pub enabled: bool,
@@ -281,6 +284,10 @@ impl Config {
             ));
         }
         let job_lease_secs = env.parse("CHAT_JOB_LEASE_SECS", chat.job_lease.as_secs())?;
+        let jwt_leeway_secs = env.parse("CHAT_JWT_LEEWAY_SECS", realtime.grant_leeway.as_secs())?;
+        if jwt_leeway_secs > 3600 {
+            return Err(err("CHAT_JWT_LEEWAY_SECS", "must be at most 3600"));
+        }
         if job_lease_secs == 0 {
             return Err(err("CHAT_JOB_LEASE_SECS", "must be positive"));
         }
@@ -297,6 +304,7 @@ impl Config {
             jwt_secret_is_builtin,
             jwt_issuer: env.get("CHAT_JWT_ISSUER").map(str::to_owned),
             jwt_audience: env.get("CHAT_JWT_AUDIENCE").map(str::to_owned),
+            jwt_leeway_secs,
             enabled: env.flag("CHAT_ENABLED", chat.enabled)?,
             message_ttl_secs: env.parse(
                 "CHAT_MESSAGE_TTL_SECS",

@@ -80,6 +80,7 @@ impl Application {
                 config.jwt_secret.expose_secret().as_bytes(),
                 config.jwt_issuer.clone(),
                 config.jwt_audience.clone(),
+                config.jwt_leeway_secs,
             )),
             max_body_bytes: config.max_body_bytes,
             limits: RateLimits {
@@ -196,6 +197,7 @@ pub fn pusher_settings(config: &Config) -> PusherSettings {
     settings.allowed_origins = config.allowed_origins.clone();
     settings.event_prefix = config.broadcast_event_prefix.clone();
     settings.activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs);
+    settings.grant_leeway = Duration::from_secs(config.jwt_leeway_secs);
     settings
 }
 

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 mod events;
+mod inbox;
 mod jobs;
 mod locks;
 mod media;
@@ -29,6 +30,7 @@ mod messages;
 mod threads;
 
 pub use events::{event_bus, event_bus_lag};
+pub use inbox::{care_team_and_inbox, message_retraction_and_unread};
 pub use jobs::job_queue;
 pub use locks::{lease_lock, rate_counter};
 pub use media::{media_store, MediaClient};

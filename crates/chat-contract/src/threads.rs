@@ -6,30 +6,21 @@ use super::*;
 pub async fn request_directory(dir: &dyn RequestDirectory) {
     let id = RequestId::new(fresh_id()).unwrap();
     assert_eq!(dir.get(id).await.unwrap(), None, "unknown request is None");
-    let req = ServiceRequest {
-        id,
-        client_id: uid(7),
-    };
-    assert_eq!(dir.upsert(req).await.unwrap(), req);
+    let req = ServiceRequest::new(id, uid(7), vec![uid(12), uid(11)]);
+    assert_eq!(dir.upsert(req.clone()).await.unwrap(), req);
     assert_eq!(dir.get(id).await.unwrap(), Some(req));
-    let moved = ServiceRequest {
-        id,
-        client_id: uid(8),
-    };
+    let moved = ServiceRequest::new(id, uid(8), Vec::new());
     assert_eq!(
-        dir.upsert(moved).await.unwrap(),
+        dir.upsert(moved.clone()).await.unwrap(),
         moved,
-        "upsert replaces the client"
+        "upsert replaces the client and the team"
     );
     assert_eq!(dir.get(id).await.unwrap(), Some(moved));
 }
 
 /// Opening (idempotent, concurrent, admin assignment), reading and closing threads.
 pub async fn thread_repository(repo: &dyn ThreadRepository) {
-    let req = ServiceRequest {
-        id: RequestId::new(fresh_id()).unwrap(),
-        client_id: uid(7),
-    };
+    let req = ServiceRequest::new(RequestId::new(fresh_id()).unwrap(), uid(7), vec![uid(11)]);
     let opened = repo.open_for_request(&req, None, at(0)).await.unwrap();
     assert_eq!(opened.request_id, req.id);
     assert_eq!(opened.client_id, req.client_id);
@@ -37,6 +28,11 @@ pub async fn thread_repository(repo: &dyn ThreadRepository) {
     assert_eq!(opened.status, ThreadStatus::Open);
     assert_eq!(opened.opened_at, at(0));
     assert_eq!(opened.closed_at, None);
+    assert_eq!(
+        opened.staff_ids,
+        vec![uid(11)],
+        "the team comes from the request"
+    );
     assert_eq!(repo.get(opened.id).await.unwrap(), Some(opened.clone()));
 
     // Idempotent; the first admin to open is assigned and never replaced.
@@ -54,10 +50,7 @@ pub async fn thread_repository(repo: &dyn ThreadRepository) {
     assert_eq!(third.admin_id, Some(uid(100)), "an assigned admin stays");
 
     // Concurrent opens of a new request agree on one thread.
-    let req2 = ServiceRequest {
-        id: RequestId::new(fresh_id()).unwrap(),
-        client_id: uid(9),
-    };
+    let req2 = ServiceRequest::new(RequestId::new(fresh_id()).unwrap(), uid(9), Vec::new());
     let opens = (0..20).map(|_| repo.open_for_request(&req2, None, at(1)));
     let threads = futures::future::join_all(opens).await;
     let first = threads[0].as_ref().unwrap().id;

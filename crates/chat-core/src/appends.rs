@@ -15,7 +15,9 @@ use crate::crypto::{MessageAad, ThreadKey};
 use crate::error::{ChatError, StoreError};
 use crate::ids::{MessageId, ThreadId, UserId};
 use crate::model::{IdempotencyKey, MessageKind, StoredMessage};
-use crate::ports::{Appended, ChatEvent, Clock, EventBus, MessageStore, RetentionCut};
+use crate::ports::{
+    Appended, ChatEvent, Clock, EventBus, MessageStore, RetentionCut, ThreadRepository,
+};
 use crate::retention::Retention;
 use crate::turns::{Held, ThreadTurns};
 use parking_lot::Mutex;
@@ -50,6 +52,8 @@ pub(crate) enum Posted {
 /// What the appends need of the service.
 pub(crate) struct Stores<'a> {
     pub messages: &'a dyn MessageStore,
+    /// Told each batch's newest message, which orders the inbox.
+    pub threads: &'a dyn ThreadRepository,
     pub events: &'a dyn EventBus,
     pub clock: &'a dyn Clock,
     pub retention: &'a Retention,
@@ -222,10 +226,12 @@ async fn run_batch(
             return;
         }
         pending = Vec::new();
+        let mut newest = None;
         for (((slot, post), (message, _)), result) in batch.into_iter().zip(sealed).zip(results) {
             match result {
                 Appended::Stored => {
                     let id = message.id;
+                    newest = Some((id, message.created_at));
                     publish(stores.events, ChatEvent::MessageCreated(message)).await;
                     answer(&slot, Ok(Posted::Stored(id)));
                 }
@@ -234,6 +240,13 @@ async fn run_batch(
                     tracing::debug!(thread_id = %thread, message_id = %message.id, "id behind the thread's newest; sealing again");
                     pending.push((slot, post));
                 }
+            }
+        }
+        if let Some((last, at)) = newest {
+            // The posts are stored and answered: activity is for ordering the inbox, so a
+            // failure here is logged, and the thread's next post records it again.
+            if let Err(error) = stores.threads.record_activity(thread, last, at).await {
+                tracing::warn!(thread_id = %thread, %error, "could not record the thread's activity");
             }
         }
     }

@@ -27,6 +27,13 @@ pub enum AuditAction {
     Subscribe,
     /// The purge of a closed thread (by the job or the sweep; no user).
     Purge,
+    /// An admin acted on a thread they do not participate in (the seed's override),
+    /// recorded beside the action itself (SPEC §1).
+    AdminOverride,
+    /// The inbox was listed (no thread: it spans many).
+    Inbox,
+    MarkRead,
+    Retract,
 }
 
 impl AuditAction {

@@ -27,12 +27,13 @@ pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
 pub use error::{ChatError, StoreError};
 pub use ids::{ClockIds, JobId, MessageId, RequestId, ThreadId, UserId};
 pub use model::{
-    Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageKind, MessagePage, MessageView,
-    ServiceRequest, StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
+    Coordinates, IdempotencyKey, InboxCursor, InboxEntry, InboxPage, InboxQuery, MediaPath,
+    MessageContent, MessageKind, MessageList, MessagePage, MessageView, ServiceRequest,
+    StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
 };
 pub use retention::Retention;
 pub use service::{
-    ChatService, ChatSettings, JobOutcome, PageRequest, Ports, PurgeReport, RotationReport,
-    SweepReport,
+    ChatService, ChatSettings, InboxRequest, JobOutcome, PageRequest, Ports, PurgeReport,
+    RotationReport, SweepReport,
 };
 pub use validation::ValidationErrors;

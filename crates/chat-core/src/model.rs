@@ -29,11 +29,30 @@ impl User {
     }
 }
 
-/// A care request owned by one client, registered by the host system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A care request owned by one client, registered by the host system, with its care
+/// team: the staff assigned to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRequest {
     pub id: RequestId,
     pub client_id: UserId,
+    /// Distinct, ascending, at most [`ServiceRequest::MAX_STAFF`].
+    pub staff_ids: Vec<UserId>,
+}
+
+impl ServiceRequest {
+    /// The largest care team a request may have (SPEC §3.1).
+    pub const MAX_STAFF: usize = 50;
+
+    /// A request with its team in canonical form: duplicates dropped, ascending.
+    pub fn new(id: RequestId, client_id: UserId, mut staff_ids: Vec<UserId>) -> Self {
+        staff_ids.sort_unstable();
+        staff_ids.dedup();
+        Self {
+            id,
+            client_id,
+            staff_ids,
+        }
+    }
 }
 
 #[derive(
@@ -75,12 +94,15 @@ pub struct Thread {
     pub status: ThreadStatus,
     pub opened_at: Timestamp,
     pub closed_at: Option<Timestamp>,
+    /// The request's care team, as the last registration of the request set it.
+    pub staff_ids: Vec<UserId>,
 }
 
 impl Thread {
-    /// The thread's client and its admin, if one is assigned.
+    /// The thread's participants: its client, its admin if one is assigned, and the
+    /// request's staff (SPEC §1).
     pub fn is_participant(&self, user: UserId) -> bool {
-        self.client_id == user || self.admin_id == Some(user)
+        self.client_id == user || self.admin_id == Some(user) || self.staff_ids.contains(&user)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -354,6 +376,92 @@ impl MessageView {
     pub fn redacted(&self) -> bool {
         self.content.is_none()
     }
+}
+
+/// Where a page of the inbox starts: after the thread with this last activity and id,
+/// in the inbox's order (last activity, then thread id, both descending). Clients see
+/// it as an opaque string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxCursor {
+    pub activity_at: Timestamp,
+    pub thread_id: ThreadId,
+}
+
+impl InboxCursor {
+    /// `"<microseconds>.<thread id>"`: opaque to clients, stable for the service.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.activity_at.timestamp_micros(), self.thread_id)
+    }
+
+    /// What [`Self::encode`] made; anything else is `None`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (micros, thread) = raw.split_once('.')?;
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(micros) || !digits(thread) {
+            return None;
+        }
+        Some(Self {
+            activity_at: chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            thread_id: thread.parse().ok()?,
+        })
+    }
+}
+
+/// Which threads an inbox lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxQuery {
+    /// Whose inbox: their threads, and their read markers for `unread`.
+    pub reader: UserId,
+    /// Every thread, not only the reader's (an admin's `scope=all`).
+    pub everyone: bool,
+    /// `None`: open and closed.
+    pub status: Option<ThreadStatus>,
+    pub after: Option<InboxCursor>,
+    pub limit: u32,
+}
+
+/// A thread as the inbox lists it: no content, ever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    pub thread: Thread,
+    /// The newest message posted, and when (kept or not: activity, not content).
+    pub last_message_id: Option<MessageId>,
+    pub last_message_at: Option<Timestamp>,
+    /// The reader's read marker on this thread.
+    pub read_up_to: Option<MessageId>,
+}
+
+impl InboxEntry {
+    /// What the inbox is ordered by: the newest message's time, else the opening.
+    pub fn activity_at(&self) -> Timestamp {
+        self.last_message_at.unwrap_or(self.thread.opened_at)
+    }
+
+    pub fn cursor(&self) -> InboxCursor {
+        InboxCursor {
+            activity_at: self.activity_at(),
+            thread_id: self.thread.id,
+        }
+    }
+}
+
+/// A page of the inbox, with the number of unread messages of each thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxPage {
+    pub threads: Vec<(InboxEntry, u64)>,
+    pub next: Option<InboxCursor>,
+}
+
+/// A page of a thread's messages as a reader lists them (SPEC §3.3), with every read
+/// marker of the thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageList {
+    pub messages: Vec<MessageView>,
+    /// Whether messages older than the first one of this page exist.
+    pub has_more: bool,
+    /// Each user who marked messages read, and their marker, by user id.
+    pub reads: Vec<(UserId, MessageId)>,
 }
 
 /// One page of a thread's messages, oldest first.

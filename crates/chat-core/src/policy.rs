@@ -3,7 +3,8 @@
 //! - The feature flag comes first: when chat is disabled nobody may do anything
 //!   (SPEC §3.7 answers `501` on every chat route, admins included).
 //! - `role == "admin"` overrides the participant check (super-admin); otherwise only the
-//!   thread's participants (its client and its admin) may view, post and close it.
+//!   thread's participants (its client, its admin and the request's care team) may
+//!   view, post and close it.
 //! - A closed thread refuses posts for everyone, admins included; a stranger is told
 //!   `Forbidden`, not that the thread is closed.
 
@@ -52,12 +53,18 @@ impl Policy {
         Ok(())
     }
 
-    /// Admins and the request's client may open its thread.
+    /// Whether `user` acts on the thread only through the admin override: an admin who
+    /// is not a participant. Such access is audited as such.
+    pub fn is_override(user: &User, thread: &Thread) -> bool {
+        user.is_admin() && !thread.is_participant(user.id)
+    }
+
+    /// Admins, the request's client and its staff may open its thread.
     pub fn may_open(&self, user: &User, request: &ServiceRequest) -> Result<(), Denied> {
         if !self.enabled {
             return Err(Denied::Disabled);
         }
-        if user.is_admin() || user.id == request.client_id {
+        if user.is_admin() || user.id == request.client_id || request.staff_ids.contains(&user.id) {
             Ok(())
         } else {
             Err(Denied::Forbidden)
@@ -95,6 +102,7 @@ mod tests {
             status,
             opened_at: chrono::DateTime::UNIX_EPOCH,
             closed_at: None,
+            staff_ids: vec![uid(11)],
         }
     }
 
@@ -107,11 +115,12 @@ mod tests {
         let admin = User::new(uid(100), "admin");
         let other_admin = User::new(uid(101), "admin");
         let client = User::new(uid(7), "client");
+        let nurse = User::new(uid(11), "nurse");
         let stranger = User::new(uid(8), "client");
         let open = thread(ThreadStatus::Open);
         let closed = thread(ThreadStatus::Closed);
 
-        for user in [&admin, &other_admin, &client] {
+        for user in [&admin, &other_admin, &client, &nurse] {
             for action in [View, Post, Close] {
                 assert_eq!(
                     on.authorize(user, &open, action),
@@ -131,5 +140,32 @@ mod tests {
         for action in [View, Post, Close] {
             assert_eq!(on.authorize(&stranger, &closed, action), Err(Forbidden));
         }
+    }
+
+    #[test]
+    fn the_care_team_may_open_and_only_a_non_participant_admin_is_an_override() {
+        let on = Policy { enabled: true };
+        let request = ServiceRequest::new(
+            RequestId::new(5).unwrap_or_else(|| panic!("bad id")),
+            uid(7),
+            vec![uid(12), uid(11), uid(12)],
+        );
+        assert_eq!(
+            request.staff_ids,
+            vec![uid(11), uid(12)],
+            "distinct, ascending"
+        );
+        for (user, allowed) in [
+            (User::new(uid(7), "client"), true),
+            (User::new(uid(12), "nurse"), true),
+            (User::new(uid(100), "admin"), true),
+            (User::new(uid(13), "nurse"), false),
+        ] {
+            assert_eq!(on.may_open(&user, &request).is_ok(), allowed, "{user:?}");
+        }
+        let open = thread(ThreadStatus::Open);
+        assert!(!Policy::is_override(&User::new(uid(100), "admin"), &open));
+        assert!(Policy::is_override(&User::new(uid(101), "admin"), &open));
+        assert!(!Policy::is_override(&User::new(uid(11), "nurse"), &open));
     }
 }

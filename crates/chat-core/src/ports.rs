@@ -25,7 +25,8 @@ use crate::crypto::WrappedKey;
 use crate::error::StoreError;
 use crate::ids::{JobId, MessageId, RequestId, ThreadId, UserId};
 use crate::model::{
-    IdempotencyKey, MediaPath, MessagePage, ServiceRequest, StoredMessage, Thread, Timestamp,
+    IdempotencyKey, InboxEntry, InboxQuery, MediaPath, MessagePage, ServiceRequest, StoredMessage,
+    Thread, Timestamp,
 };
 use async_trait::async_trait;
 use std::num::NonZeroU32;
@@ -72,6 +73,48 @@ pub trait ThreadRepository: Send + Sync {
         after: Option<ThreadId>,
         limit: u32,
     ) -> StoreResult<Vec<ThreadId>>;
+
+    /// Gives the request's thread, if it has one, the care team `staff` (distinct,
+    /// ascending), at once for every later read and inbox. Returns the thread as it is
+    /// now and the team it had before, so the caller can end the removed members'
+    /// access. `Ok(None)` when the request has no thread yet.
+    async fn set_staff(
+        &self,
+        request: RequestId,
+        staff: &[UserId],
+    ) -> StoreResult<Option<(Thread, Vec<UserId>)>>;
+
+    /// The thread's newest message is now `last`, posted at `at`, unless a newer one
+    /// was recorded already (the record only moves forward). Orders the inbox.
+    async fn record_activity(
+        &self,
+        thread: ThreadId,
+        last: MessageId,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// The reader's threads (where they are the client, the admin or on the team), or
+    /// every thread with `everyone`, with `status`, ordered by last activity (the
+    /// newest message's time, else the opening), then id, both descending, strictly
+    /// after the cursor; at most `limit`, each with the reader's read marker. An
+    /// adapter serves this from an index on (participant, status, activity), not a
+    /// scan of the reader's threads.
+    async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<InboxEntry>>;
+
+    /// Moves `user`'s read marker on the thread up to `up_to`, never back. Returns the
+    /// marker now (`up_to`, or the higher one it had).
+    async fn mark_read(
+        &self,
+        thread: ThreadId,
+        user: UserId,
+        up_to: MessageId,
+    ) -> StoreResult<MessageId>;
+
+    /// Every read marker of the thread, by user id ascending.
+    async fn reads(&self, thread: ThreadId) -> StoreResult<Vec<(UserId, MessageId)>>;
+
+    /// Drops the thread's read markers (its purge). Returns how many.
+    async fn forget_reads(&self, thread: ThreadId) -> StoreResult<u64>;
 }
 
 /// Wrapped thread data keys.
@@ -197,6 +240,25 @@ pub trait MessageStore: Send + Sync {
         expired_before: Option<Timestamp>,
     ) -> StoreResult<MessagePage<StoredMessage>>;
 
+    /// One message of the thread, expired or not; `Ok(None)` when it is not stored.
+    async fn get(&self, thread: ThreadId, id: MessageId) -> StoreResult<Option<StoredMessage>>;
+
+    /// Drops one message's content, keeping id, kind, sender and time (a retraction).
+    /// Idempotent. Returns whether it had content until now; `false` also when the
+    /// message is not stored.
+    async fn redact(&self, thread: ThreadId, id: MessageId) -> StoreResult<bool>;
+
+    /// For each `(thread, read marker)`, how many of the thread's messages that are not
+    /// expired by `expired_before` have an id above the marker (all, without one) and
+    /// were not sent by `reader`: the inbox's `unread`, one answer per thread, in
+    /// order. Metadata only: no content is read.
+    async fn unread_counts(
+        &self,
+        reader: UserId,
+        threads: &[(ThreadId, Option<MessageId>)],
+        expired_before: Option<Timestamp>,
+    ) -> StoreResult<Vec<u64>>;
+
     /// Drops every message's content of `thread`, keeping id, kind, sender and time
     /// (`content` becomes `None`). Idempotent. Returns how many were redacted now.
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64>;
@@ -301,6 +363,24 @@ pub enum ChatEvent {
         thread_id: ThreadId,
         closed_at: Timestamp,
     },
+    /// A participant's read marker moved (SPEC §3.9).
+    MessagesRead {
+        thread_id: ThreadId,
+        user_id: UserId,
+        up_to: MessageId,
+    },
+    /// A message's content was destroyed by its sender or an admin (SPEC §3.10).
+    MessageRetracted {
+        thread_id: ThreadId,
+        id: MessageId,
+    },
+    /// These users lost their access to the thread (removed from the care team): every
+    /// instance ends their live subscriptions to it (SPEC §6), except one an admin's
+    /// override granted.
+    AccessRevoked {
+        thread_id: ThreadId,
+        user_ids: Vec<UserId>,
+    },
     /// A client event (Pusher `client-…`, such as a typing indicator) on its way to the
     /// thread's other subscribers on every instance. Relayed, never stored or logged.
     ClientEvent {
@@ -319,7 +399,10 @@ impl ChatEvent {
         match self {
             Self::MessageCreated(m) => m.thread_id,
             Self::ThreadClosed { thread_id, .. } => *thread_id,
-            Self::ClientEvent { thread_id, .. } => *thread_id,
+            Self::ClientEvent { thread_id, .. }
+            | Self::MessagesRead { thread_id, .. }
+            | Self::MessageRetracted { thread_id, .. }
+            | Self::AccessRevoked { thread_id, .. } => *thread_id,
         }
     }
 }

@@ -49,6 +49,22 @@ impl MessageStore for Slow {
     ) -> StoreResult<MessagePage<StoredMessage>> {
         self.inner.page(thread, before, limit, expired_before).await
     }
+    async fn get(&self, thread: ThreadId, id: MessageId) -> StoreResult<Option<StoredMessage>> {
+        self.inner.get(thread, id).await
+    }
+    async fn redact(&self, thread: ThreadId, id: MessageId) -> StoreResult<bool> {
+        self.inner.redact(thread, id).await
+    }
+    async fn unread_counts(
+        &self,
+        reader: chat_core::UserId,
+        threads: &[(ThreadId, Option<MessageId>)],
+        expired_before: Option<Timestamp>,
+    ) -> StoreResult<Vec<u64>> {
+        self.inner
+            .unread_counts(reader, threads, expired_before)
+            .await
+    }
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
         self.inner.redact_thread(thread).await
     }
@@ -76,7 +92,7 @@ async fn a_busy_threads_posts_are_appended_in_batches_each_once_and_in_order() {
     let chat = ChatService::new(ports, ChatSettings::default());
     let admin = User::new(UserId::new(1).unwrap(), "admin");
     let request = RequestId::new(5).unwrap();
-    chat.register_request(&admin, request, UserId::new(7).unwrap())
+    chat.register_request(&admin, request, UserId::new(7).unwrap(), Vec::new())
         .await
         .unwrap();
     let thread = chat.open_thread(&admin, request).await.unwrap().id;

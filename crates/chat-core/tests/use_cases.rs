@@ -41,7 +41,7 @@ async fn setup() -> Setup {
     let user = |id, role| User::new(UserId::new(id).unwrap(), role);
     let (admin, client, stranger) = (user(1, "admin"), user(7, "client"), user(8, "client"));
     let request = RequestId::new(5).unwrap();
-    chat.register_request(&admin, request, client.id)
+    chat.register_request(&admin, request, client.id, Vec::new())
         .await
         .unwrap();
     let thread = chat.open_thread(&client, request).await.unwrap().id;
@@ -89,7 +89,12 @@ async fn only_the_requests_client_and_admins_open_read_and_post() {
     // Only admins register requests.
     let by_client = s
         .chat
-        .register_request(&s.client, RequestId::new(6).unwrap(), s.client.id)
+        .register_request(
+            &s.client,
+            RequestId::new(6).unwrap(),
+            s.client.id,
+            Vec::new(),
+        )
         .await;
     assert!(matches!(by_client, Err(ChatError::Forbidden)));
 

@@ -12,16 +12,29 @@ use std::future::{ready, Ready};
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub User);
 
+/// The caller with the token's `exp`: what a channel subscription is granted until.
+#[derive(Debug, Clone)]
+pub struct AuthGrant(pub crate::tokens::Grant);
+
+impl FromRequest for AuthGrant {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).map(AuthGrant))
+    }
+}
+
 impl FromRequest for AuthUser {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        ready(authenticate(req).map(|grant| AuthUser(grant.user)))
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
+fn authenticate(req: &HttpRequest) -> Result<crate::tokens::Grant, ApiError> {
     let state = req
         .app_data::<web::Data<HttpState>>()
         .ok_or_else(|| ApiError::Internal("HttpState is not registered".into()))?;
@@ -32,8 +45,8 @@ fn authenticate(req: &HttpRequest) -> Result<AuthUser, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.tokens.verify_header(header) {
-        Ok(user) => Ok(AuthUser(user)),
+    match state.tokens.verify_header_grant(header) {
+        Ok(grant) => Ok(grant),
         Err(reason) => {
             // The reason is safe to log; the token itself never is.
             tracing::info!(%reason, "refused a bearer token");

@@ -139,3 +139,56 @@ pub fn required_user_id(obj: &Map<String, Value>, field: &str) -> Result<UserId,
     n.and_then(UserId::new)
         .ok_or_else(|| format!("The {field} field must be a positive integer."))
 }
+
+/// A field that may hold a list of user ids (absent or `null`: none), at most `max`
+/// distinct ones; each element is checked as [`required_user_id`] checks one.
+pub fn optional_user_ids(
+    obj: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Vec<UserId>, ValidationErrors> {
+    let items = match obj.get(field) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ValidationErrors::single(
+                field,
+                format!("The {field} field must be an array."),
+            ))
+        }
+    };
+    let mut errors = ValidationErrors::new();
+    let mut bad = 0;
+    let mut ids = Vec::with_capacity(items.len().min(max + 1));
+    for (i, item) in items.iter().enumerate() {
+        let id = match item {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match id.and_then(UserId::new) {
+            Some(id) => ids.push(id),
+            None => {
+                // The first few are enough to tell what is wrong.
+                bad += 1;
+                if bad > 10 {
+                    break;
+                }
+                errors.add(
+                    &format!("{field}.{i}"),
+                    format!("The {field}.{i} field must be a positive integer."),
+                );
+            }
+        }
+    }
+    errors.into_result()?;
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() > max {
+        return Err(ValidationErrors::single(
+            field,
+            format!("The {field} field must not have more than {max} items."),
+        ));
+    }
+    Ok(ids)
+}

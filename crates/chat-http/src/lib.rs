@@ -10,6 +10,7 @@
 mod auth;
 mod body;
 mod error;
+mod inbox;
 pub mod limits;
 mod media;
 mod metric_names;

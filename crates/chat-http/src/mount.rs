@@ -34,6 +34,15 @@ pub fn configure(
                     .route(web::get().to(routes::list_messages))
                     .route(web::post().to(routes::post_message)),
             )
+            .service(at("/api/chat/threads").route(web::get().to(crate::inbox::inbox)))
+            .service(
+                at("/api/chat/threads/{thread}/messages/{message}")
+                    .route(web::delete().to(routes::retract_message)),
+            )
+            .service(
+                at("/api/chat/threads/{thread}/read")
+                    .route(web::post().to(crate::inbox::mark_read)),
+            )
             .service(
                 at("/api/chat/threads/{thread}/close").route(web::patch().to(routes::close_thread)),
             )

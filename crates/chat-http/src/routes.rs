@@ -1,14 +1,16 @@
 use crate::auth::AuthUser;
 use crate::body::path_id;
-use crate::body::{json_object, read_json, required_number, required_str, required_user_id};
+use crate::body::{
+    json_object, optional_user_ids, read_json, required_number, required_str, required_user_id,
+};
 use crate::error::ApiError;
 use crate::limits::Scope;
 use crate::state::HttpState;
 use crate::wire;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{
-    Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageKind, PageRequest, RequestId,
-    TextBody, ThreadId, ValidationErrors,
+    Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageId, MessageKind, PageRequest,
+    RequestId, ServiceRequest, TextBody, ThreadId, ValidationErrors,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -42,12 +44,25 @@ pub(crate) async fn register_request(
 ) -> Result<HttpResponse, ApiError> {
     let id: RequestId = path_id(&id)?;
     let body = json_object(&read_json(&req, payload, state.max_body_bytes).await?)?;
-    let client_id =
-        required_user_id(&body, "client_id").map_err(|msg| ApiError::invalid("client_id", msg))?;
-    let request = state.service.register_request(&user, id, client_id).await?;
+    let mut errors = ValidationErrors::new();
+    let client_id = required_user_id(&body, "client_id")
+        .map_err(|msg| errors.add("client_id", msg))
+        .ok();
+    let staff_ids = optional_user_ids(&body, "staff_ids", ServiceRequest::MAX_STAFF)
+        .map_err(|e| errors.merge(e))
+        .ok();
+    errors.into_result()?;
+    let (Some(client_id), Some(staff_ids)) = (client_id, staff_ids) else {
+        return Err(ApiError::Internal("validated fields missing".into()));
+    };
+    let request = state
+        .service
+        .register_request(&user, id, client_id, staff_ids)
+        .await?;
     Ok(HttpResponse::Ok().json(wire::ServiceRequestBody {
         id: request.id.get(),
         client_id: request.client_id.get(),
+        staff_ids: request.staff_ids.iter().map(|u| u.get()).collect(),
     }))
 }
 
@@ -131,6 +146,11 @@ pub(crate) async fn list_messages(
     Ok(HttpResponse::Ok().json(wire::MessagePage {
         messages: page.messages.iter().map(wire::Message::from).collect(),
         next_cursor,
+        reads: page
+            .reads
+            .iter()
+            .map(|(user, up_to)| (user.to_string(), up_to.get()))
+            .collect(),
     }))
 }
 
@@ -272,5 +292,28 @@ pub(crate) async fn close_thread(
     Ok(HttpResponse::Ok().json(wire::Closed {
         status: closed.status.into(),
         closed_at: closed.closed_at.map(wire::rfc3339),
+    }))
+}
+
+/// Retracts a message: its sender or an admin, while the thread is open. The content is
+/// destroyed and the image deleted; the message lists as redacted. Again: the same.
+#[utoipa::path(delete, path = "/api/chat/threads/{thread}/messages/{message}", tag = "chat", security(("bearer" = [])),
+    params(("thread" = i64, Path, minimum = 1, example = 1), ("message" = i64, Path, minimum = 1, example = 1)),
+    responses((status = 200, description = "Retracted", body = crate::wire::Retracted), crate::wire::ChatErrors))]
+#[tracing::instrument(skip_all, fields(thread_id = %path.0, user_id = %user.id))]
+pub(crate) async fn retract_message(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let thread: ThreadId = path_id(&path.0)?;
+    let message: MessageId = path_id(&path.1)?;
+    let id = state
+        .service
+        .retract_message(&user, thread, message)
+        .await?;
+    Ok(HttpResponse::Ok().json(wire::Retracted {
+        id: id.get(),
+        redacted: true,
     }))
 }

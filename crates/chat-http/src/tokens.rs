@@ -63,6 +63,14 @@ fn int_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
+/// What a valid token grants: its user, until its `exp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub user: User,
+    /// `exp`, Unix seconds.
+    pub expires_at: u64,
+}
+
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
@@ -97,26 +105,41 @@ impl TokenVerifier {
         }
     }
 
-    /// HS256 with a shared secret, the default.
-    pub fn hs256(secret: &[u8], issuer: Option<String>, audience: Option<String>) -> Self {
+    /// HS256 with a shared secret, the default, with `CHAT_JWT_LEEWAY_SECS` of clock
+    /// skew allowed on `exp` and `nbf`.
+    pub fn hs256(
+        secret: &[u8],
+        issuer: Option<String>,
+        audience: Option<String>,
+        leeway_secs: u64,
+    ) -> Self {
         Self::new(AuthConfig {
             algorithm: Algorithm::HS256,
             key: DecodingKey::from_secret(secret),
             issuer,
             audience,
-            leeway_secs: 30,
+            leeway_secs,
         })
     }
 
     /// The user a token names, if it is valid.
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)?;
-        let id = UserId::new(data.claims.sub).ok_or(AuthError::BadSubject)?;
-        Ok(User::new(id, data.claims.role))
+        self.verify_grant(token).map(|grant| grant.user)
     }
 
-    /// The user of an `Authorization: Bearer …` header value.
-    pub fn verify_header(&self, header: Option<&str>) -> Result<User, AuthError> {
+    /// The user a token names and until when it is valid (its `exp`, Unix seconds;
+    /// the leeway is not added).
+    pub fn verify_grant(&self, token: &str) -> Result<Grant, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)?;
+        let id = UserId::new(data.claims.sub).ok_or(AuthError::BadSubject)?;
+        Ok(Grant {
+            user: User::new(id, data.claims.role),
+            expires_at: data.claims.exp,
+        })
+    }
+
+    /// The grant of an `Authorization: Bearer …` header value.
+    pub fn verify_header_grant(&self, header: Option<&str>) -> Result<Grant, AuthError> {
         let token = header
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
@@ -125,7 +148,12 @@ impl TokenVerifier {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
-        self.verify(token)
+        self.verify_grant(token)
+    }
+
+    /// The user of an `Authorization: Bearer …` header value.
+    pub fn verify_header(&self, header: Option<&str>) -> Result<User, AuthError> {
+        self.verify_header_grant(header).map(|grant| grant.user)
     }
 }
 

@@ -67,12 +67,91 @@ pub struct RegisterRequestBody {
     /// The client who owns the service request.
     #[schema(minimum = 1)]
     pub client_id: i64,
+    /// The care team: staff users who may open and follow the thread. Replaces the
+    /// previous team; default `[]`.
+    #[schema(max_items = 50, inline, value_type = Option<Vec<UserIdValue>>)]
+    pub staff_ids: Option<Vec<i64>>,
 }
+
+/// A user id: a positive integer.
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = i64, minimum = 1)]
+pub struct UserIdValue(pub i64);
 
 #[derive(Serialize, ToSchema)]
 pub struct ServiceRequestBody {
     pub id: i64,
     pub client_id: i64,
+    /// Distinct, ascending.
+    pub staff_ids: Vec<i64>,
+}
+
+/// A thread as the inbox lists it: metadata only, never content.
+#[derive(Serialize, ToSchema)]
+pub struct InboxThread {
+    #[serde(rename = "threadId")]
+    pub thread_id: i64,
+    pub request_id: i64,
+    pub client_id: i64,
+    pub admin_id: Option<i64>,
+    pub staff_ids: Vec<i64>,
+    pub status: ThreadStatus,
+    #[schema(format = DateTime)]
+    pub opened_at: String,
+    #[schema(format = DateTime)]
+    pub closed_at: Option<String>,
+    pub last_message_id: Option<i64>,
+    #[schema(format = DateTime)]
+    pub last_message_at: Option<String>,
+    /// Messages still kept above the caller's read marker, not sent by the caller.
+    pub unread: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InboxPage {
+    /// Newest activity first.
+    pub threads: Vec<InboxThread>,
+    /// Pass as `cursor` for the next page; `null` on the last one. Opaque.
+    #[serde(rename = "nextCursor")]
+    pub next_cursor: Option<String>,
+}
+
+/// What `POST …/read` takes.
+#[derive(Serialize, ToSchema)]
+pub struct MarkRead {
+    /// The highest message id the caller has read.
+    #[serde(rename = "upTo")]
+    #[schema(minimum = 1)]
+    pub up_to: i64,
+}
+
+/// The caller's read marker now (never lower than before; `null` while the thread
+/// has no message at or below the one given).
+#[derive(Serialize, ToSchema)]
+pub struct ReadMarker {
+    #[serde(rename = "upTo")]
+    pub up_to: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Retracted {
+    pub id: i64,
+    pub redacted: bool,
+}
+
+/// What `MessagesRead` carries.
+#[derive(Serialize)]
+pub struct MessagesRead {
+    pub thread_id: i64,
+    pub user_id: i64,
+    pub up_to: i64,
+}
+
+/// What `MessageRetracted` carries.
+#[derive(Serialize)]
+pub struct MessageRetracted {
+    pub thread_id: i64,
+    pub id: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -178,6 +257,9 @@ pub struct MessagePage {
     /// Pass as `cursor` for the older page; `null` when there is none.
     #[serde(rename = "nextCursor")]
     pub next_cursor: Option<String>,
+    /// Each participant who marked messages read (user id as a string) and their
+    /// read marker.
+    pub reads: BTreeMap<String, i64>,
 }
 
 /// A text (1 to `CHAT_MAX_TEXT_CHARS` characters after trimming), an image uploaded
@@ -252,8 +334,11 @@ pub struct ChannelAuthRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct ChannelAuth {
-    /// `{key}:{hex HMAC-SHA256 of "socket_id:channel_name"}`.
+    /// `{key}:{hex HMAC-SHA256 of "socket_id:channel_name:channel_data"}`.
     pub auth: String,
+    /// The grant, as a JSON string: `{"user_id": "7", "user_info": {"role": "…"},
+    /// "exp": …}`. pusher-js sends it back on subscribe, unchanged.
+    pub channel_data: String,
 }
 
 #[derive(Serialize, ToSchema)]

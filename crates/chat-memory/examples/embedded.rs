@@ -36,8 +36,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = User::new(id(7)?, "client");
     let request = RequestId::new(5).ok_or("ids are positive")?;
 
-    // The host system registers its service request; the client opens the chat.
-    chat.register_request(&staff, request, client.id).await?;
+    // The host system registers its service request and its care team (one nurse);
+    // the client opens the chat.
+    let nurse = User::new(id(11)?, "nurse");
+    chat.register_request(&staff, request, client.id, vec![nurse.id])
+        .await?;
     let thread = chat.open_thread(&client, request).await?;
     println!("thread {} is {}", thread.id, thread.status.as_str());
 
@@ -83,6 +86,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             None => "(redacted)".to_owned(),
         };
         println!("message {} from {}: {shown}", m.id, m.sender_id);
+    }
+
+    // The nurse's inbox: the thread, with what the nurse has not read yet.
+    let inbox = chat
+        .inbox(&nurse, chat_core::InboxRequest::default())
+        .await?;
+    for (entry, unread) in &inbox.threads {
+        println!("inbox: thread {} with {unread} unread", entry.thread.id);
     }
 
     // Closing queues the purge; a worker (here, this loop) runs it.

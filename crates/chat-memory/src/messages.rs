@@ -75,6 +75,45 @@ impl MessageStore for MemoryMessageStore {
         Ok(answers)
     }
 
+    async fn get(&self, thread: ThreadId, id: MessageId) -> StoreResult<Option<StoredMessage>> {
+        let threads = self.threads.lock();
+        Ok(threads
+            .get(&thread)
+            .and_then(|t| t.messages.get(&id))
+            .cloned())
+    }
+
+    async fn redact(&self, thread: ThreadId, id: MessageId) -> StoreResult<bool> {
+        let mut threads = self.threads.lock();
+        Ok(threads
+            .get_mut(&thread)
+            .and_then(|t| t.messages.get_mut(&id))
+            .and_then(|m| m.content.take())
+            .is_some())
+    }
+
+    async fn unread_counts(
+        &self,
+        reader: UserId,
+        threads: &[(ThreadId, Option<MessageId>)],
+        expired_before: Option<Timestamp>,
+    ) -> StoreResult<Vec<u64>> {
+        let held = self.threads.lock();
+        Ok(threads
+            .iter()
+            .map(|(thread, marker)| {
+                let Some(t) = held.get(thread) else {
+                    return 0;
+                };
+                let after = marker.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+                t.messages
+                    .range((after, std::ops::Bound::Unbounded))
+                    .filter(|(_, m)| m.sender_id != reader && !is_expired(m, expired_before))
+                    .count() as u64
+            })
+            .collect())
+    }
+
     async fn page(
         &self,
         thread: ThreadId,

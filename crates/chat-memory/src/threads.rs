@@ -1,7 +1,10 @@
 use async_trait::async_trait;
 use chat_core::crypto::WrappedKey;
 use chat_core::ports::{RequestDirectory, StoreResult, ThreadKeyStore, ThreadRepository};
-use chat_core::{RequestId, ServiceRequest, Thread, ThreadId, ThreadStatus, Timestamp, UserId};
+use chat_core::{
+    InboxEntry, InboxQuery, MessageId, RequestId, ServiceRequest, Thread, ThreadId, ThreadStatus,
+    Timestamp, UserId,
+};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,12 +14,12 @@ pub struct MemoryRequestDirectory(Mutex<HashMap<RequestId, ServiceRequest>>);
 #[async_trait]
 impl RequestDirectory for MemoryRequestDirectory {
     async fn upsert(&self, request: ServiceRequest) -> StoreResult<ServiceRequest> {
-        self.0.lock().insert(request.id, request);
+        self.0.lock().insert(request.id, request.clone());
         Ok(request)
     }
 
     async fn get(&self, id: RequestId) -> StoreResult<Option<ServiceRequest>> {
-        Ok(self.0.lock().get(&id).copied())
+        Ok(self.0.lock().get(&id).cloned())
     }
 }
 
@@ -25,6 +28,9 @@ struct Threads {
     last_id: i64,
     by_id: BTreeMap<ThreadId, Thread>,
     by_request: HashMap<RequestId, ThreadId>,
+    /// Each thread's newest message and its time.
+    activity: HashMap<ThreadId, (MessageId, Timestamp)>,
+    reads: HashMap<ThreadId, BTreeMap<UserId, MessageId>>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +64,7 @@ impl ThreadRepository for MemoryThreadRepository {
             status: ThreadStatus::Open,
             opened_at: now,
             closed_at: None,
+            staff_ids: request.staff_ids.clone(),
         };
         t.by_request.insert(request.id, id);
         t.by_id.insert(id, thread.clone());
@@ -92,6 +99,98 @@ impl ThreadRepository for MemoryThreadRepository {
             .map(|(id, _)| *id)
             .take(limit as usize)
             .collect())
+    }
+
+    async fn set_staff(
+        &self,
+        request: RequestId,
+        staff: &[UserId],
+    ) -> StoreResult<Option<(Thread, Vec<UserId>)>> {
+        let mut t = self.0.lock();
+        let Some(id) = t.by_request.get(&request).copied() else {
+            return Ok(None);
+        };
+        Ok(t.by_id.get_mut(&id).map(|thread| {
+            let before = std::mem::replace(&mut thread.staff_ids, staff.to_vec());
+            (thread.clone(), before)
+        }))
+    }
+
+    async fn record_activity(
+        &self,
+        thread: ThreadId,
+        last: MessageId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut t = self.0.lock();
+        let newest = t.activity.entry(thread).or_insert((last, at));
+        if newest.0 < last {
+            *newest = (last, at);
+        }
+        Ok(())
+    }
+
+    /// A scan of every thread: this store is for one process and tests, where that is
+    /// fast enough; the PostgreSQL store serves the inbox from an index.
+    async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<InboxEntry>> {
+        let t = self.0.lock();
+        let mut entries: Vec<InboxEntry> = t
+            .by_id
+            .values()
+            .filter(|thread| query.everyone || thread.is_participant(query.reader))
+            .filter(|thread| query.status.is_none_or(|s| thread.status == s))
+            .map(|thread| {
+                let activity = t.activity.get(&thread.id);
+                InboxEntry {
+                    thread: thread.clone(),
+                    last_message_id: activity.map(|a| a.0),
+                    last_message_at: activity.map(|a| a.1),
+                    read_up_to: t
+                        .reads
+                        .get(&thread.id)
+                        .and_then(|r| r.get(&query.reader))
+                        .copied(),
+                }
+            })
+            .filter(|entry| {
+                query.after.is_none_or(|after| {
+                    (entry.activity_at(), entry.thread.id) < (after.activity_at, after.thread_id)
+                })
+            })
+            .collect();
+        entries.sort_by_key(|e| std::cmp::Reverse((e.activity_at(), e.thread.id)));
+        entries.truncate(query.limit as usize);
+        Ok(entries)
+    }
+
+    async fn mark_read(
+        &self,
+        thread: ThreadId,
+        user: UserId,
+        up_to: MessageId,
+    ) -> StoreResult<MessageId> {
+        let mut t = self.0.lock();
+        let marker = t
+            .reads
+            .entry(thread)
+            .or_default()
+            .entry(user)
+            .or_insert(up_to);
+        *marker = (*marker).max(up_to);
+        Ok(*marker)
+    }
+
+    async fn reads(&self, thread: ThreadId) -> StoreResult<Vec<(UserId, MessageId)>> {
+        let t = self.0.lock();
+        Ok(t.reads
+            .get(&thread)
+            .map(|r| r.iter().map(|(u, m)| (*u, *m)).collect())
+            .unwrap_or_default())
+    }
+
+    async fn forget_reads(&self, thread: ThreadId) -> StoreResult<u64> {
+        let mut t = self.0.lock();
+        Ok(t.reads.remove(&thread).map_or(0, |r| r.len() as u64))
     }
 }
 

@@ -16,6 +16,16 @@ async fn thread_repository() {
 }
 
 #[tokio::test]
+async fn care_team_and_inbox() {
+    contract::care_team_and_inbox(&MemoryThreadRepository::default()).await;
+}
+
+#[tokio::test]
+async fn message_retraction_and_unread() {
+    contract::message_retraction_and_unread(&MemoryMessageStore::default()).await;
+}
+
+#[tokio::test]
 async fn thread_key_store() {
     contract::thread_key_store(&MemoryKeyStore::default()).await;
 }

@@ -7,11 +7,11 @@ use crate::{db, PgStore};
 use async_trait::async_trait;
 use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
 use chat_core::{
-    IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp,
+    IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp, UserId,
 };
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 
 /// What `chat_append_message()` raises (SQLSTATE CH001) for an id at or below the
@@ -158,6 +158,81 @@ impl MessageStore for PgStore {
                 .map(MessageRow::into_core)
                 .collect::<Result<_, _>>()?;
             Ok(MessagePage { messages, has_more })
+        })
+        .await
+    }
+
+    async fn get(&self, thread: ThreadId, id: MessageId) -> StoreResult<Option<StoredMessage>> {
+        self.run(|mut conn| async move {
+            messages::table
+                .filter(messages::thread_id.eq(thread.get()))
+                .filter(messages::id.eq(id.get()))
+                .select(MessageRow::as_select())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(db)?
+                .map(MessageRow::into_core)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn redact(&self, thread: ThreadId, id: MessageId) -> StoreResult<bool> {
+        self.run(|mut conn| async move {
+            let n = diesel::update(
+                messages::table
+                    .filter(messages::thread_id.eq(thread.get()))
+                    .filter(messages::id.eq(id.get()))
+                    .filter(messages::ciphertext.is_not_null()),
+            )
+            .set((
+                messages::nonce.eq(None::<Vec<u8>>),
+                messages::ciphertext.eq(None::<Vec<u8>>),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(db)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    /// One statement for the whole page of threads: each count walks the thread's
+    /// `(thread_id, id)` index above the marker (a thread keeps at most its cap).
+    async fn unread_counts(
+        &self,
+        reader: UserId,
+        threads: &[(ThreadId, Option<MessageId>)],
+        expired_before: Option<Timestamp>,
+    ) -> StoreResult<Vec<u64>> {
+        let ids: Vec<i64> = threads.iter().map(|(t, _)| t.get()).collect();
+        let markers: Vec<i64> = threads
+            .iter()
+            .map(|(_, m)| m.map_or(0, MessageId::get))
+            .collect();
+        self.run(|mut conn| async move {
+            #[derive(QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = BigInt)]
+                unread: i64,
+            }
+            let counts: Vec<Count> = diesel::sql_query(
+                "SELECT (SELECT count(*) FROM chat_messages m \
+                          WHERE m.thread_id = t.thread_id AND m.id > t.after \
+                            AND m.sender_id <> $3 \
+                            AND ($4::timestamptz IS NULL OR m.created_at >= $4)) AS unread \
+                 FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS t(thread_id, after, n) \
+                 ORDER BY t.n",
+            )
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<BigInt>, _>(markers)
+            .bind::<BigInt, _>(reader.get())
+            .bind::<Nullable<Timestamptz>, _>(expired_before)
+            .load(&mut conn)
+            .await
+            .map_err(db)?;
+            Ok(counts.into_iter().map(|c| c.unread.max(0) as u64).collect())
         })
         .await
     }

@@ -18,15 +18,24 @@ fn id<T>(raw: i64, make: fn(i64) -> Option<T>, what: &str) -> Result<T, StoreErr
 pub struct RequestRow {
     pub id: i64,
     pub client_id: i64,
+    pub staff_ids: Vec<i64>,
 }
 
 impl RequestRow {
     pub fn into_core(self) -> Result<ServiceRequest, StoreError> {
-        Ok(ServiceRequest {
-            id: id(self.id, RequestId::new, "request")?,
-            client_id: id(self.client_id, UserId::new, "client")?,
-        })
+        Ok(ServiceRequest::new(
+            id(self.id, RequestId::new, "request")?,
+            id(self.client_id, UserId::new, "client")?,
+            users(self.staff_ids)?,
+        ))
     }
+}
+
+/// Staff ids as stored.
+pub fn users(raw: Vec<i64>) -> Result<Vec<UserId>, StoreError> {
+    raw.into_iter()
+        .map(|u| id(u, UserId::new, "staff"))
+        .collect()
 }
 
 #[derive(Queryable, Selectable, QueryableByName)]
@@ -39,6 +48,7 @@ pub struct ThreadRow {
     pub status: String,
     pub opened_at: Timestamp,
     pub closed_at: Option<Timestamp>,
+    pub staff_ids: Vec<i64>,
 }
 
 impl ThreadRow {
@@ -56,6 +66,32 @@ impl ThreadRow {
             status,
             opened_at: self.opened_at,
             closed_at: self.closed_at,
+            staff_ids: users(self.staff_ids)?,
+        })
+    }
+}
+
+/// A thread as the inbox reads it, with its activity and the reader's marker.
+#[derive(QueryableByName)]
+pub struct InboxRow {
+    #[diesel(embed)]
+    pub thread: ThreadRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub last_message_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    pub last_message_at: Option<Timestamp>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    pub read_up_to: Option<i64>,
+}
+
+impl InboxRow {
+    pub fn into_core(self) -> Result<chat_core::InboxEntry, StoreError> {
+        let message = |raw: Option<i64>| raw.map(|m| id(m, MessageId::new, "message")).transpose();
+        Ok(chat_core::InboxEntry {
+            thread: self.thread.into_core()?,
+            last_message_id: message(self.last_message_id)?,
+            last_message_at: self.last_message_at,
+            read_up_to: message(self.read_up_to)?,
         })
     }
 }

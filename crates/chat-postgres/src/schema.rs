@@ -5,6 +5,7 @@ diesel::table! {
         id -> BigInt,
         client_id -> BigInt,
         updated_at -> Timestamptz,
+        staff_ids -> Array<BigInt>,
     }
 }
 
@@ -17,6 +18,10 @@ diesel::table! {
         status -> Text,
         opened_at -> Timestamptz,
         closed_at -> Nullable<Timestamptz>,
+        staff_ids -> Array<BigInt>,
+        last_message_id -> Nullable<BigInt>,
+        last_message_at -> Nullable<Timestamptz>,
+        activity_at -> Timestamptz,
     }
 }
 
@@ -79,5 +84,22 @@ diesel::table! {
         key -> Text,
         message_id -> BigInt,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chat_inbox (thread_id, user_id) {
+        user_id -> BigInt,
+        thread_id -> BigInt,
+        status -> Text,
+        activity_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chat_reads (thread_id, user_id) {
+        thread_id -> BigInt,
+        user_id -> BigInt,
+        up_to -> BigInt,
     }
 }

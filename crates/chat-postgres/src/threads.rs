@@ -1,16 +1,20 @@
 //! Requests, threads and wrapped thread keys.
 
-use crate::rows::{KeyRow, RequestRow, ThreadRow};
+use crate::rows::{users, InboxRow, KeyRow, RequestRow, ThreadRow};
 use crate::schema::{
-    chat_thread_keys as keys, chat_threads as threads, service_requests as requests,
+    chat_reads as reads, chat_thread_keys as keys, chat_threads as threads,
+    service_requests as requests,
 };
 use crate::{db, PgStore};
 use async_trait::async_trait;
 use chat_core::crypto::WrappedKey;
 use chat_core::ports::{RequestDirectory, StoreResult, ThreadKeyStore, ThreadRepository};
-use chat_core::{RequestId, ServiceRequest, Thread, ThreadId, Timestamp, UserId};
+use chat_core::{
+    InboxEntry, InboxQuery, MessageId, RequestId, ServiceRequest, Thread, ThreadId, Timestamp,
+    UserId,
+};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 
@@ -21,6 +25,7 @@ impl RequestDirectory for PgStore {
             let row = RequestRow {
                 id: request.id.get(),
                 client_id: request.client_id.get(),
+                staff_ids: request.staff_ids.iter().map(|u| u.get()).collect(),
             };
             diesel::insert_into(requests::table)
                 .values(&row)
@@ -28,6 +33,7 @@ impl RequestDirectory for PgStore {
                 .do_update()
                 .set((
                     requests::client_id.eq(excluded(requests::client_id)),
+                    requests::staff_ids.eq(excluded(requests::staff_ids)),
                     requests::updated_at.eq(diesel::dsl::now),
                 ))
                 .returning(RequestRow::as_returning())
@@ -63,21 +69,27 @@ impl ThreadRepository for PgStore {
         admin: Option<UserId>,
         now: Timestamp,
     ) -> StoreResult<Thread> {
-        let request = *request;
+        let request = request.clone();
         self.run(|mut conn| async move {
             // One statement: concurrent opens of one request meet on the unique index
-            // and all return the same row; an assigned admin is never replaced.
-            diesel::sql_query(
-                "INSERT INTO chat_threads (request_id, admin_id, client_id, status, opened_at) \
-                 VALUES ($1, $2, $3, 'open', $4) \
-                 ON CONFLICT (request_id) DO UPDATE \
-                   SET admin_id = COALESCE(chat_threads.admin_id, EXCLUDED.admin_id) \
-                 RETURNING id, request_id, admin_id, client_id, status, opened_at, closed_at",
-            )
+            // and all return the same row; an assigned admin is never replaced. The
+            // participants get their inbox rows (again, harmlessly, on a later open).
+            diesel::sql_query(format!(
+                "WITH t AS ( \
+                   INSERT INTO chat_threads \
+                     (request_id, admin_id, client_id, status, opened_at, activity_at, staff_ids) \
+                   VALUES ($1, $2, $3, 'open', $4, $4, $5) \
+                   ON CONFLICT (request_id) DO UPDATE \
+                     SET admin_id = COALESCE(chat_threads.admin_id, EXCLUDED.admin_id) \
+                   RETURNING {THREAD_COLUMNS}, activity_at), \
+                 members AS ({INSERT_MEMBERS}) \
+                 SELECT * FROM t"
+            ))
             .bind::<BigInt, _>(request.id.get())
             .bind::<Nullable<BigInt>, _>(admin.map(UserId::get))
             .bind::<BigInt, _>(request.client_id.get())
             .bind::<Timestamptz, _>(now)
+            .bind::<Array<BigInt>, _>(ids(&request.staff_ids))
             .get_result::<ThreadRow>(&mut conn)
             .await
             .map_err(db)?
@@ -103,22 +115,23 @@ impl ThreadRepository for PgStore {
 
     async fn close(&self, id: ThreadId, now: Timestamp) -> StoreResult<Option<Thread>> {
         self.run(|mut conn| async move {
-            diesel::update(threads::table.find(id.get()))
-                .set((
-                    threads::status.eq("closed"),
-                    threads::closed_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(
-                        "COALESCE(closed_at, ",
-                    )
-                    .bind::<Timestamptz, _>(now)
-                    .sql(")")),
-                ))
-                .returning(ThreadRow::as_returning())
-                .get_result(&mut conn)
-                .await
-                .optional()
-                .map_err(db)?
-                .map(ThreadRow::into_core)
-                .transpose()
+            diesel::sql_query(format!(
+                "WITH t AS ( \
+                   UPDATE chat_threads SET status = 'closed', closed_at = COALESCE(closed_at, $2) \
+                   WHERE id = $1 RETURNING {THREAD_COLUMNS}), \
+                 inbox AS ( \
+                   UPDATE chat_inbox SET status = 'closed' \
+                   WHERE thread_id = $1 AND status <> 'closed') \
+                 SELECT * FROM t"
+            ))
+            .bind::<BigInt, _>(id.get())
+            .bind::<Timestamptz, _>(now)
+            .get_result::<ThreadRow>(&mut conn)
+            .await
+            .optional()
+            .map_err(db)?
+            .map(ThreadRow::into_core)
+            .transpose()
         })
         .await
     }
@@ -142,6 +155,209 @@ impl ThreadRepository for PgStore {
         })
         .await
     }
+
+    async fn set_staff(
+        &self,
+        request: RequestId,
+        staff: &[UserId],
+    ) -> StoreResult<Option<(Thread, Vec<UserId>)>> {
+        let staff = ids(staff);
+        self.run(|mut conn| async move {
+            // The team and the inbox rows change in one statement: the removed
+            // members' rows go, the new members' come, the client's and admin's stay.
+            let row: Option<StaffChangeRow> = diesel::sql_query(format!(
+                "WITH old AS ( \
+                   SELECT id, staff_ids FROM chat_threads WHERE request_id = $1 FOR UPDATE), \
+                 t AS ( \
+                   UPDATE chat_threads c SET staff_ids = $2 FROM old WHERE c.id = old.id \
+                   RETURNING {THREAD_COLUMNS_OF_C}, c.activity_at), \
+                 gone AS ( \
+                   DELETE FROM chat_inbox i USING t WHERE i.thread_id = t.id \
+                   AND i.user_id <> ALL (array_remove(ARRAY[t.client_id, t.admin_id] || t.staff_ids, NULL))), \
+                 members AS ({INSERT_MEMBERS}) \
+                 SELECT t.*, old.staff_ids AS previous FROM t JOIN old ON old.id = t.id"
+            ))
+            .bind::<BigInt, _>(request.get())
+            .bind::<Array<BigInt>, _>(staff)
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(db)?;
+            row.map(|row| Ok((row.thread.into_core()?, users(row.previous)?)))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn record_activity(
+        &self,
+        thread: ThreadId,
+        last: MessageId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.run(|mut conn| async move {
+            diesel::sql_query(
+                "WITH t AS ( \
+                   UPDATE chat_threads \
+                   SET last_message_id = $2, last_message_at = $3, activity_at = $3 \
+                   WHERE id = $1 AND (last_message_id IS NULL OR last_message_id < $2) \
+                   RETURNING id) \
+                 UPDATE chat_inbox i SET activity_at = $3 FROM t WHERE i.thread_id = t.id",
+            )
+            .bind::<BigInt, _>(thread.get())
+            .bind::<BigInt, _>(last.get())
+            .bind::<Timestamptz, _>(at)
+            .execute(&mut conn)
+            .await
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A participant's page is one range of `chat_inbox_by_status` (or
+    /// `chat_inbox_all`), an admin's `scope=all` one of `chat_threads_status_activity`
+    /// (or `chat_threads_activity`): the statement is built for the filters given, so
+    /// that the plan never has to allow for an absent one.
+    async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<InboxEntry>> {
+        let query = *query;
+        self.run(|mut conn| async move {
+            let (from, order) = match query.everyone {
+                true => ("chat_threads c", "c.activity_at DESC, c.id DESC"),
+                false => (
+                    "chat_inbox i JOIN chat_threads c ON c.id = i.thread_id",
+                    "i.activity_at DESC, i.thread_id DESC",
+                ),
+            };
+            let (activity, id) = match query.everyone {
+                true => ("c.activity_at", "c.id"),
+                false => ("i.activity_at", "i.thread_id"),
+            };
+            let mut filters = Vec::new();
+            if !query.everyone {
+                filters.push("i.user_id = $1".to_owned());
+            }
+            if query.status.is_some() {
+                let status = if query.everyone {
+                    "c.status"
+                } else {
+                    "i.status"
+                };
+                filters.push(format!("{status} = $2"));
+            }
+            if query.after.is_some() {
+                filters.push(format!("({activity}, {id}) < ($3, $4)"));
+            }
+            let filters = match filters.is_empty() {
+                true => String::new(),
+                false => format!("WHERE {}", filters.join(" AND ")),
+            };
+            let sql = format!(
+                "SELECT {THREAD_COLUMNS_OF_C}, c.last_message_id, c.last_message_at, \
+                        r.up_to AS read_up_to \
+                 FROM {from} \
+                 LEFT JOIN chat_reads r ON r.thread_id = c.id AND r.user_id = $1 \
+                 {filters} ORDER BY {order} LIMIT $5"
+            );
+            let after = query.after;
+            let rows: Vec<InboxRow> = diesel::sql_query(sql)
+                .bind::<BigInt, _>(query.reader.get())
+                .bind::<Text, _>(query.status.map_or("", |s| s.as_str()))
+                .bind::<Timestamptz, _>(
+                    after.map_or(chrono::DateTime::UNIX_EPOCH, |a| a.activity_at),
+                )
+                .bind::<BigInt, _>(after.map_or(0, |a| a.thread_id.get()))
+                .bind::<BigInt, _>(i64::from(query.limit))
+                .load(&mut conn)
+                .await
+                .map_err(db)?;
+            rows.into_iter().map(InboxRow::into_core).collect()
+        })
+        .await
+    }
+
+    async fn mark_read(
+        &self,
+        thread: ThreadId,
+        user: UserId,
+        up_to: MessageId,
+    ) -> StoreResult<MessageId> {
+        self.run(|mut conn| async move {
+            let marker: i64 = diesel::insert_into(reads::table)
+                .values((
+                    reads::thread_id.eq(thread.get()),
+                    reads::user_id.eq(user.get()),
+                    reads::up_to.eq(up_to.get()),
+                ))
+                .on_conflict((reads::thread_id, reads::user_id))
+                .do_update()
+                .set(reads::up_to.eq(diesel::dsl::sql::<BigInt>(
+                    "GREATEST(chat_reads.up_to, EXCLUDED.up_to)",
+                )))
+                .returning(reads::up_to)
+                .get_result(&mut conn)
+                .await
+                .map_err(db)?;
+            MessageId::new(marker)
+                .ok_or_else(|| chat_core::StoreError::Corrupt("read marker".into()))
+        })
+        .await
+    }
+
+    async fn reads(&self, thread: ThreadId) -> StoreResult<Vec<(UserId, MessageId)>> {
+        self.run(|mut conn| async move {
+            let rows: Vec<(i64, i64)> = reads::table
+                .filter(reads::thread_id.eq(thread.get()))
+                .order(reads::user_id)
+                .select((reads::user_id, reads::up_to))
+                .load(&mut conn)
+                .await
+                .map_err(db)?;
+            rows.into_iter()
+                .map(|(u, m)| match (UserId::new(u), MessageId::new(m)) {
+                    (Some(u), Some(m)) => Ok((u, m)),
+                    _ => Err(chat_core::StoreError::Corrupt("read marker".into())),
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn forget_reads(&self, thread: ThreadId) -> StoreResult<u64> {
+        self.run(|mut conn| async move {
+            let n = diesel::delete(reads::table.filter(reads::thread_id.eq(thread.get())))
+                .execute(&mut conn)
+                .await
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+/// The columns a [`ThreadRow`] reads, in a `RETURNING` or `SELECT` list.
+const THREAD_COLUMNS: &str =
+    "id, request_id, admin_id, client_id, status, opened_at, closed_at, staff_ids";
+const THREAD_COLUMNS_OF_C: &str =
+    "c.id, c.request_id, c.admin_id, c.client_id, c.status, c.opened_at, c.closed_at, c.staff_ids";
+
+/// The inbox rows of thread `t` (a CTE with the thread's columns and `activity_at`):
+/// one per participant, kept when there already.
+const INSERT_MEMBERS: &str = "INSERT INTO chat_inbox (user_id, thread_id, status, activity_at) \
+     SELECT DISTINCT u, t.id, t.status, t.activity_at \
+     FROM t, unnest(array_remove(ARRAY[t.client_id, t.admin_id] || t.staff_ids, NULL)) AS u \
+     ON CONFLICT DO NOTHING";
+
+fn ids(users: &[UserId]) -> Vec<i64> {
+    users.iter().map(|u| u.get()).collect()
+}
+
+#[derive(QueryableByName)]
+struct StaffChangeRow {
+    #[diesel(embed)]
+    thread: ThreadRow,
+    #[diesel(sql_type = Array<BigInt>)]
+    previous: Vec<i64>,
 }
 
 #[async_trait]

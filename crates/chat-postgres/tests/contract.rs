@@ -23,8 +23,10 @@ async fn postgres_passes_every_contract_suite() {
     let (_pg, store) = store().await;
     contract::request_directory(&store).await;
     contract::thread_repository(&store).await;
+    contract::care_team_and_inbox(&store).await;
     contract::thread_key_store(&store).await;
     contract::message_store(&store).await;
+    contract::message_retraction_and_unread(&store).await;
     contract::job_queue(&store).await;
     contract::lease_lock(&store).await;
 }

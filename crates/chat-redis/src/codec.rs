@@ -5,6 +5,8 @@
 //! ```text
 //! message: version(1) id(8) sender(8) kind(1) created_at µs(8) has_content(1) sealed…
 //! event:   b'M' thread(8) message…   |   b'C' thread(8) closed_at µs(8)
+//!        | b'R' thread(8) user(8) up_to(8)   |   b'D' thread(8) message id(8)
+//!        | b'A' thread(8) user(8)…           |   b'X' thread(8) client event…
 //! ```
 //! Integers are big-endian. A message's thread is the key it lives under.
 
@@ -93,6 +95,31 @@ pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
             out.extend_from_slice(&thread_id.get().to_be_bytes());
             out.extend_from_slice(&micros(*closed_at).to_be_bytes());
         }
+        ChatEvent::MessagesRead {
+            thread_id,
+            user_id,
+            up_to,
+        } => {
+            out.push(b'R');
+            for n in [thread_id.get(), user_id.get(), up_to.get()] {
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        ChatEvent::MessageRetracted { thread_id, id } => {
+            out.push(b'D');
+            out.extend_from_slice(&thread_id.get().to_be_bytes());
+            out.extend_from_slice(&id.get().to_be_bytes());
+        }
+        ChatEvent::AccessRevoked {
+            thread_id,
+            user_ids,
+        } => {
+            out.push(b'A');
+            out.extend_from_slice(&thread_id.get().to_be_bytes());
+            for user in user_ids {
+                out.extend_from_slice(&user.get().to_be_bytes());
+            }
+        }
         ChatEvent::ClientEvent {
             thread_id,
             origin,
@@ -124,6 +151,28 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
             thread_id: thread,
             closed_at: timestamp(int_at(bytes, 9)?)?,
         }),
+        Some(b'R') => Ok(ChatEvent::MessagesRead {
+            thread_id: thread,
+            user_id: UserId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("user id"))?,
+            up_to: MessageId::new(int_at(bytes, 17)?).ok_or_else(|| corrupt("message id"))?,
+        }),
+        Some(b'D') => Ok(ChatEvent::MessageRetracted {
+            thread_id: thread,
+            id: MessageId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("message id"))?,
+        }),
+        Some(b'A') => {
+            let users = bytes.get(9..).ok_or_else(|| corrupt("revocation"))?;
+            if users.len() % 8 != 0 {
+                return Err(corrupt("revocation"));
+            }
+            let user_ids = (0..users.len() / 8)
+                .map(|i| UserId::new(int_at(users, i * 8)?).ok_or_else(|| corrupt("user id")))
+                .collect::<Result<_, _>>()?;
+            Ok(ChatEvent::AccessRevoked {
+                thread_id: thread,
+                user_ids,
+            })
+        }
         Some(b'X') => {
             let mut rest = bytes.get(9..).ok_or_else(|| corrupt("client event"))?;
             let mut short = || -> Result<String, StoreError> {
@@ -188,6 +237,24 @@ mod tests {
             closed_at: timestamp(5).unwrap(),
         };
         assert_eq!(decode_event(&encode_event(&closed)).unwrap(), closed);
+        let thread = ThreadId::new(3).unwrap();
+        for event in [
+            ChatEvent::MessagesRead {
+                thread_id: thread,
+                user_id: UserId::new(7).unwrap(),
+                up_to: MessageId::new(1_763_000_000_000_123).unwrap(),
+            },
+            ChatEvent::MessageRetracted {
+                thread_id: thread,
+                id: MessageId::new(99).unwrap(),
+            },
+            ChatEvent::AccessRevoked {
+                thread_id: thread,
+                user_ids: vec![UserId::new(11).unwrap(), UserId::new(12).unwrap()],
+            },
+        ] {
+            assert_eq!(decode_event(&encode_event(&event)).unwrap(), event);
+        }
     }
 
     #[test]

@@ -129,6 +129,49 @@ return n
     ))
 });
 
+/// KEYS: msg. ARGV: message id. Redacts that one message in place, as [`REDACT`] does
+/// them all; returns 1 when it had content.
+static REDACT_ONE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"
+local flag = {pos}
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and string.byte(v, flag) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], string.sub(v, 1, flag - 1) .. '\0')
+  return 1
+end
+return 0
+",
+        pos = CONTENT_FLAG + 1
+    ))
+});
+
+/// KEYS: ids, at, msg. ARGV: the read marker id ('0': none), the reader's id as its 8
+/// stored bytes, expiry cut µs or ''. Counts the messages above the marker, not
+/// expired, whose sender (bytes 10 to 17 of the stored value) is not the reader. At
+/// most the thread's cap of messages is walked.
+static UNREAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cut = ARGV[3] ~= '' and tonumber(ARGV[3]) or nil
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+local n = 0
+for _, id in ipairs(ids) do
+  local fresh = true
+  if cut then
+    local created = tonumber(redis.call('ZSCORE', KEYS[2], id))
+    fresh = created ~= nil and created >= cut
+  end
+  if fresh then
+    local v = redis.call('HGET', KEYS[3], id)
+    if v and string.sub(v, 10, 17) ~= ARGV[2] then n = n + 1 end
+  end
+end
+return n
+",
+    )
+});
+
 /// KEYS: ids, at, msg. ARGV: expiry cut µs.
 static EXPIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{DROP}\nreturn drop_expired(ARGV[1])")));
@@ -320,6 +363,64 @@ impl MessageStore for RedisMessageStore {
         messages.truncate(limit as usize);
         messages.reverse();
         Ok(MessagePage { messages, has_more })
+    }
+
+    async fn get(&self, thread: ThreadId, id: MessageId) -> StoreResult<Option<StoredMessage>> {
+        let keys = self.keys(thread);
+        let bytes: Option<Vec<u8>> = self
+            .redis
+            .run(|mut c| async move {
+                redis::cmd("HGET")
+                    .arg(keys.msg)
+                    .arg(id.get())
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        bytes.map(|b| codec::decode_message(thread, &b)).transpose()
+    }
+
+    async fn redact(&self, thread: ThreadId, id: MessageId) -> StoreResult<bool> {
+        let keys = self.keys(thread);
+        let redacted: i64 = self
+            .redis
+            .run(|mut c| async move {
+                REDACT_ONE
+                    .key(keys.msg)
+                    .arg(id.get())
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(redacted == 1)
+    }
+
+    /// One script per thread (each thread's keys may live on another shard), run
+    /// side by side.
+    async fn unread_counts(
+        &self,
+        reader: UserId,
+        threads: &[(ThreadId, Option<MessageId>)],
+        expired_before: Option<Timestamp>,
+    ) -> StoreResult<Vec<u64>> {
+        let cut = opt_arg(expired_before.map(micros));
+        let counts = threads.iter().map(|(thread, marker)| {
+            let keys = self.keys(*thread);
+            let cut = cut.clone();
+            let marker = marker.map_or(0, MessageId::get);
+            self.redis.run(move |mut c| async move {
+                UNREAD
+                    .key(keys.ids)
+                    .key(keys.at)
+                    .key(keys.msg)
+                    .arg(marker)
+                    .arg(reader.get().to_be_bytes().to_vec())
+                    .arg(cut)
+                    .invoke_async::<u64>(&mut c)
+                    .await
+            })
+        });
+        futures::future::try_join_all(counts).await
     }
 
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {

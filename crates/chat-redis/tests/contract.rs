@@ -67,6 +67,13 @@ async fn message_store() {
 }
 
 #[tokio::test]
+async fn message_retraction_and_unread() {
+    let server = TestRedis::start().unwrap();
+    let store = RedisMessageStore::new(connect(&server), DAY);
+    contract::message_retraction_and_unread(&store).await;
+}
+
+#[tokio::test]
 async fn event_bus() {
     let server = TestRedis::start().unwrap();
     contract::event_bus(&RedisEventBus::start(connect(&server), 64)).await;

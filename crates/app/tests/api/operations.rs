@@ -115,10 +115,7 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
     let (mut socket, socket_id) = Socket::established(&api.base).await;
     let channel = format!("private-chat.{thread}");
     let auth = api.authorize(&client, &socket_id, &channel).await;
-    let auth = json_of(auth, 200).await["auth"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let auth = json_of(auth, 200).await;
     let subscribed = socket.subscribe(&channel, &auth).await;
     assert_eq!(
         subscribed["event"],

@@ -19,7 +19,7 @@ async fn empty_thread() {
     let page = json_of(app.list(&admin(), thread, "").await, 200).await;
     assert_eq!(
         page,
-        serde_json::json!({"messages": [], "nextCursor": null})
+        serde_json::json!({"messages": [], "nextCursor": null, "reads": {}})
     );
 }
 

@@ -145,16 +145,31 @@ impl Socket {
         (socket, id)
     }
 
-    pub(crate) async fn subscribe(&mut self, channel: &str, auth: &str) -> serde_json::Value {
-        self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}}))
+    /// Subscribes with what `/broadcasting/auth` answered (`auth` and `channel_data`),
+    /// as pusher-js does.
+    pub(crate) async fn subscribe(
+        &mut self,
+        channel: &str,
+        grant: &serde_json::Value,
+    ) -> serde_json::Value {
+        let mut data = json!({"channel": channel, "auth": grant["auth"]});
+        if let Some(channel_data) = grant.get("channel_data") {
+            data["channel_data"] = channel_data.clone();
+        }
+        self.send(json!({"event": "pusher:subscribe", "data": data}))
             .await;
         self.next().await.unwrap()
     }
 }
 
-pub(crate) async fn signed(app: &Api, token: &str, socket_id: &str, channel: &str) -> String {
-    let body = json_of(app.authorize(token, socket_id, channel).await, 200).await;
-    body["auth"].as_str().unwrap().to_owned()
+/// What `/broadcasting/auth` answers: `auth` and `channel_data`.
+pub(crate) async fn signed(
+    app: &Api,
+    token: &str,
+    socket_id: &str,
+    channel: &str,
+) -> serde_json::Value {
+    json_of(app.authorize(token, socket_id, channel).await, 200).await
 }
 
 /// Which WebSocket server a test's sockets use: `/app/{key}` inside the API's HTTP
@@ -265,7 +280,7 @@ async fn subscriptions_need_a_signature_for_this_socket_and_channel(server: Serv
         .await;
     assert_eq!(socket.next().await.unwrap()["event"], "pusher:pong");
 
-    let public = socket.subscribe("news", "").await;
+    let public = socket.subscribe("news", &json!({"auth": ""})).await;
     assert_eq!(public["event"], "pusher:subscription_error");
     assert_eq!(public["data"]["status"], 403);
 

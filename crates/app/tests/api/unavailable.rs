@@ -4,7 +4,7 @@ use crate::helpers::*;
 use async_trait::async_trait;
 use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};
 use chat_core::{
-    IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp,
+    IdempotencyKey, MessageId, MessagePage, StoreError, StoredMessage, ThreadId, Timestamp, UserId,
 };
 use chat_memory::MemoryMessageStore;
 use chat_server::Overrides;
@@ -54,6 +54,23 @@ impl MessageStore for Switchable {
     ) -> StoreResult<MessagePage<StoredMessage>> {
         self.check()?;
         self.inner.page(thread, before, limit, expired).await
+    }
+    async fn get(&self, thread: ThreadId, id: MessageId) -> StoreResult<Option<StoredMessage>> {
+        self.check()?;
+        self.inner.get(thread, id).await
+    }
+    async fn redact(&self, thread: ThreadId, id: MessageId) -> StoreResult<bool> {
+        self.check()?;
+        self.inner.redact(thread, id).await
+    }
+    async fn unread_counts(
+        &self,
+        reader: UserId,
+        threads: &[(ThreadId, Option<MessageId>)],
+        expired: Option<Timestamp>,
+    ) -> StoreResult<Vec<u64>> {
+        self.check()?;
+        self.inner.unread_counts(reader, threads, expired).await
     }
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
         self.check()?;

@@ -9,6 +9,8 @@ pub struct PurgeReport {
     pub media_deleted: u64,
     pub messages_redacted: u64,
     pub key_destroyed: bool,
+    /// The thread's read markers, dropped with it.
+    pub read_markers_dropped: u64,
 }
 
 /// What a sweep removed.
@@ -102,6 +104,7 @@ impl ChatService {
                     .delete_prefix(&MediaPath::thread_prefix(thread))
                     .await?;
             }
+            report.read_markers_dropped = self.ports.threads.forget_reads(thread).await?;
             if self.settings.redact_on_close {
                 // Key first: once it is gone nothing left can be read, even if the redaction
                 // below fails and has to be retried.
@@ -114,8 +117,12 @@ impl ChatService {
         .await;
         // The sweep purges every closed thread again; a run that removed nothing is not
         // an access to anything, and would add a row per closed thread per sweep.
-        let removed =
-            |r: &PurgeReport| r.media_deleted > 0 || r.key_destroyed || r.messages_redacted > 0;
+        let removed = |r: &PurgeReport| {
+            r.media_deleted > 0
+                || r.key_destroyed
+                || r.messages_redacted > 0
+                || r.read_markers_dropped > 0
+        };
         if result.as_ref().map_or(true, removed) {
             self.audit(self.audit_event(None, AuditAction::Purge, Some(thread), &result));
         }

@@ -3,13 +3,14 @@
 use super::*;
 
 impl ChatService {
-    /// One page of the thread's messages, oldest first, opened for the reader.
+    /// One page of the thread's messages, oldest first, opened for the reader, with
+    /// the participants' read markers.
     pub async fn list_messages(
         &self,
         user: &User,
         thread: ThreadId,
         page: PageRequest,
-    ) -> Result<MessagePage<MessageView>, ChatError> {
+    ) -> Result<MessageList, ChatError> {
         let result = async {
             let thread = self
                 .authorized_thread(user, thread, ThreadAction::View)
@@ -25,8 +26,13 @@ impl ChatService {
                     self.settings.retention.expired_before(now),
                 )
                 .await?;
+            let reads = self.ports.threads.reads(thread.id).await?;
             if stored.messages.is_empty() {
-                return Ok(MessagePage::empty());
+                return Ok(MessageList {
+                    messages: Vec::new(),
+                    has_more: false,
+                    reads,
+                });
             }
             // A destroyed key leaves messages that cannot be opened: they read as redacted.
             // A closed thread's key is always read from the store, which is what the purge
@@ -41,13 +47,70 @@ impl ChatService {
             for message in stored.messages {
                 messages.push(self.open_message(key.as_deref(), message).await?);
             }
-            Ok(MessagePage {
+            Ok(MessageList {
                 messages,
                 has_more: stored.has_more,
+                reads,
             })
         }
         .await;
         self.audit(self.audit_event(Some(user), AuditAction::List, Some(thread), &result));
+        result
+    }
+
+    /// Retracts a message (SPEC §3.10): by its sender, or an admin, while the thread is
+    /// open. Its image object is deleted and its ciphertext destroyed; it lists as
+    /// redacted from then on, and `MessageRetracted` announces it. Again: the same.
+    pub async fn retract_message(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        id: MessageId,
+    ) -> Result<MessageId, ChatError> {
+        let result = async {
+            let thread = self
+                .authorized_thread(user, thread, ThreadAction::Post)
+                .await?;
+            let cut = self
+                .settings
+                .retention
+                .expired_before(self.ports.clock.now());
+            let message = self
+                .ports
+                .messages
+                .get(thread.id, id)
+                .await?
+                .filter(|m| cut.is_none_or(|cut| m.created_at >= cut))
+                .ok_or(ChatError::NotFound)?;
+            if message.sender_id != user.id && !user.is_admin() {
+                return Err(ChatError::Forbidden);
+            }
+            if message.content.is_none() {
+                return Ok(id);
+            }
+            // The image object first: its path is in the content this destroys.
+            if message.kind == MessageKind::Image {
+                let key = self.existing_key(thread.id).await?;
+                let opened = self.open_message(key.as_deref(), message).await?;
+                if let (Some(MessageContent::Image(path)), Some(media)) =
+                    (&opened.content, &self.ports.media)
+                {
+                    media.delete(path).await?;
+                }
+            }
+            self.ports.messages.redact(thread.id, id).await?;
+            self.publish(ChatEvent::MessageRetracted {
+                thread_id: thread.id,
+                id,
+            })
+            .await;
+            Ok(id)
+        }
+        .await;
+        self.audit(AuditEvent {
+            message: Some(id),
+            ..self.audit_event(Some(user), AuditAction::Retract, Some(thread), &result)
+        });
         result
     }
 
@@ -136,6 +199,7 @@ impl ChatService {
             drop(content);
             let stores = Stores {
                 messages: self.ports.messages.as_ref(),
+                threads: self.ports.threads.as_ref(),
                 events: self.ports.events.as_ref(),
                 clock: self.ports.clock.as_ref(),
                 retention: &self.settings.retention,

@@ -4,17 +4,46 @@
 use super::*;
 
 impl ChatService {
-    /// Registers (or updates) a service request. Admins only.
+    /// Registers (or updates) a service request and its care team (SPEC §3.1). Admins
+    /// only. A new team applies at once: members no longer on it lose the thread, and
+    /// their live subscriptions end on every instance.
     pub async fn register_request(
         &self,
         user: &User,
         id: RequestId,
         client_id: UserId,
+        staff_ids: Vec<UserId>,
     ) -> Result<ServiceRequest, ChatError> {
         let result = async {
             self.policy.may_register_request(user).map_err(denied)?;
-            let request = ServiceRequest { id, client_id };
-            Ok(self.ports.requests.upsert(request).await?)
+            let request = ServiceRequest::new(id, client_id, staff_ids);
+            if request.staff_ids.len() > ServiceRequest::MAX_STAFF {
+                return Err(ValidationErrors::single(
+                    "staff_ids",
+                    "The staff ids field must not have more than 50 items.",
+                )
+                .into());
+            }
+            let stored = self.ports.requests.upsert(request).await?;
+            let changed = self
+                .ports
+                .threads
+                .set_staff(stored.id, &stored.staff_ids)
+                .await?;
+            if let Some((thread, before)) = changed {
+                let removed: Vec<UserId> = before
+                    .into_iter()
+                    .filter(|member| !thread.is_participant(*member))
+                    .collect();
+                if !removed.is_empty() {
+                    self.publish(ChatEvent::AccessRevoked {
+                        thread_id: thread.id,
+                        user_ids: removed,
+                    })
+                    .await;
+                }
+            }
+            Ok(stored)
         }
         .await;
         self.audit(AuditEvent {

@@ -1,8 +1,9 @@
 //! `POST /broadcasting/auth`: the channel authorizer pusher-js calls before it
 //! subscribes (form-encoded, as pusher-js sends it, or JSON).
 
+use super::grant::ChannelData;
 use super::Realtime;
-use crate::auth::AuthUser;
+use crate::auth::AuthGrant;
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::state::HttpState;
@@ -16,7 +17,8 @@ struct AuthRequest {
     channel_name: Option<String>,
 }
 
-/// Signs a `private-chat.{threadId}` subscription for a user who may list the thread.
+/// Signs a `private-chat.{threadId}` subscription for a user who may list the thread,
+/// with the grant it lasts for (`channel_data`: the user and the token's `exp`).
 #[utoipa::path(post, path = "/broadcasting/auth", tag = "realtime", security(("bearer" = [])),
     request_body(content(
         (crate::wire::ChannelAuthRequest = "application/x-www-form-urlencoded"),
@@ -26,10 +28,11 @@ struct AuthRequest {
 pub async fn authorize(
     state: web::Data<HttpState>,
     realtime: web::Data<Realtime>,
-    AuthUser(user): AuthUser,
+    AuthGrant(grant): AuthGrant,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let user = &grant.user;
     state
         .limits
         .check(crate::limits::Scope::Auth, user.id)
@@ -70,13 +73,17 @@ pub async fn authorize(
     // Only a thread the user may list is signed; anything else is 403, so a stranger
     // learns nothing about which threads exist.
     let thread = super::thread_of_channel(&channel).ok_or(ApiError::Forbidden)?;
-    match state.service.authorize_subscription(&user, thread).await {
+    match state.service.authorize_subscription(user, thread).await {
         Ok(_) => {}
         Err(ChatError::NotFound | ChatError::Forbidden) => return Err(ApiError::Forbidden),
         Err(other) => return Err(other.into()),
     }
     tracing::info!(thread_id = %thread, user_id = %user.id, "channel subscription authorized");
+    // The grant goes with the signature: the socket's instance ends the subscription
+    // when the token expires or the user leaves the care team (SPEC §6).
+    let channel_data = ChannelData::new(user, grant.expires_at).encode();
     Ok(HttpResponse::Ok().json(crate::wire::ChannelAuth {
-        auth: realtime.sign(&socket_id, &channel),
+        auth: realtime.sign(&socket_id, &channel, Some(&channel_data)),
+        channel_data,
     }))
 }

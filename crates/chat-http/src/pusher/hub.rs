@@ -4,7 +4,8 @@
 //! memory grow or holds the others back. When this instance itself missed events (see
 //! [`Hub::resync_all`]), every subscribed socket is told to reconnect and catch up.
 
-use chat_core::ThreadId;
+use super::grant::Holder;
+use chat_core::{ThreadId, UserId};
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,11 +15,15 @@ use tokio::sync::{mpsc, watch, Notify};
 /// A frame, serialized once and shared by every socket it goes to.
 pub type Frame = Arc<str>;
 
-/// A socket's end of the hub: its queue, and the signal that it fell behind.
+/// A socket's end of the hub: its queue, the signal that it fell behind, who holds the
+/// subscription, and where to say that access to a thread ended.
 #[derive(Clone)]
 pub struct Subscriber {
     pub queue: mpsc::Sender<Frame>,
     pub overflowed: Arc<Notify>,
+    /// `None` for a subscription the host signed itself, without `channel_data`.
+    pub holder: Option<Holder>,
+    pub revoked: mpsc::UnboundedSender<ThreadId>,
 }
 
 pub struct Hub {
@@ -77,6 +82,31 @@ impl Hub {
         self.resyncs.subscribe()
     }
 
+    /// Ends the subscriptions to `thread` held by `users` (not those an admin holds
+    /// through the override): they get nothing more from it, and each socket is told
+    /// so. Returns how many ended.
+    pub fn revoke(&self, thread: ThreadId, users: &[UserId]) -> usize {
+        let mut channels = self.channels();
+        let Some(subscribers) = channels.get_mut(&thread) else {
+            return 0;
+        };
+        let before = subscribers.len();
+        subscribers.retain(|_, subscriber| {
+            let ends = subscriber
+                .holder
+                .is_some_and(|h| !h.admin && users.contains(&h.user));
+            if ends {
+                let _ = subscriber.revoked.send(thread);
+            }
+            !ends
+        });
+        let ended = before - subscribers.len();
+        if subscribers.is_empty() {
+            channels.remove(&thread);
+        }
+        ended
+    }
+
     pub fn has_subscribers(&self, thread: ThreadId) -> bool {
         self.channels().contains_key(&thread)
     }
@@ -119,7 +149,43 @@ mod tests {
     fn subscriber(capacity: usize) -> (Subscriber, mpsc::Receiver<Frame>) {
         let (queue, rx) = mpsc::channel(capacity);
         let overflowed = Arc::new(Notify::new());
-        (Subscriber { queue, overflowed }, rx)
+        let revoked = mpsc::unbounded_channel().0;
+        let subscriber = Subscriber {
+            queue,
+            overflowed,
+            holder: None,
+            revoked,
+        };
+        (subscriber, rx)
+    }
+
+    #[tokio::test]
+    async fn a_revocation_ends_only_the_named_users_non_admin_subscriptions() {
+        let hub = Hub::default();
+        let thread = ThreadId::new(1).unwrap_or_else(|| panic!("id"));
+        let user = |n| UserId::new(n).unwrap_or_else(|| panic!("id"));
+        let (told, mut told_rx) = mpsc::unbounded_channel();
+        let held = |who: i64, admin: bool| {
+            let (mut s, rx) = subscriber(8);
+            s.holder = Some(Holder {
+                user: user(who),
+                admin,
+                until: u64::MAX,
+            });
+            s.revoked = told.clone();
+            (s, rx)
+        };
+        let (nurse, _n) = held(11, false);
+        let (override_admin, _a) = held(11, true);
+        let (client, mut client_rx) = held(7, false);
+        hub.subscribe(thread, 1, nurse);
+        hub.subscribe(thread, 2, override_admin);
+        hub.subscribe(thread, 3, client);
+        assert_eq!(hub.revoke(thread, &[user(11)]), 1);
+        assert_eq!(told_rx.recv().await, Some(thread), "the socket is told");
+        assert_eq!(hub.publish(thread, "after".into(), None), 2);
+        assert_eq!(client_rx.recv().await.as_deref(), Some("after"));
+        assert_eq!(hub.revoke(thread, &[user(11)]), 0, "once");
     }
 
     #[tokio::test]

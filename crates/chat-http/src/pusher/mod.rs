@@ -11,6 +11,7 @@
 //! (whispers) travel the same bus, so subscribers on other instances get them too.
 
 pub mod auth;
+pub mod grant;
 pub mod hub;
 pub mod listener;
 mod protocol;
@@ -44,6 +45,8 @@ pub struct PusherSettings {
     pub client_events_per_second: u32,
     /// Frames queued for one socket before it counts as too slow and is closed.
     pub send_buffer: usize,
+    /// `CHAT_JWT_LEEWAY_SECS`: how long past its token's `exp` a subscription lasts.
+    pub grant_leeway: Duration,
 }
 
 impl PusherSettings {
@@ -57,6 +60,7 @@ impl PusherSettings {
             activity_timeout: Duration::from_secs(30),
             client_events_per_second: 10,
             send_buffer: 64,
+            grant_leeway: Duration::from_secs(30),
         }
     }
 }
@@ -105,17 +109,25 @@ impl Realtime {
         &self.hub
     }
 
-    /// `<key>:<hex HMAC-SHA256 of "socket_id:channel">`, the `auth` of a subscription.
-    pub fn sign(&self, socket_id: &str, channel: &str) -> String {
+    /// `<key>:<hex HMAC-SHA256 of "socket_id:channel">`, or of
+    /// `"socket_id:channel:channel_data"` with channel data (as Pusher signs presence
+    /// subscriptions), the `auth` of a subscription.
+    pub fn sign(&self, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
         let tag = hmac::sign(
             &self.signing_key,
-            format!("{socket_id}:{channel}").as_bytes(),
+            signed_text(socket_id, channel, channel_data).as_bytes(),
         );
         format!("{}:{}", self.settings.key, hex::encode(tag))
     }
 
     /// Checks a subscription's `auth` in constant time.
-    fn verify(&self, socket_id: &str, channel: &str, auth: &str) -> bool {
+    fn verify(
+        &self,
+        socket_id: &str,
+        channel: &str,
+        channel_data: Option<&str>,
+        auth: &str,
+    ) -> bool {
         let Some((key, signature)) = auth.split_once(':') else {
             return false;
         };
@@ -125,7 +137,7 @@ impl Realtime {
         key == self.settings.key
             && hmac::verify(
                 &self.signing_key,
-                format!("{socket_id}:{channel}").as_bytes(),
+                signed_text(socket_id, channel, channel_data).as_bytes(),
                 &tag,
             )
             .is_ok()
@@ -190,6 +202,12 @@ impl Realtime {
                 self.hub.publish(thread, frame, except);
             }
             Ready::Missed { skipped } => self.missed(skipped),
+            Ready::Revoke { thread, users } => {
+                let ended = self.hub.revoke(thread, &users);
+                if ended > 0 {
+                    tracing::info!(thread_id = %thread, ended, "subscriptions ended: access revoked");
+                }
+            }
             Ready::Nothing => {}
         }
     }
@@ -218,6 +236,12 @@ impl Realtime {
         }
         if !self.hub.has_subscribers(thread) {
             return Ready::Nothing;
+        }
+        if let ChatEvent::AccessRevoked { user_ids, .. } = event {
+            return Ready::Revoke {
+                thread,
+                users: user_ids,
+            };
         }
         let (name, data) = match event {
             ChatEvent::ClientEvent {
@@ -249,6 +273,27 @@ impl Realtime {
                     }
                 }
             }
+            ChatEvent::MessagesRead {
+                thread_id,
+                user_id,
+                up_to,
+            } => (
+                "MessagesRead",
+                json_of(&crate::wire::MessagesRead {
+                    thread_id: thread_id.get(),
+                    user_id: user_id.get(),
+                    up_to: up_to.get(),
+                }),
+            ),
+            ChatEvent::MessageRetracted { thread_id, id } => (
+                "MessageRetracted",
+                json_of(&crate::wire::MessageRetracted {
+                    thread_id: thread_id.get(),
+                    id: id.get(),
+                }),
+            ),
+            // Handled above; here for the match to be whole.
+            ChatEvent::AccessRevoked { .. } => return Ready::Nothing,
             ChatEvent::ThreadClosed {
                 thread_id,
                 closed_at,
@@ -274,6 +319,13 @@ impl Realtime {
     }
 }
 
+fn signed_text(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+    match channel_data {
+        Some(data) => format!("{socket_id}:{channel}:{data}"),
+        None => format!("{socket_id}:{channel}"),
+    }
+}
+
 /// Events prepared at once by [`Realtime::deliver_events`] (a message whose thread key
 /// is not cached waits for the store; the others go on meanwhile).
 const PREPARE_AHEAD: usize = 64;
@@ -288,6 +340,12 @@ enum Ready {
     },
     Missed {
         skipped: u64,
+    },
+    /// These users' subscriptions to the thread end (in bus order, after what they
+    /// could still see).
+    Revoke {
+        thread: ThreadId,
+        users: Vec<chat_core::UserId>,
     },
     Nothing,
 }
@@ -318,20 +376,31 @@ mod tests {
     #[test]
     fn a_signature_opens_only_its_socket_and_channel_and_junk_opens_nothing() {
         let realtime = Realtime::new(PusherSettings::new("1".into(), "key".into(), b"s".to_vec()));
-        let auth = realtime.sign("1.2", "private-chat.3");
+        let auth = realtime.sign("1.2", "private-chat.3", None);
         let (key, signature) = auth.split_once(':').unwrap_or_default();
         assert_eq!(key, "key");
         assert_eq!(signature.len(), 64);
         assert!(signature
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert!(realtime.verify("1.2", "private-chat.3", &auth));
-        assert!(!realtime.verify("1.3", "private-chat.3", &auth));
-        assert!(!realtime.verify("1.2", "private-chat.4", &auth));
-        assert!(!realtime.verify("1.2", "private-chat.3", &format!("other:{signature}")));
+        assert!(realtime.verify("1.2", "private-chat.3", None, &auth));
+        assert!(!realtime.verify("1.3", "private-chat.3", None, &auth));
+        assert!(!realtime.verify("1.2", "private-chat.4", None, &auth));
+        assert!(!realtime.verify("1.2", "private-chat.3", None, &format!("other:{signature}")));
         for junk in ["0g", "abc", "é1", ""] {
             let forged = format!("key:{junk}");
-            assert!(!realtime.verify("1.2", "private-chat.3", &forged), "{junk}");
+            assert!(
+                !realtime.verify("1.2", "private-chat.3", None, &forged),
+                "{junk}"
+            );
         }
+        // Channel data is covered: it cannot be added, changed or dropped.
+        let data = r#"{"user_id":"7","user_info":{"role":"client"},"exp":9}"#;
+        let granted = realtime.sign("1.2", "private-chat.3", Some(data));
+        assert!(realtime.verify("1.2", "private-chat.3", Some(data), &granted));
+        assert!(!realtime.verify("1.2", "private-chat.3", None, &granted));
+        let longer = data.replace("\"exp\":9", "\"exp\":99");
+        assert!(!realtime.verify("1.2", "private-chat.3", Some(&longer), &granted));
+        assert!(!realtime.verify("1.2", "private-chat.3", Some(data), &auth));
     }
 }

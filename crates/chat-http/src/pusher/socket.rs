@@ -2,6 +2,7 @@
 //! sends, what the hub queues for it, and the idle timer, over either WebSocket server
 //! ([`super::transport`]).
 
+use super::grant::{now_unix, ChannelData, Holder};
 use super::hub::{Frame, Subscriber};
 use super::protocol::{self, code};
 use super::transport::{actix_incoming, Incoming, Outgoing};
@@ -14,7 +15,7 @@ use chat_core::{ChatService, ThreadId};
 use futures::{Stream, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -105,7 +106,11 @@ pub(crate) struct Connection<O: Outgoing> {
     queue: mpsc::Sender<Frame>,
     inbox: mpsc::Receiver<Frame>,
     overflowed: Arc<Notify>,
-    channels: HashSet<ThreadId>,
+    /// The threads subscribed to, each with who holds the subscription.
+    channels: HashMap<ThreadId, Option<Holder>>,
+    /// Where the hub says that a holder's access to a thread ended.
+    revoked: mpsc::UnboundedSender<ThreadId>,
+    revocations: mpsc::UnboundedReceiver<ThreadId>,
     client_events: RateLimit,
     /// Relays client events, so that every instance's subscribers get them.
     service: ChatService,
@@ -115,6 +120,7 @@ impl<O: Outgoing> Connection<O> {
     pub(crate) fn new(realtime: Arc<Realtime>, session: O, service: ChatService) -> Self {
         let (queue, inbox) = mpsc::channel(realtime.settings().send_buffer.max(1));
         let per_second = realtime.settings().client_events_per_second;
+        let (revoked, revocations) = mpsc::unbounded_channel();
         Self {
             id: realtime.hub().connection_id(),
             socket_id: socket_id(),
@@ -123,7 +129,9 @@ impl<O: Outgoing> Connection<O> {
             queue,
             inbox,
             overflowed: Arc::new(Notify::new()),
-            channels: HashSet::new(),
+            channels: HashMap::new(),
+            revoked,
+            revocations,
             client_events: RateLimit::per_second(per_second),
             service,
         }
@@ -165,6 +173,16 @@ impl<O: Outgoing> Connection<O> {
                         }
                         delivered.increment(1);
                     }
+                    Some(thread) = self.revocations.recv() => {
+                        // The hub no longer delivers it; the client is told why.
+                        if self.channels.remove(&thread).is_some() {
+                            let channel = super::channel_name(thread);
+                            let ended = protocol::subscription_error(&channel, 403, "Access to this thread was revoked");
+                            if !self.session.text(&ended).await {
+                                break None;
+                            }
+                        }
+                    }
                     Ok(()) = resyncs.changed() => {
                         if !self.channels.is_empty() {
                             metrics::counter!(names::WS_RESYNCS).increment(1);
@@ -176,6 +194,9 @@ impl<O: Outgoing> Connection<O> {
                         break Some(reason(code::OVER_CAPACITY, "Over capacity: events were not read fast enough"));
                     }
                     _ = ticks.tick() => {
+                        if !self.end_expired().await {
+                            break None;
+                        }
                         let quiet = last_heard.elapsed();
                         if quiet > timeout + grace {
                             break Some(reason(code::PONG_NOT_RECEIVED, "Pong reply not received"));
@@ -190,11 +211,33 @@ impl<O: Outgoing> Connection<O> {
                 }
             };
         }
-        for thread in self.channels.drain() {
+        for (thread, _) in self.channels.drain() {
             self.realtime.hub().unsubscribe(thread, self.id);
         }
         open.decrement(1.0);
         self.session.close(close).await;
+    }
+
+    /// Ends every subscription whose token expired (plus the leeway), telling the
+    /// client; `false` when the socket is gone.
+    async fn end_expired(&mut self) -> bool {
+        let now = now_unix();
+        let expired: Vec<ThreadId> = self
+            .channels
+            .iter()
+            .filter(|(_, holder)| holder.is_some_and(|h| h.expired(now)))
+            .map(|(thread, _)| *thread)
+            .collect();
+        for thread in expired {
+            self.channels.remove(&thread);
+            self.realtime.hub().unsubscribe(thread, self.id);
+            let channel = super::channel_name(thread);
+            let ended = protocol::subscription_error(&channel, 401, "The authorization expired");
+            if !self.send(ended).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Handles one text frame; `false` when the socket is gone.
@@ -238,22 +281,46 @@ impl<O: Outgoing> Connection<O> {
             return self.send(refused).await;
         };
         let auth = data["auth"].as_str().unwrap_or_default();
-        if !self.realtime.verify(&self.socket_id, channel, auth) {
+        let channel_data = data["channel_data"].as_str();
+        if !self
+            .realtime
+            .verify(&self.socket_id, channel, channel_data, auth)
+        {
             tracing::info!(thread_id = %thread, "subscription refused: bad signature");
             let refused = protocol::subscription_error(channel, 401, "Invalid signature");
             return self.send(refused).await;
         }
-        if !self.channels.contains(&thread) && self.channels.len() >= MAX_CHANNELS_PER_SOCKET {
+        // Signed channel data names who subscribes and until when; a subscription the
+        // host signed itself (the app secret, no channel data) has no holder here.
+        let leeway = self.realtime.settings().grant_leeway.as_secs();
+        let holder = match channel_data {
+            Some(raw) => match ChannelData::holder(raw, leeway) {
+                Some(holder) => Some(holder),
+                None => {
+                    let refused =
+                        protocol::subscription_error(channel, 401, "Invalid channel data");
+                    return self.send(refused).await;
+                }
+            },
+            None => None,
+        };
+        if holder.is_some_and(|h| h.expired(now_unix())) {
+            let refused = protocol::subscription_error(channel, 401, "The authorization expired");
+            return self.send(refused).await;
+        }
+        if !self.channels.contains_key(&thread) && self.channels.len() >= MAX_CHANNELS_PER_SOCKET {
             let refused = protocol::subscription_error(channel, 429, "Too many channels");
             return self.send(refused).await;
         }
-        self.channels.insert(thread);
+        self.channels.insert(thread, holder);
         self.realtime.hub().subscribe(
             thread,
             self.id,
             Subscriber {
                 queue: self.queue.clone(),
                 overflowed: self.overflowed.clone(),
+                holder,
+                revoked: self.revoked.clone(),
             },
         );
         self.send(protocol::subscription_succeeded(channel)).await
@@ -263,7 +330,8 @@ impl<O: Outgoing> Connection<O> {
     /// the event bus), only from a socket subscribed to it, within the rate limit; it is
     /// never stored. With the bus down it still reaches this instance's subscribers.
     async fn relay(&mut self, event: &str, channel: &str, data: &Value) -> bool {
-        let Some(thread) = thread_of_channel(channel).filter(|t| self.channels.contains(t)) else {
+        let Some(thread) = thread_of_channel(channel).filter(|t| self.channels.contains_key(t))
+        else {
             let refused = protocol::error(None, "Client event rejected: not subscribed");
             return self.send(refused).await;
         };

@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY IF EXISTS chat_threads_status_activity;
