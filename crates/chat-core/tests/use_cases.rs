@@ -230,3 +230,45 @@ async fn every_use_case_writes_one_audit_event_with_its_outcome() {
     assert_eq!(post.actor, Some(s.client.id));
     assert_eq!(post.thread, Some(s.thread));
 }
+
+#[tokio::test]
+async fn an_admins_access_to_a_thread_they_are_not_part_of_is_audited_as_an_override() {
+    let s = setup().await;
+    // The thread was opened by its client: the admin is not a participant.
+    let overrides = |s: &Setup| {
+        s.audit
+            .events()
+            .iter()
+            .filter(|e| e.action == AuditAction::AdminOverride)
+            .map(|e| (e.actor, e.thread))
+            .collect::<Vec<_>>()
+    };
+    s.chat
+        .list_messages(&s.client, s.thread, PageRequest::default())
+        .await
+        .unwrap();
+    assert!(overrides(&s).is_empty(), "a participant is no override");
+    s.chat
+        .list_messages(&s.admin, s.thread, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(overrides(&s), vec![(Some(s.admin.id), Some(s.thread))]);
+
+    // On the care team, a nurse is a participant; off it, a stranger.
+    let nurse = User::new(UserId::new(11).unwrap(), "nurse");
+    let request = RequestId::new(5).unwrap();
+    let denied = s
+        .chat
+        .list_messages(&nurse, s.thread, PageRequest::default())
+        .await;
+    assert!(matches!(denied, Err(ChatError::Forbidden)));
+    s.chat
+        .register_request(&s.admin, request, s.client.id, vec![nurse.id])
+        .await
+        .unwrap();
+    s.chat
+        .list_messages(&nurse, s.thread, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(overrides(&s).len(), 1);
+}

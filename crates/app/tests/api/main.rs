@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod care;
 mod delivery;
 mod helpers;
 mod lifecycle;
