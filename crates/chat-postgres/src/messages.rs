@@ -37,6 +37,16 @@ diesel::define_sql_function! {
     ) -> Nullable<BigInt>;
 }
 
+diesel::define_sql_function! {
+    /// migrations/*_inbox_functions: one count per thread, in order.
+    fn chat_unread_counts(
+        p_threads: Array<BigInt>,
+        p_markers: Array<BigInt>,
+        p_reader: BigInt,
+        p_expired_before: Nullable<Timestamptz>,
+    ) -> BigInt;
+}
+
 #[async_trait]
 impl MessageStore for PgStore {
     /// Drawn in the instance ([`chat_core::ClockIds`]); `chat_append_message()` checks
@@ -198,8 +208,9 @@ impl MessageStore for PgStore {
         .await
     }
 
-    /// One statement for the whole page of threads: each count walks the thread's
-    /// `(thread_id, id)` index above the marker (a thread keeps at most its cap).
+    /// `chat_unread_counts()` (migrations/*_inbox_functions), one call for the page of
+    /// threads: each count walks the thread's `(thread_id, id)` index above the marker
+    /// (a thread keeps at most its cap).
     async fn unread_counts(
         &self,
         reader: UserId,
@@ -212,27 +223,16 @@ impl MessageStore for PgStore {
             .map(|(_, m)| m.map_or(0, MessageId::get))
             .collect();
         self.run(|mut conn| async move {
-            #[derive(QueryableByName)]
-            struct Count {
-                #[diesel(sql_type = BigInt)]
-                unread: i64,
-            }
-            let counts: Vec<Count> = diesel::sql_query(
-                "SELECT (SELECT count(*) FROM chat_messages m \
-                          WHERE m.thread_id = t.thread_id AND m.id > t.after \
-                            AND m.sender_id <> $3 \
-                            AND ($4::timestamptz IS NULL OR m.created_at >= $4)) AS unread \
-                 FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS t(thread_id, after, n) \
-                 ORDER BY t.n",
-            )
-            .bind::<Array<BigInt>, _>(ids)
-            .bind::<Array<BigInt>, _>(markers)
-            .bind::<BigInt, _>(reader.get())
-            .bind::<Nullable<Timestamptz>, _>(expired_before)
+            let counts: Vec<i64> = diesel::select(chat_unread_counts(
+                ids,
+                markers,
+                reader.get(),
+                expired_before,
+            ))
             .load(&mut conn)
             .await
             .map_err(db)?;
-            Ok(counts.into_iter().map(|c| c.unread.max(0) as u64).collect())
+            Ok(counts.into_iter().map(|c| c.max(0) as u64).collect())
         })
         .await
     }

@@ -14,7 +14,7 @@ use chat_core::{
     UserId,
 };
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 
@@ -215,63 +215,23 @@ impl ThreadRepository for PgStore {
         .await
     }
 
-    /// A participant's page is one range of `chat_inbox_by_status` (or
-    /// `chat_inbox_all`), an admin's `scope=all` one of `chat_threads_status_activity`
-    /// (or `chat_threads_activity`): the statement is built for the filters given, so
-    /// that the plan never has to allow for an absent one.
+    /// `chat_inbox_page()` (migrations/*_inbox_functions): a participant's page is one
+    /// range of `chat_inbox_by_status` (or `chat_inbox_all`), an admin's `scope=all` one
+    /// of `chat_threads_status_activity` (or `chat_threads_activity`), each planned once
+    /// per connection.
     async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<InboxEntry>> {
         let query = *query;
         self.run(|mut conn| async move {
-            let (from, order) = match query.everyone {
-                true => ("chat_threads c", "c.activity_at DESC, c.id DESC"),
-                false => (
-                    "chat_inbox i JOIN chat_threads c ON c.id = i.thread_id",
-                    "i.activity_at DESC, i.thread_id DESC",
-                ),
-            };
-            let (activity, id) = match query.everyone {
-                true => ("c.activity_at", "c.id"),
-                false => ("i.activity_at", "i.thread_id"),
-            };
-            let mut filters = Vec::new();
-            if !query.everyone {
-                filters.push("i.user_id = $1".to_owned());
-            }
-            if query.status.is_some() {
-                let status = if query.everyone {
-                    "c.status"
-                } else {
-                    "i.status"
-                };
-                filters.push(format!("{status} = $2"));
-            }
-            if query.after.is_some() {
-                filters.push(format!("({activity}, {id}) < ($3, $4)"));
-            }
-            let filters = match filters.is_empty() {
-                true => String::new(),
-                false => format!("WHERE {}", filters.join(" AND ")),
-            };
-            let sql = format!(
-                "SELECT {THREAD_COLUMNS_OF_C}, c.last_message_id, c.last_message_at, \
-                        r.up_to AS read_up_to \
-                 FROM {from} \
-                 LEFT JOIN chat_reads r ON r.thread_id = c.id AND r.user_id = $1 \
-                 {filters} ORDER BY {order} LIMIT $5"
+            let page = chat_inbox_page(
+                query.reader.get(),
+                query.everyone,
+                query.status.map(|s| s.as_str()),
+                query.after.map(|a| a.activity_at),
+                query.after.map(|a| a.thread_id.get()),
+                i32::try_from(query.limit).unwrap_or(i32::MAX),
             );
-            let after = query.after;
-            let rows: Vec<InboxRow> = diesel::sql_query(sql)
-                .bind::<BigInt, _>(query.reader.get())
-                .bind::<Text, _>(query.status.map_or("", |s| s.as_str()))
-                .bind::<Timestamptz, _>(
-                    after.map_or(chrono::DateTime::UNIX_EPOCH, |a| a.activity_at),
-                )
-                .bind::<BigInt, _>(after.map_or(0, |a| a.thread_id.get()))
-                .bind::<BigInt, _>(i64::from(query.limit))
-                .load(&mut conn)
-                .await
-                .map_err(db)?;
-            rows.into_iter().map(InboxRow::into_core).collect()
+            let rows: Vec<InboxRecord> = diesel::select(page).load(&mut conn).await.map_err(db)?;
+            rows.into_iter().map(inbox_entry).collect()
         })
         .await
     }
@@ -333,6 +293,80 @@ impl ThreadRepository for PgStore {
         })
         .await
     }
+}
+
+diesel::define_sql_function! {
+    /// migrations/*_inbox_functions. Called in the select list (one row per thread),
+    /// so that diesel prepares it once per connection, as it does every statement of
+    /// a fixed shape.
+    fn chat_inbox_page(
+        p_reader: BigInt,
+        p_everyone: Bool,
+        p_status: Nullable<Text>,
+        p_after_at: Nullable<Timestamptz>,
+        p_after_id: Nullable<BigInt>,
+        p_limit: Integer,
+    ) -> Record<(
+        BigInt,
+        BigInt,
+        Nullable<BigInt>,
+        BigInt,
+        Text,
+        Timestamptz,
+        Nullable<Timestamptz>,
+        Array<BigInt>,
+        Nullable<BigInt>,
+        Nullable<Timestamptz>,
+        Nullable<BigInt>,
+    )>;
+}
+
+/// A row of `chat_inbox_page()`: the thread's columns, its last message, the marker.
+type InboxRecord = (
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    String,
+    Timestamp,
+    Option<Timestamp>,
+    Vec<i64>,
+    Option<i64>,
+    Option<Timestamp>,
+    Option<i64>,
+);
+
+fn inbox_entry(record: InboxRecord) -> StoreResult<InboxEntry> {
+    let (
+        id,
+        request_id,
+        admin_id,
+        client_id,
+        status,
+        opened_at,
+        closed_at,
+        staff_ids,
+        last,
+        at,
+        read,
+    ) = record;
+    let thread = ThreadRow {
+        id,
+        request_id,
+        admin_id,
+        client_id,
+        status,
+        opened_at,
+        closed_at,
+        staff_ids,
+    };
+    InboxRow {
+        thread,
+        last_message_id: last,
+        last_message_at: at,
+        read_up_to: read,
+    }
+    .into_core()
 }
 
 /// The columns a [`ThreadRow`] reads, in a `RETURNING` or `SELECT` list.
