@@ -272,3 +272,37 @@ async fn an_admins_access_to_a_thread_they_are_not_part_of_is_audited_as_an_over
         .unwrap();
     assert_eq!(overrides(&s).len(), 1);
 }
+
+#[tokio::test]
+async fn read_markers_go_with_the_threads_purge() {
+    let s = setup().await;
+    let id = s
+        .chat
+        .post_message(&s.client, s.thread, None, || Ok(text("hello")))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.chat.mark_read(&s.admin, s.thread, id).await.unwrap(),
+        Some(id)
+    );
+    let listed = s
+        .chat
+        .list_messages(&s.client, s.thread, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.reads, vec![(s.admin.id, id)]);
+    s.chat.close_thread(&s.client, s.thread).await.unwrap();
+    let mut dropped = 0;
+    while let Some(outcome) = s.chat.run_next_job().await.unwrap() {
+        if let chat_core::JobOutcome::Done { report, .. } = outcome {
+            dropped += report.read_markers_dropped;
+        }
+    }
+    assert_eq!(dropped, 1);
+    let after = s
+        .chat
+        .list_messages(&s.client, s.thread, PageRequest::default())
+        .await
+        .unwrap();
+    assert!(after.reads.is_empty(), "no marker outlives the purge");
+}

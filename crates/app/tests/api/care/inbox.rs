@@ -19,6 +19,16 @@ async fn the_inbox_on_postgres() {
     inbox_rules(&TestApp::spawn_with(&borrowed(&vars)).await).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_inbox_with_messages_in_redis() {
+    let pg = TestPostgres::start().unwrap();
+    let redis = chat_testkit::TestRedis::start().unwrap();
+    let mut vars = postgres_vars(&pg, "chat");
+    vars.push(("CHAT_REDIS_URL", redis.url()));
+    vars.push(("CHAT_MESSAGE_STORE", "redis".into()));
+    inbox_rules(&TestApp::spawn_with(&borrowed(&vars)).await).await;
+}
+
 async fn inbox_rules(app: &TestApp) {
     let second = Duration::from_secs(1);
     let (client, nurse) = (token(7, "client"), token(11, "nurse"));
