@@ -31,6 +31,11 @@ ADMIN=$("$BIN" token --sub 1 --role admin)
 curl -sf -X PUT "$BASE/api/requests/1" -H "Authorization: Bearer $ADMIN" \
   -H 'Content-Type: application/json' -d '{"client_id": 7}' >/dev/null
 curl -sf -X POST "$BASE/api/requests/1/chat/open" -H "Authorization: Bearer $ADMIN" >/dev/null
+# And messages 1 and 2 in it (the in-memory store numbers from 1), to retract and mark.
+for text in one two; do
+  curl -sf -X POST "$BASE/api/chat/threads/1/messages" -H "Authorization: Bearer $ADMIN" \
+    -H 'Content-Type: application/json' -d "{\"type\": \"text\", \"text\": \"$text\"}" >/dev/null
+done
 
 status=0
 schemathesis run "$BASE/api/openapi.json" \
