@@ -122,7 +122,9 @@ pub struct Config {
     /// `CHAT_JWT_SECRET`, so every instance with the same secret agrees.
     pub pusher_app_secret: Option<SecretString>,
     /// `CHAT_ALLOWED_ORIGINS`: comma-separated browser origins allowed to open the
-    /// WebSocket (`https://app.example.com`); unset allows any.
+    /// WebSocket (`https://app.example.com`) and answered with CORS headers on the
+    /// API, the channel authorizer and the media URLs; unset allows any WebSocket
+    /// origin and sends no CORS headers.
     pub allowed_origins: Option<Vec<String>>,
     /// `CHAT_BROADCAST_EVENT_PREFIX`: prefix of event names. Default `App\Events\`.
     pub broadcast_event_prefix: String,

@@ -100,10 +100,15 @@ impl Application {
         };
         let served_realtime = realtime.clone();
         let gateway = media.gateway.clone();
+        let allowed_origins = config.allowed_origins.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(chat_http::no_store())
                 .wrap(actix_web::middleware::from_fn(telemetry::log_request))
+                .wrap(chat_http::cors(allowed_origins.as_deref()))
+                .wrap(actix_web::middleware::from_fn(
+                    chat_http::preflight_no_content,
+                ))
                 .configure(chat_http::configure(
                     state.clone(),
                     served_realtime.clone(),

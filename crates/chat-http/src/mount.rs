@@ -56,6 +56,52 @@ pub fn configure(
     }
 }
 
+/// CORS (SPEC §3.11) from the one `CHAT_ALLOWED_ORIGINS` list: a preflight from a
+/// listed origin is answered `204` with the methods, headers and max age; every answer
+/// to a listed origin names it (with `Vary: Origin`); an unlisted origin gets no CORS
+/// headers (its request is served as any other, and the browser keeps the answer from
+/// the page). Bearer tokens, not cookies: no credentials. `None`: no CORS at all. Wrap
+/// the `App` in it last, so that it sees preflights before routing does.
+pub fn cors(
+    allowed_origins: Option<&[String]>,
+) -> actix_web::middleware::Condition<actix_cors::Cors> {
+    let origins = allowed_origins.unwrap_or_default();
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .allowed_header("idempotency-key")
+        .expose_headers(["retry-after"])
+        .max_age(3600)
+        .block_on_origin_mismatch(false);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    actix_web::middleware::Condition::new(allowed_origins.is_some(), cors)
+}
+
+/// A preflight that [`cors`] allowed answers `204 No Content` (SPEC §3.11; actix-cors
+/// answers `200` with the same empty body). Wrap it outside `cors`.
+pub async fn preflight_no_content(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let preflight = req.method() == actix_web::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(actix_web::http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = next.call(req).await?;
+    let allowed = response
+        .headers()
+        .contains_key(actix_web::http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    if preflight && allowed && response.status() == actix_web::http::StatusCode::OK {
+        *response.response_mut().status_mut() = actix_web::http::StatusCode::NO_CONTENT;
+    }
+    Ok(response)
+}
+
 /// `Cache-Control: no-store` on every response that does not set its own (SPEC §3.7):
 /// message content, signed media URLs and thread metadata must not be kept by a
 /// browser or a proxy cache. Wrap the `App` in it.

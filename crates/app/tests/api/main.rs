@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod care;
+mod cors;
 mod delivery;
 mod helpers;
 mod lifecycle;
