@@ -32,8 +32,9 @@ if ! command -v s3s-fs >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s
   cargo install s3s-fs@0.14.1 --features binary --locked --quiet
 fi
 
-# Laravel Echo and pusher-js for the real-time tests (Node.js and npm are needed).
-if [ ! -d crates/app/tests/echo/node_modules/laravel-echo ]; then
+# Laravel Echo and pusher-js for the real-time tests, and Pusher's server library for
+# the HTTP API's (Node.js and npm are needed).
+if [ ! -d crates/app/tests/echo/node_modules/laravel-echo ] || [ ! -d crates/app/tests/echo/node_modules/pusher ]; then
   echo "== installing the Echo test client (npm ci)"
   (cd crates/app/tests/echo && npm ci --no-audit --no-fund --silent)
 fi

@@ -21,7 +21,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use chat_core::crypto::KeyRing;
-use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore, RateCounter};
+use chat_core::ports::{ChannelRegistry, Clock, LeaseLock, MediaStore, MessageStore, RateCounter};
 use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention, SweepReport};
 use chat_crypto::MasterKeyRing;
 use chat_http::limits::RateLimits;
@@ -31,7 +31,8 @@ use chat_http::{HttpState, TokenVerifier};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
 use chat_redis::{
-    Redis, RedisEventBus, RedisLeaseLock, RedisMessageStore, RedisRateCounter, RedisSettings,
+    Redis, RedisChannelRegistry, RedisEventBus, RedisLeaseLock, RedisMessageStore,
+    RedisRateCounter, RedisSettings,
 };
 use config::{MasterKeySetting, MessageStoreKind};
 use futures::FutureExt;

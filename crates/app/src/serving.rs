@@ -66,6 +66,7 @@ impl Application {
             lock,
             mut probes,
             rate_counter,
+            channels,
         } = build_service(config, overrides, Some(media.store.clone())).await?;
         let objects = media.store.clone();
         probes.push(Probe::new("media", move || {
@@ -73,7 +74,7 @@ impl Application {
             async move { objects.ping().await.map_err(|e| e.to_string()) }.boxed()
         }));
         let metrics = metrics_handle();
-        let realtime = Realtime::new(pusher_settings(config));
+        let realtime = Realtime::new(pusher_settings(config), channels);
         let state = HttpState {
             service: service.clone(),
             tokens: Arc::new(TokenVerifier::hs256(
@@ -142,6 +143,7 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         let worker = tokio::spawn(run_jobs(self.service.clone()));
         let delivery = tokio::spawn(self.realtime.clone().deliver_events(self.service.clone()));
+        let renewal = tokio::spawn(self.realtime.clone().renew_subscriptions());
         let websockets = self.ws_listener.map(|listener| {
             tokio::spawn(chat_http::pusher::listener::serve(
                 listener,
@@ -169,6 +171,7 @@ impl Application {
         }
         worker.abort();
         delivery.abort();
+        renewal.abort();
         if let Some(websockets) = websockets {
             websockets.abort();
         }

@@ -23,6 +23,9 @@ pub struct Wired {
     pub probes: Vec<Probe>,
     /// Rate-limit windows: in Redis when configured, else in this process.
     pub rate_counter: Arc<dyn RateCounter>,
+    /// Real-time subscriptions of every instance: in Redis when configured, else in
+    /// this process.
+    pub channels: Arc<dyn ChannelRegistry>,
 }
 
 /// The PostgreSQL store of the configuration, if any, migrated when `CHAT_AUTO_MIGRATE`.
@@ -156,6 +159,7 @@ pub async fn build_service(
     }
     let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
     let mut rate_counter: Arc<dyn RateCounter> = Arc::new(MemoryRateCounter::default());
+    let mut channels: Arc<dyn ChannelRegistry> = Arc::new(MemoryChannelRegistry::default());
     if let Some(pg) = &postgres {
         lock = pg.clone();
     }
@@ -164,6 +168,7 @@ pub async fn build_service(
         ports.events = Arc::new(RedisEventBus::start(redis.clone(), config.event_buffer));
         lock = Arc::new(RedisLeaseLock::new(redis.clone()));
         rate_counter = Arc::new(RedisRateCounter::new(redis.clone()));
+        channels = Arc::new(RedisChannelRegistry::new(redis.clone()));
     }
     let settings = ChatSettings {
         enabled: config.enabled,
@@ -194,6 +199,7 @@ pub async fn build_service(
         lock,
         probes,
         rate_counter,
+        channels,
     })
 }
 

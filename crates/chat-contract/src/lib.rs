@@ -21,6 +21,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+mod channels;
 mod events;
 mod inbox;
 mod jobs;
@@ -29,6 +30,7 @@ mod media;
 mod messages;
 mod threads;
 
+pub use channels::channel_registry;
 pub use events::{event_bus, event_bus_lag};
 pub use inbox::{care_team_and_inbox, message_retraction_and_unread};
 pub use jobs::job_queue;

@@ -381,6 +381,17 @@ pub enum ChatEvent {
         thread_id: ThreadId,
         user_ids: Vec<UserId>,
     },
+    /// The host's own event (the Pusher HTTP API, SPEC §9.2) for a thread's channel, on
+    /// its way to the subscribers on every instance. Relayed, never stored.
+    HostEvent {
+        thread_id: ThreadId,
+        /// The event name, as the host gave it (`NurseEnRoute`).
+        name: String,
+        /// The data, a string as the host sent it.
+        data: String,
+        /// A Pusher socket id the host excludes (its `socket_id`), if any.
+        except_socket: Option<String>,
+    },
     /// A client event (Pusher `client-…`, such as a typing indicator) on its way to the
     /// thread's other subscribers on every instance. Relayed, never stored or logged.
     ClientEvent {
@@ -400,6 +411,7 @@ impl ChatEvent {
             Self::MessageCreated(m) => m.thread_id,
             Self::ThreadClosed { thread_id, .. } => *thread_id,
             Self::ClientEvent { thread_id, .. }
+            | Self::HostEvent { thread_id, .. }
             | Self::MessagesRead { thread_id, .. }
             | Self::MessageRetracted { thread_id, .. }
             | Self::AccessRevoked { thread_id, .. } => *thread_id,
@@ -477,6 +489,39 @@ pub trait RateCounter: Send + Sync {
     /// Counts one attempt under `key` in its current window of length `window` (a
     /// window opens at the first attempt after the previous one ended).
     async fn hit(&self, key: &str, window: Duration) -> StoreResult<WindowCount>;
+}
+
+/// One socket's subscription to a real-time channel, as every instance sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelMember {
+    /// The socket, unique across instances (its instance's id and its own).
+    pub socket: String,
+    /// Who subscribed, when the grant names them.
+    pub user: Option<UserId>,
+}
+
+/// Which sockets are subscribed to which channels, across every instance that shares
+/// the backend: what channel occupancy (the Pusher HTTP API) is counted from. Each
+/// instance holds its sockets' entries for a while and renews them while they last,
+/// so the entries of an instance that died lapse on their own.
+#[async_trait]
+pub trait ChannelRegistry: Send + Sync {
+    /// Records (or renews) each subscription until `until`.
+    async fn hold(
+        &self,
+        subscriptions: &[(String, ChannelMember)],
+        until: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Forgets one subscription (the socket left the channel). Idempotent.
+    async fn release(&self, channel: &str, member: &ChannelMember) -> StoreResult<()>;
+
+    /// The channel's subscriptions held past `now`, by socket.
+    async fn members(&self, channel: &str, now: Timestamp) -> StoreResult<Vec<ChannelMember>>;
+
+    /// The channels whose name starts with `prefix` that have a subscription held past
+    /// `now`, by name, each with how many.
+    async fn occupied(&self, prefix: &str, now: Timestamp) -> StoreResult<Vec<(String, u64)>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::ops::Operations;
-use crate::pusher::Realtime;
+use crate::pusher::{http_api, Realtime};
 use crate::routes;
 use crate::state::HttpState;
 use actix_web::web;
@@ -52,6 +52,17 @@ pub fn configure(
             )
             .service(at("/app/{key}").route(web::get().to(crate::pusher::socket::connect)))
             .service(at("/broadcasting/auth").route(web::post().to(crate::pusher::auth::authorize)))
+            .service(at("/apps/{app_id}/events").route(web::post().to(http_api::events)))
+            .service(
+                at("/apps/{app_id}/batch_events").route(web::post().to(http_api::batch_events)),
+            )
+            .service(at("/apps/{app_id}/channels").route(web::get().to(http_api::channels)))
+            .service(
+                at("/apps/{app_id}/channels/{channel}").route(web::get().to(http_api::channel)),
+            )
+            .service(
+                at("/apps/{app_id}/channels/{channel}/users").route(web::get().to(http_api::users)),
+            )
             .default_service(web::to(routes::not_found));
     }
 }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod channels;
 mod clock;
 mod events;
 mod jobs;
@@ -14,6 +15,7 @@ mod rate;
 mod threads;
 
 pub use audit::MemoryAuditLog;
+pub use channels::MemoryChannelRegistry;
 pub use clock::{ManualClock, SystemClock};
 pub use events::MemoryEventBus;
 pub use jobs::MemoryJobQueue;

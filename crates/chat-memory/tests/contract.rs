@@ -59,3 +59,8 @@ async fn rate_counter() {
 async fn lease_lock() {
     contract::lease_lock(&MemoryLeaseLock::default()).await;
 }
+
+#[tokio::test]
+async fn channel_registry() {
+    contract::channel_registry(&MemoryChannelRegistry::default()).await;
+}

@@ -7,6 +7,7 @@
 //! event:   b'M' thread(8) message…   |   b'C' thread(8) closed_at µs(8)
 //!        | b'R' thread(8) user(8) up_to(8)   |   b'D' thread(8) message id(8)
 //!        | b'A' thread(8) user(8)…           |   b'X' thread(8) client event…
+//!        | b'H' thread(8) len(2) name len(2) except (empty: none) data
 //! ```
 //! Integers are big-endian. A message's thread is the key it lives under.
 
@@ -120,6 +121,21 @@ pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
                 out.extend_from_slice(&user.get().to_be_bytes());
             }
         }
+        ChatEvent::HostEvent {
+            thread_id,
+            name,
+            data,
+            except_socket,
+        } => {
+            out.push(b'H');
+            out.extend_from_slice(&thread_id.get().to_be_bytes());
+            for short in [name.as_str(), except_socket.as_deref().unwrap_or_default()] {
+                let bytes = &short.as_bytes()[..short.len().min(u16::MAX as usize)];
+                out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                out.extend_from_slice(bytes);
+            }
+            out.extend_from_slice(data.as_bytes());
+        }
         ChatEvent::ClientEvent {
             thread_id,
             origin,
@@ -173,22 +189,20 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
                 user_ids,
             })
         }
+        Some(b'H') => {
+            let (first, rest) = shorts(bytes.get(9..).ok_or_else(|| corrupt("host event"))?)?;
+            let (name, except) = first;
+            let data = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("host event"))?;
+            Ok(ChatEvent::HostEvent {
+                thread_id: thread,
+                name,
+                data,
+                except_socket: (!except.is_empty()).then_some(except),
+            })
+        }
         Some(b'X') => {
-            let mut rest = bytes.get(9..).ok_or_else(|| corrupt("client event"))?;
-            let mut short = || -> Result<String, StoreError> {
-                let len = rest
-                    .get(..2)
-                    .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
-                    .ok_or_else(|| corrupt("client event"))?;
-                let text = rest
-                    .get(2..2 + len)
-                    .ok_or_else(|| corrupt("client event"))?;
-                let text = String::from_utf8(text.to_vec()).map_err(|_| corrupt("client event"))?;
-                rest = &rest[2 + len..];
-                Ok(text)
-            };
-            let origin = short()?;
-            let name = short()?;
+            let ((origin, name), rest) =
+                shorts(bytes.get(9..).ok_or_else(|| corrupt("client event"))?)?;
             let data = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("client event"))?;
             Ok(ChatEvent::ClientEvent {
                 thread_id: thread,
@@ -199,6 +213,25 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
         }
         _ => Err(corrupt("unknown event")),
     }
+}
+
+/// Two length-prefixed strings, then the rest.
+fn shorts(mut rest: &[u8]) -> Result<((String, String), &[u8]), StoreError> {
+    let mut short = || -> Result<String, StoreError> {
+        let len = rest
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+            .ok_or_else(|| corrupt("event strings"))?;
+        let text = rest
+            .get(2..2 + len)
+            .ok_or_else(|| corrupt("event strings"))?;
+        let text = String::from_utf8(text.to_vec()).map_err(|_| corrupt("event strings"))?;
+        rest = &rest[2 + len..];
+        Ok(text)
+    };
+    let first = short()?;
+    let second = short()?;
+    Ok(((first, second), rest))
 }
 
 #[cfg(test)]
@@ -251,6 +284,18 @@ mod tests {
             ChatEvent::AccessRevoked {
                 thread_id: thread,
                 user_ids: vec![UserId::new(11).unwrap(), UserId::new(12).unwrap()],
+            },
+            ChatEvent::HostEvent {
+                thread_id: thread,
+                name: "NurseEnRoute".into(),
+                data: r#"{"eta":"15 min"}"#.into(),
+                except_socket: Some("123.456".into()),
+            },
+            ChatEvent::HostEvent {
+                thread_id: thread,
+                name: "Notice".into(),
+                data: String::new(),
+                except_socket: None,
             },
         ] {
             assert_eq!(decode_event(&encode_event(&event)).unwrap(), event);

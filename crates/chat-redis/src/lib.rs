@@ -21,12 +21,14 @@
 //! clean-up never comes.
 #![forbid(unsafe_code)]
 
+mod channels;
 mod codec;
 mod events;
 mod lock;
 mod messages;
 mod rate;
 
+pub use channels::RedisChannelRegistry;
 pub use events::RedisEventBus;
 pub use lock::RedisLeaseLock;
 pub use messages::RedisMessageStore;

@@ -74,6 +74,12 @@ async fn message_retraction_and_unread() {
 }
 
 #[tokio::test]
+async fn channel_registry() {
+    let server = TestRedis::start().unwrap();
+    contract::channel_registry(&RedisChannelRegistry::new(connect(&server))).await;
+}
+
+#[tokio::test]
 async fn event_bus() {
     let server = TestRedis::start().unwrap();
     contract::event_bus(&RedisEventBus::start(connect(&server), 64)).await;

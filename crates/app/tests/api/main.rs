@@ -8,6 +8,7 @@ mod care;
 mod cors;
 mod delivery;
 mod helpers;
+mod host;
 mod lifecycle;
 mod media;
 mod operations;

@@ -10,14 +10,12 @@ use std::process::Command;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-const ECHO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/echo");
+pub(crate) const ECHO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/echo");
 
 /// `npm ci` once, when the client libraries are not installed yet.
-fn echo_client_installed() {
-    if Path::new(ECHO_DIR)
-        .join("node_modules/laravel-echo")
-        .exists()
-    {
+pub(crate) fn echo_client_installed() {
+    let modules = Path::new(ECHO_DIR).join("node_modules");
+    if modules.join("laravel-echo").exists() && modules.join("pusher").exists() {
         return;
     }
     let status = Command::new("npm")

@@ -114,6 +114,40 @@ impl ChatService {
         Ok(self.ports.events.publish(event).await?)
     }
 
+    /// `Ok` when the thread exists (for the host, which names threads by channel).
+    pub async fn thread_exists(&self, thread: ThreadId) -> Result<(), ChatError> {
+        if !self.policy.enabled {
+            return Err(ChatError::Disabled);
+        }
+        self.ports
+            .threads
+            .get(thread)
+            .await?
+            .map(|_| ())
+            .ok_or(ChatError::NotFound)
+    }
+
+    /// Relays the host's own event (the Pusher HTTP API) to the subscribers of an
+    /// existing thread's channel on every instance, except the socket it names. Never
+    /// stored, logged or audited: the host's event, not the chat's. `NotFound` for a
+    /// thread that does not exist; an error of the bus is `Unavailable`.
+    pub async fn relay_host_event(
+        &self,
+        thread: ThreadId,
+        name: String,
+        data: String,
+        except_socket: Option<String>,
+    ) -> Result<(), ChatError> {
+        self.thread_exists(thread).await?;
+        let event = ChatEvent::HostEvent {
+            thread_id: thread,
+            name,
+            data,
+            except_socket,
+        };
+        Ok(self.ports.events.publish(event).await?)
+    }
+
     /// Told that `thread` was closed, on this instance or another (its `ThreadClosed`
     /// event): the key this instance may hold in memory is dropped now, before the
     /// purge destroys the stored one.

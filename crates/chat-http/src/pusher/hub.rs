@@ -24,6 +24,8 @@ pub struct Subscriber {
     /// `None` for a subscription the host signed itself, without `channel_data`.
     pub holder: Option<Holder>,
     pub revoked: mpsc::UnboundedSender<ThreadId>,
+    /// The socket's Pusher id, which a host event may exclude (`socket_id`).
+    pub socket_id: Arc<str>,
 }
 
 pub struct Hub {
@@ -107,6 +109,30 @@ impl Hub {
         ended
     }
 
+    /// Every subscription on this instance: thread, connection and who holds it.
+    pub fn subscriptions(&self) -> Vec<(ThreadId, u64, Option<UserId>)> {
+        self.channels()
+            .iter()
+            .flat_map(|(thread, subscribers)| {
+                subscribers
+                    .iter()
+                    .map(|(connection, s)| (*thread, *connection, s.holder.map(|h| h.user)))
+            })
+            .collect()
+    }
+
+    /// Queues `frame` for every subscriber of `thread` but the socket `except` names
+    /// (a Pusher socket id); returns how many got it.
+    pub fn publish_except_socket(&self, thread: ThreadId, frame: Frame, except: &str) -> usize {
+        let connection = self.channels().get(&thread).and_then(|subscribers| {
+            subscribers
+                .iter()
+                .find(|(_, s)| &*s.socket_id == except)
+                .map(|(c, _)| *c)
+        });
+        self.publish(thread, frame, connection)
+    }
+
     pub fn has_subscribers(&self, thread: ThreadId) -> bool {
         self.channels().contains_key(&thread)
     }
@@ -155,6 +181,7 @@ mod tests {
             overflowed,
             holder: None,
             revoked,
+            socket_id: "1.1".into(),
         };
         (subscriber, rx)
     }

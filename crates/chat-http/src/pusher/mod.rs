@@ -12,14 +12,15 @@
 
 pub mod auth;
 pub mod grant;
+pub mod http_api;
 pub mod hub;
 pub mod listener;
 mod protocol;
 pub mod socket;
 mod transport;
 
-use chat_core::ports::{ChatEvent, EventSubscription, Received};
-use chat_core::{ChatService, ThreadId};
+use chat_core::ports::{ChannelMember, ChannelRegistry, ChatEvent, EventSubscription, Received};
+use chat_core::{ChatService, ThreadId, UserId};
 use futures::stream::{FuturesOrdered, StreamExt};
 use hub::Hub;
 use ring::hmac;
@@ -65,6 +66,11 @@ impl PusherSettings {
     }
 }
 
+/// How long a subscription is held in the channel registry before it must be
+/// renewed; renewed every third of it, so an instance that dies is out of the counts
+/// within a minute.
+const HOLD_FOR: Duration = Duration::from_secs(60);
+
 /// The WebSocket server's shared state: settings, signing key and subscriptions.
 pub struct Realtime {
     settings: PusherSettings,
@@ -72,10 +78,12 @@ pub struct Realtime {
     hub: Hub,
     /// Random per process: tells this instance's sockets from others' on the bus.
     instance: u64,
+    /// Every instance's subscriptions, for the Pusher HTTP API's channel counts.
+    registry: Arc<dyn ChannelRegistry>,
 }
 
 impl Realtime {
-    pub fn new(settings: PusherSettings) -> Arc<Self> {
+    pub fn new(settings: PusherSettings, registry: Arc<dyn ChannelRegistry>) -> Arc<Self> {
         let signing_key = hmac::Key::new(hmac::HMAC_SHA256, &settings.secret);
         let mut instance = [0u8; 8];
         // Only has to differ between instances; a failing generator leaves 0.
@@ -85,7 +93,67 @@ impl Realtime {
             signing_key,
             hub: Hub::default(),
             instance: u64::from_be_bytes(instance),
+            registry,
         })
+    }
+
+    fn member(&self, connection: u64, user: Option<UserId>) -> ChannelMember {
+        ChannelMember {
+            socket: self.origin(connection),
+            user,
+        }
+    }
+
+    /// Records a subscription in the registry, in the background: a registry that is
+    /// down delays the counts, never a subscription.
+    fn hold(&self, thread: ThreadId, connection: u64, user: Option<UserId>) {
+        let registry = self.registry.clone();
+        let held = [(channel_name(thread), self.member(connection, user))];
+        tokio::spawn(async move {
+            let until = chrono::Utc::now() + HOLD_FOR;
+            if let Err(error) = registry.hold(&held, until).await {
+                tracing::debug!(%error, "channel registry: subscription not recorded yet");
+            }
+        });
+    }
+
+    /// Forgets a subscription in the registry, in the background.
+    fn release(&self, thread: ThreadId, connection: u64, user: Option<UserId>) {
+        let registry = self.registry.clone();
+        let member = self.member(connection, user);
+        tokio::spawn(async move {
+            if let Err(error) = registry.release(&channel_name(thread), &member).await {
+                tracing::debug!(%error, "channel registry: subscription left to lapse");
+            }
+        });
+    }
+
+    /// Renews this instance's subscriptions in the registry until the process ends.
+    pub async fn renew_subscriptions(self: Arc<Self>) {
+        let mut every = tokio::time::interval(HOLD_FOR / 3);
+        loop {
+            every.tick().await;
+            let held: Vec<_> = self
+                .hub
+                .subscriptions()
+                .into_iter()
+                .map(|(thread, connection, user)| {
+                    (channel_name(thread), self.member(connection, user))
+                })
+                .collect();
+            if held.is_empty() {
+                continue;
+            }
+            let until = chrono::Utc::now() + HOLD_FOR;
+            if let Err(error) = self.registry.hold(&held, until).await {
+                tracing::warn!(%error, "channel registry: subscriptions not renewed");
+            }
+        }
+    }
+
+    /// The registry's view of every instance's subscriptions.
+    pub fn registry(&self) -> &dyn ChannelRegistry {
+        self.registry.as_ref()
     }
 
     /// The bus origin of one of this instance's connections.
@@ -107,6 +175,11 @@ impl Realtime {
 
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// The app secret's HMAC key: subscriptions and the HTTP API's requests.
+    fn signing_key(&self) -> &hmac::Key {
+        &self.signing_key
     }
 
     /// `<key>:<hex HMAC-SHA256 of "socket_id:channel">`, or of
@@ -202,6 +275,16 @@ impl Realtime {
                 self.hub.publish(thread, frame, except);
             }
             Ready::Missed { skipped } => self.missed(skipped),
+            Ready::HostFrame {
+                thread,
+                frame,
+                except_socket,
+            } => {
+                match except_socket {
+                    Some(socket) => self.hub.publish_except_socket(thread, frame, &socket),
+                    None => self.hub.publish(thread, frame, None),
+                };
+            }
             Ready::Revoke { thread, users } => {
                 let ended = self.hub.revoke(thread, &users);
                 if ended > 0 {
@@ -241,6 +324,20 @@ impl Realtime {
             return Ready::Revoke {
                 thread,
                 users: user_ids,
+            };
+        }
+        if let ChatEvent::HostEvent {
+            name,
+            data,
+            except_socket,
+            ..
+        } = event
+        {
+            let frame = protocol::host_event(&name, &channel_name(thread), &data);
+            return Ready::HostFrame {
+                thread,
+                frame: frame.into(),
+                except_socket,
             };
         }
         let (name, data) = match event {
@@ -293,7 +390,7 @@ impl Realtime {
                 }),
             ),
             // Handled above; here for the match to be whole.
-            ChatEvent::AccessRevoked { .. } => return Ready::Nothing,
+            ChatEvent::AccessRevoked { .. } | ChatEvent::HostEvent { .. } => return Ready::Nothing,
             ChatEvent::ThreadClosed {
                 thread_id,
                 closed_at,
@@ -341,6 +438,12 @@ enum Ready {
     Missed {
         skipped: u64,
     },
+    /// A host's event, for every subscriber but the socket it excludes.
+    HostFrame {
+        thread: ThreadId,
+        frame: hub::Frame,
+        except_socket: Option<String>,
+    },
     /// These users' subscriptions to the thread end (in bus order, after what they
     /// could still see).
     Revoke {
@@ -375,7 +478,10 @@ mod tests {
 
     #[test]
     fn a_signature_opens_only_its_socket_and_channel_and_junk_opens_nothing() {
-        let realtime = Realtime::new(PusherSettings::new("1".into(), "key".into(), b"s".to_vec()));
+        let realtime = Realtime::new(
+            PusherSettings::new("1".into(), "key".into(), b"s".to_vec()),
+            Arc::new(chat_memory::MemoryChannelRegistry::default()),
+        );
         let auth = realtime.sign("1.2", "private-chat.3", None);
         let (key, signature) = auth.split_once(':').unwrap_or_default();
         assert_eq!(key, "key");

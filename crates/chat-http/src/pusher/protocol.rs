@@ -65,6 +65,11 @@ pub fn channel_event(event: &str, channel: &str, data: &Value) -> String {
     frame(json!({"event": event, "channel": channel, "data": data.to_string()}))
 }
 
+/// A host's event (the Pusher HTTP API): its data is the string the host sent.
+pub fn host_event(event: &str, channel: &str, data: &str) -> String {
+    frame(json!({"event": event, "channel": channel, "data": data}))
+}
+
 /// A client event relayed as it was sent.
 pub fn client_event(event: &str, channel: &str, data: &Value) -> String {
     frame(json!({"event": event, "channel": channel, "data": data}))

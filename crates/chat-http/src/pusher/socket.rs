@@ -175,7 +175,8 @@ impl<O: Outgoing> Connection<O> {
                     }
                     Some(thread) = self.revocations.recv() => {
                         // The hub no longer delivers it; the client is told why.
-                        if self.channels.remove(&thread).is_some() {
+                        if let Some(holder) = self.channels.remove(&thread) {
+                            self.realtime.release(thread, self.id, holder.map(|h| h.user));
                             let channel = super::channel_name(thread);
                             let ended = protocol::subscription_error(&channel, 403, "Access to this thread was revoked");
                             if !self.session.text(&ended).await {
@@ -211,8 +212,10 @@ impl<O: Outgoing> Connection<O> {
                 }
             };
         }
-        for (thread, _) in self.channels.drain() {
+        for (thread, holder) in self.channels.drain() {
             self.realtime.hub().unsubscribe(thread, self.id);
+            self.realtime
+                .release(thread, self.id, holder.map(|h| h.user));
         }
         open.decrement(1.0);
         self.session.close(close).await;
@@ -229,8 +232,10 @@ impl<O: Outgoing> Connection<O> {
             .map(|(thread, _)| *thread)
             .collect();
         for thread in expired {
-            self.channels.remove(&thread);
+            let holder = self.channels.remove(&thread).flatten();
             self.realtime.hub().unsubscribe(thread, self.id);
+            self.realtime
+                .release(thread, self.id, holder.map(|h| h.user));
             let channel = super::channel_name(thread);
             let ended = protocol::subscription_error(&channel, 401, "The authorization expired");
             if !self.send(ended).await {
@@ -257,8 +262,11 @@ impl<O: Outgoing> Connection<O> {
             "pusher:subscribe" => self.subscribe(&data).await,
             "pusher:unsubscribe" => {
                 if let Some(thread) = data["channel"].as_str().and_then(thread_of_channel) {
-                    self.channels.remove(&thread);
-                    self.realtime.hub().unsubscribe(thread, self.id);
+                    if let Some(holder) = self.channels.remove(&thread) {
+                        self.realtime.hub().unsubscribe(thread, self.id);
+                        self.realtime
+                            .release(thread, self.id, holder.map(|h| h.user));
+                    }
                 }
                 true
             }
@@ -321,8 +329,10 @@ impl<O: Outgoing> Connection<O> {
                 overflowed: self.overflowed.clone(),
                 holder,
                 revoked: self.revoked.clone(),
+                socket_id: self.socket_id.as_str().into(),
             },
         );
+        self.realtime.hold(thread, self.id, holder.map(|h| h.user));
         self.send(protocol::subscription_succeeded(channel)).await
     }
 
