@@ -116,37 +116,48 @@ pub(crate) async fn run_jobs(service: ChatService) {
 }
 
 fn log_outcome(outcome: &JobOutcome) {
-    let label = match outcome {
-        JobOutcome::Done { .. } => "done",
-        JobOutcome::Retrying { .. } => "retrying",
-        JobOutcome::Failed { .. } => "failed",
+    let (job, label) = match outcome {
+        JobOutcome::Done { .. } => ("purge_thread", "done"),
+        JobOutcome::Delivered { .. } => ("webhook", "done"),
+        JobOutcome::Retrying { job, .. } => (*job, "retrying"),
+        JobOutcome::Failed { job, .. } => (*job, "failed"),
     };
-    metrics::counter!(names::JOBS, "job" => "purge_thread", "outcome" => label).increment(1);
+    metrics::counter!(names::JOBS, "job" => job, "outcome" => label).increment(1);
     match outcome {
         JobOutcome::Done {
             thread,
             attempt,
             report,
         } => tracing::info!(
-            job = "purge_thread", thread_id = %thread, attempt, outcome = "done",
+            job, thread_id = %thread, attempt, outcome = "done",
             media_deleted = report.media_deleted, messages_redacted = report.messages_redacted,
             key_destroyed = report.key_destroyed, "job finished"
+        ),
+        JobOutcome::Delivered {
+            thread,
+            attempt,
+            delivery,
+        } => tracing::info!(
+            job, thread_id = %thread, attempt, outcome = "done", delivery = %delivery,
+            "webhook delivered"
         ),
         JobOutcome::Retrying {
             thread,
             attempt,
             at,
             error,
+            ..
         } => tracing::warn!(
-            job = "purge_thread", thread_id = %thread, attempt, outcome = "retrying",
+            job, thread_id = %thread, attempt, outcome = "retrying",
             retry_at = %at, %error, "job failed, will retry"
         ),
         JobOutcome::Failed {
             thread,
             attempt,
             error,
+            ..
         } => tracing::error!(
-            job = "purge_thread", thread_id = %thread, attempt, outcome = "failed",
+            job, thread_id = %thread, attempt, outcome = "failed",
             %error, "job failed for good"
         ),
     }

@@ -126,6 +126,9 @@ pub struct Config {
     /// API, the channel authorizer and the media URLs; unset allows any WebSocket
     /// origin and sends no CORS headers.
     pub allowed_origins: Option<Vec<String>>,
+    /// `CHAT_WEBHOOK_URL`: where the host takes webhooks (`https://host.example/pusher/webhooks`);
+    /// unset: none are sent.
+    pub webhook_url: Option<String>,
     /// `CHAT_BROADCAST_EVENT_PREFIX`: prefix of event names. Default `App\Events\`.
     pub broadcast_event_prefix: String,
     /// `CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS`: a WebSocket silent this long is pinged, and
@@ -351,6 +354,18 @@ impl Config {
                     .filter(|o| !o.is_empty())
                     .collect()
             }),
+            webhook_url: match env.get("CHAT_WEBHOOK_URL") {
+                None => None,
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    Some(url.to_owned())
+                }
+                Some(_) => {
+                    return Err(err(
+                        "CHAT_WEBHOOK_URL",
+                        "must be an http:// or https:// URL",
+                    ))
+                }
+            },
             broadcast_event_prefix: env
                 .0
                 .get("CHAT_BROADCAST_EVENT_PREFIX")

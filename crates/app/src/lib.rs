@@ -7,6 +7,7 @@ pub mod config;
 mod media_gateway;
 mod serving;
 mod telemetry;
+mod webhooks;
 mod wiring;
 
 pub use background::{flush_audit, sweep_once, SweepError};
@@ -21,7 +22,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use chat_core::crypto::KeyRing;
-use chat_core::ports::{ChannelRegistry, Clock, LeaseLock, MediaStore, MessageStore, RateCounter};
+use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore, RateCounter};
 use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention, SweepReport};
 use chat_crypto::MasterKeyRing;
 use chat_http::limits::RateLimits;

@@ -66,7 +66,6 @@ impl Application {
             lock,
             mut probes,
             rate_counter,
-            channels,
         } = build_service(config, overrides, Some(media.store.clone())).await?;
         let objects = media.store.clone();
         probes.push(Probe::new("media", move || {
@@ -74,7 +73,7 @@ impl Application {
             async move { objects.ping().await.map_err(|e| e.to_string()) }.boxed()
         }));
         let metrics = metrics_handle();
-        let realtime = Realtime::new(pusher_settings(config), channels);
+        let realtime = Realtime::new(pusher_settings(config), ports.channels.clone());
         let state = HttpState {
             service: service.clone(),
             tokens: Arc::new(TokenVerifier::hs256(

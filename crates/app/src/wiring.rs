@@ -23,9 +23,6 @@ pub struct Wired {
     pub probes: Vec<Probe>,
     /// Rate-limit windows: in Redis when configured, else in this process.
     pub rate_counter: Arc<dyn RateCounter>,
-    /// Real-time subscriptions of every instance: in Redis when configured, else in
-    /// this process.
-    pub channels: Arc<dyn ChannelRegistry>,
 }
 
 /// The PostgreSQL store of the configuration, if any, migrated when `CHAT_AUTO_MIGRATE`.
@@ -148,6 +145,8 @@ pub async fn build_service(
         clock,
         key_ring,
         audit: None,
+        channels: Arc::new(MemoryChannelRegistry::default()),
+        webhooks: None,
     };
     // PostgreSQL, when configured, holds everything durable.
     if let Some(pg) = &postgres {
@@ -159,7 +158,6 @@ pub async fn build_service(
     }
     let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
     let mut rate_counter: Arc<dyn RateCounter> = Arc::new(MemoryRateCounter::default());
-    let mut channels: Arc<dyn ChannelRegistry> = Arc::new(MemoryChannelRegistry::default());
     if let Some(pg) = &postgres {
         lock = pg.clone();
     }
@@ -168,7 +166,15 @@ pub async fn build_service(
         ports.events = Arc::new(RedisEventBus::start(redis.clone(), config.event_buffer));
         lock = Arc::new(RedisLeaseLock::new(redis.clone()));
         rate_counter = Arc::new(RedisRateCounter::new(redis.clone()));
-        channels = Arc::new(RedisChannelRegistry::new(redis.clone()));
+        ports.channels = Arc::new(RedisChannelRegistry::new(redis.clone()));
+    }
+    if let Some(url) = &config.webhook_url {
+        let app = crate::serving::pusher_settings(config);
+        ports.webhooks = Some(Arc::new(crate::webhooks::HttpWebhooks::new(
+            url.clone(),
+            app.key,
+            &app.secret,
+        )?));
     }
     let settings = ChatSettings {
         enabled: config.enabled,
@@ -199,7 +205,6 @@ pub async fn build_service(
         lock,
         probes,
         rate_counter,
-        channels,
     })
 }
 

@@ -44,7 +44,8 @@ pub(crate) struct ReadyPost {
 /// What the store did with a post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Posted {
-    Stored(MessageId),
+    /// Stored, with the time it carries.
+    Stored(MessageId, crate::Timestamp),
     /// A repeat: the post its idempotency key names.
     Duplicate(MessageId),
 }
@@ -230,10 +231,10 @@ async fn run_batch(
         for (((slot, post), (message, _)), result) in batch.into_iter().zip(sealed).zip(results) {
             match result {
                 Appended::Stored => {
-                    let id = message.id;
-                    newest = Some((id, message.created_at));
+                    let (id, at) = (message.id, message.created_at);
+                    newest = Some((id, at));
                     publish(stores.events, ChatEvent::MessageCreated(message)).await;
-                    answer(&slot, Ok(Posted::Stored(id)));
+                    answer(&slot, Ok(Posted::Stored(id, at)));
                 }
                 Appended::Duplicate(first) => answer(&slot, Ok(Posted::Duplicate(first))),
                 Appended::Behind => {

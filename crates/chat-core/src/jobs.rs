@@ -15,6 +15,18 @@ pub const RETRY_DELAYS: [Duration; 5] = [
     Duration::from_secs(300),
 ];
 
+/// Attempts of a webhook (SPEC §9.1): the first and five retries, after the five
+/// delays, then kept as failed.
+pub const WEBHOOK_ATTEMPTS: u32 = 6;
+
+/// When to try a webhook again after `attempt` (1-based) failed, or `None` to give up.
+pub fn webhook_retry_delay(attempt: u32) -> Option<Duration> {
+    if attempt >= WEBHOOK_ATTEMPTS {
+        return None;
+    }
+    RETRY_DELAYS.get(attempt.checked_sub(1)? as usize).copied()
+}
+
 /// How long a claimed job may run before another worker may take it over, unless the
 /// settings say otherwise (`ChatSettings::job_lease`). A purge is a few store calls, so
 /// this is generous; it is also how long a job interrupted by a crash waits to resume.
@@ -42,5 +54,20 @@ mod tests {
             .collect();
         assert_eq!(secs, [Some(5), Some(30), Some(60), Some(120), None, None]);
         assert_eq!(retry_delay(0), None);
+        let webhook: Vec<Option<u64>> = (1..=7)
+            .map(|a| webhook_retry_delay(a).map(|d| d.as_secs()))
+            .collect();
+        assert_eq!(
+            webhook,
+            [
+                Some(5),
+                Some(30),
+                Some(60),
+                Some(120),
+                Some(300),
+                None,
+                None
+            ]
+        );
     }
 }

@@ -524,10 +524,30 @@ pub trait ChannelRegistry: Send + Sync {
     async fn occupied(&self, prefix: &str, now: Timestamp) -> StoreResult<Vec<(String, u64)>>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobKind {
     /// Delete the thread's media and, when redaction is on, its key and ciphertext.
     PurgeThread(ThreadId),
+    /// Deliver a webhook to the host.
+    Webhook(WebhookDelivery),
+}
+
+/// One webhook for the host (SPEC §9.1), as it is sent on every attempt: its delivery
+/// id (the host deduplicates by it) and its body, Pusher's `{"time_ms", "events"}`.
+/// Ids and times only: a webhook never carries content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: String,
+    pub thread: ThreadId,
+    pub body: String,
+}
+
+/// Sends webhooks to the host.
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// One attempt: `Ok` when the host answered `2xx` in time; else why not (no
+    /// content), and the job queue retries.
+    async fn deliver(&self, delivery: &WebhookDelivery) -> Result<(), String>;
 }
 
 /// A job handed to a worker.

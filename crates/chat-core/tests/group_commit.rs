@@ -88,6 +88,8 @@ async fn a_busy_threads_posts_are_appended_in_batches_each_once_and_in_order() {
         clock: Arc::new(SystemClock),
         key_ring: Arc::new(MasterKeyRing::generate().unwrap()),
         audit: None,
+        channels: Arc::new(MemoryChannelRegistry::default()),
+        webhooks: None,
     };
     let chat = ChatService::new(ports, ChatSettings::default());
     let admin = User::new(UserId::new(1).unwrap(), "admin");

@@ -36,6 +36,8 @@ async fn setup() -> Setup {
         clock: Arc::new(SystemClock),
         key_ring: Arc::new(MasterKeyRing::generate().unwrap()),
         audit: Some(audit.clone()),
+        channels: Arc::new(MemoryChannelRegistry::default()),
+        webhooks: None,
     };
     let chat = ChatService::new(ports, ChatSettings::default());
     let user = |id, role| User::new(UserId::new(id).unwrap(), role);

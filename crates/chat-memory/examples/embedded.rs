@@ -28,6 +28,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // In production: MasterKeyRing::parse_single(<base64 of 32 bytes>).
         key_ring: Arc::new(MasterKeyRing::generate()?),
         audit: Some(audit.clone()),
+        channels: Arc::new(MemoryChannelRegistry::default()),
+        webhooks: None,
     };
     let chat = ChatService::new(ports, ChatSettings::default());
 

@@ -77,7 +77,7 @@ impl JobQueue for MemoryJobQueue {
                 Some(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX));
             ClaimedJob {
                 id: *id,
-                kind: job.kind,
+                kind: job.kind.clone(),
                 attempt: job.attempts,
             }
         }))

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chat_core::ports::{ClaimedJob, ExpiredLeases, JobKind, JobQueue, StoreResult};
 use chat_core::{JobId, StoreError, ThreadId, Timestamp};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 
 #[derive(QueryableByName)]
@@ -20,18 +20,32 @@ struct Claimed {
     thread_id: i64,
     #[diesel(sql_type = Integer)]
     attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    delivery_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    payload: Option<String>,
 }
 
 #[async_trait]
 impl JobQueue for PgStore {
     async fn enqueue(&self, kind: JobKind, run_at: Timestamp) -> StoreResult<JobId> {
-        let JobKind::PurgeThread(thread) = kind;
+        let (name, thread, delivery_id, payload) = match kind {
+            JobKind::PurgeThread(thread) => ("purge_thread", thread, None, None),
+            JobKind::Webhook(delivery) => (
+                "webhook",
+                delivery.thread,
+                Some(delivery.id),
+                Some(delivery.body),
+            ),
+        };
         self.run(|mut conn| async move {
             let id: i64 = diesel::insert_into(jobs::table)
                 .values((
-                    jobs::kind.eq("purge_thread"),
+                    jobs::kind.eq(name),
                     jobs::thread_id.eq(thread.get()),
                     jobs::run_at.eq(run_at),
+                    jobs::delivery_id.eq(delivery_id),
+                    jobs::payload.eq(payload),
                 ))
                 .returning(jobs::id)
                 .get_result(&mut conn)
@@ -56,7 +70,7 @@ impl JobQueue for PgStore {
                    WHERE failed_at IS NULL AND run_at <= $1 \
                      AND (leased_until IS NULL OR leased_until <= $1) \
                    ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, kind, thread_id, attempts",
+                 RETURNING id, kind, thread_id, attempts, delivery_id, payload",
             )
             .bind::<Timestamptz, _>(now)
             .bind::<Timestamptz, _>(until)
@@ -65,12 +79,16 @@ impl JobQueue for PgStore {
             .optional()
             .map_err(db)?;
             let Some(c) = claimed else { return Ok(None) };
+            let thread = ThreadId::new(c.thread_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("job thread {}", c.thread_id)))?;
             let kind = match c.kind.as_str() {
-                "purge_thread" => {
-                    JobKind::PurgeThread(ThreadId::new(c.thread_id).ok_or_else(|| {
-                        StoreError::Corrupt(format!("job thread {}", c.thread_id))
-                    })?)
-                }
+                "purge_thread" => JobKind::PurgeThread(thread),
+                "webhook" => match (c.delivery_id, c.payload) {
+                    (Some(id), Some(body)) => {
+                        JobKind::Webhook(chat_core::ports::WebhookDelivery { id, thread, body })
+                    }
+                    _ => return Err(StoreError::Corrupt("webhook job without its body".into())),
+                },
                 other => return Err(StoreError::Corrupt(format!("job kind {other:?}"))),
             };
             Ok(Some(ClaimedJob {

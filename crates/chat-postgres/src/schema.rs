@@ -58,6 +58,8 @@ diesel::table! {
         failed_at -> Nullable<Timestamptz>,
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
+        delivery_id -> Nullable<Text>,
+        payload -> Nullable<Text>,
     }
 }
 

@@ -55,13 +55,22 @@ pub enum JobOutcome {
         attempt: u32,
         report: PurgeReport,
     },
+    /// A webhook the host took.
+    Delivered {
+        thread: ThreadId,
+        attempt: u32,
+        delivery: String,
+    },
     Retrying {
+        /// `purge_thread` or `webhook`.
+        job: &'static str,
         thread: ThreadId,
         attempt: u32,
         at: crate::model::Timestamp,
         error: String,
     },
     Failed {
+        job: &'static str,
         thread: ThreadId,
         attempt: u32,
         error: String,
@@ -126,6 +135,9 @@ impl ChatService {
         if result.as_ref().map_or(true, removed) {
             self.audit(self.audit_event(None, AuditAction::Purge, Some(thread), &result));
         }
+        if let Some(report) = result.as_ref().ok().filter(|r| removed(r)) {
+            self.queue_thread_purged(thread, report).await;
+        }
         result
     }
 
@@ -136,31 +148,61 @@ impl ChatService {
         let Some(job) = self.ports.jobs.claim(now, self.settings.job_lease).await? else {
             return Ok(None);
         };
-        let JobKind::PurgeThread(thread) = job.kind;
-        let outcome = match self.purge_thread(thread).await {
-            Ok(report) => {
+        let (name, thread, result, retry) = match &job.kind {
+            JobKind::PurgeThread(thread) => {
+                let result = match self.purge_thread(*thread).await {
+                    Ok(report) => Ok(JobOutcome::Done {
+                        thread: *thread,
+                        attempt: job.attempt,
+                        report,
+                    }),
+                    // The error names a store or crypto failure, never content.
+                    Err(error) => Err(error_chain(&error)),
+                };
+                (
+                    "purge_thread",
+                    *thread,
+                    result,
+                    crate::jobs::retry_delay(job.attempt),
+                )
+            }
+            JobKind::Webhook(delivery) => {
+                let result = self
+                    .deliver_webhook(delivery)
+                    .await
+                    .map(|()| JobOutcome::Delivered {
+                        thread: delivery.thread,
+                        attempt: job.attempt,
+                        delivery: delivery.id.clone(),
+                    });
+                (
+                    "webhook",
+                    delivery.thread,
+                    result,
+                    crate::jobs::webhook_retry_delay(job.attempt),
+                )
+            }
+        };
+        let outcome = match result {
+            Ok(done) => {
                 self.ports.jobs.complete(job.id).await?;
-                JobOutcome::Done {
-                    thread,
-                    attempt: job.attempt,
-                    report,
-                }
+                done
             }
             Err(error) => {
-                // The error names a store or crypto failure, never content.
-                let error = error_chain(&error);
-                let retry_at = crate::jobs::retry_delay(job.attempt)
+                let retry_at = retry
                     .and_then(|d| chrono::Duration::from_std(d).ok())
                     .map(|d| now + d);
                 self.ports.jobs.fail(job.id, &error, retry_at).await?;
                 match retry_at {
                     Some(at) => JobOutcome::Retrying {
+                        job: name,
                         thread,
                         attempt: job.attempt,
                         at,
                         error,
                     },
                     None => JobOutcome::Failed {
+                        job: name,
                         thread,
                         attempt: job.attempt,
                         error,

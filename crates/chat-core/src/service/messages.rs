@@ -204,8 +204,13 @@ impl ChatService {
                 clock: self.ports.clock.as_ref(),
                 retention: &self.settings.retention,
             };
+            let kind = ready.kind;
             match self.appends.append(&stores, thread.id, ready).await? {
-                Posted::Stored(id) => Ok(id),
+                Posted::Stored(id, at) => {
+                    self.queue_message_created(&thread, user.id, id, kind, at)
+                        .await;
+                    Ok(id)
+                }
                 Posted::Duplicate(first) => {
                     if let Some(unused) = &checked_copy {
                         self.delete_unused_copy(unused).await;

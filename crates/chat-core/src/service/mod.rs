@@ -14,8 +14,9 @@ use crate::model::{
 };
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
-    ChatEvent, Clock, EventBus, EventSubscription, ExpiredLeases, JobKind, JobQueue, MediaStore,
-    MessageStore, RequestDirectory, SignedUpload, ThreadKeyStore, ThreadRepository, Upload,
+    ChannelRegistry, ChatEvent, Clock, EventBus, EventSubscription, ExpiredLeases, JobKind,
+    JobQueue, MediaStore, MessageStore, RequestDirectory, SignedUpload, ThreadKeyStore,
+    ThreadRepository, Upload, WebhookDelivery, WebhookSender,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;
@@ -37,6 +38,10 @@ pub struct Ports {
     pub key_ring: Arc<dyn KeyRing>,
     /// Where audit events go besides the `chat_audit` log target; `None`: the log only.
     pub audit: Option<Arc<dyn AuditSink>>,
+    /// Every instance's real-time subscriptions: who is online in a thread.
+    pub channels: Arc<dyn ChannelRegistry>,
+    /// The host's webhooks (`CHAT_WEBHOOK_URL`); `None`: none are sent.
+    pub webhooks: Option<Arc<dyn WebhookSender>>,
 }
 
 /// The settings the use cases obey.
@@ -113,6 +118,7 @@ mod maintenance;
 mod media;
 mod messages;
 mod threads;
+mod webhooks;
 
 pub use inbox::InboxRequest;
 pub use maintenance::{JobOutcome, PurgeReport, RotationReport, SweepReport};

@@ -205,6 +205,7 @@ impl ChatService {
                 })
                 .await;
             }
+            self.queue_thread_closed(&closed).await;
             Ok(closed)
         }
         .await;
