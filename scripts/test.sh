@@ -32,11 +32,22 @@ if ! command -v s3s-fs >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s
   cargo install s3s-fs@0.14.1 --features binary --locked --quiet
 fi
 
-# Laravel Echo and pusher-js for the real-time tests, and Pusher's server library for
-# the HTTP API's (Node.js and npm are needed).
-if [ ! -d crates/app/tests/echo/node_modules/laravel-echo ] || [ ! -d crates/app/tests/echo/node_modules/pusher ]; then
+# Debian's chromium, which the browser test drives (playwright-core downloads no browser).
+if ! command -v chromium >/dev/null; then
+  apt_install chromium
+fi
+
+# Laravel Echo and pusher-js for the real-time tests, Pusher's server library for the
+# HTTP API's and the webhooks', playwright-core for the browser's (Node.js and npm are
+# needed).
+if [ ! -d crates/app/tests/echo/node_modules/laravel-echo ] || [ ! -d crates/app/tests/echo/node_modules/pusher ] \
+  || [ ! -d crates/app/tests/echo/node_modules/playwright-core ]; then
   echo "== installing the Echo test client (npm ci)"
   (cd crates/app/tests/echo && npm ci --no-audit --no-fund --silent)
+fi
+# The example page's laravel-echo and pusher-js (examples/web), which the browser loads.
+if [ ! -d examples/web/node_modules/laravel-echo ]; then
+  (cd examples/web && npm ci --no-audit --no-fund --silent)
 fi
 
 cargo test --workspace --locked "$@"

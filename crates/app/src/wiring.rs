@@ -103,6 +103,9 @@ pub async fn build_service(
     overrides: Overrides,
     media: Option<Arc<dyn MediaStore>>,
 ) -> anyhow::Result<Wired> {
+    // One TLS crypto provider for the process (PostgreSQL, Redis, object storage and
+    // webhooks): rustls cannot choose between the two compiled in.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let key_ring: Arc<dyn KeyRing> = Arc::new(match &config.master_keys {
         Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())

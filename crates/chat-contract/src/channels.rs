@@ -7,6 +7,7 @@ fn member(socket: &str, user: Option<i64>) -> ChannelMember {
     ChannelMember {
         socket: socket.to_owned(),
         user: user.map(uid),
+        info: user.map(|_| r#"{"role":"nurse"}"#.to_owned()),
     }
 }
 

@@ -374,6 +374,21 @@ pub enum ChatEvent {
         thread_id: ThreadId,
         id: MessageId,
     },
+    /// A user's first socket joined the thread's presence channel (SPEC §6): every
+    /// instance tells its other presence subscribers (`pusher_internal:member_added`).
+    MemberAdded {
+        thread_id: ThreadId,
+        user_id: UserId,
+        /// The member's `user_info`, JSON as the grant carried it.
+        info: String,
+        /// The joining socket, which is told by its own subscription instead.
+        origin: String,
+    },
+    /// A user's last socket left the thread's presence channel.
+    MemberRemoved {
+        thread_id: ThreadId,
+        user_id: UserId,
+    },
     /// These users lost their access to the thread (removed from the care team): every
     /// instance ends their live subscriptions to it (SPEC §6), except one an admin's
     /// override granted.
@@ -396,6 +411,8 @@ pub enum ChatEvent {
     /// thread's other subscribers on every instance. Relayed, never stored or logged.
     ClientEvent {
         thread_id: ThreadId,
+        /// On the thread's presence channel (`presence-chat.{id}`), not its private one.
+        presence: bool,
         /// Opaque id of the sending socket, which does not get its own event back.
         origin: String,
         /// The event name (`client-typing`).
@@ -412,6 +429,8 @@ impl ChatEvent {
             Self::ThreadClosed { thread_id, .. } => *thread_id,
             Self::ClientEvent { thread_id, .. }
             | Self::HostEvent { thread_id, .. }
+            | Self::MemberAdded { thread_id, .. }
+            | Self::MemberRemoved { thread_id, .. }
             | Self::MessagesRead { thread_id, .. }
             | Self::MessageRetracted { thread_id, .. }
             | Self::AccessRevoked { thread_id, .. } => *thread_id,
@@ -498,6 +517,8 @@ pub struct ChannelMember {
     pub socket: String,
     /// Who subscribed, when the grant names them.
     pub user: Option<UserId>,
+    /// Their `user_info` (JSON) on a presence channel.
+    pub info: Option<String>,
 }
 
 /// Which sockets are subscribed to which channels, across every instance that shares

@@ -327,8 +327,11 @@ pub struct ChannelAuthRequest {
     /// From `pusher:connection_established`.
     #[schema(pattern = r"^[0-9]{1,20}\.[0-9]{1,20}$", examples("1234.5678"))]
     pub socket_id: String,
-    /// `private-chat.{threadId}`.
-    #[schema(pattern = r"^private-chat\.[0-9]+$", examples("private-chat.1"))]
+    /// `private-chat.{threadId}` or `presence-chat.{threadId}`.
+    #[schema(
+        pattern = r"^(private|presence)-chat\.[0-9]+$",
+        examples("private-chat.1")
+    )]
     pub channel_name: String,
 }
 

@@ -15,22 +15,32 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 fn connector() -> MakeRustlsConnect {
     static CONNECTOR: OnceLock<MakeRustlsConnect> = OnceLock::new();
     CONNECTOR
-        .get_or_init(|| match MakeRustlsConnect::with_native_certs() {
-            Ok((connector, _skipped)) => connector,
-            Err(errors) => {
-                tracing::warn!(
-                    ?errors,
-                    "no trusted root certificates: TLS connections to PostgreSQL will fail"
-                );
-                let roots = rustls::RootCertStore::empty();
-                MakeRustlsConnect::new(
-                    rustls::ClientConfig::builder()
-                        .with_root_certificates(roots)
-                        .with_no_client_auth(),
-                )
-            }
+        .get_or_init(|| {
+            // The process's provider, unless one is set: aws-lc-rs, this crate's. With
+            // another provider compiled into the process (reqwest's ring), rustls
+            // would not choose by itself.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            connector_with_native_certs()
         })
         .clone()
+}
+
+fn connector_with_native_certs() -> MakeRustlsConnect {
+    match MakeRustlsConnect::with_native_certs() {
+        Ok((connector, _skipped)) => connector,
+        Err(errors) => {
+            tracing::warn!(
+                ?errors,
+                "no trusted root certificates: TLS connections to PostgreSQL will fail"
+            );
+            let roots = rustls::RootCertStore::empty();
+            MakeRustlsConnect::new(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            )
+        }
+    }
 }
 
 /// The pool's connection setup.

@@ -47,15 +47,18 @@ fn ms(t: Timestamp) -> i64 {
     t.timestamp_millis()
 }
 
+/// `socket \t user \t info` (JSON text holds no raw tab).
 fn encode(member: &ChannelMember) -> String {
     let user = member.user.map(|u| u.to_string()).unwrap_or_default();
-    format!("{}\t{user}", member.socket)
+    let info = member.info.as_deref().unwrap_or_default();
+    format!("{}\t{user}\t{info}", member.socket)
 }
 
 fn decode(raw: &str) -> StoreResult<ChannelMember> {
-    let (socket, user) = raw
-        .split_once('\t')
-        .ok_or_else(|| StoreError::Corrupt("redis: channel member".into()))?;
+    let mut parts = raw.splitn(3, '\t');
+    let (Some(socket), Some(user), Some(info)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(StoreError::Corrupt("redis: channel member".into()));
+    };
     let user = match user {
         "" => None,
         id => Some(
@@ -66,6 +69,7 @@ fn decode(raw: &str) -> StoreResult<ChannelMember> {
     Ok(ChannelMember {
         socket: socket.to_owned(),
         user,
+        info: (!info.is_empty()).then(|| info.to_owned()),
     })
 }
 

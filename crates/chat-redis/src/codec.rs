@@ -8,6 +8,8 @@
 //!        | b'R' thread(8) user(8) up_to(8)   |   b'D' thread(8) message id(8)
 //!        | b'A' thread(8) user(8)…           |   b'X' thread(8) client event…
 //!        | b'H' thread(8) len(2) name len(2) except (empty: none) data
+//!        | b'Y' as b'X' on the presence channel
+//!        | b'J' thread(8) user(8) len(2) origin info | b'L' thread(8) user(8)
 //! ```
 //! Integers are big-endian. A message's thread is the key it lives under.
 
@@ -136,13 +138,33 @@ pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
             }
             out.extend_from_slice(data.as_bytes());
         }
+        ChatEvent::MemberAdded {
+            thread_id,
+            user_id,
+            info,
+            origin,
+        } => {
+            out.push(b'J');
+            out.extend_from_slice(&thread_id.get().to_be_bytes());
+            out.extend_from_slice(&user_id.get().to_be_bytes());
+            let origin = &origin.as_bytes()[..origin.len().min(u16::MAX as usize)];
+            out.extend_from_slice(&(origin.len() as u16).to_be_bytes());
+            out.extend_from_slice(origin);
+            out.extend_from_slice(info.as_bytes());
+        }
+        ChatEvent::MemberRemoved { thread_id, user_id } => {
+            out.push(b'L');
+            out.extend_from_slice(&thread_id.get().to_be_bytes());
+            out.extend_from_slice(&user_id.get().to_be_bytes());
+        }
         ChatEvent::ClientEvent {
             thread_id,
+            presence,
             origin,
             name,
             data,
         } => {
-            out.push(b'X');
+            out.push(if *presence { b'Y' } else { b'X' });
             out.extend_from_slice(&thread_id.get().to_be_bytes());
             for short in [origin, name] {
                 // Both are short (a socket id, an event name); longer is cut, not wrapped.
@@ -200,12 +222,36 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
                 except_socket: (!except.is_empty()).then_some(except),
             })
         }
-        Some(b'X') => {
+        Some(b'J') => {
+            let user_id = UserId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("user id"))?;
+            let mut rest = bytes.get(17..).ok_or_else(|| corrupt("member"))?;
+            let len = rest
+                .get(..2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+                .ok_or_else(|| corrupt("member"))?;
+            let origin = rest.get(2..2 + len).ok_or_else(|| corrupt("member"))?;
+            let origin = String::from_utf8(origin.to_vec()).map_err(|_| corrupt("member"))?;
+            rest = &rest[2 + len..];
+            let info = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("member"))?;
+            Ok(ChatEvent::MemberAdded {
+                thread_id: thread,
+                user_id,
+                info,
+                origin,
+            })
+        }
+        Some(b'L') => Ok(ChatEvent::MemberRemoved {
+            thread_id: thread,
+            user_id: UserId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("user id"))?,
+        }),
+        Some(tag @ (b'X' | b'Y')) => {
+            let presence = *tag == b'Y';
             let ((origin, name), rest) =
                 shorts(bytes.get(9..).ok_or_else(|| corrupt("client event"))?)?;
             let data = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("client event"))?;
             Ok(ChatEvent::ClientEvent {
                 thread_id: thread,
+                presence,
                 origin,
                 name,
                 data,
@@ -260,6 +306,7 @@ mod tests {
         }
         let whisper = ChatEvent::ClientEvent {
             thread_id: ThreadId::new(3).unwrap(),
+            presence: true,
             origin: "4f2a.17".into(),
             name: "client-typing".into(),
             data: r#"{"typing":true,"who":"Zoë"}"#.into(),
@@ -290,6 +337,16 @@ mod tests {
                 name: "NurseEnRoute".into(),
                 data: r#"{"eta":"15 min"}"#.into(),
                 except_socket: Some("123.456".into()),
+            },
+            ChatEvent::MemberAdded {
+                thread_id: thread,
+                user_id: UserId::new(11).unwrap(),
+                info: r#"{"role":"nurse"}"#.into(),
+                origin: "4f2a.17".into(),
+            },
+            ChatEvent::MemberRemoved {
+                thread_id: thread,
+                user_id: UserId::new(11).unwrap(),
             },
             ChatEvent::HostEvent {
                 thread_id: thread,

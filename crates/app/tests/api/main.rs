@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod browser;
 mod care;
 mod cors;
 mod delivery;

@@ -15,7 +15,10 @@ pub(crate) const ECHO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ec
 /// `npm ci` once, when the client libraries are not installed yet.
 pub(crate) fn echo_client_installed() {
     let modules = Path::new(ECHO_DIR).join("node_modules");
-    if modules.join("laravel-echo").exists() && modules.join("pusher").exists() {
+    if ["laravel-echo", "pusher", "playwright-core"]
+        .iter()
+        .all(|m| modules.join(m).exists())
+    {
         return;
     }
     let status = Command::new("npm")
@@ -341,7 +344,13 @@ async fn the_authorizer_signs_only_for_users_who_may_view() {
         (token(8, "client"), channel.clone()),
         (token(7, "client"), "private-chat.999999".to_owned()),
         (token(7, "client"), "private-chat.abc".to_owned()),
-        (token(7, "client"), "presence-chat.1".to_owned()),
+        // Presence channels have the same access as the private one (SPEC §6).
+        (
+            token(8, "client"),
+            channel.replacen("private", "presence", 1),
+        ),
+        (token(7, "client"), "presence-chat.999999".to_owned()),
+        (token(7, "client"), "chat.1".to_owned()),
     ] {
         assert_error(app.authorize(&who, "1.2", &channel).await, 403, "forbidden").await;
     }

@@ -101,17 +101,43 @@ impl ChatService {
     pub async fn relay_client_event(
         &self,
         thread: ThreadId,
+        presence: bool,
         origin: String,
         name: String,
         data: String,
     ) -> Result<(), ChatError> {
         let event = ChatEvent::ClientEvent {
             thread_id: thread,
+            presence,
             origin,
             name,
             data,
         };
         Ok(self.ports.events.publish(event).await?)
+    }
+
+    /// Announces on every instance that `user` joined (`Some(info)`) or left (`None`)
+    /// the thread's presence channel: their first socket came or their last went.
+    /// Best effort, like every event.
+    pub async fn announce_presence(
+        &self,
+        thread: ThreadId,
+        user: UserId,
+        joined: Option<(String, String)>,
+    ) {
+        let event = match joined {
+            Some((info, origin)) => ChatEvent::MemberAdded {
+                thread_id: thread,
+                user_id: user,
+                info,
+                origin,
+            },
+            None => ChatEvent::MemberRemoved {
+                thread_id: thread,
+                user_id: user,
+            },
+        };
+        self.publish(event).await;
     }
 
     /// `Ok` when the thread exists (for the host, which names threads by channel).

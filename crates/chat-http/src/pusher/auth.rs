@@ -72,7 +72,9 @@ pub async fn authorize(
     errors.into_result()?;
     // Only a thread the user may list is signed; anything else is 403, so a stranger
     // learns nothing about which threads exist.
-    let thread = super::thread_of_channel(&channel).ok_or(ApiError::Forbidden)?;
+    let thread = super::channel::Channel::parse(&channel)
+        .map(|c| c.thread)
+        .ok_or(ApiError::Forbidden)?;
     match state.service.authorize_subscription(user, thread).await {
         Ok(_) => {}
         Err(ChatError::NotFound | ChatError::Forbidden) => return Err(ApiError::Forbidden),

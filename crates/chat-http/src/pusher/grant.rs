@@ -37,6 +37,12 @@ impl ChannelData {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The `user_info` of signed channel data, as JSON: a presence member's info.
+    pub fn user_info(raw: &str) -> Option<String> {
+        let data: Self = serde_json::from_str(raw).ok()?;
+        serde_json::to_string(&data.user_info).ok()
+    }
+
     /// Who holds the subscription, once its signature checked out.
     pub fn holder(raw: &str, leeway_secs: u64) -> Option<Holder> {
         let data: Self = serde_json::from_str(raw).ok()?;

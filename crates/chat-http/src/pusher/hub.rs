@@ -4,6 +4,7 @@
 //! memory grow or holds the others back. When this instance itself missed events (see
 //! [`Hub::resync_all`]), every subscribed socket is told to reconnect and catch up.
 
+use super::channel::Channel;
 use super::grant::Holder;
 use chat_core::{ThreadId, UserId};
 use parking_lot::{Mutex, MutexGuard};
@@ -23,13 +24,18 @@ pub struct Subscriber {
     pub overflowed: Arc<Notify>,
     /// `None` for a subscription the host signed itself, without `channel_data`.
     pub holder: Option<Holder>,
-    pub revoked: mpsc::UnboundedSender<ThreadId>,
+    pub revoked: mpsc::UnboundedSender<Channel>,
     /// The socket's Pusher id, which a host event may exclude (`socket_id`).
     pub socket_id: Arc<str>,
+    /// The member's `user_info` (JSON) on a presence channel.
+    pub info: Option<Arc<str>>,
 }
 
+/// One subscription as [`Hub::subscriptions`] lists it.
+pub type Held = (Channel, u64, Option<UserId>, Option<Arc<str>>);
+
 pub struct Hub {
-    channels: Mutex<HashMap<ThreadId, HashMap<u64, Subscriber>>>,
+    channels: Mutex<HashMap<Channel, HashMap<u64, Subscriber>>>,
     next_connection: AtomicU64,
     /// Bumped when this instance missed events: every connection watches it.
     resyncs: watch::Sender<u64>,
@@ -51,23 +57,23 @@ impl Hub {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn channels(&self) -> MutexGuard<'_, HashMap<ThreadId, HashMap<u64, Subscriber>>> {
+    fn channels(&self) -> MutexGuard<'_, HashMap<Channel, HashMap<u64, Subscriber>>> {
         self.channels.lock()
     }
 
-    pub fn subscribe(&self, thread: ThreadId, connection: u64, subscriber: Subscriber) {
+    pub fn subscribe(&self, channel: Channel, connection: u64, subscriber: Subscriber) {
         self.channels()
-            .entry(thread)
+            .entry(channel)
             .or_default()
             .insert(connection, subscriber);
     }
 
-    pub fn unsubscribe(&self, thread: ThreadId, connection: u64) {
+    pub fn unsubscribe(&self, channel: Channel, connection: u64) {
         let mut channels = self.channels();
-        if let Some(subscribers) = channels.get_mut(&thread) {
+        if let Some(subscribers) = channels.get_mut(&channel) {
             subscribers.remove(&connection);
             if subscribers.is_empty() {
-                channels.remove(&thread);
+                channels.remove(&channel);
             }
         }
     }
@@ -84,64 +90,80 @@ impl Hub {
         self.resyncs.subscribe()
     }
 
-    /// Ends the subscriptions to `thread` held by `users` (not those an admin holds
-    /// through the override): they get nothing more from it, and each socket is told
-    /// so. Returns how many ended.
+    /// Ends the subscriptions to `thread`'s channels held by `users` (not those an
+    /// admin holds through the override): they get nothing more from them, and each
+    /// socket is told so. Returns how many ended.
     pub fn revoke(&self, thread: ThreadId, users: &[UserId]) -> usize {
         let mut channels = self.channels();
-        let Some(subscribers) = channels.get_mut(&thread) else {
-            return 0;
-        };
-        let before = subscribers.len();
-        subscribers.retain(|_, subscriber| {
-            let ends = subscriber
-                .holder
-                .is_some_and(|h| !h.admin && users.contains(&h.user));
-            if ends {
-                let _ = subscriber.revoked.send(thread);
+        let mut ended = 0;
+        for channel in [Channel::private(thread), Channel::presence(thread)] {
+            let Some(subscribers) = channels.get_mut(&channel) else {
+                continue;
+            };
+            let before = subscribers.len();
+            subscribers.retain(|_, subscriber| {
+                let ends = subscriber
+                    .holder
+                    .is_some_and(|h| !h.admin && users.contains(&h.user));
+                if ends {
+                    let _ = subscriber.revoked.send(channel);
+                }
+                !ends
+            });
+            ended += before - subscribers.len();
+            if subscribers.is_empty() {
+                channels.remove(&channel);
             }
-            !ends
-        });
-        let ended = before - subscribers.len();
-        if subscribers.is_empty() {
-            channels.remove(&thread);
         }
         ended
     }
 
-    /// Every subscription on this instance: thread, connection and who holds it.
-    pub fn subscriptions(&self) -> Vec<(ThreadId, u64, Option<UserId>)> {
+    /// Every subscription on this instance: channel, connection, who holds it and
+    /// their presence info.
+    pub fn subscriptions(&self) -> Vec<Held> {
         self.channels()
             .iter()
-            .flat_map(|(thread, subscribers)| {
-                subscribers
-                    .iter()
-                    .map(|(connection, s)| (*thread, *connection, s.holder.map(|h| h.user)))
+            .flat_map(|(channel, subscribers)| {
+                subscribers.iter().map(|(connection, s)| {
+                    (
+                        *channel,
+                        *connection,
+                        s.holder.map(|h| h.user),
+                        s.info.clone(),
+                    )
+                })
             })
             .collect()
     }
 
     /// Queues `frame` for every subscriber of `thread` but the socket `except` names
     /// (a Pusher socket id); returns how many got it.
-    pub fn publish_except_socket(&self, thread: ThreadId, frame: Frame, except: &str) -> usize {
-        let connection = self.channels().get(&thread).and_then(|subscribers| {
+    pub fn publish_except_socket(&self, channel: Channel, frame: Frame, except: &str) -> usize {
+        let connection = self.channels().get(&channel).and_then(|subscribers| {
             subscribers
                 .iter()
                 .find(|(_, s)| &*s.socket_id == except)
                 .map(|(c, _)| *c)
         });
-        self.publish(thread, frame, connection)
+        self.publish(channel, frame, connection)
     }
 
-    pub fn has_subscribers(&self, thread: ThreadId) -> bool {
-        self.channels().contains_key(&thread)
+    pub fn has_subscribers(&self, channel: Channel) -> bool {
+        self.channels().contains_key(&channel)
     }
 
-    /// Queues `frame` for every subscriber of `thread` but `except`; returns how many
+    /// Whether any channel of the thread has a subscriber here.
+    pub fn has_thread(&self, thread: ThreadId) -> bool {
+        let channels = self.channels();
+        channels.contains_key(&Channel::private(thread))
+            || channels.contains_key(&Channel::presence(thread))
+    }
+
+    /// Queues `frame` for every subscriber of `channel` but `except`; returns how many
     /// got it. Subscribers whose queue is full are removed and signalled.
-    pub fn publish(&self, thread: ThreadId, frame: Frame, except: Option<u64>) -> usize {
+    pub fn publish(&self, channel: Channel, frame: Frame, except: Option<u64>) -> usize {
         let mut channels = self.channels();
-        let Some(subscribers) = channels.get_mut(&thread) else {
+        let Some(subscribers) = channels.get_mut(&channel) else {
             return 0;
         };
         let mut delivered = 0;
@@ -162,7 +184,7 @@ impl Hub {
             }
         });
         if subscribers.is_empty() {
-            channels.remove(&thread);
+            channels.remove(&channel);
         }
         delivered
     }
@@ -182,6 +204,7 @@ mod tests {
             holder: None,
             revoked,
             socket_id: "1.1".into(),
+            info: None,
         };
         (subscriber, rx)
     }
@@ -205,12 +228,25 @@ mod tests {
         let (nurse, _n) = held(11, false);
         let (override_admin, _a) = held(11, true);
         let (client, mut client_rx) = held(7, false);
-        hub.subscribe(thread, 1, nurse);
-        hub.subscribe(thread, 2, override_admin);
-        hub.subscribe(thread, 3, client);
-        assert_eq!(hub.revoke(thread, &[user(11)]), 1);
-        assert_eq!(told_rx.recv().await, Some(thread), "the socket is told");
-        assert_eq!(hub.publish(thread, "after".into(), None), 2);
+        let (nurse_online, _p) = held(11, false);
+        let private = Channel::private(thread);
+        hub.subscribe(private, 1, nurse);
+        hub.subscribe(private, 2, override_admin);
+        hub.subscribe(private, 3, client);
+        hub.subscribe(Channel::presence(thread), 1, nurse_online);
+        assert_eq!(
+            hub.revoke(thread, &[user(11)]),
+            2,
+            "both of the thread's channels"
+        );
+        let mut told = vec![told_rx.recv().await, told_rx.recv().await];
+        told.sort();
+        assert_eq!(
+            told,
+            vec![Some(private), Some(Channel::presence(thread))],
+            "the socket is told"
+        );
+        assert_eq!(hub.publish(private, "after".into(), None), 2);
         assert_eq!(client_rx.recv().await.as_deref(), Some("after"));
         assert_eq!(hub.revoke(thread, &[user(11)]), 0, "once");
     }
@@ -222,6 +258,7 @@ mod tests {
         let (Some(a), Some(b)) = (a, b) else {
             panic!("ids")
         };
+        let (a, b) = (Channel::private(a), Channel::private(b));
         let (fast, mut fast_rx) = subscriber(8);
         let (slow, _slow_rx) = subscriber(1);
         let (other, mut other_rx) = subscriber(8);

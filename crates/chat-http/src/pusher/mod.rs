@@ -11,6 +11,7 @@
 //! (whispers) travel the same bus, so subscribers on other instances get them too.
 
 pub mod auth;
+pub mod channel;
 pub mod grant;
 pub mod http_api;
 pub mod hub;
@@ -19,6 +20,7 @@ mod protocol;
 pub mod socket;
 mod transport;
 
+use channel::Channel;
 use chat_core::ports::{ChannelMember, ChannelRegistry, ChatEvent, EventSubscription, Received};
 use chat_core::{ChatService, ThreadId, UserId};
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -97,18 +99,19 @@ impl Realtime {
         })
     }
 
-    fn member(&self, connection: u64, user: Option<UserId>) -> ChannelMember {
+    fn member(&self, connection: u64, user: Option<UserId>, info: Option<&str>) -> ChannelMember {
         ChannelMember {
             socket: self.origin(connection),
             user,
+            info: info.map(str::to_owned),
         }
     }
 
     /// Records a subscription in the registry, in the background: a registry that is
     /// down delays the counts, never a subscription.
-    fn hold(&self, thread: ThreadId, connection: u64, user: Option<UserId>) {
+    fn hold(&self, channel: Channel, connection: u64, user: Option<UserId>) {
         let registry = self.registry.clone();
-        let held = [(channel_name(thread), self.member(connection, user))];
+        let held = [(channel.name(), self.member(connection, user, None))];
         tokio::spawn(async move {
             let until = chrono::Utc::now() + HOLD_FOR;
             if let Err(error) = registry.hold(&held, until).await {
@@ -117,13 +120,90 @@ impl Realtime {
         });
     }
 
-    /// Forgets a subscription in the registry, in the background.
-    fn release(&self, thread: ThreadId, connection: u64, user: Option<UserId>) {
+    /// Joins a presence channel: records the member, then answers the members now
+    /// (this socket included), and announces the user when this is their first socket
+    /// on the channel anywhere.
+    async fn join_presence(
+        &self,
+        service: &ChatService,
+        channel: Channel,
+        connection: u64,
+        user: UserId,
+        info: &str,
+    ) -> Result<Vec<ChannelMember>, chat_core::StoreError> {
+        let me = self.member(connection, Some(user), Some(info));
+        let until = chrono::Utc::now() + HOLD_FOR;
+        self.registry
+            .hold(&[(channel.name(), me.clone())], until)
+            .await?;
+        let members = self
+            .registry
+            .members(&channel.name(), chrono::Utc::now())
+            .await?;
+        let first = !members
+            .iter()
+            .any(|m| m.user == Some(user) && m.socket != me.socket);
+        if first {
+            service
+                .announce_presence(
+                    channel.thread,
+                    user,
+                    Some((info.to_owned(), self.origin(connection))),
+                )
+                .await;
+        }
+        Ok(members)
+    }
+
+    /// Forgets a subscription in the registry, in the background; on a presence
+    /// channel, announces the user gone when it was their last socket there.
+    fn release(
+        &self,
+        service: &ChatService,
+        channel: Channel,
+        connection: u64,
+        user: Option<UserId>,
+    ) {
         let registry = self.registry.clone();
-        let member = self.member(connection, user);
+        let member = self.member(connection, user, None);
+        let service = service.clone();
         tokio::spawn(async move {
-            if let Err(error) = registry.release(&channel_name(thread), &member).await {
+            let name = channel.name();
+            // Presence members are stored with their info: release what was held.
+            let held = match channel.presence {
+                false => Ok(vec![member.clone()]),
+                true => registry
+                    .members(&name, chrono::Utc::now())
+                    .await
+                    .map(|all| {
+                        all.into_iter()
+                            .filter(|m| m.socket == member.socket)
+                            .collect::<Vec<_>>()
+                    }),
+            };
+            let released = match held {
+                Ok(held) => {
+                    let mut result = Ok(());
+                    for m in held.iter().chain(std::iter::once(&member)) {
+                        result = result.and(registry.release(&name, m).await);
+                    }
+                    result
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = released {
                 tracing::debug!(%error, "channel registry: subscription left to lapse");
+                return;
+            }
+            let (true, Some(user)) = (channel.presence, user) else {
+                return;
+            };
+            match registry.members(&name, chrono::Utc::now()).await {
+                Ok(rest) if !rest.iter().any(|m| m.user == Some(user)) => {
+                    service.announce_presence(channel.thread, user, None).await;
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "channel registry: member_removed not known"),
             }
         });
     }
@@ -137,8 +217,11 @@ impl Realtime {
                 .hub
                 .subscriptions()
                 .into_iter()
-                .map(|(thread, connection, user)| {
-                    (channel_name(thread), self.member(connection, user))
+                .map(|(channel, connection, user, info)| {
+                    (
+                        channel.name(),
+                        self.member(connection, user, info.as_deref()),
+                    )
                 })
                 .collect();
             if held.is_empty() {
@@ -268,21 +351,21 @@ impl Realtime {
     fn dispatch(&self, ready: Ready) {
         match ready {
             Ready::Frame {
-                thread,
+                channel,
                 frame,
                 except,
             } => {
-                self.hub.publish(thread, frame, except);
+                self.hub.publish(channel, frame, except);
             }
             Ready::Missed { skipped } => self.missed(skipped),
             Ready::HostFrame {
-                thread,
+                channel,
                 frame,
                 except_socket,
             } => {
                 match except_socket {
-                    Some(socket) => self.hub.publish_except_socket(thread, frame, &socket),
-                    None => self.hub.publish(thread, frame, None),
+                    Some(socket) => self.hub.publish_except_socket(channel, frame, &socket),
+                    None => self.hub.publish(channel, frame, None),
                 };
             }
             Ready::Revoke { thread, users } => {
@@ -317,40 +400,68 @@ impl Realtime {
             // Every instance drops the key it may hold, subscribers or not.
             service.thread_closed(*thread_id);
         }
-        if !self.hub.has_subscribers(thread) {
+        if !self.hub.has_thread(thread) {
             return Ready::Nothing;
         }
-        if let ChatEvent::AccessRevoked { user_ids, .. } = event {
-            return Ready::Revoke {
-                thread,
-                users: user_ids,
-            };
-        }
-        if let ChatEvent::HostEvent {
-            name,
-            data,
-            except_socket,
-            ..
-        } = event
-        {
-            let frame = protocol::host_event(&name, &channel_name(thread), &data);
-            return Ready::HostFrame {
-                thread,
-                frame: frame.into(),
-                except_socket,
-            };
-        }
+        let private = Channel::private(thread);
+        let presence = Channel::presence(thread);
         let (name, data) = match event {
-            ChatEvent::ClientEvent {
-                origin, name, data, ..
+            ChatEvent::AccessRevoked { user_ids, .. } => {
+                return Ready::Revoke {
+                    thread,
+                    users: user_ids,
+                }
+            }
+            ChatEvent::HostEvent {
+                name,
+                data,
+                except_socket,
+                ..
             } => {
+                let frame = protocol::host_event(&name, &private.name(), &data);
+                return Ready::HostFrame {
+                    channel: private,
+                    frame: frame.into(),
+                    except_socket,
+                };
+            }
+            ChatEvent::ClientEvent {
+                presence: on_presence,
+                origin,
+                name,
+                data,
+                ..
+            } => {
+                let channel = if on_presence { presence } else { private };
                 let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
-                let frame = protocol::client_event(&name, &channel_name(thread), &data);
+                let frame = protocol::client_event(&name, &channel.name(), &data);
                 let except = self.local_connection(&origin);
                 return Ready::Frame {
-                    thread,
+                    channel,
                     frame: frame.into(),
                     except,
+                };
+            }
+            ChatEvent::MemberAdded {
+                user_id,
+                info,
+                origin,
+                ..
+            } => {
+                let info: serde_json::Value = serde_json::from_str(&info).unwrap_or_default();
+                let frame = protocol::member_added(&presence.name(), &user_id.to_string(), &info);
+                return Ready::Frame {
+                    channel: presence,
+                    frame: frame.into(),
+                    except: self.local_connection(&origin),
+                };
+            }
+            ChatEvent::MemberRemoved { user_id, .. } => {
+                let frame = protocol::member_removed(&presence.name(), &user_id.to_string());
+                return Ready::Frame {
+                    channel: presence,
+                    frame: frame.into(),
+                    except: None,
                 };
             }
             ChatEvent::MessageCreated(message) => {
@@ -389,8 +500,6 @@ impl Realtime {
                     id: id.get(),
                 }),
             ),
-            // Handled above; here for the match to be whole.
-            ChatEvent::AccessRevoked { .. } | ChatEvent::HostEvent { .. } => return Ready::Nothing,
             ChatEvent::ThreadClosed {
                 thread_id,
                 closed_at,
@@ -405,11 +514,11 @@ impl Realtime {
         };
         let frame = protocol::channel_event(
             &format!("{}{name}", self.settings.event_prefix),
-            &channel_name(thread),
+            &private.name(),
             &data,
         );
         Ready::Frame {
-            thread,
+            channel: private,
             frame: frame.into(),
             except: None,
         }
@@ -430,7 +539,7 @@ const PREPARE_AHEAD: usize = 64;
 /// An event made ready for this instance's sockets.
 enum Ready {
     Frame {
-        thread: ThreadId,
+        channel: Channel,
         frame: hub::Frame,
         /// The sending socket of a client event.
         except: Option<u64>,
@@ -440,7 +549,7 @@ enum Ready {
     },
     /// A host's event, for every subscriber but the socket it excludes.
     HostFrame {
-        thread: ThreadId,
+        channel: Channel,
         frame: hub::Frame,
         except_socket: Option<String>,
     },

@@ -54,6 +54,32 @@ pub fn subscription_succeeded(channel: &str) -> String {
     }))
 }
 
+/// A presence subscription's answer: the members now, as pusher-js reads them.
+pub fn presence_succeeded(channel: &str, members: &[(String, Value)]) -> String {
+    let ids: Vec<&String> = members.iter().map(|(id, _)| id).collect();
+    let hash: serde_json::Map<String, Value> = members.iter().cloned().collect();
+    let data = json!({"presence": {"ids": ids, "hash": hash, "count": members.len()}});
+    frame(json!({
+        "event": "pusher_internal:subscription_succeeded",
+        "channel": channel,
+        "data": data.to_string(),
+    }))
+}
+
+pub fn member_added(channel: &str, user_id: &str, user_info: &Value) -> String {
+    let data = json!({"user_id": user_id, "user_info": user_info});
+    frame(
+        json!({"event": "pusher_internal:member_added", "channel": channel, "data": data.to_string()}),
+    )
+}
+
+pub fn member_removed(channel: &str, user_id: &str) -> String {
+    let data = json!({"user_id": user_id});
+    frame(
+        json!({"event": "pusher_internal:member_removed", "channel": channel, "data": data.to_string()}),
+    )
+}
+
 /// What pusher-js and Echo report through `.error(…)` on the channel.
 pub fn subscription_error(channel: &str, status: u16, message: &str) -> String {
     let data = json!({"type": "AuthError", "error": message, "status": status});

@@ -2,16 +2,17 @@
 //! sends, what the hub queues for it, and the idle timer, over either WebSocket server
 //! ([`super::transport`]).
 
+use super::channel::Channel;
 use super::grant::{now_unix, ChannelData, Holder};
 use super::hub::{Frame, Subscriber};
 use super::protocol::{self, code};
 use super::transport::{actix_incoming, Incoming, Outgoing};
-use super::{thread_of_channel, Realtime};
+use super::Realtime;
 use crate::error::ApiError;
 use crate::metric_names::names;
 use crate::state::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chat_core::{ChatService, ThreadId};
+use chat_core::ChatService;
 use futures::{Stream, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
@@ -106,11 +107,11 @@ pub(crate) struct Connection<O: Outgoing> {
     queue: mpsc::Sender<Frame>,
     inbox: mpsc::Receiver<Frame>,
     overflowed: Arc<Notify>,
-    /// The threads subscribed to, each with who holds the subscription.
-    channels: HashMap<ThreadId, Option<Holder>>,
-    /// Where the hub says that a holder's access to a thread ended.
-    revoked: mpsc::UnboundedSender<ThreadId>,
-    revocations: mpsc::UnboundedReceiver<ThreadId>,
+    /// The channels subscribed to, each with who holds the subscription.
+    channels: HashMap<Channel, Option<Holder>>,
+    /// Where the hub says that a holder's access to a channel ended.
+    revoked: mpsc::UnboundedSender<Channel>,
+    revocations: mpsc::UnboundedReceiver<Channel>,
     client_events: RateLimit,
     /// Relays client events, so that every instance's subscribers get them.
     service: ChatService,
@@ -173,12 +174,11 @@ impl<O: Outgoing> Connection<O> {
                         }
                         delivered.increment(1);
                     }
-                    Some(thread) = self.revocations.recv() => {
+                    Some(channel) = self.revocations.recv() => {
                         // The hub no longer delivers it; the client is told why.
-                        if let Some(holder) = self.channels.remove(&thread) {
-                            self.realtime.release(thread, self.id, holder.map(|h| h.user));
-                            let channel = super::channel_name(thread);
-                            let ended = protocol::subscription_error(&channel, 403, "Access to this thread was revoked");
+                        if let Some(holder) = self.channels.remove(&channel) {
+                            self.realtime.release(&self.service, channel, self.id, holder.map(|h| h.user));
+                            let ended = protocol::subscription_error(&channel.name(), 403, "Access to this thread was revoked");
                             if !self.session.text(&ended).await {
                                 break None;
                             }
@@ -212,10 +212,10 @@ impl<O: Outgoing> Connection<O> {
                 }
             };
         }
-        for (thread, holder) in self.channels.drain() {
-            self.realtime.hub().unsubscribe(thread, self.id);
+        for (channel, holder) in self.channels.drain() {
+            self.realtime.hub().unsubscribe(channel, self.id);
             self.realtime
-                .release(thread, self.id, holder.map(|h| h.user));
+                .release(&self.service, channel, self.id, holder.map(|h| h.user));
         }
         open.decrement(1.0);
         self.session.close(close).await;
@@ -225,19 +225,19 @@ impl<O: Outgoing> Connection<O> {
     /// client; `false` when the socket is gone.
     async fn end_expired(&mut self) -> bool {
         let now = now_unix();
-        let expired: Vec<ThreadId> = self
+        let expired: Vec<Channel> = self
             .channels
             .iter()
             .filter(|(_, holder)| holder.is_some_and(|h| h.expired(now)))
-            .map(|(thread, _)| *thread)
+            .map(|(channel, _)| *channel)
             .collect();
-        for thread in expired {
-            let holder = self.channels.remove(&thread).flatten();
-            self.realtime.hub().unsubscribe(thread, self.id);
+        for channel in expired {
+            let holder = self.channels.remove(&channel).flatten();
+            self.realtime.hub().unsubscribe(channel, self.id);
             self.realtime
-                .release(thread, self.id, holder.map(|h| h.user));
-            let channel = super::channel_name(thread);
-            let ended = protocol::subscription_error(&channel, 401, "The authorization expired");
+                .release(&self.service, channel, self.id, holder.map(|h| h.user));
+            let ended =
+                protocol::subscription_error(&channel.name(), 401, "The authorization expired");
             if !self.send(ended).await {
                 return false;
             }
@@ -261,11 +261,15 @@ impl<O: Outgoing> Connection<O> {
             "pusher:pong" => true,
             "pusher:subscribe" => self.subscribe(&data).await,
             "pusher:unsubscribe" => {
-                if let Some(thread) = data["channel"].as_str().and_then(thread_of_channel) {
-                    if let Some(holder) = self.channels.remove(&thread) {
-                        self.realtime.hub().unsubscribe(thread, self.id);
-                        self.realtime
-                            .release(thread, self.id, holder.map(|h| h.user));
+                if let Some(channel) = data["channel"].as_str().and_then(Channel::parse) {
+                    if let Some(holder) = self.channels.remove(&channel) {
+                        self.realtime.hub().unsubscribe(channel, self.id);
+                        self.realtime.release(
+                            &self.service,
+                            channel,
+                            self.id,
+                            holder.map(|h| h.user),
+                        );
                     }
                 }
                 true
@@ -280,14 +284,15 @@ impl<O: Outgoing> Connection<O> {
 
     async fn subscribe(&mut self, data: &Value) -> bool {
         let channel = data["channel"].as_str().unwrap_or_default();
-        let Some(thread) = thread_of_channel(channel) else {
+        let Some(key) = Channel::parse(channel) else {
             let refused = protocol::subscription_error(
                 channel,
                 403,
-                "Only private-chat.{threadId} channels are served",
+                "Only private-chat.{threadId} and presence-chat.{threadId} channels are served",
             );
             return self.send(refused).await;
         };
+        let thread = key.thread;
         let auth = data["auth"].as_str().unwrap_or_default();
         let channel_data = data["channel_data"].as_str();
         if !self
@@ -316,13 +321,23 @@ impl<O: Outgoing> Connection<O> {
             let refused = protocol::subscription_error(channel, 401, "The authorization expired");
             return self.send(refused).await;
         }
-        if !self.channels.contains_key(&thread) && self.channels.len() >= MAX_CHANNELS_PER_SOCKET {
+        // A presence channel names its member: only a grant of this service does.
+        let info = match (key.presence, holder, channel_data) {
+            (false, _, _) => None,
+            (true, Some(_), Some(raw)) => ChannelData::user_info(raw),
+            (true, _, _) => None,
+        };
+        if key.presence && info.is_none() {
+            let refused = protocol::subscription_error(channel, 401, "Presence needs channel data");
+            return self.send(refused).await;
+        }
+        if !self.channels.contains_key(&key) && self.channels.len() >= MAX_CHANNELS_PER_SOCKET {
             let refused = protocol::subscription_error(channel, 429, "Too many channels");
             return self.send(refused).await;
         }
-        self.channels.insert(thread, holder);
+        self.channels.insert(key, holder);
         self.realtime.hub().subscribe(
-            thread,
+            key,
             self.id,
             Subscriber {
                 queue: self.queue.clone(),
@@ -330,18 +345,52 @@ impl<O: Outgoing> Connection<O> {
                 holder,
                 revoked: self.revoked.clone(),
                 socket_id: self.socket_id.as_str().into(),
+                info: info.as_deref().map(Arc::from),
             },
         );
-        self.realtime.hold(thread, self.id, holder.map(|h| h.user));
-        self.send(protocol::subscription_succeeded(channel)).await
+        let (Some(info), Some(holder)) = (info, holder) else {
+            self.realtime.hold(key, self.id, holder.map(|h| h.user));
+            return self.send(protocol::subscription_succeeded(channel)).await;
+        };
+        let joined = self
+            .realtime
+            .join_presence(&self.service, key, self.id, holder.user, &info)
+            .await;
+        match joined {
+            Ok(members) => {
+                let mut seen = std::collections::BTreeMap::new();
+                for member in members {
+                    if let Some(user) = member.user {
+                        let info = member
+                            .info
+                            .and_then(|i| serde_json::from_str(&i).ok())
+                            .unwrap_or(Value::Null);
+                        seen.insert(user.to_string(), info);
+                    }
+                }
+                let members: Vec<(String, Value)> = seen.into_iter().collect();
+                self.send(protocol::presence_succeeded(channel, &members))
+                    .await
+            }
+            Err(error) => {
+                tracing::warn!(thread_id = %thread, %error, "presence: the channel registry is unavailable");
+                self.channels.remove(&key);
+                self.realtime.hub().unsubscribe(key, self.id);
+                let refused = protocol::subscription_error(
+                    channel,
+                    503,
+                    "Presence is unavailable; try again",
+                );
+                self.send(refused).await
+            }
+        }
     }
 
     /// A client event goes to the channel's other subscribers on every instance (over
     /// the event bus), only from a socket subscribed to it, within the rate limit; it is
     /// never stored. With the bus down it still reaches this instance's subscribers.
     async fn relay(&mut self, event: &str, channel: &str, data: &Value) -> bool {
-        let Some(thread) = thread_of_channel(channel).filter(|t| self.channels.contains_key(t))
-        else {
+        let Some(key) = Channel::parse(channel).filter(|c| self.channels.contains_key(c)) else {
             let refused = protocol::error(None, "Client event rejected: not subscribed");
             return self.send(refused).await;
         };
@@ -353,7 +402,8 @@ impl<O: Outgoing> Connection<O> {
             return self.send(refused).await;
         }
         let relayed = self.service.relay_client_event(
-            thread,
+            key.thread,
+            key.presence,
             self.realtime.origin(self.id),
             event.to_owned(),
             data.to_string(),
@@ -363,7 +413,7 @@ impl<O: Outgoing> Connection<O> {
             let frame = protocol::client_event(event, channel, data);
             self.realtime
                 .hub()
-                .publish(thread, frame.into(), Some(self.id));
+                .publish(key, frame.into(), Some(self.id));
         }
         true
     }

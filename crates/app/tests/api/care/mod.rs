@@ -2,6 +2,7 @@
 
 mod inbox;
 mod live_access;
+mod presence;
 mod retraction;
 mod support;
 
