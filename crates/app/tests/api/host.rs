@@ -191,6 +191,40 @@ async fn webhooks_are_signed_as_pusher_signs_them_retried_and_carry_ids_only() {
     assert!(body["time_ms"].as_i64().unwrap() > 0);
     assert!(!both[0].1.contains(&canary), "ids only, never content");
 
+    // Occupancy and presence, as Pusher's webhooks say them.
+    let occupied = eventually(Duration::from_secs(10), "channel_occupied", || async {
+        deliveries_named(&host, "channel_occupied")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(
+        occupied.1.contains(&format!("\"channel\":\"{channel}\"")),
+        "{}",
+        occupied.1
+    );
+    let presence = format!("presence-chat.{thread}");
+    let (mut member, member_id) = Socket::established(&app.base).await;
+    let grant = signed(&app, &token(7, "client"), &member_id, &presence).await;
+    member.subscribe(&presence, &grant).await;
+    let added = eventually(Duration::from_secs(10), "member_added", || async {
+        deliveries_named(&host, "member_added").into_iter().next()
+    })
+    .await;
+    assert!(
+        added.1.contains("\"user_id\":\"7\"") && added.1.contains(&presence),
+        "{}",
+        added.1
+    );
+    drop(member);
+    drop(socket);
+    for name in ["member_removed", "channel_vacated"] {
+        eventually(Duration::from_secs(10), name, || async {
+            (!deliveries_named(&host, name).is_empty()).then_some(())
+        })
+        .await;
+    }
+
     // Closing, then the purge: two more, each retried once.
     json_of(app.close(&token(7, "client"), thread).await, 200).await;
     for name in ["thread_closed", "thread_purged"] {
@@ -234,7 +268,7 @@ async fn webhooks_are_signed_as_pusher_signs_them_retried_and_carry_ids_only() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.matches("valid: ").count() >= 6, "{stdout}");
+    assert!(stdout.matches("valid: ").count() >= 10, "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -125,6 +125,34 @@ impl ChatService {
         self.queue_webhook(thread, delivery, event).await;
     }
 
+    /// Whether webhooks are sent: callers skip the work of building one otherwise.
+    pub fn sends_webhooks(&self) -> bool {
+        self.ports.webhooks.is_some()
+    }
+
+    /// Pusher's occupancy and presence webhooks (SPEC §9.1), which the real-time
+    /// adapter sees happen: `channel_occupied` / `channel_vacated` of a thread's
+    /// channel (no user) and `member_added` / `member_removed` of its presence one.
+    pub async fn channel_webhook(
+        &self,
+        thread: ThreadId,
+        name: &'static str,
+        channel: String,
+        user: Option<UserId>,
+    ) {
+        if self.ports.webhooks.is_none() {
+            return;
+        }
+        let mut event = json!({ "name": name, "channel": channel });
+        if let Some(user) = user {
+            event["user_id"] = json!(user.to_string());
+        }
+        let at = self.ports.clock.now().timestamp_micros();
+        let who = user.map(|u| u.to_string()).unwrap_or_default();
+        let delivery = format!("{name}.{channel}.{who}.{at}");
+        self.queue_webhook(thread, delivery, event).await;
+    }
+
     /// One attempt at a webhook job.
     pub(super) async fn deliver_webhook(&self, delivery: &WebhookDelivery) -> Result<(), String> {
         match &self.ports.webhooks {

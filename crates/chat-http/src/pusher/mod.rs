@@ -108,15 +108,19 @@ impl Realtime {
     }
 
     /// Records a subscription in the registry, in the background: a registry that is
-    /// down delays the counts, never a subscription.
-    fn hold(&self, channel: Channel, connection: u64, user: Option<UserId>) {
+    /// down delays the counts, never a subscription. The first subscription anywhere
+    /// makes the channel occupied (a webhook, when the host takes them).
+    fn hold(&self, service: &ChatService, channel: Channel, connection: u64, user: Option<UserId>) {
         let registry = self.registry.clone();
         let held = [(channel.name(), self.member(connection, user, None))];
+        let service = service.clone();
         tokio::spawn(async move {
             let until = chrono::Utc::now() + HOLD_FOR;
             if let Err(error) = registry.hold(&held, until).await {
                 tracing::debug!(%error, "channel registry: subscription not recorded yet");
+                return;
             }
+            occupancy_webhook(&service, registry.as_ref(), channel).await;
         });
     }
 
@@ -150,6 +154,14 @@ impl Realtime {
                     user,
                     Some((info.to_owned(), self.origin(connection))),
                 )
+                .await;
+            service
+                .channel_webhook(channel.thread, "member_added", channel.name(), Some(user))
+                .await;
+        }
+        if members.len() == 1 {
+            service
+                .channel_webhook(channel.thread, "channel_occupied", channel.name(), None)
                 .await;
         }
         Ok(members)
@@ -195,15 +207,29 @@ impl Realtime {
                 tracing::debug!(%error, "channel registry: subscription left to lapse");
                 return;
             }
-            let (true, Some(user)) = (channel.presence, user) else {
+            // Who is left matters to presence members and to the host's webhooks only.
+            if !channel.presence && !service.sends_webhooks() {
                 return;
-            };
-            match registry.members(&name, chrono::Utc::now()).await {
-                Ok(rest) if !rest.iter().any(|m| m.user == Some(user)) => {
-                    service.announce_presence(channel.thread, user, None).await;
+            }
+            let rest = match registry.members(&name, chrono::Utc::now()).await {
+                Ok(rest) => rest,
+                Err(error) => {
+                    tracing::debug!(%error, "channel registry: who is left is not known");
+                    return;
                 }
-                Ok(_) => {}
-                Err(error) => tracing::debug!(%error, "channel registry: member_removed not known"),
+            };
+            if let (true, Some(user)) = (channel.presence, user) {
+                if !rest.iter().any(|m| m.user == Some(user)) {
+                    service.announce_presence(channel.thread, user, None).await;
+                    service
+                        .channel_webhook(channel.thread, "member_removed", name.clone(), Some(user))
+                        .await;
+                }
+            }
+            if rest.is_empty() {
+                service
+                    .channel_webhook(channel.thread, "channel_vacated", name, None)
+                    .await;
             }
         });
     }
@@ -522,6 +548,27 @@ impl Realtime {
             frame: frame.into(),
             except: None,
         }
+    }
+}
+
+/// After a subscription was held: a channel whose only subscription it is became
+/// occupied. Only asked when the host takes webhooks.
+async fn occupancy_webhook(
+    service: &ChatService,
+    registry: &dyn ChannelRegistry,
+    channel: Channel,
+) {
+    if !service.sends_webhooks() {
+        return;
+    }
+    match registry.members(&channel.name(), chrono::Utc::now()).await {
+        Ok(members) if members.len() == 1 => {
+            service
+                .channel_webhook(channel.thread, "channel_occupied", channel.name(), None)
+                .await;
+        }
+        Ok(_) => {}
+        Err(error) => tracing::debug!(%error, "channel registry: occupancy not known"),
     }
 }
 

@@ -349,7 +349,8 @@ impl<O: Outgoing> Connection<O> {
             },
         );
         let (Some(info), Some(holder)) = (info, holder) else {
-            self.realtime.hold(key, self.id, holder.map(|h| h.user));
+            self.realtime
+                .hold(&self.service, key, self.id, holder.map(|h| h.user));
             return self.send(protocol::subscription_succeeded(channel)).await;
         };
         let joined = self
