@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# What webhooks cost a post: wrk posts text messages (16 connections over 16 threads,
+# in-memory store) to a server without webhooks, then to one whose CHAT_WEBHOOK_URL
+# is a host that accepts connections and never answers, then to one whose host
+# answers 200 at once; alternating, ROUNDS times. Prints posts/s and p99 of each and
+# the ratios to the run without webhooks in the same round (goal: a host that is
+# down does not slow a post, ratio ~1).
+#
+#   scripts/bench/webhooks.sh          # 10 s per run, 2 rounds
+#   DURATION=20 ROUNDS=3 scripts/bench/webhooks.sh
+#
+# Needs wrk and python3. Loopback only; everything it starts is stopped on exit.
+set -euo pipefail
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-2}
+CONNECTIONS=16
+THREADS=16
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+cargo build --release -q -p chat-server
+BIN=$PWD/target/release/chat-server
+WORK=$(mktemp -d)
+. scripts/bench/common.sh
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; bench_cleanup' EXIT
+
+# A host that never answers (accepts, reads, says nothing) and one that answers 200.
+SILENT=$(free_port)
+python3 - "$SILENT" <<'PY' &
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1024)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+PY
+PIDS+=($!)
+QUICK=$(free_port)
+python3 - "$QUICK" <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+PIDS+=($!)
+sleep 0.5
+
+export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
+  CHAT_RATE_LIMIT_POSTS=0 CHAT_MESSAGE_STORE=memory
+
+run() { # $1: label, $2: webhook URL or empty
+  local port; port=$(free_port)
+  CHAT_BIND=127.0.0.1:$port CHAT_WEBHOOK_URL=$2 "$BIN" serve 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  local admin; admin=$("$BIN" token --sub 1 --role admin --ttl 3600)
+  local api=http://127.0.0.1:$port/api ids=()
+  for r in $(seq "$THREADS"); do
+    curl -sf -X PUT "$api/requests/$r" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d '{"client_id": 7}' >/dev/null
+    ids+=("$(curl -sf -X POST "$api/requests/$r/chat/open" -H "Authorization: Bearer $admin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threadId"])')")
+  done
+  cat > "$WORK/post.lua" <<LUA
+local threads = { $(IFS=,; echo "${ids[*]}") }
+local i = 0
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $admin"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"type":"text","text":"$(printf 'x%.0s' $(seq 120))"}'
+request = function()
+  i = i + 1
+  return wrk.format(nil, "/api/chat/threads/" .. threads[(i % #threads) + 1] .. "/messages")
+end
+LUA
+  local out; out=$(wrk -t2 -c$CONNECTIONS -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$port")
+  local rate p99 errors
+  rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  errors=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+  echo "$1 $rate $p99 ${errors:-0}"
+}
+
+printf '%-6s %-16s %12s %10s %8s %8s\n' round webhooks posts/s p99 non-2xx ratio
+for round in $(seq "$ROUNDS"); do
+  read -r _ base_rate base_p99 base_err < <(run none "")
+  printf '%-6s %-16s %12s %10s %8s %8s\n' "$round" none "$base_rate" "$base_p99" "$base_err" 1.00
+  for host in silent quick; do
+    port=$SILENT; [ "$host" = quick ] && port=$QUICK
+    read -r _ rate p99 err < <(run "$host" "http://127.0.0.1:$port/hook")
+    ratio=$(python3 -c "print(f'{$rate / $base_rate:.2f}')")
+    printf '%-6s %-16s %12s %10s %8s %8s\n' "$round" "host $host" "$rate" "$p99" "$err" "$ratio"
+  done
+done
