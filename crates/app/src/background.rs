@@ -97,12 +97,31 @@ pub(crate) async fn run_sweeps(service: ChatService, lock: Arc<dyn LeaseLock>, e
     }
 }
 
-/// Runs due jobs until cancelled: back to back while there is work, else once a second.
+/// Jobs one instance runs at once: a webhook waits up to 5 s on its host, and a host
+/// that hangs must not hold up the others, nor the purges.
+const JOBS_AT_ONCE: usize = 16;
+
+/// Runs due jobs until cancelled, up to [`JOBS_AT_ONCE`] at a time: claimed back to
+/// back while there is work and a free slot, else polled once a second.
 pub(crate) async fn run_jobs(service: ChatService) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(JOBS_AT_ONCE));
     loop {
-        match service.run_next_job().await {
-            Ok(Some(outcome)) => {
-                log_outcome(&outcome);
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match service.next_job().await {
+            Ok(Some(job)) => {
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match service.run_job(job).await {
+                        Ok(outcome) => log_outcome(&outcome),
+                        Err(error) => {
+                            chat_http::ops::count_error(&error);
+                            tracing::warn!(%error, "the job queue is unavailable");
+                        }
+                    }
+                });
                 continue;
             }
             Ok(None) => {}
@@ -111,6 +130,7 @@ pub(crate) async fn run_jobs(service: ChatService) {
                 tracing::warn!(%error, "the job queue is unavailable");
             }
         }
+        drop(slot);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -144,10 +144,22 @@ impl ChatService {
     /// Runs the next due background job, if any: claims it, runs it, and completes it or
     /// schedules its retry. Returns what happened, for the caller to log and pace itself.
     pub async fn run_next_job(&self) -> Result<Option<JobOutcome>, ChatError> {
+        match self.next_job().await? {
+            Some(job) => Ok(Some(self.run_job(job).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Claims the next due background job, if any, for [`Self::run_job`]: a runner
+    /// that runs several at once (webhooks wait on the host) claims, then runs.
+    pub async fn next_job(&self) -> Result<Option<ClaimedJob>, ChatError> {
         let now = self.ports.clock.now();
-        let Some(job) = self.ports.jobs.claim(now, self.settings.job_lease).await? else {
-            return Ok(None);
-        };
+        Ok(self.ports.jobs.claim(now, self.settings.job_lease).await?)
+    }
+
+    /// Runs a claimed job, and completes it or schedules its retry.
+    pub async fn run_job(&self, job: ClaimedJob) -> Result<JobOutcome, ChatError> {
+        let now = self.ports.clock.now();
         let (name, thread, result, retry) = match &job.kind {
             JobKind::PurgeThread(thread) => {
                 let result = match self.purge_thread(*thread).await {
@@ -210,7 +222,7 @@ impl ChatService {
                 }
             }
         };
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 
     /// The periodic clean-up (SPEC §5): removes expired messages, runs the purge of

@@ -14,8 +14,8 @@ use crate::model::{
 };
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
-    ChannelRegistry, ChatEvent, Clock, EventBus, EventSubscription, ExpiredLeases, JobKind,
-    JobQueue, MediaStore, MessageStore, RequestDirectory, SignedUpload, ThreadKeyStore,
+    ChannelRegistry, ChatEvent, ClaimedJob, Clock, EventBus, EventSubscription, ExpiredLeases,
+    JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory, SignedUpload, ThreadKeyStore,
     ThreadRepository, Upload, WebhookDelivery, WebhookSender,
 };
 use crate::retention::Retention;
