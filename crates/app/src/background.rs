@@ -101,37 +101,97 @@ pub(crate) async fn run_sweeps(service: ChatService, lock: Arc<dyn LeaseLock>, e
 /// that hangs must not hold up the others, nor the purges.
 const JOBS_AT_ONCE: usize = 16;
 
-/// Runs due jobs until cancelled, up to [`JOBS_AT_ONCE`] at a time: claimed back to
-/// back while there is work and a free slot, else polled once a second.
-pub(crate) async fn run_jobs(service: ChatService) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(JOBS_AT_ONCE));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        match service.next_job().await {
-            Ok(Some(job)) => {
-                let service = service.clone();
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    match service.run_job(job).await {
-                        Ok(outcome) => log_outcome(&outcome),
-                        Err(error) => {
-                            chat_http::ops::count_error(&error);
-                            tracing::warn!(%error, "the job queue is unavailable");
-                        }
+/// The background job runner: up to [`JOBS_AT_ONCE`] jobs at a time, claimed back to
+/// back while there is work and a free slot, else polled once a second; and, when the
+/// instance drains, what it had claimed and not finished is given back.
+pub(crate) struct JobRunner {
+    stop: tokio::sync::watch::Sender<bool>,
+    running: Arc<parking_lot::Mutex<HashMap<JobId, tokio::task::AbortHandle>>>,
+    claimer: tokio::task::JoinHandle<()>,
+}
+
+impl JobRunner {
+    pub(crate) fn start(service: ChatService) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let running: Arc<parking_lot::Mutex<HashMap<JobId, tokio::task::AbortHandle>>> =
+            Arc::default();
+        let tracked = running.clone();
+        let claimer = tokio::spawn(async move {
+            let slots = Arc::new(tokio::sync::Semaphore::new(JOBS_AT_ONCE));
+            while !*stopped.borrow() {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                match service.next_job().await {
+                    Ok(Some(job)) => {
+                        let id = job.id;
+                        let runner = service.clone();
+                        let done = tracked.clone();
+                        // Registered before it can finish, so it also leaves the map.
+                        let mut map = tracked.lock();
+                        let task = tokio::spawn(async move {
+                            let _slot = slot;
+                            match runner.run_job(job).await {
+                                Ok(outcome) => log_outcome(&outcome),
+                                Err(error) => {
+                                    chat_http::ops::count_error(&error);
+                                    tracing::warn!(%error, "the job queue is unavailable");
+                                }
+                            }
+                            done.lock().remove(&id);
+                        });
+                        map.insert(id, task.abort_handle());
+                        continue;
                     }
-                });
-                continue;
+                    Ok(None) => {}
+                    Err(error) => {
+                        chat_http::ops::count_error(&error);
+                        tracing::warn!(%error, "the job queue is unavailable");
+                    }
+                }
+                drop(slot);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stopped.changed() => {}
+                }
             }
-            Ok(None) => {}
-            Err(error) => {
-                chat_http::ops::count_error(&error);
-                tracing::warn!(%error, "the job queue is unavailable");
+        });
+        Self {
+            stop,
+            running,
+            claimer,
+        }
+    }
+
+    /// Claims nothing more, lets the jobs in hand run until `deadline`, then gives
+    /// back those still running, for another instance to run at once.
+    pub(crate) async fn drain(self, service: &ChatService, deadline: tokio::time::Instant) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout_at(deadline, self.claimer).await;
+        while !self.running.lock().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let unfinished: Vec<(JobId, tokio::task::AbortHandle)> =
+            self.running.lock().drain().collect();
+        for (id, task) in unfinished {
+            task.abort();
+            match service.release_job(id).await {
+                Ok(()) => {
+                    tracing::info!(job_id = %id, "job given back: the instance is shutting down")
+                }
+                Err(error) => {
+                    tracing::warn!(job_id = %id, %error, "job not given back; its lease runs out")
+                }
             }
         }
-        drop(slot);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    /// Stops at once (the process exits without a drain).
+    pub(crate) fn abort(self) {
+        self.claimer.abort();
+        for (_, task) in self.running.lock().drain() {
+            task.abort();
+        }
     }
 }
 

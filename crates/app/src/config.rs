@@ -126,6 +126,9 @@ pub struct Config {
     /// API, the channel authorizer and the media URLs; unset allows any WebSocket
     /// origin and sends no CORS headers.
     pub allowed_origins: Option<Vec<String>>,
+    /// `CHAT_SHUTDOWN_GRACE_SECS`: on `SIGTERM`, how long the instance drains before
+    /// it exits (SPEC §8). Default 10.
+    pub shutdown_grace_secs: u64,
     /// `CHAT_WEBHOOK_URL`: where the host takes webhooks (`https://host.example/pusher/webhooks`);
     /// unset: none are sent.
     pub webhook_url: Option<String>,
@@ -289,6 +292,13 @@ impl Config {
             ));
         }
         let job_lease_secs = env.parse("CHAT_JOB_LEASE_SECS", chat.job_lease.as_secs())?;
+        let shutdown_grace_secs = env.parse("CHAT_SHUTDOWN_GRACE_SECS", 10u64)?;
+        if !(1..=3600).contains(&shutdown_grace_secs) {
+            return Err(err(
+                "CHAT_SHUTDOWN_GRACE_SECS",
+                "must be between 1 and 3600",
+            ));
+        }
         let jwt_leeway_secs = env.parse("CHAT_JWT_LEEWAY_SECS", realtime.grant_leeway.as_secs())?;
         if jwt_leeway_secs > 3600 {
             return Err(err("CHAT_JWT_LEEWAY_SECS", "must be at most 3600"));
@@ -354,6 +364,7 @@ impl Config {
                     .filter(|o| !o.is_empty())
                     .collect()
             }),
+            shutdown_grace_secs,
             webhook_url: match env.get("CHAT_WEBHOOK_URL") {
                 None => None,
                 Some(url) if url.starts_with("https://") || url.starts_with("http://") => {

@@ -23,7 +23,7 @@ use actix_web::{App, HttpServer};
 use anyhow::Context;
 use chat_core::crypto::KeyRing;
 use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore, RateCounter};
-use chat_core::{ChatService, ChatSettings, JobOutcome, Ports, Retention, SweepReport};
+use chat_core::{ChatService, ChatSettings, JobId, JobOutcome, Ports, Retention, SweepReport};
 use chat_crypto::MasterKeyRing;
 use chat_http::limits::RateLimits;
 use chat_http::ops::{names, Operations, Probe};
@@ -38,6 +38,7 @@ use chat_redis::{
 use config::{MasterKeySetting, MessageStoreKind};
 use futures::FutureExt;
 use secrecy::ExposeSecret;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! an `Application` starts beside them.
 
 use super::*;
-use crate::background::{run_jobs, run_sweeps};
+use crate::background::{run_sweeps, JobRunner};
 
 /// How long each backend has to answer `/readyz`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -21,7 +21,14 @@ pub struct Application {
     sweep_interval: Option<Duration>,
     realtime: Arc<Realtime>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Set on `SIGTERM`: `/readyz` answers 503 from then on.
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    grace: Duration,
 }
+
+/// Of the grace, how long the instance keeps serving once `/readyz` fails, so that the
+/// load balancer sees it and sends the next requests elsewhere, at most.
+const DRAIN_NOTICE: Duration = Duration::from_secs(5);
 
 /// Connections a listener keeps waiting for `accept` before the kernel drops new ones
 /// (capped by `net.core.somaxconn`). The default of Rust's and tokio's listeners, 128,
@@ -91,7 +98,10 @@ impl Application {
                 auth: config.rate_limit_auth,
             },
         };
+        let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
         let operations = Operations {
+            draining: draining.clone(),
             probes,
             probe_timeout: PROBE_TIMEOUT,
             metrics: metrics.clone().map(|handle| {
@@ -121,7 +131,9 @@ impl Application {
             }
         })
         .listen(listener)?
-        .shutdown_timeout(10)
+        // The drain is ours (SPEC §8): `/readyz` fails before the listener closes.
+        .disable_signals()
+        .shutdown_timeout(grace.saturating_sub(drain_notice(grace)).as_secs().max(1))
         .run();
         Ok(Self {
             addr,
@@ -135,12 +147,35 @@ impl Application {
                 .then(|| Duration::from_secs(config.sweep_interval_secs)),
             realtime,
             metrics,
+            draining,
+            grace,
         })
     }
 
     /// Serves until the server stops, running background jobs and the sweep beside it.
+    /// On `SIGTERM` (or Ctrl-C) it drains (SPEC §8): `/readyz` answers 503 at once,
+    /// every WebSocket is closed with 4200, no new job is claimed; after a short notice
+    /// the listener closes and requests in flight finish; jobs still running at the
+    /// end of the grace are given back; the process exits within the grace.
     pub async fn run(self) -> std::io::Result<()> {
-        let worker = tokio::spawn(run_jobs(self.service.clone()));
+        let worker = JobRunner::start(self.service.clone());
+        let handle = self.server.handle();
+        let (draining, realtime, grace) =
+            (self.draining.clone(), self.realtime.clone(), self.grace);
+        let (drained_tx, drained) = tokio::sync::oneshot::channel();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            let deadline = tokio::time::Instant::now() + grace;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "draining: /readyz fails, sockets reconnect elsewhere"
+            );
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
+            realtime.hub().drain();
+            let _ = drained_tx.send(deadline);
+            tokio::time::sleep(drain_notice(grace)).await;
+            handle.stop(true).await;
+        });
         let delivery = tokio::spawn(self.realtime.clone().deliver_events(self.service.clone()));
         let renewal = tokio::spawn(self.realtime.clone().renew_subscriptions());
         let websockets = self.ws_listener.map(|listener| {
@@ -164,11 +199,15 @@ impl Application {
             })
         });
         let result = self.server.await;
+        match tokio::time::timeout(Duration::ZERO, drained).await {
+            Ok(Ok(deadline)) => worker.drain(&self.service, deadline).await,
+            _ => worker.abort(),
+        }
+        signals.abort();
         flush_audit(&self.service).await;
         if let Some(upkeep) = upkeep {
             upkeep.abort();
         }
-        worker.abort();
         delivery.abort();
         renewal.abort();
         if let Some(websockets) = websockets {
@@ -206,6 +245,36 @@ pub fn pusher_settings(config: &Config) -> PusherSettings {
     settings.activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs);
     settings.grant_leeway = Duration::from_secs(config.jwt_leeway_secs);
     settings
+}
+
+/// How long the instance keeps serving once `/readyz` fails: half the grace, at most
+/// [`DRAIN_NOTICE`].
+fn drain_notice(grace: Duration) -> Duration {
+    (grace / 2).min(DRAIN_NOTICE)
+}
+
+/// `SIGTERM` (what Kubernetes and systemd send) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no SIGTERM handler; only Ctrl-C drains");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub struct Operations {
     pub probe_timeout: Duration,
     /// Renders the Prometheus text; `None` answers `404`.
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// Set once the instance drains (SPEC §8): `/readyz` then answers `503` at once,
+    /// so that the load balancer stops sending it requests.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `200 {"status":"ready","checks":{…}}`, or `503` with `status: "unavailable"` and
@@ -49,6 +52,15 @@ pub struct Operations {
             headers(("Retry-After" = u64))),
     ))]
 pub(crate) async fn readyz(ops: web::Data<Operations>) -> HttpResponse {
+    if ops.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        let body = crate::wire::Readiness {
+            status: "unavailable".to_owned(),
+            checks: [("instance".to_owned(), "draining".to_owned())].into(),
+        };
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(body);
+    }
     let timeout = ops.probe_timeout;
     let answers = join_all(ops.probes.iter().map(|probe| async move {
         let outcome = match tokio::time::timeout(timeout, (probe.check)()).await {

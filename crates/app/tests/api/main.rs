@@ -8,6 +8,7 @@ mod browser;
 mod care;
 mod cors;
 mod delivery;
+mod drain;
 mod helpers;
 mod host;
 mod lifecycle;

@@ -157,6 +157,21 @@ impl ChatService {
         Ok(self.ports.jobs.claim(now, self.settings.job_lease).await?)
     }
 
+    /// Gives back a job this instance claimed and will not finish (it is shutting
+    /// down): due again at once, for another instance.
+    pub async fn release_job(&self, job: crate::ids::JobId) -> Result<(), ChatError> {
+        let now = self.ports.clock.now();
+        Ok(self
+            .ports
+            .jobs
+            .fail(
+                job,
+                "released: its instance shut down before finishing it",
+                Some(now),
+            )
+            .await?)
+    }
+
     /// Runs a claimed job, and completes it or schedules its retry.
     pub async fn run_job(&self, job: ClaimedJob) -> Result<JobOutcome, ChatError> {
         let now = self.ports.clock.now();

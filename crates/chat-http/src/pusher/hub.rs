@@ -39,6 +39,8 @@ pub struct Hub {
     next_connection: AtomicU64,
     /// Bumped when this instance missed events: every connection watches it.
     resyncs: watch::Sender<u64>,
+    /// Set when the instance drains: every connection closes with 4200.
+    draining: watch::Sender<bool>,
 }
 
 impl Default for Hub {
@@ -47,6 +49,7 @@ impl Default for Hub {
             channels: Mutex::default(),
             next_connection: AtomicU64::default(),
             resyncs: watch::Sender::new(0),
+            draining: watch::Sender::new(false),
         }
     }
 }
@@ -83,6 +86,17 @@ impl Hub {
     /// client lists what it missed, instead of carrying on with a silent gap.
     pub fn resync_all(&self) {
         self.resyncs.send_modify(|n| *n += 1);
+    }
+
+    /// The instance drains: every socket is closed with 4200, so that pusher-js
+    /// reconnects at once (through the load balancer, to another instance).
+    pub fn drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Becomes `true` when [`Self::drain`] is called.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.draining.subscribe()
     }
 
     /// Changes when [`Self::resync_all`] is called.

@@ -147,6 +147,11 @@ impl<O: Outgoing> Connection<O> {
         open.increment(1.0);
         let delivered = metrics::counter!(names::WS_EVENTS_DELIVERED);
         let mut resyncs = self.realtime.hub().resyncs();
+        let mut draining = self.realtime.hub().draining();
+        // A socket that arrives while the instance drains is closed at once too.
+        if *draining.borrow_and_update() {
+            draining.mark_changed();
+        }
         if self.session.text(&hello).await {
             let mut last_heard = Instant::now();
             let mut pinged = false;
@@ -183,6 +188,9 @@ impl<O: Outgoing> Connection<O> {
                                 break None;
                             }
                         }
+                    }
+                    Ok(()) = draining.changed() => {
+                        break Some(reason(code::RECONNECT, "The server is restarting: reconnect"));
                     }
                     Ok(()) = resyncs.changed() => {
                         if !self.channels.is_empty() {

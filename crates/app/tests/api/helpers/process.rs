@@ -57,6 +57,32 @@ impl ServerProcess {
         Api::new(self.base.clone())
     }
 
+    /// Sends it `SIGTERM`, as Kubernetes and systemd stop it.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Whether it exited, of itself, within `within`.
+    pub fn exits_within(&mut self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
     /// Kills it; returns everything it logged.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
