@@ -35,8 +35,10 @@ impl HttpWebhooks {
 #[async_trait]
 impl WebhookSender for HttpWebhooks {
     async fn deliver(&self, delivery: &WebhookDelivery) -> Result<(), String> {
-        let signature =
-            hex_of(ring::hmac::sign(&self.signing_key, delivery.body.as_bytes()).as_ref());
+        let signature = hex::encode(ring::hmac::sign(
+            &self.signing_key,
+            delivery.body.as_bytes(),
+        ));
         let answer = self
             .client
             .post(&self.url)
@@ -54,8 +56,4 @@ impl WebhookSender for HttpWebhooks {
             status => Err(format!("webhook: the host answered {status}")),
         }
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

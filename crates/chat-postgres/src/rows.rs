@@ -72,15 +72,10 @@ impl ThreadRow {
 }
 
 /// A thread as the inbox reads it, with its activity and the reader's marker.
-#[derive(QueryableByName)]
 pub struct InboxRow {
-    #[diesel(embed)]
     pub thread: ThreadRow,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
     pub last_message_id: Option<i64>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
     pub last_message_at: Option<Timestamp>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
     pub read_up_to: Option<i64>,
 }
 

@@ -181,9 +181,9 @@ impl Realtime {
         let service = service.clone();
         tokio::spawn(async move {
             let name = channel.name();
-            // Presence members are stored with their info: release what was held.
+            // A presence member is stored with its info: release what this socket holds.
             let held = match channel.presence {
-                false => Ok(vec![member.clone()]),
+                false => Ok(vec![member]),
                 true => registry
                     .members(&name, chrono::Utc::now())
                     .await
@@ -196,7 +196,7 @@ impl Realtime {
             let released = match held {
                 Ok(held) => {
                     let mut result = Ok(());
-                    for m in held.iter().chain(std::iter::once(&member)) {
+                    for m in &held {
                         result = result.and(registry.release(&name, m).await);
                     }
                     result
