@@ -2,7 +2,7 @@
 //! playwright-core, the page served from an origin of its own (SPEC §3.11, §6).
 
 use crate::helpers::*;
-use crate::realtime::{echo_client_installed, ECHO_DIR};
+use crate::realtime::{echo_client_installed, run_node};
 use std::path::Path;
 use std::process::Command;
 
@@ -44,28 +44,18 @@ async fn the_example_page_works_in_chromium_from_its_own_origin() {
         .await;
     json_of(registered, 200).await;
 
-    let api = app.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("browser.mjs")
-            .current_dir(ECHO_DIR)
-            .env("API", api)
-            .env("WEB_DIR", web)
-            .env("WEB_PORT", web_port.to_string())
-            .env("OTHER_PORT", other_port.to_string())
-            .env("CLIENT_TOKEN", token(7, "client"))
-            .env("NURSE_TOKEN", token(11, "nurse"))
-            .env("REQUEST", "5")
-            .env("CHROMIUM", CHROMIUM)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("all checks passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_node(
+        "browser.mjs",
+        vec![
+            ("API", app.base.clone()),
+            ("WEB_DIR", web.display().to_string()),
+            ("WEB_PORT", web_port.to_string()),
+            ("OTHER_PORT", other_port.to_string()),
+            ("CLIENT_TOKEN", token(7, "client")),
+            ("NURSE_TOKEN", token(11, "nurse")),
+            ("REQUEST", "5".into()),
+            ("CHROMIUM", CHROMIUM.into()),
+        ],
+    )
+    .await;
 }

@@ -2,8 +2,7 @@
 //! Pusher's own server library (npm `pusher`, in `crates/app/tests/echo/`).
 
 use crate::helpers::*;
-use crate::realtime::{echo_client_installed, signed, Socket, ECHO_DIR};
-use std::process::Command;
+use crate::realtime::{echo_client_installed, run_node, signed, Socket};
 use std::time::Duration;
 
 const APP_SECRET: &str = "host-app-secret-host-app-secret-0123456";
@@ -28,30 +27,19 @@ async fn pusher_server_library_triggers_events_and_reads_occupancy() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let port = app.base.rsplit(':').next().unwrap().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("http-api.mjs")
-            .current_dir(ECHO_DIR)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port)
-            .env("APP_ID", "4242")
-            .env("KEY", "chat-key")
-            .env("SECRET", APP_SECRET)
-            .env("CHANNEL", &channel)
-            .env("UNKNOWN", "private-chat.999999")
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success() && stdout.contains("all checks passed"),
-        "{stdout}\n{stderr}"
-    );
+    run_node(
+        "http-api.mjs",
+        vec![
+            ("HOST", "127.0.0.1".into()),
+            ("PORT", port),
+            ("APP_ID", "4242".into()),
+            ("KEY", "chat-key".into()),
+            ("SECRET", APP_SECRET.into()),
+            ("CHANNEL", channel.clone()),
+            ("UNKNOWN", "private-chat.999999".into()),
+        ],
+    )
+    .await;
 
     // The socket got the host's two events, as Pusher sends them, and nothing forged.
     let first = socket.next().await.unwrap();
@@ -249,25 +237,16 @@ async fn webhooks_are_signed_as_pusher_signs_them_retried_and_carry_ids_only() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), serde_json::to_string(&recorded).unwrap()).unwrap();
     let path = file.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("webhooks.mjs")
-            .current_dir(ECHO_DIR)
-            .env("APP_ID", "4242")
-            .env("KEY", "chat-key")
-            .env("SECRET", APP_SECRET)
-            .env("DELIVERIES", path)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("all checks passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_node(
+        "webhooks.mjs",
+        vec![
+            ("APP_ID", "4242".into()),
+            ("KEY", "chat-key".into()),
+            ("SECRET", APP_SECRET.into()),
+            ("DELIVERIES", path.display().to_string()),
+        ],
+    )
+    .await;
     assert!(stdout.matches("valid: ").count() >= 10, "{stdout}");
 }
 

@@ -77,6 +77,29 @@ async fn laravel_echo_receives_events_from_either_instance() {
     assert!(stdout.contains("a forged signature is refused"), "{stdout}");
 }
 
+/// Runs `script` of `crates/app/tests/echo/` with Node.js and `vars`, off the async
+/// workers; fails the test unless it exits well having printed `all checks passed`.
+/// Returns what it printed.
+pub(crate) async fn run_node(script: &'static str, vars: Vec<(&'static str, String)>) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .current_dir(ECHO_DIR)
+            .envs(vars)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("all checks passed"),
+        "{script}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A raw Pusher-protocol client, for the cases Echo never produces.
 pub(crate) struct Socket {
     ws: tokio_tungstenite::WebSocketStream<

@@ -320,7 +320,12 @@ fn check(realtime: &Realtime, event: Event) -> Result<Checked, Refused> {
     })
 }
 
+/// Relays checked events once every channel they name is an existing thread's, so
+/// that no channel gets an event of a request that is then refused.
 async fn relay(state: &HttpState, events: Vec<Checked>) -> Result<(), Refused> {
+    for thread in events.iter().flat_map(|e| &e.threads) {
+        state.service.thread_exists(*thread).await?;
+    }
     for event in events {
         for thread in &event.threads {
             state
@@ -337,6 +342,22 @@ async fn relay(state: &HttpState, events: Vec<Checked>) -> Result<(), Refused> {
     Ok(())
 }
 
+/// A `POST`'s body, read within the limit and signed for this app.
+async fn signed_body(
+    state: &HttpState,
+    realtime: &Realtime,
+    app_id: &str,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<actix_web::web::Bytes, Refused> {
+    let body = read_limited(req, payload, state.max_body_bytes)
+        .await
+        .map_err(|_| refused(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"))?;
+    authenticate(realtime, req, &body)?;
+    this_app(realtime, app_id)?;
+    Ok(body)
+}
+
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
     serde_json::from_slice(body)
         .map_err(|_| refused(StatusCode::BAD_REQUEST, "Malformed JSON body"))
@@ -350,16 +371,8 @@ pub async fn events(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Refused> {
-    let body = read_limited(&req, payload, state.max_body_bytes)
-        .await
-        .map_err(|_| refused(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"))?;
-    authenticate(&realtime, &req, &body)?;
-    this_app(&realtime, &app_id)?;
+    let body = signed_body(&state, &realtime, &app_id, &req, payload).await?;
     let checked = check(&realtime, parse(&body)?)?;
-    // Every channel must be an existing thread's before any gets the event.
-    for thread in &checked.threads {
-        state.service.thread_exists(*thread).await?;
-    }
     relay(&state, vec![checked]).await?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
@@ -372,11 +385,7 @@ pub async fn batch_events(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, Refused> {
-    let body = read_limited(&req, payload, state.max_body_bytes)
-        .await
-        .map_err(|_| refused(StatusCode::PAYLOAD_TOO_LARGE, "Body too large"))?;
-    authenticate(&realtime, &req, &body)?;
-    this_app(&realtime, &app_id)?;
+    let body = signed_body(&state, &realtime, &app_id, &req, payload).await?;
     let batch: Batch = parse(&body)?;
     if batch.batch.is_empty() || batch.batch.len() > MAX_BATCH {
         return Err(refused(StatusCode::BAD_REQUEST, "between 1 and 10 events"));
@@ -386,11 +395,6 @@ pub async fn batch_events(
         .into_iter()
         .map(|event| check(&realtime, event))
         .collect::<Result<Vec<_>, _>>()?;
-    for event in &checked {
-        for thread in &event.threads {
-            state.service.thread_exists(*thread).await?;
-        }
-    }
     relay(&state, checked).await?;
     Ok(HttpResponse::Ok().json(json!({ "batch": [] })))
 }

@@ -8,14 +8,6 @@ use chat_testkit::{TestPostgres, TestRedis};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The next frame, unless none comes within `wait`.
-async fn next_within(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    tokio::time::timeout(wait, socket.next())
-        .await
-        .ok()
-        .flatten()
-}
-
 async fn joined(base: &str, app: &Api, token: &str, thread: i64) -> Socket {
     let (mut socket, id) = Socket::established(base).await;
     let grant = signed(app, token, &id, &channel(thread)).await;

@@ -12,13 +12,6 @@ fn presence(thread: i64) -> String {
     format!("presence-chat.{thread}")
 }
 
-async fn next_within(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    tokio::time::timeout(wait, socket.next())
-        .await
-        .ok()
-        .flatten()
-}
-
 /// A socket on `base` joined to the thread's presence channel as `token`; returns it
 /// and its `subscription_succeeded` data.
 async fn joined(base: &str, app: &Api, token: &str, thread: i64) -> (Socket, Value) {

@@ -4,6 +4,17 @@ use crate::helpers::*;
 use reqwest::Response;
 use serde_json::{json, Value};
 
+/// The socket's next frame, unless none comes within `wait`.
+pub(super) async fn next_within(
+    socket: &mut crate::realtime::Socket,
+    wait: std::time::Duration,
+) -> Option<Value> {
+    tokio::time::timeout(wait, socket.next())
+        .await
+        .ok()
+        .flatten()
+}
+
 pub(super) fn channel(thread: i64) -> String {
     format!("private-chat.{thread}")
 }
