@@ -243,7 +243,7 @@ async fn run_batch(
                 }
             }
         }
-        if let Some((last, at)) = newest {
+        if let Some((last, at)) = newest.filter(|_| !stores.messages.records_thread_activity()) {
             // The posts are stored and answered: activity is for ordering the inbox, so a
             // failure here is logged, and the thread's next post records it again.
             if let Err(error) = stores.threads.record_activity(thread, last, at).await {

@@ -215,6 +215,13 @@ pub trait MessageStore: Send + Sync {
         cut: RetentionCut,
     ) -> StoreResult<Vec<Appended>>;
 
+    /// Whether [`Self::append_all`] also records each batch's newest stored message as
+    /// its thread's activity, in the same commit, in the thread repository this store
+    /// shares a database with (then the caller does not record it again). Default: no.
+    fn records_thread_activity(&self) -> bool {
+        false
+    }
+
     /// [`Self::append_all`] of one message.
     async fn append(
         &self,

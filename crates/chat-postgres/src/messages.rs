@@ -130,9 +130,28 @@ impl MessageStore for PgStore {
                     Err(e) => return Err(db(e)),
                 }
             }
+            // The thread's activity (the inbox's order), in the same commit: the newest
+            // message this batch stored.
+            let newest = rows
+                .iter()
+                .zip(&appended)
+                .filter(|(_, a)| **a == Appended::Stored)
+                .map(|((row, _), _)| (row.id, row.created_at))
+                .max_by_key(|(id, _)| *id);
+            if let Some((id, at)) = newest {
+                let mut shared = conn;
+                crate::threads::record_activity_on(&mut shared, rows[0].0.thread_id, id, at)
+                    .await
+                    .map_err(db)?;
+            }
             Ok(appended)
         })
         .await
+    }
+
+    /// In the same commit as the append (above).
+    fn records_thread_activity(&self) -> bool {
+        true
     }
 
     async fn page(

@@ -196,20 +196,9 @@ impl ThreadRepository for PgStore {
         at: Timestamp,
     ) -> StoreResult<()> {
         self.run(|mut conn| async move {
-            diesel::sql_query(
-                "WITH t AS ( \
-                   UPDATE chat_threads \
-                   SET last_message_id = $2, last_message_at = $3, activity_at = $3 \
-                   WHERE id = $1 AND (last_message_id IS NULL OR last_message_id < $2) \
-                   RETURNING id) \
-                 UPDATE chat_inbox i SET activity_at = $3 FROM t WHERE i.thread_id = t.id",
-            )
-            .bind::<BigInt, _>(thread.get())
-            .bind::<BigInt, _>(last.get())
-            .bind::<Timestamptz, _>(at)
-            .execute(&mut conn)
-            .await
-            .map_err(db)?;
+            record_activity_on(&mut conn, thread.get(), last.get(), at)
+                .await
+                .map_err(db)?;
             Ok(())
         })
         .await
@@ -367,6 +356,33 @@ fn inbox_entry(record: InboxRecord) -> StoreResult<InboxEntry> {
         read_up_to: read,
     }
     .into_core()
+}
+
+/// The thread's newest message is `last` at `at`, unless a newer one is recorded: the
+/// thread and its inbox rows, in one statement (on its own, or inside an append's
+/// transaction).
+pub(crate) async fn record_activity_on<C>(
+    conn: &mut C,
+    thread: i64,
+    last: i64,
+    at: Timestamp,
+) -> diesel::QueryResult<usize>
+where
+    C: diesel_async::AsyncConnectionCore<Backend = diesel::pg::Pg> + Send,
+{
+    diesel::sql_query(
+        "WITH t AS ( \
+           UPDATE chat_threads \
+           SET last_message_id = $2, last_message_at = $3, activity_at = $3 \
+           WHERE id = $1 AND (last_message_id IS NULL OR last_message_id < $2) \
+           RETURNING id) \
+         UPDATE chat_inbox i SET activity_at = $3 FROM t WHERE i.thread_id = t.id",
+    )
+    .bind::<BigInt, _>(thread)
+    .bind::<BigInt, _>(last)
+    .bind::<Timestamptz, _>(at)
+    .execute(conn)
+    .await
 }
 
 /// The columns a [`ThreadRow`] reads, in a `RETURNING` or `SELECT` list.
