@@ -110,6 +110,12 @@ fn authenticate(realtime: &Realtime, req: &HttpRequest, body: &[u8]) -> Result<(
         .map_err(|_| unauthorized("Invalid signature"))
 }
 
+/// A signed `GET` of this app: what the occupancy routes check first.
+fn signed_get(realtime: &Realtime, req: &HttpRequest, app_id: &str) -> Result<(), Refused> {
+    authenticate(realtime, req, &[])?;
+    this_app(realtime, app_id)
+}
+
 /// The app a path names must be this one.
 fn this_app(realtime: &Realtime, app_id: &str) -> Result<(), Refused> {
     if app_id == realtime.settings().app_id {
@@ -139,8 +145,7 @@ pub async fn channels(
     app_id: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Refused> {
-    authenticate(&realtime, &req, &[])?;
-    this_app(&realtime, &app_id)?;
+    signed_get(&realtime, &req, &app_id)?;
     let query = query_map(&req);
     let prefix = query.get("filter_by_prefix").cloned().unwrap_or_default();
     let wants_users = info_fields(&query).iter().any(|f| f == "user_count");
@@ -190,9 +195,8 @@ pub async fn channel(
     path: web::Path<(String, String)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Refused> {
-    authenticate(&realtime, &req, &[])?;
     let (app_id, channel) = path.into_inner();
-    this_app(&realtime, &app_id)?;
+    signed_get(&realtime, &req, &app_id)?;
     let info = info_fields(&query_map(&req));
     if info.iter().any(|f| f == "user_count") && !channel.starts_with("presence-") {
         return Err(refused(
@@ -223,9 +227,8 @@ pub async fn users(
     path: web::Path<(String, String)>,
     req: HttpRequest,
 ) -> Result<HttpResponse, Refused> {
-    authenticate(&realtime, &req, &[])?;
     let (app_id, channel) = path.into_inner();
-    this_app(&realtime, &app_id)?;
+    signed_get(&realtime, &req, &app_id)?;
     if !channel.starts_with("presence-") {
         return Err(refused(
             StatusCode::BAD_REQUEST,

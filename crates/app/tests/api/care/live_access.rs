@@ -9,11 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn joined(base: &str, app: &Api, token: &str, thread: i64) -> Socket {
-    let (mut socket, id) = Socket::established(base).await;
-    let grant = signed(app, token, &id, &channel(thread)).await;
-    let answer = socket.subscribe(&channel(thread), &grant).await;
-    assert_eq!(answer["event"], "pusher_internal:subscription_succeeded");
-    socket
+    subscribed(base, app, token, &channel(thread)).await.0
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,14 +15,8 @@ fn presence(thread: i64) -> String {
 /// A socket on `base` joined to the thread's presence channel as `token`; returns it
 /// and its `subscription_succeeded` data.
 async fn joined(base: &str, app: &Api, token: &str, thread: i64) -> (Socket, Value) {
-    let (mut socket, id) = Socket::established(base).await;
-    let grant = signed(app, token, &id, &presence(thread)).await;
-    let answer = socket.subscribe(&presence(thread), &grant).await;
-    assert_eq!(
-        answer["event"], "pusher_internal:subscription_succeeded",
-        "{answer}"
-    );
-    (socket, answer["data"]["presence"].clone())
+    let (socket, data) = subscribed(base, app, token, &presence(thread)).await;
+    (socket, data["presence"].clone())
 }
 
 #[tokio::test(flavor = "multi_thread")]

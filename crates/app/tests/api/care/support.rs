@@ -15,6 +15,24 @@ pub(super) async fn next_within(
         .flatten()
 }
 
+/// A socket on `base` subscribed to `channel` as `token`, as pusher-js subscribes;
+/// returns it and the data of its `subscription_succeeded`.
+pub(super) async fn subscribed(
+    base: &str,
+    app: &Api,
+    token: &str,
+    channel: &str,
+) -> (crate::realtime::Socket, Value) {
+    let (mut socket, id) = crate::realtime::Socket::established(base).await;
+    let grant = crate::realtime::signed(app, token, &id, channel).await;
+    let answer = socket.subscribe(channel, &grant).await;
+    assert_eq!(
+        answer["event"], "pusher_internal:subscription_succeeded",
+        "{answer}"
+    );
+    (socket, answer["data"].clone())
+}
+
 pub(super) fn channel(thread: i64) -> String {
     format!("private-chat.{thread}")
 }
