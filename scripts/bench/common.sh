@@ -39,3 +39,28 @@ bench_cleanup() {
   [ -d "$WORK/data" ] && as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
+
+# Registers $2 requests from number $3 on the server at port $1, opens their threads
+# as an admin, and writes $WORK/post.lua: wrk posting a 120-character text to them in
+# turn. Needs BIN.
+write_post_script() {
+  local port=$1 threads=$2 first=$3 admin api ids=() r
+  admin=$("$BIN" token --sub 1 --role admin --ttl 3600)
+  api=http://127.0.0.1:$port/api
+  for r in $(seq "$first" $((first + threads - 1))); do
+    curl -sf -X PUT "$api/requests/$r" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d '{"client_id": 7}' >/dev/null
+    ids+=("$(curl -sf -X POST "$api/requests/$r/chat/open" -H "Authorization: Bearer $admin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threadId"])')")
+  done
+  cat > "$WORK/post.lua" <<LUA
+local threads = { $(IFS=,; echo "${ids[*]}") }
+local i = 0
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $admin"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"type":"text","text":"$(printf 'x%.0s' $(seq 120))"}'
+request = function()
+  i = i + 1
+  return wrk.format(nil, "/api/chat/threads/" .. threads[(i % #threads) + 1] .. "/messages")
+end
+LUA
+}

@@ -41,25 +41,7 @@ run() {
   env "${STORE_VARS[@]}" CHAT_BIND=127.0.0.1:$port "$BIN" serve 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-  local admin api ids=() r
-  admin=$("$BIN" token --sub 1 --role admin --ttl 3600)
-  api=http://127.0.0.1:$port/api
-  for r in $(seq "$threads"); do
-    curl -sf -X PUT "$api/requests/$((RUN * 100 + r))" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d '{"client_id": 7}' >/dev/null
-    ids+=("$(curl -sf -X POST "$api/requests/$((RUN * 100 + r))/chat/open" -H "Authorization: Bearer $admin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threadId"])')")
-  done
-  cat > "$WORK/post.lua" <<LUA
-local threads = { $(IFS=,; echo "${ids[*]}") }
-local i = 0
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $admin"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"type":"text","text":"$(printf 'x%.0s' $(seq 120))"}'
-request = function()
-  i = i + 1
-  return wrk.format(nil, "/api/chat/threads/" .. threads[(i % #threads) + 1] .. "/messages")
-end
-LUA
+  write_post_script "$port" "$threads" $((RUN * 100 + 1))
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$port" > "$WORK/wrk.out"
   grep -q "Non-2xx" "$WORK/wrk.out" && { cat "$WORK/wrk.out" >&2; echo "non-2xx answers: the run is invalid" >&2; exit 1; }
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=

@@ -56,24 +56,7 @@ run() { # $1: label, $2: webhook URL or empty
   CHAT_BIND=127.0.0.1:$port CHAT_WEBHOOK_URL=$2 "$BIN" serve 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-  local admin; admin=$("$BIN" token --sub 1 --role admin --ttl 3600)
-  local api=http://127.0.0.1:$port/api ids=()
-  for r in $(seq "$THREADS"); do
-    curl -sf -X PUT "$api/requests/$r" -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' -d '{"client_id": 7}' >/dev/null
-    ids+=("$(curl -sf -X POST "$api/requests/$r/chat/open" -H "Authorization: Bearer $admin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threadId"])')")
-  done
-  cat > "$WORK/post.lua" <<LUA
-local threads = { $(IFS=,; echo "${ids[*]}") }
-local i = 0
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $admin"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"type":"text","text":"$(printf 'x%.0s' $(seq 120))"}'
-request = function()
-  i = i + 1
-  return wrk.format(nil, "/api/chat/threads/" .. threads[(i % #threads) + 1] .. "/messages")
-end
-LUA
+  write_post_script "$port" "$THREADS" 1
   local out; out=$(wrk -t2 -c$CONNECTIONS -d"${DURATION}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$port")
   local rate p99 errors
   rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
