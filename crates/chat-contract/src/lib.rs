@@ -31,7 +31,7 @@ mod messages;
 mod threads;
 
 pub use channels::channel_registry;
-pub use events::{event_bus, event_bus_lag};
+pub use events::{event_bus, event_bus_lag, event_bus_routing};
 pub use inbox::{care_team_and_inbox, message_retraction_and_unread};
 pub use jobs::job_queue;
 pub use locks::{lease_lock, rate_counter};

@@ -467,14 +467,60 @@ pub trait EventSubscription: Send {
     async fn next(&mut self) -> Option<Received>;
 }
 
-/// Fan-out of events to every instance's subscribers.
+/// Fan-out of events to the subscribers of every instance that follows their thread.
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    /// Publishes to every current subscriber. Best effort: an event is not a store, so
-    /// a failure is `Unavailable` and the caller logs it without undoing the write.
+    /// Publishes to the subscribers of every process that follows the event's thread.
+    /// Best effort: an event is not a store, so a failure is `Unavailable` and the
+    /// caller logs it without undoing the write.
     async fn publish(&self, event: ChatEvent) -> StoreResult<()>;
 
+    /// This process's feed: the events of the threads it [`follow`](Self::follow)s (a
+    /// bus may deliver more; the relay filters by channel anyway).
     async fn subscribe(&self) -> StoreResult<Box<dyn EventSubscription>>;
+
+    /// Routes `thread`'s events to this process's subscriptions for as long as the
+    /// returned [`Interest`] lives; returns once an event published from now on will
+    /// arrive. Interests in one thread are counted: the thread is unfollowed when the
+    /// last one goes. A bus across instances routes by it, so that each instance's bus
+    /// work grows with its own sockets' threads, not with the whole system's traffic;
+    /// a bus within one process may deliver everything and return [`Interest::unrouted`].
+    async fn follow(&self, thread: ThreadId) -> StoreResult<Interest>;
+}
+
+/// A process's interest in a thread's events, from [`EventBus::follow`]: dropping it
+/// unfollows (the bus counts interests per thread).
+#[must_use = "the thread is unfollowed when the interest is dropped"]
+pub struct Interest(Option<Box<dyn FnOnce() + Send + Sync>>);
+
+impl Interest {
+    /// For a bus that delivers every event to every subscriber anyway.
+    pub fn unrouted() -> Self {
+        Self(None)
+    }
+
+    /// Runs `unfollow` when dropped.
+    pub fn on_drop(unfollow: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self(Some(Box::new(unfollow)))
+    }
+}
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        if let Some(unfollow) = self.0.take() {
+            unfollow();
+        }
+    }
+}
+
+impl std::fmt::Debug for Interest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Interest(routed)"
+        } else {
+            "Interest(unrouted)"
+        })
+    }
 }
 
 /// Proof of holding a [`LeaseLock`]: only its holder can release the lock.

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
-use chat_core::ports::{ChatEvent, EventBus, EventSubscription, Received, StoreResult};
+use chat_core::ports::{ChatEvent, EventBus, EventSubscription, Interest, Received, StoreResult};
+use chat_core::ThreadId;
 use tokio::sync::broadcast;
 
 /// Fan-out within one process. A subscriber more than `capacity` events behind is told
@@ -29,6 +30,11 @@ impl EventBus for MemoryEventBus {
 
     async fn subscribe(&self) -> StoreResult<Box<dyn EventSubscription>> {
         Ok(Box::new(Subscription(self.0.subscribe())))
+    }
+
+    /// One process: every subscriber gets every event already.
+    async fn follow(&self, _thread: ThreadId) -> StoreResult<Interest> {
+        Ok(Interest::unrouted())
     }
 }
 

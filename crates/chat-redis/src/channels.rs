@@ -10,14 +10,14 @@ use chat_core::{StoreError, Timestamp, UserId};
 use deadpool_redis::redis::{self, Script};
 use std::sync::LazyLock;
 
-/// KEYS: the channel's set, the channels' set. ARGV: until ms, the channel's name,
-/// then the members. Adds or renews them and keeps the later time in the index. A set
-/// nobody renews for a day goes (what lapsed in it is dropped as it is read).
+/// KEYS: the channel's set. ARGV: until ms, then the members. Adds or renews them. A
+/// set nobody renews for a day goes (what lapsed in it is dropped as it is read). The
+/// index of channels is another key (another slot in a cluster), so it is kept by a
+/// command of its own.
 static HOLD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
-redis.call('ZADD', KEYS[2], 'GT', ARGV[1], ARGV[2])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], 86400000)
 return 0
 ",
@@ -86,12 +86,25 @@ impl ChannelRegistry for RedisChannelRegistry {
         }
         for (channel, members) in by_channel {
             let mut invocation = HOLD.key(self.channel_key(channel));
-            invocation.key(self.index_key()).arg(ms(until)).arg(channel);
+            invocation.arg(ms(until));
             for member in members {
                 invocation.arg(member);
             }
             self.redis
                 .run(|mut c| async move { invocation.invoke_async::<i64>(&mut c).await })
+                .await?;
+            // The index keeps the later time: what it lists past now is held somewhere.
+            let index = self.index_key();
+            self.redis
+                .run(|mut c| async move {
+                    redis::cmd("ZADD")
+                        .arg(index)
+                        .arg("GT")
+                        .arg(ms(until))
+                        .arg(channel)
+                        .query_async::<i64>(&mut c)
+                        .await
+                })
                 .await?;
         }
         Ok(())

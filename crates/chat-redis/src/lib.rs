@@ -36,14 +36,35 @@ pub use rate::RedisRateCounter;
 
 use chat_core::StoreError;
 use deadpool::managed::{self, Metrics, RecycleResult, Timeouts};
-use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{self, RedisError};
+use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use deadpool_redis::redis::sentinel::{
+    SentinelClient, SentinelNodeConnectionInfo, SentinelServerType,
+};
+use deadpool_redis::redis::{self, IntoConnectionInfo, RedisError, Value};
 use deadpool_redis::Runtime;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Which Redis deployment the URL names (SPEC §7).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One server: `redis://` or `rediss://`.
+    #[default]
+    Single,
+    /// A Redis Cluster: the URL lists seed nodes, comma-separated. Commands go to the
+    /// slot's master (redis-rs follows `MOVED`/`ASK` and failovers); events use sharded
+    /// pub/sub (`SPUBLISH`/`SSUBSCRIBE`), so the bus spreads over the shards.
+    Cluster,
+    /// Sentinel: the URL lists the sentinels, comma-separated, which name the master of
+    /// `master`. A connection that fails, or finds a demoted master (`READONLY`), is
+    /// replaced by one to the master the sentinels name then.
+    Sentinel { master: String },
+}
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -56,6 +77,7 @@ pub struct RedisSettings {
     pub op_timeout: Duration,
     /// Prepended to every key and channel, so that deployments can share a Redis.
     pub key_prefix: String,
+    pub mode: RedisMode,
 }
 
 impl Default for RedisSettings {
@@ -64,41 +86,98 @@ impl Default for RedisSettings {
             max_connections: 16,
             op_timeout: Duration::from_secs(2),
             key_prefix: "chat:".into(),
+            mode: RedisMode::Single,
         }
     }
 }
 
-/// A pool of connections to one Redis, shared by the adapters.
+/// A pool of connections to one Redis deployment, shared by the adapters.
 #[derive(Clone)]
 pub struct Redis {
     pool: managed::Pool<Connections>,
-    client: redis::Client,
+    topology: Topology,
     settings: RedisSettings,
 }
 
-/// A multiplexed connection and whether a command on it failed. redis-rs pipelines the
-/// commands of concurrent tasks over one multiplexed connection, so requests share
-/// connections rather than queue for one each (measured: 37% more posts per second than a
+/// What the event bus needs to open its own subscribed connection.
+#[derive(Clone)]
+enum Topology {
+    Single(redis::Client),
+    Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
+/// A connection of the pool: multiplexed to one server (single or sentinel's master),
+/// or to every master of a cluster.
+#[derive(Clone)]
+enum Link {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A pooled link and whether a command on it failed. redis-rs pipelines the commands
+/// of concurrent tasks over one multiplexed connection, so requests share connections
+/// rather than queue for one each (measured: 37% more posts per second than a
 /// connection held per operation, docs/BENCHMARKS.md).
 #[derive(Clone)]
 struct Shared {
-    connection: MultiplexedConnection,
+    link: Link,
     broken: Arc<AtomicBool>,
 }
 
-/// deadpool-redis's manager with a recycle check that costs nothing: deadpool-redis's own
-/// sends a `PING` before every use, as many round trips as the work itself for a post.
-/// Instead [`Redis::run`] marks a connection broken when a command on it fails or misses
-/// its deadline, and the pool replaces it on its next hand-out.
-struct Connections(deadpool_redis::Manager);
+/// deadpool-redis's managers (one server, sentinel, cluster) with a recycle check that
+/// costs nothing: theirs send a `PING` before every use, as many round trips as the
+/// work itself for a post. Instead [`Redis::run`] marks a link broken when a command
+/// on it fails or misses its deadline, and the pool replaces it on its next hand-out.
+enum Connections {
+    Single(deadpool_redis::Manager),
+    /// As deadpool-redis's sentinel manager does; its own loses the master's credentials.
+    Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
+    Cluster(deadpool_redis::cluster::Manager),
+}
 
 impl managed::Manager for Connections {
     type Type = Shared;
     type Error = RedisError;
 
     async fn create(&self) -> Result<Shared, RedisError> {
+        let link = match self {
+            Self::Single(m) => Link::Node(m.create().await?),
+            Self::Sentinel(sentinel) => {
+                Link::Node(sentinel.lock().await.get_async_connection().await?)
+            }
+            Self::Cluster(m) => Link::Cluster(m.create().await?),
+        };
         Ok(Shared {
-            connection: self.0.create().await?,
+            link,
             broken: Arc::default(),
         })
     }
@@ -122,13 +201,50 @@ impl std::fmt::Debug for Redis {
 
 impl Redis {
     /// Builds the pool; connects lazily, so a Redis that is down now is not an error
-    /// here but `Unavailable` on use (and [`ping`](Self::ping) says so).
+    /// here but `Unavailable` on use (and [`ping`](Self::ping) says so). `url` is one
+    /// URL, or a comma-separated list in cluster and sentinel mode.
     pub fn new(url: &str, settings: RedisSettings) -> Result<Self, StoreError> {
         let invalid =
             |e: &dyn std::fmt::Display| StoreError::Unavailable(format!("redis url: {e}"));
-        let client = redis::Client::open(url).map_err(|e| invalid(&e))?;
-        let manager = deadpool_redis::Manager::new(url).map_err(|e| invalid(&e))?;
-        let pool = managed::Pool::builder(Connections(manager))
+        let urls: Vec<&str> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect();
+        let (manager, topology) = match &settings.mode {
+            RedisMode::Single => (
+                Connections::Single(deadpool_redis::Manager::new(url).map_err(|e| invalid(&e))?),
+                Topology::Single(redis::Client::open(url).map_err(|e| invalid(&e))?),
+            ),
+            RedisMode::Sentinel { master } => {
+                let node = sentinel_node_info(urls.first().copied()).map_err(|e| invalid(&e))?;
+                let sentinel = |urls: Vec<&str>| {
+                    SentinelClient::build(
+                        urls,
+                        master,
+                        Some(node.clone()),
+                        SentinelServerType::Master,
+                    )
+                    .map(|c| Arc::new(tokio::sync::Mutex::new(c)))
+                    .map_err(|e| invalid(&e))
+                };
+                (
+                    Connections::Sentinel(sentinel(urls.clone())?),
+                    Topology::Sentinel(sentinel(urls)?),
+                )
+            }
+            RedisMode::Cluster => {
+                let seeds = urls
+                    .iter()
+                    .map(|u| u.into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(&e))?;
+                let manager = deadpool_redis::cluster::Manager::new(seeds.clone(), false)
+                    .map_err(|e| invalid(&e))?;
+                (Connections::Cluster(manager), Topology::Cluster(seeds))
+            }
+        };
+        let pool = managed::Pool::builder(manager)
             .max_size(settings.max_connections.max(1))
             .timeouts(Timeouts {
                 wait: Some(settings.op_timeout),
@@ -140,7 +256,7 @@ impl Redis {
             .map_err(|e| invalid(&e))?;
         Ok(Self {
             pool,
-            client,
+            topology,
             settings,
         })
     }
@@ -155,10 +271,10 @@ impl Redis {
 
     /// Runs `work` on a pooled connection within the deadline. A connection that failed
     /// or timed out is replaced on its next hand-out: this is how the pool recovers once
-    /// Redis is back, with no check before each use.
+    /// Redis is back, or follows a failover, with no check before each use.
     async fn run<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Link) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let deadline = Instant::now() + self.settings.op_timeout;
@@ -173,12 +289,12 @@ impl Redis {
             .map_err(|_| late())?
             .map_err(|e| StoreError::Unavailable(format!("redis: {e}")))?;
         // Back in the pool at once: other tasks may send on it meanwhile.
-        let Shared { connection, broken } = Shared::clone(&pooled);
+        let Shared { link, broken } = Shared::clone(&pooled);
         drop(pooled);
-        match tokio::time::timeout_at(deadline, work(connection)).await {
+        match tokio::time::timeout_at(deadline, work(link)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                if e.is_io_error() || e.is_unrecoverable_error() {
+                if needs_new_link(&e) {
                     broken.store(true, Ordering::Relaxed);
                 }
                 Err(unavailable(e))
@@ -188,6 +304,77 @@ impl Redis {
                 Err(late())
             }
         }
+    }
+
+    /// Whether this is a Redis Cluster: commands of one pipeline or script must then
+    /// share a hash slot, and events use sharded pub/sub.
+    fn is_cluster(&self) -> bool {
+        matches!(self.topology, Topology::Cluster(_))
+    }
+
+    /// Every key matching `pattern`, with `SCAN` (never `KEYS`, which blocks Redis): on
+    /// one server, or on each master of a cluster in turn.
+    async fn scan_keys(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let nodes: Vec<Option<(String, u16)>> = match self.is_cluster() {
+            false => vec![None],
+            true => self.masters().await?.into_iter().map(Some).collect(),
+        };
+        let mut keys = Vec::new();
+        for node in nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000);
+                let node = node.clone();
+                let (next, found): (u64, Vec<String>) = self
+                    .run(|c| async move {
+                        match (c, node) {
+                            (Link::Cluster(mut c), Some((host, port))) => {
+                                let at = SingleNodeRoutingInfo::ByAddress { host, port };
+                                let reply =
+                                    c.route_command(scan, RoutingInfo::SingleNode(at)).await?;
+                                Ok(redis::from_redis_value(reply)?)
+                            }
+                            (mut c, _) => scan.query_async(&mut c).await,
+                        }
+                    })
+                    .await?;
+                keys.extend(found);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The cluster's masters, from `CLUSTER SLOTS`: `[start, end, [host, port, id], …]`.
+    async fn masters(&self) -> Result<Vec<(String, u16)>, StoreError> {
+        let slots: Vec<Value> = self
+            .run(
+                |mut c| async move { redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut c).await },
+            )
+            .await?;
+        let mut masters: Vec<(String, u16)> = slots
+            .into_iter()
+            .filter_map(|range| {
+                let Value::Array(range) = range else {
+                    return None;
+                };
+                let master = range.into_iter().nth(2)?;
+                let (host, port, ..): (String, u16, Value) =
+                    redis::from_redis_value(master).ok()?;
+                Some((host, port))
+            })
+            .collect();
+        masters.sort();
+        masters.dedup();
+        Ok(masters)
     }
 
     /// Whether Redis answers now.
@@ -220,6 +407,39 @@ impl Redis {
             )
         }))
     }
+}
+
+/// Sentinel names the master; the master takes the credentials (and TLS) of the first
+/// sentinel URL, the usual set-up of one password for the whole group.
+fn sentinel_node_info(first: Option<&str>) -> redis::RedisResult<SentinelNodeConnectionInfo> {
+    let Some(first) = first else {
+        return Err(RedisError::from((
+            redis::ErrorKind::EmptySentinelList,
+            "no sentinel URL",
+        )));
+    };
+    let info = first.into_connection_info()?;
+    let mut node = SentinelNodeConnectionInfo::default()
+        .set_redis_connection_info(info.redis_settings().clone());
+    if let redis::ConnectionAddr::TcpTls { insecure, .. } = info.addr() {
+        node = node.set_tls_mode(if *insecure {
+            redis::TlsMode::Insecure
+        } else {
+            redis::TlsMode::Secure
+        });
+    }
+    Ok(node)
+}
+
+/// A link that broke, timed out or reached a master that was demoted by a failover
+/// (`READONLY`) is replaced; an error of the command itself (`OOM`) keeps it.
+fn needs_new_link(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_unrecoverable_error()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        )
 }
 
 fn evicts_live_keys(policy: &str) -> bool {

@@ -225,38 +225,17 @@ impl RedisMessageStore {
         (self.key_ttl.as_millis() as u64).max(1)
     }
 
-    /// The threads that have messages: found with SCAN (never KEYS, which blocks Redis).
+    /// The threads that have messages, found with SCAN.
     async fn threads_with_messages(&self) -> StoreResult<Vec<ThreadId>> {
-        let pattern = self.redis.key("{*}:at");
         let prefix_len = self.redis.key("{").len();
-        let mut threads = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .redis
-                .run(|mut c| {
-                    let pattern = pattern.clone();
-                    async move {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async(&mut c)
-                            .await
-                    }
-                })
-                .await?;
-            threads.extend(keys.iter().filter_map(|k| {
+        let keys = self.redis.scan_keys(&self.redis.key("{*}:at")).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
                 let id = k.get(prefix_len..)?.strip_suffix("}:at")?;
                 id.parse::<ThreadId>().ok()
-            }));
-            if next == 0 {
-                return Ok(threads);
-            }
-            cursor = next;
-        }
+            })
+            .collect())
     }
 }
 

@@ -92,6 +92,16 @@ async fn event_bus_lag() {
 }
 
 #[tokio::test]
+async fn event_bus_routing() {
+    let server = TestRedis::start().unwrap();
+    let (here, there) = (
+        RedisEventBus::start(connect(&server), 64),
+        RedisEventBus::start(connect(&server), 64),
+    );
+    contract::event_bus_routing(&here, &there).await;
+}
+
+#[tokio::test]
 async fn rate_counter() {
     let server = TestRedis::start().unwrap();
     contract::rate_counter(&RedisRateCounter::new(connect(&server))).await;
@@ -111,8 +121,10 @@ async fn an_event_published_by_one_instance_reaches_another() {
         RedisEventBus::start(connect(&server), 64),
     );
     let mut sub = there.subscribe().await.unwrap();
+    let t = thread();
+    let _following = there.follow(t).await.unwrap();
     let event = ChatEvent::ThreadClosed {
-        thread_id: thread(),
+        thread_id: t,
         closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
     };
     here.publish(event.clone()).await.unwrap();
@@ -132,10 +144,16 @@ async fn queued_events_arrive_in_the_order_they_were_published() {
         RedisEventBus::start(connect(&server), 4096),
     );
     let mut sub = there.subscribe().await.unwrap();
-    let events: Vec<ChatEvent> = (1..=2000)
+    let threads: Vec<ThreadId> = (1..=20).map(|n| ThreadId::new(n).unwrap()).collect();
+    let mut following = Vec::new();
+    for t in &threads {
+        following.push(there.follow(*t).await.unwrap());
+    }
+    let events: Vec<ChatEvent> = (0..2000)
         .map(|n| ChatEvent::ThreadClosed {
-            thread_id: ThreadId::new(n).unwrap(),
-            closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
+            thread_id: threads[n % threads.len()],
+            closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000 + n as i64)
+                .unwrap(),
         })
         .collect();
     for event in &events {
@@ -287,6 +305,7 @@ async fn a_dead_redis_is_unavailable_promptly_and_recovery_needs_no_restart() {
     let bus = RedisEventBus::start(redis.clone(), 64);
     let mut across_the_outage = bus.subscribe().await.unwrap();
     let t = thread();
+    let _following = bus.follow(t).await.unwrap();
     post(&store, t, KEEP_ALL).await.unwrap();
 
     server.kill().unwrap();

@@ -15,8 +15,8 @@ use crate::model::{
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
     ChannelRegistry, ChatEvent, ClaimedJob, Clock, EventBus, EventSubscription, ExpiredLeases,
-    JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory, SignedUpload, ThreadKeyStore,
-    ThreadRepository, Upload, WebhookDelivery, WebhookSender,
+    Interest, JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory, SignedUpload,
+    ThreadKeyStore, ThreadRepository, Upload, WebhookDelivery, WebhookSender,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;

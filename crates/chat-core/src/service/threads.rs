@@ -93,6 +93,14 @@ impl ChatService {
         Ok(self.ports.events.subscribe().await?)
     }
 
+    /// Routes `thread`'s events to this instance while the interest lives: a socket
+    /// holds one for each thread it subscribes to, so that an instance receives only
+    /// its own sockets' threads' events (SPEC §6). Whoever calls this has checked the
+    /// subscriber's access (the channel's signature).
+    pub async fn follow_events(&self, thread: ThreadId) -> Result<Interest, ChatError> {
+        Ok(self.ports.events.follow(thread).await?)
+    }
+
     /// Relays a client event (a Pusher `client-…` whisper, such as typing) from a socket
     /// subscribed to `thread` to the thread's other subscribers on every instance
     /// (`origin` names the sending socket, which does not get it back). Relayed, never

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::metric_names::names;
 use crate::state::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
+use chat_core::ports::Interest;
 use chat_core::ChatService;
 use futures::{Stream, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -99,6 +100,13 @@ pub(crate) async fn refuse(mut session: impl Outgoing, code: u16, message: &'sta
     session.close(Some((code, message.into()))).await;
 }
 
+/// One of a socket's subscriptions: who holds it, and the thread's events routed here
+/// while it lasts.
+struct Subscribed {
+    holder: Option<Holder>,
+    _events: Interest,
+}
+
 pub(crate) struct Connection<O: Outgoing> {
     realtime: Arc<Realtime>,
     session: O,
@@ -107,8 +115,8 @@ pub(crate) struct Connection<O: Outgoing> {
     queue: mpsc::Sender<Frame>,
     inbox: mpsc::Receiver<Frame>,
     overflowed: Arc<Notify>,
-    /// The channels subscribed to, each with who holds the subscription.
-    channels: HashMap<Channel, Option<Holder>>,
+    /// The channels subscribed to.
+    channels: HashMap<Channel, Subscribed>,
     /// Where the hub says that a holder's access to a channel ended.
     revoked: mpsc::UnboundedSender<Channel>,
     revocations: mpsc::UnboundedReceiver<Channel>,
@@ -181,7 +189,7 @@ impl<O: Outgoing> Connection<O> {
                     }
                     Some(channel) = self.revocations.recv() => {
                         // The hub no longer delivers it; the client is told why.
-                        if let Some(holder) = self.channels.remove(&channel) {
+                        if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
                             self.realtime.release(&self.service, channel, self.id, holder.map(|h| h.user));
                             let ended = protocol::subscription_error(&channel.name(), 403, "Access to this thread was revoked");
                             if !self.session.text(&ended).await {
@@ -220,7 +228,7 @@ impl<O: Outgoing> Connection<O> {
                 }
             };
         }
-        for (channel, holder) in self.channels.drain() {
+        for (channel, Subscribed { holder, .. }) in self.channels.drain() {
             self.realtime.hub().unsubscribe(channel, self.id);
             self.realtime
                 .release(&self.service, channel, self.id, holder.map(|h| h.user));
@@ -236,11 +244,11 @@ impl<O: Outgoing> Connection<O> {
         let expired: Vec<Channel> = self
             .channels
             .iter()
-            .filter(|(_, holder)| holder.is_some_and(|h| h.expired(now)))
+            .filter(|(_, s)| s.holder.is_some_and(|h| h.expired(now)))
             .map(|(channel, _)| *channel)
             .collect();
         for channel in expired {
-            let holder = self.channels.remove(&channel).flatten();
+            let holder = self.channels.remove(&channel).and_then(|s| s.holder);
             self.realtime.hub().unsubscribe(channel, self.id);
             self.realtime
                 .release(&self.service, channel, self.id, holder.map(|h| h.user));
@@ -270,7 +278,7 @@ impl<O: Outgoing> Connection<O> {
             "pusher:subscribe" => self.subscribe(&data).await,
             "pusher:unsubscribe" => {
                 if let Some(channel) = data["channel"].as_str().and_then(Channel::parse) {
-                    if let Some(holder) = self.channels.remove(&channel) {
+                    if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
                         self.realtime.hub().unsubscribe(channel, self.id);
                         self.realtime.release(
                             &self.service,
@@ -343,7 +351,27 @@ impl<O: Outgoing> Connection<O> {
             let refused = protocol::subscription_error(channel, 429, "Too many channels");
             return self.send(refused).await;
         }
-        self.channels.insert(key, holder);
+        // The thread's events come to this instance from now on (before the client
+        // learns that it is subscribed, so that it misses nothing after that).
+        let events = match self.service.follow_events(thread).await {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::warn!(thread_id = %thread, %error, "subscription refused: the event bus is unavailable");
+                let refused = protocol::subscription_error(
+                    channel,
+                    503,
+                    "Real-time delivery is unavailable; try again",
+                );
+                return self.send(refused).await;
+            }
+        };
+        self.channels.insert(
+            key,
+            Subscribed {
+                holder,
+                _events: events,
+            },
+        );
         self.realtime.hub().subscribe(
             key,
             self.id,
