@@ -4,6 +4,7 @@
 
 use chat_core::ChatSettings;
 use chat_http::pusher::PusherSettings;
+use chat_redis::RedisMode;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -103,6 +104,10 @@ pub struct Config {
     /// TLS, the certificate verified against the system's roots or `SSL_CERT_FILE`) for the cross-instance event bus and locks, and the message store with
     /// `CHAT_MESSAGE_STORE=redis`.
     pub redis_url: Option<SecretString>,
+    /// `CHAT_REDIS_MODE`: `single` (default) | `cluster` (`CHAT_REDIS_URL` lists seed
+    /// nodes, comma-separated) | `sentinel` (`CHAT_REDIS_URL` lists the sentinels,
+    /// `CHAT_REDIS_SENTINEL_MASTER` names the master).
+    pub redis_mode: RedisMode,
     /// `CHAT_MESSAGE_STORE`: `memory` | `postgres` | `redis`; default `postgres` when a
     /// database is set, else `memory`.
     pub message_store: MessageStoreKind,
@@ -254,6 +259,27 @@ impl Config {
                 ))
             }
         };
+        let redis_mode = match env.get("CHAT_REDIS_MODE") {
+            None | Some("single") => RedisMode::Single,
+            Some("cluster") => RedisMode::Cluster,
+            Some("sentinel") => match env.get("CHAT_REDIS_SENTINEL_MASTER") {
+                Some(master) if !master.trim().is_empty() => RedisMode::Sentinel {
+                    master: master.trim().to_owned(),
+                },
+                _ => {
+                    return Err(err(
+                        "CHAT_REDIS_SENTINEL_MASTER",
+                        "sentinel mode needs the name of the master the sentinels watch",
+                    ))
+                }
+            },
+            Some(other) => {
+                return Err(err(
+                    "CHAT_REDIS_MODE",
+                    format!("expected single, cluster or sentinel, got {other:?}"),
+                ))
+            }
+        };
         let log_format = match env.get("CHAT_LOG_FORMAT") {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -348,6 +374,7 @@ impl Config {
             store_timeout_ms: env.parse("CHAT_STORE_TIMEOUT_MS", 5000u64)?,
             event_buffer: env.parse("CHAT_EVENT_BUFFER", 16_384usize)?,
             redis_url: env.secret("CHAT_REDIS_URL"),
+            redis_mode,
             message_store,
             object_store_url: env.get("CHAT_OBJECT_STORE_URL").map(str::to_owned),
             object_store_options: env.object_store_options(),
@@ -500,7 +527,23 @@ mod tests {
             "CHAT_MESSAGE_STORE",
             "no silent fallback to memory"
         );
+        let sentinel = Config::from_vars(vars(&[
+            ("CHAT_REDIS_MODE", "sentinel"),
+            ("CHAT_REDIS_SENTINEL_MASTER", "chat"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            sentinel.redis_mode,
+            RedisMode::Sentinel {
+                master: "chat".into()
+            }
+        );
+        let nameless = Config::from_vars(vars(&[("CHAT_REDIS_MODE", "sentinel")])).unwrap_err();
+        assert_eq!(nameless.variable, "CHAT_REDIS_SENTINEL_MASTER");
+        let unknown = Config::from_vars(vars(&[("CHAT_REDIS_MODE", "ring")])).unwrap_err();
+        assert_eq!(unknown.variable, "CHAT_REDIS_MODE");
         let c = Config::from_vars(vars(&[("CHAT_REDIS_URL", "redis://x")])).unwrap();
+        assert_eq!(c.redis_mode, RedisMode::Single);
         assert_eq!(
             c.message_store,
             MessageStoreKind::Memory,

@@ -62,6 +62,7 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Option<Redis>> {
         url.expose_secret(),
         RedisSettings {
             op_timeout: Duration::from_millis(config.store_timeout_ms),
+            mode: config.redis_mode.clone(),
             ..RedisSettings::default()
         },
     )

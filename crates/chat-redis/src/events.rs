@@ -124,8 +124,7 @@ async fn publish_queued(redis: Redis, mut queued: mpsc::Receiver<ChatEvent>) {
 }
 
 /// The subscribed connection: classic pub/sub to one server (or sentinel's master),
-/// or sharded pub/sub over a cluster connection, whose pushes arrive on a channel
-/// (redis-rs subscribes again by itself after a node's connection drops).
+/// or sharded pub/sub over a cluster connection, whose pushes arrive on a channel.
 enum Feed {
     Node {
         sink: PubSubSink,
@@ -137,17 +136,10 @@ enum Feed {
     },
 }
 
-/// What a feed yields.
-enum Push {
-    Payload(Vec<u8>),
-    /// A cluster node's connection dropped: what it carried meanwhile is lost.
-    Gap,
-}
-
 impl Feed {
     async fn connect(redis: &Redis) -> Result<Self, RedisError> {
         let client = match &redis.topology {
-            Topology::Single(client) => client.clone(),
+            Topology::Single(client) => client.as_ref().clone(),
             Topology::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await?,
             Topology::Cluster(seeds) => {
                 let (tx, pushes) = mpsc::unbounded_channel();
@@ -192,13 +184,16 @@ impl Feed {
         }
     }
 
-    /// The next payload or gap; `None` when the connection is gone.
-    async fn next(&mut self) -> Option<Push> {
+    /// The next payload; `None` when the connection is gone. In a cluster that is when
+    /// any node's connection drops: redis-rs would subscribe again on its own, but only
+    /// at the node it knew, which a failover may have replaced; a new connection learns
+    /// the slots afresh.
+    async fn next(&mut self) -> Option<Vec<u8>> {
         match self {
             Self::Node { stream, .. } => stream
                 .next()
                 .await
-                .map(|msg| Push::Payload(msg.get_payload_bytes().to_vec())),
+                .map(|msg| msg.get_payload_bytes().to_vec()),
             Self::Cluster { pushes, .. } => loop {
                 let push = pushes.recv().await?;
                 match push.kind {
@@ -206,10 +201,10 @@ impl Feed {
                         if let Some(redis::Value::BulkString(payload)) =
                             push.data.into_iter().nth(1)
                         {
-                            return Some(Push::Payload(payload));
+                            return Some(payload);
                         }
                     }
-                    PushKind::Disconnection => return Some(Push::Gap),
+                    PushKind::Disconnection => return None,
                     // Confirmations of (un)subscribing.
                     _ => {}
                 }
@@ -231,8 +226,6 @@ async fn listen(
     let mut backoff = Duration::from_millis(50);
     // Whether a connection was lost: what was published meanwhile never arrives.
     let mut lost = false;
-    let gap =
-        |local: &broadcast::Sender<Received>| drop(local.send(Received::Missed { skipped: 0 }));
     loop {
         let subscribed = async {
             let mut feed = Feed::connect(&redis).await?;
@@ -249,21 +242,17 @@ async fn listen(
                     "subscribed to the Redis event channels"
                 );
                 if lost {
-                    gap(&local);
+                    drop(local.send(Received::Missed { skipped: 0 }));
                 }
                 loop {
                     tokio::select! {
                         biased;
-                        push = feed.next() => match push {
-                            Some(Push::Payload(payload)) => match codec::decode_event(&payload) {
+                        payload = feed.next() => match payload {
+                            Some(payload) => match codec::decode_event(&payload) {
                                 // No local subscriber is not an error.
                                 Ok(event) => drop(local.send(Received::Event(event))),
                                 Err(error) => tracing::warn!(%error, "skipped an undecodable event"),
                             },
-                            Some(Push::Gap) => {
-                                tracing::warn!("a Redis node's event connection dropped");
-                                gap(&local);
-                            }
                             None => break,
                         },
                         change = changes.recv() => {

@@ -15,7 +15,7 @@
 //! | `{prefix}{<thread>}:msg` | hash | id → the encoded message ([`codec`]: metadata + ciphertext) |
 //! | `{prefix}lock:<name>` | string | the random token of the lock's holder |
 //! | `{prefix}rate:<scope>:<user>` | string | attempts in the current rate-limit window |
-//! | channel `{prefix}events` | pub/sub | encoded [`ChatEvent`](chat_core::ports::ChatEvent)s |
+//! | channel `{prefix}{<thread>}:ev` | pub/sub (sharded in a cluster) | the thread's encoded [`ChatEvent`](chat_core::ports::ChatEvent)s, for the instances that follow it |
 //!
 //! Every key is written with a time to live, so nothing outlives its purpose if a
 //! clean-up never comes.
@@ -102,7 +102,7 @@ pub struct Redis {
 /// What the event bus needs to open its own subscribed connection.
 #[derive(Clone)]
 enum Topology {
-    Single(redis::Client),
+    Single(Box<redis::Client>),
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
     Cluster(Vec<redis::ConnectionInfo>),
 }
@@ -214,7 +214,7 @@ impl Redis {
         let (manager, topology) = match &settings.mode {
             RedisMode::Single => (
                 Connections::Single(deadpool_redis::Manager::new(url).map_err(|e| invalid(&e))?),
-                Topology::Single(redis::Client::open(url).map_err(|e| invalid(&e))?),
+                Topology::Single(Box::new(redis::Client::open(url).map_err(|e| invalid(&e))?)),
             ),
             RedisMode::Sentinel { master } => {
                 let node = sentinel_node_info(urls.first().copied()).map_err(|e| invalid(&e))?;
@@ -366,9 +366,13 @@ impl Redis {
                 let Value::Array(range) = range else {
                     return None;
                 };
-                let master = range.into_iter().nth(2)?;
-                let (host, port, ..): (String, u16, Value) =
-                    redis::from_redis_value(master).ok()?;
+                // [host, port, id, {hostname…}] since Redis 7: the first two.
+                let Value::Array(master) = range.into_iter().nth(2)? else {
+                    return None;
+                };
+                let mut master = master.into_iter();
+                let host: String = redis::from_redis_value(master.next()?).ok()?;
+                let port: u16 = redis::from_redis_value(master.next()?).ok()?;
                 Some((host, port))
             })
             .collect();

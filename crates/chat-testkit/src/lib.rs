@@ -6,7 +6,8 @@
 //! refuses to run as root, so as root the harness runs it as the `postgres` user.
 //!
 //! [`TestRedis`] runs a private `redis-server` on a free loopback port, with no
-//! persistence, and kills it when dropped.
+//! persistence, and kills it when dropped. [`TestRedisCluster`] (three masters, three
+//! replicas) and [`TestRedisSentinel`] (master, replica, sentinel) are made of them.
 //!
 //! [`TestS3`] runs a private S3-compatible server (`s3s-fs`) on a free loopback port
 //! over a temporary directory, and kills it when dropped.
@@ -18,11 +19,13 @@
 
 mod postgres;
 mod redis;
+mod redis_ha;
 mod s3;
 mod tls;
 
 pub use postgres::TestPostgres;
 pub use redis::TestRedis;
+pub use redis_ha::{TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};
 pub use s3::{TestS3, S3S_FS_INSTALL};
 pub use tls::TestCertificates;
 

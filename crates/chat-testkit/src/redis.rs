@@ -15,6 +15,8 @@ pub struct TestRedis {
     child: Mutex<Option<Child>>,
     extra: Vec<String>,
     tls_port: Option<u16>,
+    /// A configuration file given first (a sentinel's, which the sentinel rewrites).
+    config: Option<std::path::PathBuf>,
 }
 
 impl TestRedis {
@@ -31,6 +33,7 @@ impl TestRedis {
             child: Mutex::new(None),
             extra: options.iter().map(|s| s.to_string()).collect(),
             tls_port: None,
+            config: None,
         };
         redis.start_again()?;
         Ok(redis)
@@ -58,6 +61,27 @@ impl TestRedis {
                 "no".into(),
             ],
             tls_port: Some(tls_port),
+            config: None,
+        };
+        redis.start_again()?;
+        Ok(redis)
+    }
+
+    /// Runs `redis-server <file> --sentinel`, `file` holding `config` (the sentinel
+    /// rewrites it as it learns).
+    pub(crate) fn start_sentinel(config: &str) -> io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("chat-sentinel-")
+            .tempdir()?;
+        let file = dir.path().join("sentinel.conf");
+        std::fs::write(&file, config)?;
+        let redis = Self {
+            dir,
+            port: free_port()?,
+            child: Mutex::new(None),
+            extra: vec!["--sentinel".into()],
+            tls_port: None,
+            config: Some(file),
         };
         redis.start_again()?;
         Ok(redis)
@@ -80,7 +104,11 @@ impl TestRedis {
     pub fn start_again(&self) -> io::Result<()> {
         let binary =
             std::env::var("CHAT_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(config) = &self.config {
+            command.arg(config);
+        }
+        let child = command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
                 "--save",

@@ -21,6 +21,7 @@ mod privacy;
 mod rate_limits;
 mod realtime;
 mod redis;
+mod redis_ha;
 mod retention;
 mod tls;
 mod unavailable;

@@ -31,11 +31,17 @@ pub(crate) fn echo_client_installed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn laravel_echo_receives_events_from_either_instance() {
+    let redis = TestRedis::start().unwrap();
+    echo_across_two_instances(vec![("CHAT_REDIS_URL", redis.url())]).await;
+}
+
+/// The Laravel Echo walk-through (`echo.mjs`) against two instances sharing PostgreSQL
+/// and the Redis that `redis` configures.
+pub(crate) async fn echo_across_two_instances(redis: Vec<(&'static str, String)>) {
     echo_client_installed();
     let pg = TestPostgres::start().unwrap();
-    let redis = TestRedis::start().unwrap();
     let mut vars = postgres_vars(&pg, "chat");
-    vars.push(("CHAT_REDIS_URL", redis.url()));
+    vars.extend(redis);
     vars.push(("CHAT_PUSHER_APP_KEY", "echo-test-key".into()));
     let one = ServerProcess::start(&borrowed(&vars));
     // The second instance also serves its sockets on a dedicated listener, which the

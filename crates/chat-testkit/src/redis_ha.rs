@@ -1,0 +1,237 @@
+//! Highly available Redis deployments for tests: a Redis Cluster and a Sentinel group,
+//! made of private `redis-server` processes on free loopback ports.
+
+use crate::free_port;
+use crate::redis::TestRedis;
+use std::io;
+use std::time::{Duration, Instant};
+
+/// A Redis Cluster of three masters, each with one replica (`redis-cli --cluster
+/// create`), with a node timeout of one second, so that a replica takes over within a
+/// few seconds of its master's death.
+pub struct TestRedisCluster {
+    nodes: Vec<TestRedis>,
+}
+
+impl TestRedisCluster {
+    pub fn start() -> io::Result<Self> {
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let bus = free_port()?.to_string();
+            nodes.push(TestRedis::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-port",
+                &bus,
+                // A replica syncs at once rather than after Redis's 5 s default.
+                "--repl-diskless-sync-delay",
+                "0",
+            ])?);
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "redis-cli --cluster create: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )));
+        }
+        let cluster = Self { nodes };
+        cluster.wait_healthy(Duration::from_secs(20))?;
+        cluster.wait_replicated(Duration::from_secs(20))?;
+        Ok(cluster)
+    }
+
+    /// Until every replica has synced with its master, so that a master may die.
+    fn wait_replicated(&self, within: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let roles: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    n.cli(&["INFO", "replication"])
+                        .map(text)
+                        .unwrap_or_default()
+                })
+                .collect();
+            let replicas = roles.iter().filter(|r| r.contains("role:slave")).count();
+            let synced = roles
+                .iter()
+                .filter(|r| r.contains("master_link_status:up"))
+                .count();
+            if replicas == 3 && synced == 3 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other("the replicas did not sync"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every node, comma-separated: what `CHAT_REDIS_URL` takes in cluster mode.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(TestRedis::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn nodes(&self) -> &[TestRedis] {
+        &self.nodes
+    }
+
+    /// The node that is master of `key`'s slot now.
+    pub fn master_of(&self, key: &str) -> io::Result<&TestRedis> {
+        for node in self.live() {
+            let slot: u16 = text(node.cli(&["CLUSTER", "KEYSLOT", key])?)
+                .trim()
+                .parse()
+                .map_err(io::Error::other)?;
+            let nodes = text(node.cli(&["CLUSTER", "NODES"])?);
+            let Some(owner) = nodes.lines().find(|line| serves(line, slot)) else {
+                continue;
+            };
+            let port = owner
+                .split_whitespace()
+                .nth(1)
+                .and_then(|a| a.split('@').next())
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok());
+            if let Some(master) = self.nodes.iter().find(|n| Some(n.port()) == port) {
+                return Ok(master);
+            }
+        }
+        Err(io::Error::other(format!("no master serves {key}")))
+    }
+
+    /// Until every live node says `cluster_state:ok` and every slot has a live master.
+    pub fn wait_healthy(&self, within: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let ok = self.live().all(|node| {
+                node.cli(&["CLUSTER", "INFO"])
+                    .map(text)
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other("the cluster did not become healthy"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = &TestRedis> {
+        self.nodes.iter().filter(|n| n.command(&["PING"]).is_ok())
+    }
+}
+
+/// Whether a `CLUSTER NODES` line is a live master serving `slot`.
+fn serves(line: &str, slot: u16) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+        return false;
+    }
+    fields[8..].iter().any(|range| {
+        let mut ends = range.splitn(2, '-').map(|e| e.parse::<u16>().ok());
+        match (ends.next().flatten(), ends.next().flatten()) {
+            (Some(a), Some(b)) => (a..=b).contains(&slot),
+            (Some(a), None) => a == slot,
+            _ => false,
+        }
+    })
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A Sentinel group: one master, one replica, and one sentinel (quorum 1) that fails
+/// over one second after the master stops answering.
+pub struct TestRedisSentinel {
+    master: TestRedis,
+    replica: TestRedis,
+    sentinel: TestRedis,
+}
+
+/// The master's name the sentinel watches.
+pub const SENTINEL_MASTER: &str = "chat";
+
+impl TestRedisSentinel {
+    pub fn start() -> io::Result<Self> {
+        // A replica syncs at once rather than after Redis's 5 s default.
+        let master = TestRedis::start_with(&["--repl-diskless-sync-delay", "0"])?;
+        let port = master.port().to_string();
+        let replica = TestRedis::start_with(&["--replicaof", "127.0.0.1", &port])?;
+        let config = format!(
+            "sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {port} 1\n\
+             sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
+             sentinel failover-timeout {SENTINEL_MASTER} 3000\n"
+        );
+        let sentinel = TestRedis::start_sentinel(&config)?;
+        let group = Self {
+            master,
+            replica,
+            sentinel,
+        };
+        group.wait_replicated(Duration::from_secs(10))?;
+        Ok(group)
+    }
+
+    /// The sentinel's URL: what `CHAT_REDIS_URL` takes in sentinel mode.
+    pub fn url(&self) -> String {
+        self.sentinel.url()
+    }
+
+    /// The server the group started with as its master.
+    pub fn master(&self) -> &TestRedis {
+        &self.master
+    }
+
+    pub fn replica(&self) -> &TestRedis {
+        &self.replica
+    }
+
+    /// The port of the master the sentinel names now.
+    pub fn current_master_port(&self) -> io::Result<u16> {
+        let reply =
+            text(
+                self.sentinel
+                    .cli(&["SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER])?,
+            );
+        reply
+            .lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| io::Error::other(format!("sentinel answered {reply:?}")))
+    }
+
+    /// Until the replica has caught up with the master (`master_link_status:up`).
+    fn wait_replicated(&self, within: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let info = self.replica.cli(&["INFO", "replication"]).map(text);
+            if info.is_ok_and(|i| i.contains("master_link_status:up")) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(io::Error::other("the replica did not sync with the master"))
+    }
+}
