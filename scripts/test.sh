@@ -21,6 +21,11 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
   apt_install redis-server
 fi
 
+# PgBouncer, which the tests behind a transaction pooler start themselves.
+if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null; then
+  apt_install pgbouncer
+fi
+
 # openssl, which makes the throwaway certificates of the TLS tests.
 if ! command -v openssl >/dev/null; then
   apt_install openssl

@@ -90,6 +90,12 @@ pub struct Config {
     pub database_url: Option<SecretString>,
     /// `CHAT_AUTO_MIGRATE`: apply pending migrations at start. Default `true`.
     pub auto_migrate: bool,
+    /// `CHAT_DATABASE_POOLER`: `none` (default) or `transaction` when `CHAT_DATABASE_URL`
+    /// leads to a pooler in transaction mode (PgBouncer's `pool_mode = transaction`).
+    pub database_behind_transaction_pooler: bool,
+    /// `CHAT_DATABASE_MIGRATION_URL`: a direct connection for migrations, which take a
+    /// session's lock; needed behind a transaction pooler. Default: `CHAT_DATABASE_URL`.
+    pub database_migration_url: Option<SecretString>,
     /// `CHAT_DATABASE_MAX_CONNECTIONS`: pool size. Default 16.
     pub database_max_connections: usize,
     /// `CHAT_STORE_TIMEOUT_MS`: deadline of one store operation; past it the request
@@ -370,6 +376,17 @@ impl Config {
             log_format,
             database_url,
             auto_migrate: env.flag("CHAT_AUTO_MIGRATE", true)?,
+            database_behind_transaction_pooler: match env.get("CHAT_DATABASE_POOLER") {
+                None | Some("none") => false,
+                Some("transaction") => true,
+                Some(other) => {
+                    return Err(err(
+                        "CHAT_DATABASE_POOLER",
+                        format!("expected none or transaction, got {other:?}"),
+                    ))
+                }
+            },
+            database_migration_url: env.secret("CHAT_DATABASE_MIGRATION_URL"),
             database_max_connections: env.parse("CHAT_DATABASE_MAX_CONNECTIONS", 16usize)?,
             store_timeout_ms: env.parse("CHAT_STORE_TIMEOUT_MS", 5000u64)?,
             event_buffer: env.parse("CHAT_EVENT_BUFFER", 16_384usize)?,
@@ -437,6 +454,17 @@ impl Config {
                 "a persistent store (CHAT_DATABASE_URL) needs a master key, or its thread keys \
                  are unreadable after a restart; set CHAT_MASTER_KEY to the output of \
                  `head -c 32 /dev/urandom | base64` (or a CHAT_MASTER_KEYS ring) and keep it safe",
+            ));
+        }
+        if self.database_behind_transaction_pooler
+            && self.auto_migrate
+            && self.database_migration_url.is_none()
+        {
+            return Err(err(
+                "CHAT_DATABASE_MIGRATION_URL",
+                "behind a transaction pooler, migrations need a direct connection to \
+                 PostgreSQL (their lock is a session's): set CHAT_DATABASE_MIGRATION_URL, or \
+                 CHAT_AUTO_MIGRATE=false and run `chat-server migrate` against the database",
             ));
         }
         if self.message_store == MessageStoreKind::Redis && self.redis_url.is_none() {

@@ -25,23 +25,37 @@ pub struct Wired {
     pub rate_counter: Arc<dyn RateCounter>,
 }
 
-/// The PostgreSQL store of the configuration, if any, migrated when `CHAT_AUTO_MIGRATE`.
+/// The PostgreSQL store of the configuration, if any, migrated first when `migrate`:
+/// over `CHAT_DATABASE_MIGRATION_URL` when set (a direct connection, for a service
+/// behind a transaction pooler), else over `CHAT_DATABASE_URL`.
 pub async fn connect_postgres(config: &Config, migrate: bool) -> anyhow::Result<Option<PgStore>> {
     let Some(url) = &config.database_url else {
         return Ok(None);
     };
-    let store = PgStore::new(
-        url.expose_secret(),
-        PgSettings {
-            max_connections: config.database_max_connections,
-            op_timeout: Duration::from_millis(config.store_timeout_ms),
-        },
-    )?;
+    let settings = PgSettings {
+        max_connections: config.database_max_connections,
+        op_timeout: Duration::from_millis(config.store_timeout_ms),
+        behind_transaction_pooler: config.database_behind_transaction_pooler,
+    };
+    let store = PgStore::new(url.expose_secret(), settings.clone())?;
     if migrate {
-        let applied = store
+        let applied = match &config.database_migration_url {
+            Some(direct) => PgStore::new(
+                direct.expose_secret(),
+                PgSettings {
+                    max_connections: 1,
+                    behind_transaction_pooler: false,
+                    ..settings
+                },
+            )?
             .migrate()
             .await
-            .context("applying migrations (CHAT_DATABASE_URL)")?;
+            .context("applying migrations (CHAT_DATABASE_MIGRATION_URL)")?,
+            None => store.migrate().await.context(
+                "applying migrations (CHAT_DATABASE_URL; behind a transaction pooler, set \
+                 CHAT_DATABASE_MIGRATION_URL to a direct connection)",
+            )?,
+        };
         tracing::info!(applied, "database migrations up to date");
     }
     Ok(Some(store))

@@ -125,7 +125,7 @@ impl PgStore {
     }
 
     async fn append_audit(&self, rows: &[AuditRow]) -> Result<(), chat_core::StoreError> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             diesel::insert_into(audit::table)
                 .values(rows)
                 .on_conflict(audit::event_id)

@@ -38,7 +38,7 @@ impl JobQueue for PgStore {
                 Some(delivery.body),
             ),
         };
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let id: i64 = diesel::insert_into(jobs::table)
                 .values((
                     jobs::kind.eq(name),
@@ -62,7 +62,7 @@ impl JobQueue for PgStore {
         lease: std::time::Duration,
     ) -> StoreResult<Option<ClaimedJob>> {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::days(1));
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let claimed = diesel::sql_query(
                 "UPDATE chat_jobs SET attempts = attempts + 1, leased_until = $2 \
                  WHERE id = ( \
@@ -102,7 +102,7 @@ impl JobQueue for PgStore {
     }
 
     async fn complete(&self, id: JobId) -> StoreResult<()> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             diesel::delete(jobs::table.find(id.get()))
                 .execute(&mut conn)
                 .await
@@ -114,7 +114,7 @@ impl JobQueue for PgStore {
 
     async fn fail(&self, id: JobId, error: &str, run_at: Option<Timestamp>) -> StoreResult<()> {
         let error = error.to_owned();
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let target = jobs::table.find(id.get());
             let update = diesel::update(target);
             match run_at {
@@ -146,7 +146,7 @@ impl JobQueue for PgStore {
     }
 
     async fn failed_count(&self) -> StoreResult<u64> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let n: i64 = jobs::table
                 .filter(jobs::failed_at.is_not_null())
                 .count()
@@ -160,7 +160,7 @@ impl JobQueue for PgStore {
 
     async fn expire_leases(&self, now: Timestamp, max_attempts: u32) -> StoreResult<ExpiredLeases> {
         let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             // One statement, so a worker finishing meanwhile is either seen or not.
             let settled = diesel::sql_query(
                 "UPDATE chat_jobs SET leased_until = NULL, last_error = $3, \

@@ -27,7 +27,6 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +48,12 @@ pub struct PgSettings {
     pub max_connections: usize,
     /// The deadline of one store operation, connection wait included.
     pub op_timeout: Duration,
+    /// The URL leads to a pooler in transaction mode (PgBouncer's `pool_mode =
+    /// transaction`), which may hand each transaction a different server connection:
+    /// then no statement is cached across transactions, every operation runs in a
+    /// transaction of its own, and [`PgStore::migrate`] is refused (its advisory lock
+    /// belongs to a session; migrate over a direct URL).
+    pub behind_transaction_pooler: bool,
 }
 
 impl Default for PgSettings {
@@ -56,6 +61,7 @@ impl Default for PgSettings {
         Self {
             max_connections: 16,
             op_timeout: Duration::from_secs(5),
+            behind_transaction_pooler: false,
         }
     }
 }
@@ -80,7 +86,10 @@ impl PgStore {
         // is dropped by the pool, and the next checkout connects afresh.
         let mut config = ManagerConfig::default();
         config.recycling_method = RecyclingMethod::Fast;
-        config.custom_setup = Box::new(tls::establish);
+        config.custom_setup = match settings.behind_transaction_pooler {
+            false => Box::new(tls::establish),
+            true => Box::new(tls::establish_for_pooler),
+        };
         let manager =
             AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
         let pool = Pool::builder(manager)
@@ -98,6 +107,13 @@ impl PgStore {
     /// take turns on a session advisory lock, so only one migrates.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         use diesel_async::RunQueryDsl;
+        if self.settings.behind_transaction_pooler {
+            return Err(StoreError::Rejected(
+                "migrations need a direct connection to PostgreSQL, not a transaction pooler \
+                 (their lock is a session's)"
+                    .into(),
+            ));
+        }
         let mut conn = self.conn().await?;
         // Poll rather than block in `pg_advisory_lock`: a waiter blocked in a statement
         // holds a snapshot, and `CREATE INDEX CONCURRENTLY` in the migrator would wait
@@ -136,7 +152,7 @@ impl PgStore {
     /// Answers when the database does: for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         use diesel_async::RunQueryDsl;
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             diesel::sql_query("SELECT 1")
                 .execute(&mut conn)
                 .await
@@ -153,15 +169,19 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")))
     }
 
-    /// Runs `op` with a pooled connection under the operation deadline.
-    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(Conn) -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
+    /// Runs `op` with a pooled connection under the operation deadline. Behind a
+    /// transaction pooler, in a transaction of its own: PgBouncer then keeps one server
+    /// connection for `op`'s statements, each prepared and run there.
+    async fn run<T>(
+        &self,
+        op: impl AsyncFnOnce(&AsyncPgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.settings.behind_transaction_pooler {
+            return self.in_transaction(op).await;
+        }
         let work = async {
             let conn = self.conn().await?;
-            op(conn).await
+            op(&conn).await
         };
         tokio::time::timeout(self.settings.op_timeout, work)
             .await

@@ -19,7 +19,7 @@ impl LeaseLock for PgStore {
     async fn try_acquire(&self, name: &str, ttl: Duration) -> StoreResult<Option<LockToken>> {
         let name = name.to_owned();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             // A concurrent insert of the same name waits for the first to commit, then
             // sees a live lease and takes nothing: exactly one contender wins.
             let won = diesel::sql_query(
@@ -42,7 +42,7 @@ impl LeaseLock for PgStore {
 
     async fn release(&self, name: &str, token: &LockToken) -> StoreResult<bool> {
         let (name, token) = (name.to_owned(), token.0.clone());
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let released = diesel::sql_query(
                 "DELETE FROM chat_locks WHERE name = $1 AND token = $2 AND expires_at > now()",
             )

@@ -161,7 +161,7 @@ impl MessageStore for PgStore {
         limit: u32,
         expired_before: Option<Timestamp>,
     ) -> StoreResult<MessagePage<StoredMessage>> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let mut query = messages::table
                 .filter(messages::thread_id.eq(thread.get()))
                 .into_boxed();
@@ -192,7 +192,7 @@ impl MessageStore for PgStore {
     }
 
     async fn get(&self, thread: ThreadId, id: MessageId) -> StoreResult<Option<StoredMessage>> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             messages::table
                 .filter(messages::thread_id.eq(thread.get()))
                 .filter(messages::id.eq(id.get()))
@@ -208,7 +208,7 @@ impl MessageStore for PgStore {
     }
 
     async fn redact(&self, thread: ThreadId, id: MessageId) -> StoreResult<bool> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let n = diesel::update(
                 messages::table
                     .filter(messages::thread_id.eq(thread.get()))
@@ -241,7 +241,7 @@ impl MessageStore for PgStore {
             .iter()
             .map(|(_, m)| m.map_or(0, MessageId::get))
             .collect();
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let counts: Vec<i64> = diesel::select(chat_unread_counts(
                 ids,
                 markers,
@@ -257,7 +257,7 @@ impl MessageStore for PgStore {
     }
 
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let n = diesel::update(
                 messages::table
                     .filter(messages::thread_id.eq(thread.get()))
@@ -276,7 +276,7 @@ impl MessageStore for PgStore {
     }
 
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let n = diesel::delete(messages::table.filter(messages::created_at.lt(expired_before)))
                 .execute(&mut conn)
                 .await

@@ -21,7 +21,7 @@ use diesel_async::RunQueryDsl;
 #[async_trait]
 impl RequestDirectory for PgStore {
     async fn upsert(&self, request: ServiceRequest) -> StoreResult<ServiceRequest> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let row = RequestRow {
                 id: request.id.get(),
                 client_id: request.client_id.get(),
@@ -46,7 +46,7 @@ impl RequestDirectory for PgStore {
     }
 
     async fn get(&self, id: RequestId) -> StoreResult<Option<ServiceRequest>> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             requests::table
                 .find(id.get())
                 .select(RequestRow::as_select())
@@ -70,7 +70,7 @@ impl ThreadRepository for PgStore {
         now: Timestamp,
     ) -> StoreResult<Thread> {
         let request = request.clone();
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             // One statement: concurrent opens of one request meet on the unique index
             // and all return the same row; an assigned admin is never replaced. The
             // participants get their inbox rows (again, harmlessly, on a later open).
@@ -99,7 +99,7 @@ impl ThreadRepository for PgStore {
     }
 
     async fn get(&self, id: ThreadId) -> StoreResult<Option<Thread>> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             threads::table
                 .find(id.get())
                 .select(ThreadRow::as_select())
@@ -114,7 +114,7 @@ impl ThreadRepository for PgStore {
     }
 
     async fn close(&self, id: ThreadId, now: Timestamp) -> StoreResult<Option<Thread>> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             diesel::sql_query(format!(
                 "WITH t AS ( \
                    UPDATE chat_threads SET status = 'closed', closed_at = COALESCE(closed_at, $2) \
@@ -141,7 +141,7 @@ impl ThreadRepository for PgStore {
         after: Option<ThreadId>,
         limit: u32,
     ) -> StoreResult<Vec<ThreadId>> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let ids: Vec<i64> = threads::table
                 .filter(threads::status.eq("closed"))
                 .filter(threads::id.gt(after.map_or(0, ThreadId::get)))
@@ -162,7 +162,7 @@ impl ThreadRepository for PgStore {
         staff: &[UserId],
     ) -> StoreResult<Option<(Thread, Vec<UserId>)>> {
         let staff = ids(staff);
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             // The team and the inbox rows change in one statement: the removed
             // members' rows go, the new members' come, the client's and admin's stay.
             let row: Option<StaffChangeRow> = diesel::sql_query(format!(
@@ -195,7 +195,7 @@ impl ThreadRepository for PgStore {
         last: MessageId,
         at: Timestamp,
     ) -> StoreResult<()> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             record_activity_on(&mut conn, thread.get(), last.get(), at)
                 .await
                 .map_err(db)?;
@@ -210,7 +210,7 @@ impl ThreadRepository for PgStore {
     /// per connection.
     async fn inbox(&self, query: &InboxQuery) -> StoreResult<Vec<InboxEntry>> {
         let query = *query;
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let page = chat_inbox_page(
                 query.reader.get(),
                 query.everyone,
@@ -231,7 +231,7 @@ impl ThreadRepository for PgStore {
         user: UserId,
         up_to: MessageId,
     ) -> StoreResult<MessageId> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let marker: i64 = diesel::insert_into(reads::table)
                 .values((
                     reads::thread_id.eq(thread.get()),
@@ -254,7 +254,7 @@ impl ThreadRepository for PgStore {
     }
 
     async fn reads(&self, thread: ThreadId) -> StoreResult<Vec<(UserId, MessageId)>> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let rows: Vec<(i64, i64)> = reads::table
                 .filter(reads::thread_id.eq(thread.get()))
                 .order(reads::user_id)
@@ -273,7 +273,7 @@ impl ThreadRepository for PgStore {
     }
 
     async fn forget_reads(&self, thread: ThreadId) -> StoreResult<u64> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let n = diesel::delete(reads::table.filter(reads::thread_id.eq(thread.get())))
                 .execute(&mut conn)
                 .await
@@ -413,7 +413,7 @@ struct StaffChangeRow {
 #[async_trait]
 impl ThreadKeyStore for PgStore {
     async fn insert_if_absent(&self, thread: ThreadId, key: WrappedKey) -> StoreResult<WrappedKey> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             diesel::insert_into(keys::table)
                 .values(KeyRow::new(thread, &key))
                 .on_conflict_do_nothing()
@@ -433,7 +433,7 @@ impl ThreadKeyStore for PgStore {
     }
 
     async fn get(&self, thread: ThreadId) -> StoreResult<Option<WrappedKey>> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let row = keys::table
                 .find(thread.get())
                 .select(KeyRow::as_select())
@@ -447,7 +447,7 @@ impl ThreadKeyStore for PgStore {
     }
 
     async fn destroy(&self, thread: ThreadId) -> StoreResult<bool> {
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let n = diesel::delete(keys::table.find(thread.get()))
                 .execute(&mut conn)
                 .await
@@ -464,7 +464,7 @@ impl ThreadKeyStore for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<(ThreadId, WrappedKey)>> {
         let version = version.to_owned();
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             keys::table
                 .filter(keys::master_key_version.ne(version))
                 .filter(keys::thread_id.gt(after.map_or(0, ThreadId::get)))
@@ -488,7 +488,7 @@ impl ThreadKeyStore for PgStore {
         new: WrappedKey,
     ) -> StoreResult<bool> {
         let old = old.clone();
-        self.run(|mut conn| async move {
+        self.run(async move |mut conn| {
             let n = diesel::update(
                 keys::table
                     .find(thread.get())

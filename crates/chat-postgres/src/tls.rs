@@ -53,3 +53,36 @@ pub(crate) fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConn
     }
     .boxed()
 }
+
+/// The connection setup behind a transaction pooler. diesel-async's setup sends two
+/// `SET`s as prepared statements, whose parse and execution a pooler may hand to
+/// different server connections: they run inside a transaction here (one server), which
+/// is then rolled back, since a session setting means nothing once the pooler shares
+/// the server. Statements are prepared per use from then on, never cached.
+pub(crate) fn establish_for_pooler(
+    url: &str,
+) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
+    async move {
+        let bad = |e: tokio_postgres::Error| diesel::ConnectionError::BadConnection(e.to_string());
+        let (client, connection) = tokio_postgres::connect(url, connector())
+            .await
+            .map_err(bad)?;
+        // Ends when the client is dropped, or with the socket.
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "a pooled PostgreSQL connection ended");
+            }
+        });
+        client.batch_execute("BEGIN").await.map_err(bad)?;
+        let mut conn = AsyncPgConnection::try_from(client).await?;
+        diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, "ROLLBACK")
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+        diesel_async::AsyncConnection::set_prepared_statement_cache_size(
+            &mut conn,
+            diesel::connection::CacheSize::Disabled,
+        );
+        Ok(conn)
+    }
+    .boxed()
+}

@@ -7,7 +7,7 @@ use chat_core::crypto::SealedContent;
 use chat_core::ports::{Appended, MessageStore, RetentionCut};
 use chat_core::{MessageId, MessageKind, StoredMessage, ThreadId, UserId};
 use chat_postgres::{PgSettings, PgStore};
-use chat_testkit::TestPostgres;
+use chat_testkit::{TestPgBouncer, TestPostgres};
 
 async fn store() -> (TestPostgres, PgStore) {
     let pg = TestPostgres::start().expect("PostgreSQL starts");
@@ -29,6 +29,66 @@ async fn postgres_passes_every_contract_suite() {
     contract::message_retraction_and_unread(&store).await;
     contract::job_queue(&store).await;
     contract::lease_lock(&store).await;
+}
+
+/// Behind PgBouncer in transaction mode, with fewer server connections than the
+/// store's pool, so that consecutive operations of one connection land on different
+/// server connections: migrations over the direct URL, then every suite through it,
+/// from many tasks at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_behind_pgbouncer_in_transaction_mode_passes_every_contract_suite() {
+    let pg = TestPostgres::start().expect("PostgreSQL starts");
+    let direct = pg.create_database("chat").unwrap();
+    let bouncer = TestPgBouncer::start(&pg).unwrap();
+    let settings = PgSettings {
+        max_connections: 8,
+        behind_transaction_pooler: true,
+        ..PgSettings::default()
+    };
+    let pooled = PgStore::new(&bouncer.url("chat"), settings).unwrap();
+    let refused = pooled.migrate().await.unwrap_err();
+    assert!(
+        refused.to_string().contains("direct connection"),
+        "{refused}"
+    );
+    let migrated = PgStore::new(&direct, PgSettings::default()).unwrap();
+    assert!(migrated.migrate().await.unwrap() >= 1);
+
+    contract::request_directory(&pooled).await;
+    contract::thread_repository(&pooled).await;
+    contract::care_team_and_inbox(&pooled).await;
+    contract::thread_key_store(&pooled).await;
+    contract::message_store(&pooled).await;
+    contract::message_retraction_and_unread(&pooled).await;
+    contract::job_queue(&pooled).await;
+    contract::lease_lock(&pooled).await;
+
+    // Sixteen posters at once over three server connections: every statement is
+    // prepared and run in the transaction PgBouncer gave it, whichever server that is.
+    let posters = (0..16).map(|_| {
+        let store = pooled.clone();
+        tokio::spawn(async move {
+            let thread = contract::fresh_id();
+            let mut ids = Vec::new();
+            for _ in 0..20 {
+                let id = store.next_id(ThreadId::new(thread).unwrap()).await.unwrap();
+                let stored = store
+                    .append(message(thread, id.get()), None, KEEP_ALL)
+                    .await;
+                assert_eq!(stored.unwrap(), Appended::Stored);
+                ids.push(id);
+            }
+            let page = store
+                .page(ThreadId::new(thread).unwrap(), None, 50, None)
+                .await
+                .unwrap();
+            let listed: Vec<MessageId> = page.messages.iter().map(|m| m.id).collect();
+            assert_eq!(listed, ids);
+        })
+    });
+    for poster in futures::future::join_all(posters).await {
+        poster.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

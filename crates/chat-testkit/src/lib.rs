@@ -9,6 +9,9 @@
 //! persistence, and kills it when dropped. [`TestRedisCluster`] (three masters, three
 //! replicas) and [`TestRedisSentinel`] (master, replica, sentinel) are made of them.
 //!
+//! [`TestPgBouncer`] puts Debian's PgBouncer, in transaction pooling mode, in front of
+//! a [`TestPostgres`].
+//!
 //! [`TestS3`] runs a private S3-compatible server (`s3s-fs`) on a free loopback port
 //! over a temporary directory, and kills it when dropped.
 //!
@@ -17,12 +20,14 @@
 //! [`TestRedis::start_tls`]).
 #![forbid(unsafe_code)]
 
+mod pgbouncer;
 mod postgres;
 mod redis;
 mod redis_ha;
 mod s3;
 mod tls;
 
+pub use pgbouncer::TestPgBouncer;
 pub use postgres::TestPostgres;
 pub use redis::TestRedis;
 pub use redis_ha::{TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};

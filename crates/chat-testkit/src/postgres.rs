@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// Whether this process runs as root; asked once.
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();
     *ROOT.get_or_init(|| {
         Command::new("id")
@@ -63,7 +63,7 @@ fn pg_tool(name: &str, args: &[&str]) -> io::Result<Output> {
 }
 
 /// Lets the `postgres` user own `path` when we are root.
-fn hand_over(path: &Path) -> io::Result<()> {
+pub(crate) fn hand_over(path: &Path) -> io::Result<()> {
     if is_root() {
         let status = Command::new("chown")
             .args(["-R", "postgres:postgres"])

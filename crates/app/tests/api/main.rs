@@ -15,6 +15,7 @@ mod lifecycle;
 mod media;
 mod operations;
 mod pagination;
+mod pgbouncer;
 mod policy;
 mod postgres;
 mod privacy;

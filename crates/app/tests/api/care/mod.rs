@@ -4,7 +4,7 @@ mod inbox;
 mod live_access;
 mod presence;
 mod retraction;
-mod support;
+pub(crate) mod support;
 
 use crate::helpers::*;
 use serde_json::json;

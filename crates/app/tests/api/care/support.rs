@@ -52,7 +52,7 @@ pub(super) async fn team_thread(app: &Api, request: i64, staff: &[i64]) -> i64 {
     opened["threadId"].as_i64().unwrap()
 }
 
-pub(super) async fn inbox(app: &Api, token: &str, query: &str) -> Response {
+pub(crate) async fn inbox(app: &Api, token: &str, query: &str) -> Response {
     app.client
         .get(app.url(&format!("/api/chat/threads{query}")))
         .bearer_auth(token)
@@ -62,7 +62,7 @@ pub(super) async fn inbox(app: &Api, token: &str, query: &str) -> Response {
 }
 
 /// The inbox's threads as `(threadId, unread)`.
-pub(super) async fn inbox_ids(app: &Api, token: &str, query: &str) -> Vec<(i64, u64)> {
+pub(crate) async fn inbox_ids(app: &Api, token: &str, query: &str) -> Vec<(i64, u64)> {
     let page = json_of(inbox(app, token, query).await, 200).await;
     page["threads"]
         .as_array()
@@ -77,7 +77,7 @@ pub(super) async fn inbox_ids(app: &Api, token: &str, query: &str) -> Vec<(i64, 
         .collect()
 }
 
-pub(super) async fn mark_read(app: &Api, token: &str, thread: i64, body: Value) -> Response {
+pub(crate) async fn mark_read(app: &Api, token: &str, thread: i64, body: Value) -> Response {
     app.client
         .post(app.url(&format!("/api/chat/threads/{thread}/read")))
         .bearer_auth(token)
