@@ -1,6 +1,7 @@
 //! Draining on `SIGTERM` (SPEC §8): `/readyz` fails at once while requests are still
-//! served, sockets are told to reconnect (4200), a job in hand is given back, and the
-//! process exits within `CHAT_SHUTDOWN_GRACE_SECS`.
+//! served, sockets are told to reconnect (4200), a job in hand is given back (and
+//! another instance runs it), no request is cut off, and the process exits within
+//! `CHAT_SHUTDOWN_GRACE_SECS`.
 
 use crate::helpers::*;
 use crate::realtime::{signed, Socket};
@@ -36,6 +37,40 @@ async fn sigterm_drains_within_the_grace() {
     )
     .await;
 
+    // Load through the drain, each request on a new connection (as through a load
+    // balancer): every request that reached the server gets a whole answer; once it
+    // stopped listening, connecting is refused. Never a reset or a half answer.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, base) = (stop.clone(), api.base.clone());
+        let path = format!("{base}/api/chat/threads/{thread}/messages");
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let (mut answered, mut broken) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client
+                    .get(&path)
+                    .bearer_auth(token(7, "client"))
+                    .send()
+                    .await
+                {
+                    Ok(r) => match r.bytes().await {
+                        Ok(_) => answered += 1,
+                        Err(e) => broken.push(format!("a half answer: {e:?}")),
+                    },
+                    Err(e) if e.is_connect() => {}
+                    Err(e) => broken.push(format!("{e:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (answered, broken)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
     server.terminate();
     let signalled = Instant::now();
     // At once: not ready, though still serving.
@@ -64,6 +99,13 @@ async fn sigterm_drains_within_the_grace() {
         server.log()
     );
     assert!(signalled.elapsed() < Duration::from_secs(6));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, broken) = load.await.unwrap();
+    assert!(answered > 20, "the load ran through the notice: {answered}");
+    assert!(
+        broken.is_empty(),
+        "requests broken by the drain: {broken:?}"
+    );
     // The job it held is due again, for another instance.
     let kept = pg
         .psql(
@@ -74,4 +116,20 @@ async fn sigterm_drains_within_the_grace() {
         .unwrap();
     assert!(kept.trim().starts_with("t|t|released"), "{kept}");
     drop(silent);
+
+    // Another instance runs it.
+    let (hook, received) = crate::host::receiver().await;
+    let mut other_vars = vars.clone();
+    other_vars.retain(|(k, _)| *k != "CHAT_WEBHOOK_URL");
+    other_vars.push(("CHAT_WEBHOOK_URL", hook));
+    let _other = TestApp::spawn_with(&borrowed(&other_vars)).await;
+    eventually(
+        Duration::from_secs(10),
+        "the other instance delivered the released webhook",
+        || async {
+            let delivered = crate::host::deliveries_named(&received, "message_created");
+            (!delivered.is_empty()).then_some(())
+        },
+    )
+    .await;
 }

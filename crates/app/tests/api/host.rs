@@ -56,7 +56,7 @@ async fn pusher_server_library_triggers_events_and_reads_occupancy() {
 
 /// What a host's webhook endpoint received, and how it answers.
 #[derive(Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     /// (headers, body) of every attempt, in order.
     seen: std::sync::Mutex<Vec<(std::collections::BTreeMap<String, String>, String)>>,
     /// Deliveries answered 500 once already.
@@ -65,7 +65,7 @@ struct Receiver {
 
 /// A host endpoint on a free port that answers each delivery's first attempt `500`
 /// and the next ones `200`; returns its URL.
-async fn receiver() -> (String, std::sync::Arc<Receiver>) {
+pub(crate) async fn receiver() -> (String, std::sync::Arc<Receiver>) {
     use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
     let state = std::sync::Arc::new(Receiver::default());
     let shared = state.clone();
@@ -106,7 +106,7 @@ async fn receiver() -> (String, std::sync::Arc<Receiver>) {
     (format!("http://127.0.0.1:{port}/hook"), state)
 }
 
-fn deliveries_named(receiver: &Receiver, event: &str) -> Vec<(String, String)> {
+pub(crate) fn deliveries_named(receiver: &Receiver, event: &str) -> Vec<(String, String)> {
     receiver
         .seen
         .lock()
