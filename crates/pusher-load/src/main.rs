@@ -66,7 +66,8 @@ struct Args {
     /// How long to trigger, seconds; 0 only connects, measures and exits.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// The server's process id, to read its resident memory (Linux).
+    /// The server's process id, to read its resident memory and the CPU time it spends
+    /// while triggering (Linux).
     #[arg(long)]
     server_pid: Option<u32>,
     /// The first request id `--trigger chat` registers (ids must be unused).
@@ -86,6 +87,17 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// CPU time (user + system) the process has used, in seconds (Linux `/proc`, at the
+/// kernel's clock-tick resolution, 100 Hz on common kernels).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name may hold spaces: fields are counted from after its closing parenthesis.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (user, system): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    Some((user + system) / 100.0)
 }
 
 /// The send time a delivered event carries: `data.sent`, or a text `t:<micros>`.
@@ -329,6 +341,7 @@ async fn main() -> Result<(), String> {
         t
     });
     let trigger_started = Instant::now();
+    let cpu_before = args.server_pid.and_then(cpu_seconds);
     let mut n = 0usize;
     while Instant::now() < deadline {
         if let Some(t) = ticks.as_mut() {
@@ -361,6 +374,7 @@ async fn main() -> Result<(), String> {
         latencies.push(l);
     }
     let collect_secs = trigger_started.elapsed().as_secs_f64();
+    let cpu_after = args.server_pid.and_then(cpu_seconds);
     latencies.sort_unstable();
     let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     println!(
@@ -379,5 +393,12 @@ async fn main() -> Result<(), String> {
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
     );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        let used = after - before;
+        println!(
+            "server CPU while triggering: {used:.2} s, {:.1} µs per delivery",
+            used * 1e6 / latencies.len().max(1) as f64
+        );
+    }
     Ok(())
 }
