@@ -108,23 +108,43 @@ pub enum CryptoError {
     /// The system random generator failed.
     #[error("random generator failed")]
     Random,
+    /// The key service that holds the master key (KMS) did not answer, or refused for
+    /// a reason of its own (throttled, the key disabled): the request is `503`.
+    #[error("key service: {0}")]
+    KeyServiceUnavailable(String),
 }
 
-/// The master key ring: makes, unwraps and rewraps thread data keys.
+/// The master key ring: makes, unwraps and rewraps thread data keys. Async, since a
+/// ring may be a key service over the network (KMS); a ring in memory answers at once.
+#[async_trait::async_trait]
 pub trait KeyRing: Send + Sync {
     /// A fresh random 256-bit data key for `thread`, wrapped under the active master key.
-    fn generate_thread_key(&self, thread: ThreadId) -> Result<WrappedKey, CryptoError>;
+    async fn generate_thread_key(&self, thread: ThreadId) -> Result<WrappedKey, CryptoError>;
 
     /// Unwraps a thread's data key. Fails with `UnknownKeyVersion` when the ring lacks
     /// the master key, and `Authentication` when the key was wrapped for another thread.
-    fn unwrap(&self, thread: ThreadId, key: &WrappedKey)
-        -> Result<Box<dyn ThreadKey>, CryptoError>;
+    async fn unwrap(
+        &self,
+        thread: ThreadId,
+        key: &WrappedKey,
+    ) -> Result<Box<dyn ThreadKey>, CryptoError>;
 
     /// The same data key, wrapped under the active master key.
-    fn rewrap(&self, thread: ThreadId, key: &WrappedKey) -> Result<WrappedKey, CryptoError>;
+    async fn rewrap(&self, thread: ThreadId, key: &WrappedKey) -> Result<WrappedKey, CryptoError>;
 
     /// The version that wraps new keys.
     fn active_version(&self) -> &str;
+
+    /// Whether `rotate-master-key` rewraps every key, not only those under another
+    /// version: a key service rotates its key material behind one key id, so only
+    /// re-encrypting them all moves them to the current material.
+    fn rotation_rewraps_all(&self) -> bool {
+        false
+    }
+
+    /// The thread's key is destroyed (purge): a ring that caches unwrapped keys drops
+    /// its copy now.
+    fn forget(&self, _thread: ThreadId) {}
 }
 
 /// An unwrapped thread data key. Lives in memory only for the request that needs it.

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chat_core::crypto::{KeyRing, MessageAad};
+use chat_core::crypto::MessageAad;
 use chat_core::{MessageId, MessageKind, ThreadId};
 use chat_crypto::MasterKeyRing;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -137,14 +137,16 @@ impl MasterKeyRing {
     }
 }
 
-impl KeyRing for MasterKeyRing {
-    fn generate_thread_key(&self, thread: ThreadId) -> Result<WrappedKey, CryptoError> {
+/// The ring's work is in memory and synchronous: these are what [`KeyRing`] calls, and
+/// what code that holds a `MasterKeyRing` (tests, benches) calls directly.
+impl MasterKeyRing {
+    pub fn generate_thread_key(&self, thread: ThreadId) -> Result<WrappedKey, CryptoError> {
         let mut dek = [0u8; KEY_LEN];
         self.rng.fill(&mut dek).map_err(|_| CryptoError::Random)?;
         self.wrap_with(thread, &dek)
     }
 
-    fn unwrap(
+    pub fn unwrap(
         &self,
         thread: ThreadId,
         key: &WrappedKey,
@@ -153,9 +155,28 @@ impl KeyRing for MasterKeyRing {
         Ok(Box::new(RingThreadKey::from_bytes(&dek)?))
     }
 
-    fn rewrap(&self, thread: ThreadId, key: &WrappedKey) -> Result<WrappedKey, CryptoError> {
+    pub fn rewrap(&self, thread: ThreadId, key: &WrappedKey) -> Result<WrappedKey, CryptoError> {
         let dek = self.unwrap_bytes(thread, key)?;
         self.wrap_with(thread, &dek)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyRing for MasterKeyRing {
+    async fn generate_thread_key(&self, thread: ThreadId) -> Result<WrappedKey, CryptoError> {
+        MasterKeyRing::generate_thread_key(self, thread)
+    }
+
+    async fn unwrap(
+        &self,
+        thread: ThreadId,
+        key: &WrappedKey,
+    ) -> Result<Box<dyn ThreadKey>, CryptoError> {
+        MasterKeyRing::unwrap(self, thread, key)
+    }
+
+    async fn rewrap(&self, thread: ThreadId, key: &WrappedKey) -> Result<WrappedKey, CryptoError> {
+        MasterKeyRing::rewrap(self, thread, key)
     }
 
     fn active_version(&self) -> &str {

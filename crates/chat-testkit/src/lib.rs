@@ -12,6 +12,8 @@
 //! [`TestPgBouncer`] puts Debian's PgBouncer, in transaction pooling mode, in front of
 //! a [`TestPostgres`].
 //!
+//! [`TestKms`] runs moto's KMS-compatible server on a free loopback port.
+//!
 //! [`TestS3`] runs a private S3-compatible server (`s3s-fs`) on a free loopback port
 //! over a temporary directory, and kills it when dropped.
 //!
@@ -20,6 +22,7 @@
 //! [`TestRedis::start_tls`]).
 #![forbid(unsafe_code)]
 
+mod kms;
 mod pgbouncer;
 mod postgres;
 mod redis;
@@ -27,6 +30,7 @@ mod redis_ha;
 mod s3;
 mod tls;
 
+pub use kms::{TestKms, TEST_AWS_REGION};
 pub use pgbouncer::TestPgBouncer;
 pub use postgres::TestPostgres;
 pub use redis::TestRedis;

@@ -117,7 +117,7 @@ impl ChatService {
             if self.settings.redact_on_close {
                 // Key first: once it is gone nothing left can be read, even if the redaction
                 // below fails and has to be retried.
-                self.keys.forget(thread);
+                self.forget_key(thread);
                 report.key_destroyed = self.ports.keys.destroy(thread).await?;
                 report.messages_redacted = self.ports.messages.redact_thread(thread).await?;
             }
@@ -285,21 +285,28 @@ impl ChatService {
     }
 
     /// Rewraps every thread key that is not under the active master key (the first of
-    /// `CHAT_MASTER_KEYS`), so that the older keys can then leave the ring. Message
+    /// `CHAT_MASTER_KEYS`), so that the older keys can then leave the ring; with a key
+    /// service, every thread key (re-encrypted under the key's current material, or
+    /// moved to a new key id). Message
     /// ciphertext is untouched: only the small wrapped data keys change. Safe to run
     /// while serving, and again after an interruption.
     pub async fn rotate_master_key(&self) -> Result<RotationReport, ChatError> {
-        let active = self.ports.key_ring.active_version().to_owned();
+        // A key service rotates its material behind one key id: every key then goes
+        // (no version is empty), else those under another version.
+        let other_than = match self.ports.key_ring.rotation_rewraps_all() {
+            true => String::new(),
+            false => self.ports.key_ring.active_version().to_owned(),
+        };
         let mut report = RotationReport::default();
         let mut after = None;
         loop {
             let batch = self
                 .ports
                 .keys
-                .wrapped_under_other_than(&active, after, BATCH)
+                .wrapped_under_other_than(&other_than, after, BATCH)
                 .await?;
             for (thread, old) in &batch {
-                let new = self.ports.key_ring.rewrap(*thread, old)?;
+                let new = self.ports.key_ring.rewrap(*thread, old).await?;
                 if self.ports.keys.replace(*thread, old, new).await? {
                     report.rewrapped += 1;
                 } else {

@@ -38,7 +38,7 @@ impl ChatService {
             // A closed thread's key is always read from the store, which is what the purge
             // destroys.
             let key = if thread.is_closed() {
-                self.keys.forget(thread.id);
+                self.forget_key(thread.id);
                 self.stored_key(thread.id).await?
             } else {
                 self.existing_key(thread.id).await?

@@ -214,11 +214,11 @@ impl ChatService {
         let wrapped = match self.ports.keys.get(thread).await? {
             Some(wrapped) => wrapped,
             None => {
-                let fresh = self.ports.key_ring.generate_thread_key(thread)?;
+                let fresh = self.ports.key_ring.generate_thread_key(thread).await?;
                 self.ports.keys.insert_if_absent(thread, fresh).await?
             }
         };
-        let key: Arc<dyn ThreadKey> = self.ports.key_ring.unwrap(thread, &wrapped)?.into();
+        let key: Arc<dyn ThreadKey> = self.ports.key_ring.unwrap(thread, &wrapped).await?.into();
         self.keys.put(thread, key.clone(), now);
         Ok(key)
     }
@@ -239,10 +239,19 @@ impl ChatService {
         Ok(key)
     }
 
+    /// Drops the thread's unwrapped key from this instance's memory: the cache here and
+    /// the key ring's own (a key service's ring caches what it unwrapped).
+    fn forget_key(&self, thread: ThreadId) {
+        self.keys.forget(thread);
+        self.ports.key_ring.forget(thread);
+    }
+
     /// The thread's data key as the store holds it now, uncached: `None` once destroyed.
     async fn stored_key(&self, thread: ThreadId) -> Result<Option<Arc<dyn ThreadKey>>, ChatError> {
         match self.ports.keys.get(thread).await? {
-            Some(wrapped) => Ok(Some(self.ports.key_ring.unwrap(thread, &wrapped)?.into())),
+            Some(wrapped) => Ok(Some(
+                self.ports.key_ring.unwrap(thread, &wrapped).await?.into(),
+            )),
             None => Ok(None),
         }
     }

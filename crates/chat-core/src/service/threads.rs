@@ -186,7 +186,7 @@ impl ChatService {
     /// event): the key this instance may hold in memory is dropped now, before the
     /// purge destroys the stored one.
     pub fn thread_closed(&self, thread: ThreadId) {
-        self.keys.forget(thread);
+        self.forget_key(thread);
     }
 
     /// Closes the thread (idempotent: the first `closed_at` stays), queues its purge and
@@ -206,7 +206,7 @@ impl ChatService {
                 .close(thread.id, now)
                 .await?
                 .ok_or(ChatError::NotFound)?;
-            self.keys.forget(closed.id);
+            self.forget_key(closed.id);
             // The close is stored; a failed enqueue is caught up by the sweep, which purges
             // the media of every closed thread. A presigned upload URL (S3, GCS, Azure)
             // cannot be revoked: the purge runs again once every URL issued for the thread

@@ -178,10 +178,11 @@ pub(super) async fn keys_the_service_holds(
         .wrapped_under_other_than("", None, 10_000)
         .await
         .unwrap();
-    wrapped
-        .iter()
-        .map(|(thread, key)| (*thread, ports.key_ring.unwrap(*thread, key).unwrap()))
-        .collect()
+    let mut keys = Vec::new();
+    for (thread, key) in &wrapped {
+        keys.push((*thread, ports.key_ring.unwrap(*thread, key).await.unwrap()));
+    }
+    keys
 }
 
 /// How many sweeps the log reports.
