@@ -26,6 +26,12 @@ if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null; then
   apt_install pgbouncer
 fi
 
+# moto's KMS-compatible server, which the KMS tests start themselves (PyPI).
+if ! command -v moto_server >/dev/null; then
+  echo "== installing moto[server]"
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1'
+fi
+
 # openssl, which makes the throwaway certificates of the TLS tests.
 if ! command -v openssl >/dev/null; then
   apt_install openssl

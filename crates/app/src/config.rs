@@ -83,6 +83,12 @@ pub struct Config {
     /// `CHAT_MASTER_KEYS` (`v2:<b64>,v1:<b64>`, first entry active) or `CHAT_MASTER_KEY`
     /// (base64 of 32 bytes, version `v1`). Unset: a random key per process.
     pub master_keys: Option<MasterKeySetting>,
+    /// `CHAT_KMS_KEY_ID`: the AWS KMS key (id, ARN or alias) that makes and unwraps
+    /// thread keys instead of a master key held here (SPEC §4).
+    pub kms_key_id: Option<String>,
+    /// `CHAT_KMS_CACHE_SECS`: how long a key KMS unwrapped stays in memory at most.
+    /// Default 300.
+    pub kms_cache_secs: u64,
     /// `CHAT_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// `CHAT_DATABASE_URL`: PostgreSQL (`postgres://user:pass@host:5432/db`) for
@@ -224,6 +230,14 @@ impl Env {
 }
 
 impl Config {
+    /// The value of one of the `AWS_*` variables given to the service.
+    pub fn aws_var(&self, name: &str) -> Option<&SecretString> {
+        self.object_store_options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
     /// From the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
@@ -373,6 +387,12 @@ impl Config {
             rate_limit_uploads: env.parse("CHAT_RATE_LIMIT_UPLOADS", 30)?,
             rate_limit_auth: env.parse("CHAT_RATE_LIMIT_AUTH", 60)?,
             master_keys,
+            kms_key_id: env
+                .get("CHAT_KMS_KEY_ID")
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned),
+            kms_cache_secs: env.parse("CHAT_KMS_CACHE_SECS", 300u64)?,
             log_format,
             database_url,
             auto_migrate: env.flag("CHAT_AUTO_MIGRATE", true)?,
@@ -448,12 +468,21 @@ impl Config {
                 "postgres needs CHAT_DATABASE_URL",
             ));
         }
-        if self.database_url.is_some() && self.master_keys.is_none() {
+        if self.kms_key_id.is_some() && self.master_keys.is_some() {
+            return Err(err(
+                "CHAT_KMS_KEY_ID",
+                "choose one: thread keys are wrapped either by KMS (CHAT_KMS_KEY_ID) or by a \
+                 master key held here (CHAT_MASTER_KEY / CHAT_MASTER_KEYS); moving existing \
+                 keys from one to the other is not supported",
+            ));
+        }
+        if self.database_url.is_some() && self.master_keys.is_none() && self.kms_key_id.is_none() {
             return Err(err(
                 "CHAT_MASTER_KEY",
                 "a persistent store (CHAT_DATABASE_URL) needs a master key, or its thread keys \
                  are unreadable after a restart; set CHAT_MASTER_KEY to the output of \
-                 `head -c 32 /dev/urandom | base64` (or a CHAT_MASTER_KEYS ring) and keep it safe",
+                 `head -c 32 /dev/urandom | base64` (or a CHAT_MASTER_KEYS ring) and keep it safe, \
+                 or keep the master key in AWS KMS (CHAT_KMS_KEY_ID)",
             ));
         }
         if self.database_behind_transaction_pooler

@@ -29,6 +29,7 @@ use chat_http::limits::RateLimits;
 use chat_http::ops::{names, Operations, Probe};
 use chat_http::pusher::{PusherSettings, Realtime};
 use chat_http::{HttpState, TokenVerifier};
+use chat_kms::{KmsKeyRing, KmsSettings};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
 use chat_redis::{

@@ -61,6 +61,32 @@ pub async fn connect_postgres(config: &Config, migrate: bool) -> anyhow::Result<
     Ok(Some(store))
 }
 
+/// The KMS key ring of `CHAT_KMS_KEY_ID`, over the `AWS_*` settings given to the
+/// service (region, endpoint, static credentials), else the SDK's default chain. KMS
+/// is not called here: a KMS that is down at start makes requests that need a key
+/// `503` (and `/readyz` say so) until it is back.
+async fn connect_kms(config: &Config, key_id: &str) -> KmsKeyRing {
+    let var = |name: &str| config.aws_var(name).map(|v| v.expose_secret().to_owned());
+    let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => Some((id, secret, var("AWS_SESSION_TOKEN"))),
+        _ => None,
+    };
+    let settings = KmsSettings {
+        key_id: key_id.to_owned(),
+        cache_ttl: Duration::from_secs(config.kms_cache_secs),
+        timeout: Duration::from_millis(config.store_timeout_ms),
+        region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+        endpoint: var("AWS_ENDPOINT_URL_KMS").or_else(|| var("AWS_ENDPOINT_URL")),
+        credentials,
+    };
+    tracing::info!(
+        key_id,
+        cache_secs = config.kms_cache_secs,
+        "thread keys are wrapped by AWS KMS"
+    );
+    KmsKeyRing::connect(settings).await
+}
+
 /// How long a thread's Redis keys outlive its last post when `CHAT_MESSAGE_TTL_SECS=0`
 /// (no message TTL): Redis holds only keys that expire.
 const REDIS_QUIET_THREAD_TTL: Duration = Duration::from_secs(7 * 86_400);
@@ -122,20 +148,29 @@ pub async fn build_service(
     // webhooks): rustls cannot choose between the two compiled in.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let key_ring: Arc<dyn KeyRing> = Arc::new(match &config.master_keys {
-        Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())
-            .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEYS: {e}"))?,
-        Some(MasterKeySetting::Single(key)) => MasterKeyRing::parse_single(key.expose_secret())
-            .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEY: {e}"))?,
-        None => {
-            tracing::warn!(
-                "no CHAT_MASTER_KEY: generated a random master key for this process; \
-                 messages will not be readable after a restart (fine for the in-memory store)"
-            );
-            MasterKeyRing::generate()
-                .map_err(|e| anyhow::anyhow!("generating a master key: {e}"))?
-        }
-    });
+    let kms = match &config.kms_key_id {
+        Some(key_id) => Some(Arc::new(connect_kms(config, key_id).await)),
+        None => None,
+    };
+    let key_ring: Arc<dyn KeyRing> = match &kms {
+        Some(kms) => kms.clone(),
+        None => Arc::new(match &config.master_keys {
+            Some(MasterKeySetting::Ring(ring)) => {
+                MasterKeyRing::parse_ring(ring.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEYS: {e}"))?
+            }
+            Some(MasterKeySetting::Single(key)) => MasterKeyRing::parse_single(key.expose_secret())
+                .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEY: {e}"))?,
+            None => {
+                tracing::warn!(
+                    "no CHAT_MASTER_KEY: generated a random master key for this process; \
+                     messages will not be readable after a restart (fine for the in-memory store)"
+                );
+                MasterKeyRing::generate()
+                    .map_err(|e| anyhow::anyhow!("generating a master key: {e}"))?
+            }
+        }),
+    };
     let postgres = connect_postgres(config, config.auto_migrate)
         .await?
         .map(Arc::new);
@@ -209,6 +244,12 @@ pub async fn build_service(
         probes.push(Probe::new("postgres", move || {
             let pg = pg.clone();
             async move { pg.ping().await.map_err(|e| e.to_string()) }.boxed()
+        }));
+    }
+    if let Some(kms) = kms {
+        probes.push(Probe::new("kms", move || {
+            let kms = kms.clone();
+            async move { kms.check().await.map_err(|e| e.to_string()) }.boxed()
         }));
     }
     if let Some(redis) = redis {

@@ -94,6 +94,11 @@ impl From<ChatError> for ApiError {
                     "master key version {version:?} is not in this instance's ring (CHAT_MASTER_KEYS)"
                 ))
             }
+            // The key service is down, throttles, or its key is disabled: 503, the
+            // cause in the log (it never carries key material).
+            ChatError::Crypto(cause @ chat_core::crypto::CryptoError::KeyServiceUnavailable(_)) => {
+                Self::Unavailable(cause.to_string())
+            }
             ChatError::Crypto(cause) => Self::Internal(cause.to_string()),
         }
     }

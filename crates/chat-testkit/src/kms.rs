@@ -48,11 +48,12 @@ impl TestKms {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The variables a client of this server needs: region, endpoint, credentials.
+    /// The variables a client of this server needs: region, KMS's own endpoint (so an
+    /// object store beside it keeps its own), credentials.
     pub fn aws_vars(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_REGION", TEST_AWS_REGION.into()),
-            ("AWS_ENDPOINT_URL", self.url()),
+            ("AWS_ENDPOINT_URL_KMS", self.url()),
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
         ]
@@ -62,6 +63,16 @@ impl TestKms {
     pub fn create_key(&self) -> io::Result<String> {
         self.boto3("print(kms.create_key()['KeyMetadata']['KeyId'])")
             .map(|out| out.trim().to_owned())
+    }
+
+    /// What KMS decrypts a wrapped thread key (hex) of `thread` to: the plaintext data
+    /// key (hex), for a test to look for it where it must never be.
+    pub fn decrypt_thread_key(&self, wrapped_hex: &str, thread: i64) -> io::Result<String> {
+        self.boto3(&format!(
+            "print(kms.decrypt(CiphertextBlob=bytes.fromhex('{wrapped_hex}'), \
+             EncryptionContext={{'chat_thread_id': '{thread}'}})['Plaintext'].hex())"
+        ))
+        .map(|out| out.trim().to_owned())
     }
 
     /// Disables a key: what crypto-shredding with KMS does to every ciphertext under it.

@@ -11,6 +11,7 @@ mod delivery;
 mod drain;
 mod helpers;
 mod host;
+mod kms;
 mod lifecycle;
 mod media;
 mod operations;

@@ -2,7 +2,7 @@
 //! of one, the sweep, crypto-shredding and master key rotation, against the real
 //! PostgreSQL, Redis and S3-compatible servers of the harness.
 
-mod support;
+pub(crate) mod support;
 
 use crate::helpers::*;
 use chat_core::ports::Clock;

@@ -155,7 +155,7 @@ pub(super) fn files_in(dir: &Path) -> usize {
 }
 
 /// `chat-server <args>` with `vars`; returns (success, stdout, stderr).
-pub(super) fn chat_server(args: &[&str], vars: &[(&str, &str)]) -> (bool, String, String) {
+pub(crate) fn chat_server(args: &[&str], vars: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args(args)
         .env("CHAT_JWT_SECRET", SECRET)
