@@ -145,6 +145,12 @@ pub trait KeyRing: Send + Sync {
     /// The thread's key is destroyed (purge): a ring that caches unwrapped keys drops
     /// its copy now.
     fn forget(&self, _thread: ThreadId) {}
+
+    /// How long a key this ring unwrapped may stay in memory at most, if the ring bounds
+    /// it (`CHAT_KMS_CACHE_SECS`): the service's own cache keeps keys no longer.
+    fn cache_bound(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// An unwrapped thread data key. Lives in memory only for the request that needs it.

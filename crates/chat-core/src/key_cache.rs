@@ -47,8 +47,17 @@ impl KeyCache {
         }
     }
 
-    pub(crate) fn put(&self, thread: ThreadId, key: Arc<dyn ThreadKey>, now: Timestamp) {
-        let ttl = chrono::Duration::from_std(KEY_CACHE_TTL).unwrap_or(chrono::Duration::zero());
+    /// Caches `key` for [`KEY_CACHE_TTL`], or `bound` when shorter (a key ring may bound
+    /// how long what it unwrapped stays in memory).
+    pub(crate) fn put(
+        &self,
+        thread: ThreadId,
+        key: Arc<dyn ThreadKey>,
+        now: Timestamp,
+        bound: Option<std::time::Duration>,
+    ) {
+        let ttl = bound.map_or(KEY_CACHE_TTL, |b| b.min(KEY_CACHE_TTL));
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::zero());
         let mut keys = self.keys();
         if keys.len() >= CAPACITY {
             keys.retain(|_, (_, until)| *until > now);

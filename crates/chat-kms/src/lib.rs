@@ -296,6 +296,10 @@ impl KeyRing for KmsKeyRing {
     fn forget(&self, thread: ThreadId) {
         self.cache.lock().remove(&thread);
     }
+
+    fn cache_bound(&self) -> Option<Duration> {
+        Some(self.cache_ttl)
+    }
 }
 
 /// A cached data key, handed out for one use.

@@ -133,3 +133,33 @@ fn a_master_key_and_kms_together_are_refused() {
     let refused = config.unwrap().check_can_serve().unwrap_err();
     assert_eq!(refused.variable, "CHAT_KMS_KEY_ID");
 }
+
+/// `CHAT_KMS_CACHE_SECS` bounds how long any copy of an unwrapped key stays in the
+/// instance's memory, the service's own cache included: past it, KMS is needed again.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_unwrapped_key_outlives_the_kms_cache_time() {
+    let pg = TestPostgres::start().unwrap();
+    let database = pg.create_database("chat").unwrap();
+    let kms = TestKms::start().unwrap();
+    let mut owned = kms.aws_vars();
+    owned.push(("CHAT_DATABASE_URL", database));
+    owned.push(("CHAT_KMS_KEY_ID", kms.create_key().unwrap()));
+    owned.push(("CHAT_KMS_CACHE_SECS", "1".into()));
+    owned.push(("CHAT_STORE_TIMEOUT_MS", "1000".into()));
+    let app = TestApp::spawn_with(&borrowed(&owned)).await;
+    let client = token(7, "client");
+    let thread = app.thread_for(1, 7).await;
+    app.post_text(&client, thread, "warm").await;
+
+    kms.pause().unwrap();
+    // The KMS ring's cache runs on the real clock; the service's on the test's.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.clock.advance(Duration::from_secs(2));
+    let post = app
+        .post(&client, thread, json!({"type": "text", "text": "cold"}))
+        .await;
+    assert_error(post, 503, "unavailable").await;
+    kms.resume().unwrap();
+    app.post_text(&client, thread, "again").await;
+    assert_eq!(app.all_texts(&client, thread).await, ["warm", "again"]);
+}

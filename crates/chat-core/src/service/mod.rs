@@ -219,7 +219,8 @@ impl ChatService {
             }
         };
         let key: Arc<dyn ThreadKey> = self.ports.key_ring.unwrap(thread, &wrapped).await?.into();
-        self.keys.put(thread, key.clone(), now);
+        self.keys
+            .put(thread, key.clone(), now, self.ports.key_ring.cache_bound());
         Ok(key)
     }
 
@@ -234,7 +235,8 @@ impl ChatService {
         }
         let key = self.stored_key(thread).await?;
         if let Some(key) = &key {
-            self.keys.put(thread, key.clone(), now);
+            self.keys
+                .put(thread, key.clone(), now, self.ports.key_ring.cache_bound());
         }
         Ok(key)
     }
