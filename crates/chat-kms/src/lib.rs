@@ -171,6 +171,12 @@ impl KmsKeyRing {
     }
 }
 
+/// The wrapped key KMS returned.
+fn ciphertext(blob: Option<&Blob>) -> Result<Vec<u8>, CryptoError> {
+    blob.map(|b| b.as_ref().to_vec())
+        .ok_or_else(|| CryptoError::KeyServiceUnavailable("KMS returned no ciphertext".into()))
+}
+
 /// A data key KMS returned, as the AES-256-GCM key it is.
 fn data_key(plaintext: Option<&Blob>) -> Result<Arc<RingThreadKey>, CryptoError> {
     let bytes: [u8; 32] = plaintext
@@ -226,12 +232,7 @@ impl KeyRing for KmsKeyRing {
             .await
             .map_err(|e| failed("GenerateDataKey", e))?;
         counted("GenerateDataKey");
-        let wrapped = made
-            .ciphertext_blob()
-            .map(|b| b.as_ref().to_vec())
-            .ok_or_else(|| {
-                CryptoError::KeyServiceUnavailable("KMS returned no ciphertext".into())
-            })?;
+        let wrapped = ciphertext(made.ciphertext_blob())?;
         // The service unwraps it next: no need to ask KMS for what it just said.
         self.remember(thread, &wrapped, data_key(made.plaintext())?);
         Ok(WrappedKey::new(self.version.clone(), wrapped))
@@ -276,12 +277,7 @@ impl KeyRing for KmsKeyRing {
             .await
             .map_err(|e| failed("ReEncrypt", e))?;
         counted("ReEncrypt");
-        let wrapped = moved
-            .ciphertext_blob()
-            .map(|b| b.as_ref().to_vec())
-            .ok_or_else(|| {
-                CryptoError::KeyServiceUnavailable("KMS returned no ciphertext".into())
-            })?;
+        let wrapped = ciphertext(moved.ciphertext_blob())?;
         Ok(WrappedKey::new(self.version.clone(), wrapped))
     }
 

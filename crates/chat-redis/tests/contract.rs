@@ -4,13 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chat_contract as contract;
-use chat_core::crypto::SealedContent;
-use chat_core::ports::{
-    Appended, ChatEvent, EventBus, MessageStore, Received, RetentionCut, StoreResult,
-};
-use chat_core::{MessageId, MessageKind, StoreError, StoredMessage, ThreadId, UserId};
+use chat_core::ports::{Appended, ChatEvent, EventBus, MessageStore, Received, RetentionCut};
+use chat_core::{MessageId, StoreError, ThreadId};
 use chat_redis::*;
 use chat_testkit::TestRedis;
+use support::{message, post};
+
+mod support;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,33 +31,6 @@ fn connect(server: &TestRedis) -> Redis {
 
 fn thread() -> ThreadId {
     ThreadId::new(contract::fresh_id()).unwrap()
-}
-
-fn message(thread: ThreadId, id: MessageId) -> StoredMessage {
-    StoredMessage {
-        id,
-        thread_id: thread,
-        sender_id: UserId::new(7).unwrap(),
-        kind: MessageKind::Text,
-        content: Some(SealedContent::from_bytes(vec![1; 40])),
-        // Stores keep microseconds.
-        created_at: chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros())
-            .unwrap(),
-    }
-}
-
-/// Posts as the service does: a new id for each append that answers `Behind`.
-async fn post(
-    store: &dyn MessageStore,
-    thread: ThreadId,
-    cut: RetentionCut,
-) -> StoreResult<StoredMessage> {
-    loop {
-        let message = message(thread, store.next_id(thread).await?);
-        if store.append(message.clone(), None, cut).await? == Appended::Stored {
-            return Ok(message);
-        }
-    }
 }
 
 #[tokio::test]

@@ -6,12 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chat_contract as contract;
-use chat_core::crypto::SealedContent;
-use chat_core::ports::{Appended, ChatEvent, EventBus, MessageStore, Received, RetentionCut};
-use chat_core::{MessageKind, StoredMessage, ThreadId, UserId};
+use chat_core::ports::{ChatEvent, EventBus, MessageStore, Received, RetentionCut};
+use chat_core::ThreadId;
 use chat_redis::*;
+
+mod support;
 use chat_testkit::{TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};
 use std::time::{Duration, Instant};
+use support::post;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -78,7 +80,7 @@ async fn a_clusters_threads_and_events_spread_over_its_masters() {
     let mut following = Vec::new();
     for t in &threads {
         following.push(listener.follow(*t).await.unwrap());
-        post(&store, *t).await.unwrap();
+        post(&store, *t, RetentionCut::KEEP_ALL).await.unwrap();
         publisher.publish(closed(*t)).await.unwrap();
     }
     let mut masters = std::collections::BTreeSet::new();
@@ -139,7 +141,7 @@ async fn failover_during_posts(redis: &Redis, t: ThreadId, kill_master: impl FnO
     let mut feed = bus.subscribe().await.unwrap();
     let mut acknowledged = Vec::new();
     for _ in 0..20 {
-        acknowledged.push(post(&store, t).await.unwrap().id);
+        acknowledged.push(post(&store, t, RetentionCut::KEEP_ALL).await.unwrap().id);
     }
     // Replication is asynchronous: what the replica has not got yet, Redis did not keep.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -153,7 +155,7 @@ async fn failover_during_posts(redis: &Redis, t: ThreadId, kill_master: impl FnO
             "no recovery within 30 s ({refused} refused)"
         );
         let attempt = Instant::now();
-        match post(&store, t).await {
+        match post(&store, t, RetentionCut::KEEP_ALL).await {
             Ok(m) => {
                 acknowledged.push(m.id);
                 after += usize::from(refused > 0);
@@ -201,32 +203,5 @@ fn closed(t: ThreadId) -> ChatEvent {
     ChatEvent::ThreadClosed {
         thread_id: t,
         closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
-    }
-}
-
-/// Posts as the service does: a new id for each append that answers `Behind`.
-async fn post(
-    store: &RedisMessageStore,
-    t: ThreadId,
-) -> chat_core::ports::StoreResult<StoredMessage> {
-    loop {
-        let message = StoredMessage {
-            id: store.next_id(t).await?,
-            thread_id: t,
-            sender_id: UserId::new(7).unwrap(),
-            kind: MessageKind::Text,
-            content: Some(SealedContent::from_bytes(vec![1; 40])),
-            created_at: chrono::DateTime::from_timestamp_micros(
-                chrono::Utc::now().timestamp_micros(),
-            )
-            .unwrap(),
-        };
-        if store
-            .append(message.clone(), None, RetentionCut::KEEP_ALL)
-            .await?
-            == Appended::Stored
-        {
-            return Ok(message);
-        }
     }
 }

@@ -2,9 +2,8 @@
 
 use crate::free_port;
 use std::io;
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `moto_server` on a free loopback port, speaking the KMS API over HTTP (its state in
 /// memory). Killed on drop. [`pause`](Self::pause) makes it stop answering without
@@ -33,13 +32,7 @@ impl TestKms {
                 ))
             })?;
         let kms = Self { port, child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(io::Error::other("moto_server did not listen within 20 s"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::wait_for_listener(port, Duration::from_secs(20), "moto_server")?;
         Ok(kms)
     }
 

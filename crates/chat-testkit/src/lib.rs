@@ -41,6 +41,26 @@ pub use tls::TestCertificates;
 use std::io;
 use std::net::TcpListener;
 
+/// Waits until something listens on loopback `port`, for at most `within`; `what`
+/// names the server in the error.
+pub(crate) fn wait_for_listener(
+    port: u16,
+    within: std::time::Duration,
+    what: &str,
+) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "{what} did not listen within {} s",
+                within.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 /// A free loopback port (the OS picks it; it is free again when this returns).
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

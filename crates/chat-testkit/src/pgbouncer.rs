@@ -3,9 +3,8 @@
 use crate::free_port;
 use crate::postgres::{hand_over, is_root, TestPostgres};
 use std::io;
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Debian's `pgbouncer` (or `CHAT_TEST_PGBOUNCER`) on a free loopback port, in
 /// transaction pooling mode with a pool smaller than its clients, so that a client's
@@ -77,13 +76,7 @@ impl TestPgBouncer {
             port,
             child,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(io::Error::other("pgbouncer did not listen within 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_listener(port, Duration::from_secs(10), "pgbouncer")?;
         Ok(bouncer)
     }
 

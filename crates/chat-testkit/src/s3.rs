@@ -4,10 +4,9 @@
 
 use crate::free_port;
 use std::io;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The `s3s-fs` release the harness is tested with; `.ci/run` installs it.
 pub const S3S_FS_INSTALL: &str = "cargo install s3s-fs@0.14.1 --features binary --locked";
@@ -48,13 +47,7 @@ impl TestS3 {
                 ))
             })?;
         let server = Self { dir, port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(io::Error::other("s3s-fs did not listen within 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_listener(port, Duration::from_secs(10), "s3s-fs")?;
         Ok(server)
     }
 
