@@ -342,7 +342,10 @@ impl EventBus for RedisEventBus {
         let interest = Interest::on_drop(move || drop(follows.send(Follow::Drop(thread))));
         match tokio::time::timeout(self.redis.settings.op_timeout, confirmed).await {
             Ok(Ok(())) => Ok(interest),
-            Ok(Err(_)) => Err(stopped()),
+            // The connection broke while subscribing: the next one subscribes to it.
+            Ok(Err(_)) => Err(StoreError::Unavailable(
+                "redis: the event connection broke while subscribing".into(),
+            )),
             Err(_) => Err(StoreError::Unavailable(
                 "redis: the thread's event channel was not subscribed in time".into(),
             )),
