@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Steady real-time latency against sockudo (issue 21, goal 3), interleaved in one
+# session: $RUNS times, a fresh sockudo and a fresh chat-server (in-memory stores,
+# dedicated WebSocket listener), each with 1,000 sockets over 100 channels and 1,000
+# events/s for $DURATION s, measured by pusher-load. chat-server's events are posts
+# (stored, sealed, then delivered); sockudo's are Pusher HTTP API triggers (relayed).
+# Prints every run's p50/p99/max for both.
+#
+#   scripts/bench/peers-realtime.sh
+#   RUNS=5 DURATION=10 RATE=1000 scripts/bench/peers-realtime.sh
+#   RATE=0 RUNS=3 scripts/bench/peers-realtime.sh    # flat out (goal 4): deliveries/s
+#
+# Needs sockudo on the PATH (apt-get install protobuf-compiler; cargo install sockudo
+# --no-default-features --features local). Loopback only; all it starts is stopped.
+set -euo pipefail
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10}
+RATE=${RATE:-1000}
+cd "$(dirname "$0")/../.."
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+command -v sockudo >/dev/null || { echo "sockudo is missing: cargo install sockudo --no-default-features --features local" >&2; exit 1; }
+
+cargo build --release -q -p chat-server -p pusher-load
+BIN=$PWD/target/release/chat-server
+LOAD=$PWD/target/release/pusher-load
+WORK=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+SERVER_PID=
+trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+stop() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
+report() { grep -E '^(deliveries|trigger-to-delivery|server CPU)' "$1" | sed 's/^/   /'; }
+
+export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
+  CHAT_PUSHER_APP_KEY=bench-key CHAT_PUSHER_APP_SECRET=bench-app-secret \
+  CHAT_OBJECT_STORE_URL=memory:// CHAT_RATE_LIMIT_POSTS=0 CHAT_RATE_LIMIT_AUTH=0
+ADMIN=$("$BIN" token --sub 1 --role admin --ttl 3600)
+for run in $(seq "$RUNS"); do
+  port=$(free_port)
+  cat > "$WORK/sockudo.toml" <<TOML
+port = $port
+host = "127.0.0.1"
+debug = false
+
+[app_manager]
+driver = "memory"
+
+[app_manager.array]
+[[app_manager.array.apps]]
+id = "bench"
+key = "bench-key"
+secret = "bench-app-secret"
+enabled = true
+enable_client_messages = false
+max_connections = 100000
+max_backend_events_per_second = 1000000
+max_client_events_per_second = 1000000
+max_read_requests_per_second = 1000000
+
+[rate_limiter]
+enabled = false
+TOML
+  sockudo --config "$WORK/sockudo.toml" >"$WORK/sockudo.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  "$LOAD" --url "http://127.0.0.1:$port" --key bench-key --secret bench-app-secret --app-id bench \
+    --trigger pusher --server-pid "$SERVER_PID" --connections 1000 --channels 100 \
+    --rate "$RATE" --seconds "$DURATION" >"$WORK/sockudo-$run.txt" 2>&1 || true
+  stop
+  echo "== run $run, sockudo"; report "$WORK/sockudo-$run.txt"
+
+  port=$(free_port); ws_port=$(free_port)
+  CHAT_BIND=127.0.0.1:$port CHAT_WS_BIND=127.0.0.1:$ws_port "$BIN" serve 2>"$WORK/chat.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  "$LOAD" --url "http://127.0.0.1:$port" --ws-url "http://127.0.0.1:$ws_port" --key bench-key \
+    --secret bench-app-secret --token "$ADMIN" --server-pid "$SERVER_PID" --connections 1000 \
+    --channels 100 --rate "$RATE" --seconds "$DURATION" --first-request $((3000000 + run * 1000)) \
+    >"$WORK/chat-$run.txt" 2>&1 || true
+  stop
+  echo "== run $run, chat-server"; report "$WORK/chat-$run.txt"
+done
