@@ -49,26 +49,8 @@ async fn the_api_works_behind_pgbouncer_in_transaction_mode() {
     let opened = json_of(instances[1].open(&nurse, 5).await, 200).await;
     let thread = opened["threadId"].as_i64().unwrap();
     let t = token(7, "client");
-    let posts = (0..100).map(|i| {
-        let (app, t) = (&instances[i % 2], &t);
-        async move {
-            let text = format!("m{i}");
-            (app.post_text(t, thread, &text).await, text)
-        }
-    });
-    let mut acknowledged = futures::future::join_all(posts).await;
-    acknowledged.sort();
-    let listed: Vec<(i64, String)> = instances[0]
-        .all_messages(&nurse, thread)
-        .await
-        .iter()
-        .map(|m| {
-            (
-                m["id"].as_i64().unwrap(),
-                m["text"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let acknowledged = concurrent_posts(&instances, &t, thread, 100).await;
+    let listed = instances[0].ids_and_texts(&nurse, thread).await;
     assert_eq!(listed, acknowledged, "every post once, in id order");
 
     assert_eq!(inbox_ids(&instances[1], &nurse, "").await, [(thread, 100)]);

@@ -301,27 +301,8 @@ async fn concurrent_posts_through_two_instances_are_listed_in_id_order() {
     ];
     let thread = instances[0].thread_for(1, 7).await;
     let t = token(7, "client");
-    let posts = (0..200).map(|i| {
-        let (app, t) = (&instances[i % 2], &t);
-        async move {
-            let text = format!("m{i}");
-            (app.post_text(t, thread, &text).await, text)
-        }
-    });
-    let mut acknowledged = futures::future::join_all(posts).await;
-    acknowledged.sort();
-
-    let listed: Vec<(i64, String)> = instances[1]
-        .all_messages(&t, thread)
-        .await
-        .iter()
-        .map(|m| {
-            (
-                m["id"].as_i64().unwrap(),
-                m["text"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let acknowledged = concurrent_posts(&instances, &t, thread, 200).await;
+    let listed = instances[1].ids_and_texts(&t, thread).await;
     assert!(listed.windows(2).all(|w| w[0].0 < w[1].0), "ids increase");
     assert_eq!(listed, acknowledged);
 }

@@ -229,6 +229,20 @@ impl Api {
         body["id"].as_i64().unwrap()
     }
 
+    /// The thread's messages as `(id, text)`, oldest first.
+    pub async fn ids_and_texts(&self, token: &str, thread: i64) -> Vec<(i64, String)> {
+        self.all_messages(token, thread)
+            .await
+            .iter()
+            .map(|m| {
+                (
+                    m["id"].as_i64().unwrap(),
+                    m["text"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
     /// `POST /api/chat/threads/{thread}/media` for an upload of `content_type`.
     pub async fn upload_url(&self, token: &str, thread: i64, content_type: &str) -> Response {
         self.client
@@ -416,4 +430,24 @@ pub async fn upload_png(
         .unwrap();
     json_of(posted, 200).await;
     (path, upload_url)
+}
+
+/// `n` texts posted to `thread` at once, in turn through each of `instances`; returns
+/// what was acknowledged, `(id, text)` sorted by id.
+pub async fn concurrent_posts(
+    instances: &[TestApp],
+    token: &str,
+    thread: i64,
+    n: usize,
+) -> Vec<(i64, String)> {
+    let posts = (0..n).map(|i| {
+        let app = &instances[i % instances.len()];
+        async move {
+            let text = format!("m{i}");
+            (app.post_text(token, thread, &text).await, text)
+        }
+    });
+    let mut acknowledged = futures::future::join_all(posts).await;
+    acknowledged.sort();
+    acknowledged
 }
