@@ -43,12 +43,16 @@ fn connector_with_native_certs() -> MakeRustlsConnect {
     }
 }
 
+fn bad_connection(e: impl std::fmt::Display) -> diesel::ConnectionError {
+    diesel::ConnectionError::BadConnection(e.to_string())
+}
+
 /// The pool's connection setup.
 pub(crate) fn establish(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
     async move {
         let (client, connection) = tokio_postgres::connect(url, connector())
             .await
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            .map_err(bad_connection)?;
         AsyncPgConnection::try_from_client_and_connection(client, connection).await
     }
     .boxed()
@@ -63,21 +67,23 @@ pub(crate) fn establish_for_pooler(
     url: &str,
 ) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
     async move {
-        let bad = |e: tokio_postgres::Error| diesel::ConnectionError::BadConnection(e.to_string());
         let (client, connection) = tokio_postgres::connect(url, connector())
             .await
-            .map_err(bad)?;
+            .map_err(bad_connection)?;
         // Ends when the client is dropped, or with the socket.
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "a pooled PostgreSQL connection ended");
             }
         });
-        client.batch_execute("BEGIN").await.map_err(bad)?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(bad_connection)?;
         let mut conn = AsyncPgConnection::try_from(client).await?;
         diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, "ROLLBACK")
             .await
-            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            .map_err(bad_connection)?;
         diesel_async::AsyncConnection::set_prepared_statement_cache_size(
             &mut conn,
             diesel::connection::CacheSize::Disabled,

@@ -57,21 +57,7 @@ impl TestRedisCluster {
     fn wait_replicated(&self, within: Duration) -> io::Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            let roles: Vec<String> = self
-                .nodes
-                .iter()
-                .map(|n| {
-                    n.cli(&["INFO", "replication"])
-                        .map(text)
-                        .unwrap_or_default()
-                })
-                .collect();
-            let replicas = roles.iter().filter(|r| r.contains("role:slave")).count();
-            let synced = roles
-                .iter()
-                .filter(|r| r.contains("master_link_status:up"))
-                .count();
-            if replicas == 3 && synced == 3 {
+            if self.nodes.iter().filter(|n| synced_replica(n)).count() == 3 {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -222,16 +208,22 @@ impl TestRedisSentinel {
             .ok_or_else(|| io::Error::other(format!("sentinel answered {reply:?}")))
     }
 
-    /// Until the replica has caught up with the master (`master_link_status:up`).
+    /// Until the replica has caught up with the master.
     fn wait_replicated(&self, within: Duration) -> io::Result<()> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            let info = self.replica.cli(&["INFO", "replication"]).map(text);
-            if info.is_ok_and(|i| i.contains("master_link_status:up")) {
+            if synced_replica(&self.replica) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(io::Error::other("the replica did not sync with the master"))
     }
+}
+
+/// Whether `node` is a replica whose link to its master is up.
+fn synced_replica(node: &TestRedis) -> bool {
+    node.cli(&["INFO", "replication"])
+        .map(text)
+        .is_ok_and(|i| i.contains("role:slave") && i.contains("master_link_status:up"))
 }
