@@ -14,27 +14,27 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 
-/// What `chat_append_message()` raises (SQLSTATE CH001) for an id at or below the
+/// What `chat_append_batch()` raises (SQLSTATE CH001) for an id at or below the
 /// thread's newest, which it gives as the error's detail.
 const ID_BEHIND: &str = "message id behind the thread's newest";
 
 diesel::define_sql_function! {
     // The SQL function's own ten parameters.
     #[allow(clippy::too_many_arguments)]
-    /// migrations/*_post_idempotency_keys: `NULL` when stored, else the id the
-    /// idempotency key already names; raises `CH001` for an id behind the newest.
-    fn chat_append_message(
-        p_id: BigInt,
+    /// migrations/*_append_batch: one answer per message, `NULL` when stored, else the
+    /// id its idempotency key already names; raises `CH001` for an id behind the newest.
+    fn chat_append_batch(
         p_thread_id: BigInt,
-        p_sender_id: BigInt,
-        p_type: Text,
-        p_nonce: Nullable<Bytea>,
-        p_ciphertext: Nullable<Bytea>,
-        p_created_at: Timestamptz,
+        p_ids: Array<BigInt>,
+        p_sender_ids: Array<BigInt>,
+        p_types: Array<Text>,
+        p_nonces: Array<Nullable<Bytea>>,
+        p_ciphertexts: Array<Nullable<Bytea>>,
+        p_created_at: Array<Timestamptz>,
+        p_keys: Array<Nullable<Text>>,
         p_expired_before: Nullable<Timestamptz>,
         p_keep_newest: Nullable<BigInt>,
-        p_key: Nullable<Text>,
-    ) -> Nullable<BigInt>;
+    ) -> Array<Nullable<BigInt>>;
 }
 
 diesel::define_sql_function! {
@@ -47,104 +47,125 @@ diesel::define_sql_function! {
     ) -> BigInt;
 }
 
+/// A batch as `chat_append_batch()` takes it: one array per column.
+struct BatchColumns<'a> {
+    ids: Vec<i64>,
+    senders: Vec<i64>,
+    kinds: Vec<String>,
+    nonces: Vec<Option<Vec<u8>>>,
+    ciphertexts: Vec<Option<Vec<u8>>>,
+    created_at: Vec<Timestamp>,
+    keys: Vec<Option<&'a str>>,
+}
+
+impl<'a> BatchColumns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(n),
+            senders: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
+            nonces: Vec::with_capacity(n),
+            ciphertexts: Vec::with_capacity(n),
+            created_at: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, row: MessageRow, key: Option<&'a str>) {
+        self.ids.push(row.id);
+        self.senders.push(row.sender_id);
+        self.kinds.push(row.kind);
+        self.nonces.push(row.nonce);
+        self.ciphertexts.push(row.ciphertext);
+        self.created_at.push(row.created_at);
+        self.keys.push(key);
+    }
+}
+
 #[async_trait]
 impl MessageStore for PgStore {
-    /// Drawn in the instance ([`chat_core::ClockIds`]); `chat_append_message()` checks
+    /// Drawn in the instance ([`chat_core::ClockIds`]); `chat_append_batch()` checks
     /// the order.
     async fn next_id(&self, _thread: ThreadId) -> StoreResult<MessageId> {
         self.message_ids.next(chrono::Utc::now())
     }
 
-    /// One call of `chat_append_message()` per message (see migrations/*_append_function
-    /// for the locking, *_append_in_id_order for the order check and
-    /// *_post_idempotency_keys for the key), pipelined, in a transaction that commits
-    /// only if every answer arrived within the deadline: past it the connection is
-    /// closed with the transaction open, so the server rolls it back whenever the
-    /// statements finish (after a lock wait, or a stalled backend resuming). `BEGIN` is
-    /// pipelined with the calls: two round trips per batch, the calls and `COMMIT`.
-    /// Only a failure of the `COMMIT` itself leaves the outcome in doubt; the
-    /// idempotency keys resolve that. A message behind the thread's newest aborts the
-    /// transaction (its `COMMIT` then rolls back): the whole batch answers `Behind`.
+    /// One prepared call of `chat_append_batch()` for the whole batch (see
+    /// migrations/*_append_batch; the locking is *_append_function's), which also
+    /// records the thread's activity, in a transaction that commits only if the answer
+    /// arrived within the deadline: past it the connection is closed with the
+    /// transaction open, so the server rolls it back whenever the call finishes (after a
+    /// lock wait, or a stalled backend resuming). `BEGIN` is pipelined with the call:
+    /// two round trips per batch, the call and `COMMIT`. Only a failure of the `COMMIT`
+    /// itself leaves the outcome in doubt; the idempotency keys resolve that. A message
+    /// behind the thread's newest aborts the transaction (its `COMMIT` then rolls back):
+    /// the whole batch answers `Behind`.
     async fn append_all(
         &self,
         batch: &[(StoredMessage, Option<IdempotencyKey>)],
         cut: RetentionCut,
     ) -> StoreResult<Vec<Appended>> {
-        if batch.is_empty() {
+        let Some((first, _)) = batch.first() else {
             return Ok(Vec::new());
+        };
+        let thread = first.thread_id;
+        if batch.iter().any(|(m, _)| m.thread_id != thread) {
+            return Err(StoreError::Corrupt("append_all: messages of several threads".into()));
         }
-        let rows: Vec<(MessageRow, Option<&str>)> = batch
-            .iter()
-            .map(|(m, key)| (MessageRow::new(m), key.as_ref().map(IdempotencyKey::as_str)))
-            .collect();
+        let mut columns = BatchColumns::with_capacity(batch.len());
+        for (m, key) in batch {
+            columns.push(MessageRow::new(m), key.as_ref().map(IdempotencyKey::as_str));
+        }
         let keep = cut.keep_newest.map(|k| i64::from(k.get()));
-        self.in_transaction(async |conn| {
-            let mut handles = vec![conn; rows.len()];
-            let calls = rows
-                .iter()
-                .zip(handles.iter_mut())
-                .map(|((row, key), handle)| {
-                    // A query-builder statement: prepared once per connection and cached.
-                    diesel::select(chat_append_message(
-                        row.id,
-                        row.thread_id,
-                        row.sender_id,
-                        &row.kind,
-                        &row.nonce,
-                        &row.ciphertext,
-                        row.created_at,
-                        cut.expired_before,
-                        keep,
-                        *key,
-                    ))
-                    .get_result::<Option<i64>>(handle)
-                });
-            let answers = futures::future::join_all(calls).await;
-            let mut appended = Vec::with_capacity(answers.len());
-            for answer in answers {
-                match answer {
-                    Ok(None) => appended.push(Appended::Stored),
-                    Ok(Some(first)) => {
-                        appended.push(MessageId::new(first).map(Appended::Duplicate).ok_or_else(
-                            || StoreError::Corrupt("chat_append_message: first id".into()),
-                        )?)
-                    }
-                    Err(DieselError::DatabaseError(_, info)) if info.message() == ID_BEHIND => {
-                        let newest = info.details().and_then(|d| d.parse().ok());
-                        let newest = newest.and_then(MessageId::new).ok_or_else(|| {
-                            StoreError::Corrupt("chat_append_message: no newest id".into())
-                        })?;
-                        self.message_ids.raise_floor(newest);
-                        return Ok(vec![Appended::Behind; rows.len()]);
-                    }
-                    // The same id, drawn at the same microsecond by another instance for
-                    // another thread: drawing again gives another.
-                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
-                        if info.constraint_name() == Some("chat_messages_pkey") =>
-                    {
-                        if let Some(last) = rows.last().and_then(|(r, _)| MessageId::new(r.id)) {
-                            self.message_ids.raise_floor(last);
-                        }
-                        return Ok(vec![Appended::Behind; rows.len()]);
-                    }
-                    Err(e) => return Err(db(e)),
+        let last_id = columns.ids.last().copied();
+        self.in_transaction(async |mut conn| {
+            // A query-builder statement: prepared once per connection and cached.
+            let answer = diesel::select(chat_append_batch(
+                thread.get(),
+                &columns.ids,
+                &columns.senders,
+                &columns.kinds,
+                &columns.nonces,
+                &columns.ciphertexts,
+                &columns.created_at,
+                &columns.keys,
+                cut.expired_before,
+                keep,
+            ))
+            .get_result::<Vec<Option<i64>>>(&mut conn)
+            .await;
+            let firsts = match answer {
+                Ok(firsts) if firsts.len() == batch.len() => firsts,
+                Ok(_) => return Err(StoreError::Corrupt("chat_append_batch: answers".into())),
+                Err(DieselError::DatabaseError(_, info)) if info.message() == ID_BEHIND => {
+                    let newest = info.details().and_then(|d| d.parse().ok());
+                    let newest = newest.and_then(MessageId::new).ok_or_else(|| {
+                        StoreError::Corrupt("chat_append_batch: no newest id".into())
+                    })?;
+                    self.message_ids.raise_floor(newest);
+                    return Ok(vec![Appended::Behind; batch.len()]);
                 }
-            }
-            // The thread's activity (the inbox's order), in the same commit: the newest
-            // message this batch stored.
-            let newest = rows
-                .iter()
-                .zip(&appended)
-                .filter(|(_, a)| **a == Appended::Stored)
-                .map(|((row, _), _)| (row.id, row.created_at))
-                .max_by_key(|(id, _)| *id);
-            if let Some((id, at)) = newest {
-                let mut shared = conn;
-                crate::threads::record_activity_on(&mut shared, rows[0].0.thread_id, id, at)
-                    .await
-                    .map_err(db)?;
-            }
-            Ok(appended)
+                // The same id, drawn at the same microsecond by another instance for
+                // another thread: drawing again gives another.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+                    if info.constraint_name() == Some("chat_messages_pkey") =>
+                {
+                    if let Some(last) = last_id.and_then(MessageId::new) {
+                        self.message_ids.raise_floor(last);
+                    }
+                    return Ok(vec![Appended::Behind; batch.len()]);
+                }
+                Err(e) => return Err(db(e)),
+            };
+            firsts
+                .into_iter()
+                .map(|first| match first {
+                    None => Ok(Appended::Stored),
+                    Some(first) => MessageId::new(first).map(Appended::Duplicate).ok_or_else(
+                        || StoreError::Corrupt("chat_append_batch: first id".into()),
+                    ),
+                })
+                .collect()
         })
         .await
     }

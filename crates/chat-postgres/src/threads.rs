@@ -359,8 +359,8 @@ fn inbox_entry(record: InboxRecord) -> StoreResult<InboxEntry> {
 }
 
 /// The thread's newest message is `last` at `at`, unless a newer one is recorded: the
-/// thread and its inbox rows, in one statement (on its own, or inside an append's
-/// transaction).
+/// thread and its inbox rows, in one statement (`chat_append_batch()` runs the same one
+/// inside an append).
 pub(crate) async fn record_activity_on<C>(
     conn: &mut C,
     thread: i64,
