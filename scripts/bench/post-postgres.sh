@@ -73,7 +73,12 @@ LUA
 # CPU time (clock ticks) of processes, to say where a post's CPU goes.
 cpu_ticks() { local t=0 f; for p in "$@"; do read -r -a f < "/proc/$p/stat" 2>/dev/null && t=$((t + f[13] + f[14])); done; echo $t; }
 postgres_pids() { local pm; pm=$(head -1 "$WORK/data/postmaster.pid"); echo "$pm" $(ps -o pid= --ppid "$pm"); }
-psql -X -q "$DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' -c 'SELECT pg_stat_statements_reset()' >/dev/null
+# Each phase starts from a vacuumed table and a checkpoint: the activity updates leave
+# dead index entries behind (the thread rows' indexes change with every post), which
+# would otherwise slow whichever phase runs second.
+fresh_start() { psql -X -q "$DB" -c 'VACUUM' -c 'CHECKPOINT' -c 'SELECT pg_stat_statements_reset()' >/dev/null; }
+psql -X -q "$DB" -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
+fresh_start
 echo "== API: POST text messages, $CONNECTIONS connections, ${DURATION}s"
 SERVER_BEFORE=$(cpu_ticks "$SERVER_PID"); PG_PIDS_BEFORE=$(postgres_pids); PG_BEFORE=$(cpu_ticks $PG_PIDS_BEFORE)
 wrk -t"$(( CONNECTIONS < 2 ? 1 : 2 ))" -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.out"
@@ -116,7 +121,7 @@ SELECT "chat_threads"."id", "chat_threads"."request_id", "chat_threads"."admin_i
 SELECT chat_append_batch(:thread, ('{' || :id || '}')::bigint[], :senders, :types, :nonces, :ciphertexts, :created, :keys, :expired, :keep);
 COMMIT;
 SQL
-psql -X -q "$DB" -c 'SELECT pg_stat_statements_reset()' >/dev/null
+fresh_start
 echo "== pgbench: the same statements, $CONNECTIONS connections, ${DURATION}s"
 pgbench -n -M prepared -c "$CONNECTIONS" -j "$(( CONNECTIONS < 2 ? 1 : 2 ))" -T "$DURATION" \
   -D seq=0 -D senders='{1}' -D types='{text}' -D "nonces={\"\\\\x$NONCE\"}" \

@@ -110,7 +110,9 @@ impl MessageStore for PgStore {
         };
         let thread = first.thread_id;
         if batch.iter().any(|(m, _)| m.thread_id != thread) {
-            return Err(StoreError::Corrupt("append_all: messages of several threads".into()));
+            return Err(StoreError::Corrupt(
+                "append_all: messages of several threads".into(),
+            ));
         }
         let mut columns = BatchColumns::with_capacity(batch.len());
         for (m, key) in batch {
@@ -161,9 +163,9 @@ impl MessageStore for PgStore {
                 .into_iter()
                 .map(|first| match first {
                     None => Ok(Appended::Stored),
-                    Some(first) => MessageId::new(first).map(Appended::Duplicate).ok_or_else(
-                        || StoreError::Corrupt("chat_append_batch: first id".into()),
-                    ),
+                    Some(first) => MessageId::new(first)
+                        .map(Appended::Duplicate)
+                        .ok_or_else(|| StoreError::Corrupt("chat_append_batch: first id".into())),
                 })
                 .collect()
         })

@@ -13,8 +13,28 @@ pub struct TestRedisCluster {
     nodes: Vec<TestRedis>,
 }
 
+/// Up to three attempts at `start`: on a machine busy with many tests, a bus port
+/// taken meanwhile or a node timing out while the cluster forms fails one attempt.
+fn with_retries<T>(what: &str, start: impl Fn() -> io::Result<T>) -> io::Result<T> {
+    let mut last = None;
+    for _ in 0..3 {
+        match start() {
+            Ok(started) => return Ok(started),
+            Err(e) => {
+                eprintln!("{what} did not start, trying again: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no attempt")))
+}
+
 impl TestRedisCluster {
     pub fn start() -> io::Result<Self> {
+        with_retries("the Redis cluster", Self::start_once)
+    }
+
+    fn start_once() -> io::Result<Self> {
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let bus = free_port()?.to_string();
@@ -161,6 +181,10 @@ pub const SENTINEL_MASTER: &str = "chat";
 
 impl TestRedisSentinel {
     pub fn start() -> io::Result<Self> {
+        with_retries("the Redis sentinel group", Self::start_once)
+    }
+
+    fn start_once() -> io::Result<Self> {
         // A replica syncs at once rather than after Redis's 5 s default.
         let master = TestRedis::start_with(&["--repl-diskless-sync-delay", "0"])?;
         let port = master.port().to_string();

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,15 +101,20 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) / 100.0)
 }
 
-/// The send time a delivered event carries: `data.sent`, or a text `t:<micros>`.
-fn sent_at(frame: &Value) -> Option<u64> {
-    let data = match &frame["data"] {
-        Value::String(s) => serde_json::from_str(s).ok()?,
-        other => other.clone(),
-    };
-    data["sent"]
-        .as_u64()
-        .or_else(|| data["text"].as_str()?.strip_prefix("t:")?.parse().ok())
+/// The send time a delivered event carries: `data.sent`, or a text `t:<micros>`, read
+/// off the frame as it came (`data` is JSON encoded in a string) rather than parsed:
+/// the load generator shares the machine with the server, and parsing every delivery
+/// twice cost more CPU than the server spent delivering it (docs/BENCHMARKS.md).
+fn sent_at(frame: &str) -> Option<u64> {
+    ["\\\"sent\\\":", "\"sent\":", "\\\"t:", "\"t:"]
+        .iter()
+        .find_map(|marker| {
+            let rest = &frame[frame.find(marker)? + marker.len()..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        })
 }
 
 struct Target {
@@ -177,11 +183,23 @@ impl Target {
                 let _ = ready.send(Err(e)).await;
             }
         };
-        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(self.ws_url()).await else {
+        // tungstenite zeroes its whole read buffer (128 KiB by default) before each
+        // read: with a thousand sockets that was a third of this process's CPU.
+        let config = WebSocketConfig::default().read_buffer_size(4096);
+        let connect =
+            tokio_tungstenite::connect_async_with_config(self.ws_url(), Some(config), true);
+        let Ok((mut ws, _)) = connect.await else {
             return fail("connect failed".into()).await;
         };
         let mut socket_id = None;
         while let Some(Ok(Message::Text(text))) = ws.next().await {
+            // The events triggered; the protocol's own (`pusher:…`) are parsed below.
+            if socket_id.is_some() && !text.contains("\"pusher") {
+                if let Some(sent) = sent_at(&text) {
+                    let _ = latencies.send(now_micros().saturating_sub(sent));
+                }
+                continue;
+            }
             let frame: Value = serde_json::from_str(&text).unwrap_or_default();
             match frame["event"].as_str() {
                 Some("pusher:connection_established") => {
@@ -212,11 +230,6 @@ impl Target {
                 Some("pusher:ping") => {
                     let pong = json!({"event": "pusher:pong", "data": {}}).to_string();
                     let _ = ws.send(Message::Text(pong.into())).await;
-                }
-                _ if socket_id.is_some() => {
-                    if let Some(sent) = sent_at(&frame) {
-                        let _ = latencies.send(now_micros().saturating_sub(sent));
-                    }
                 }
                 _ => {}
             }
@@ -342,6 +355,7 @@ async fn main() -> Result<(), String> {
     });
     let trigger_started = Instant::now();
     let cpu_before = args.server_pid.and_then(cpu_seconds);
+    let own_cpu_before = cpu_seconds(std::process::id());
     let mut n = 0usize;
     while Instant::now() < deadline {
         if let Some(t) = ticks.as_mut() {
@@ -375,6 +389,7 @@ async fn main() -> Result<(), String> {
     }
     let collect_secs = trigger_started.elapsed().as_secs_f64();
     let cpu_after = args.server_pid.and_then(cpu_seconds);
+    let own_cpu_after = cpu_seconds(std::process::id());
     latencies.sort_unstable();
     let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     println!(
@@ -400,5 +415,34 @@ async fn main() -> Result<(), String> {
             used * 1e6 / latencies.len().max(1) as f64
         );
     }
+    // On a machine the server shares, what the measuring costs limits what it can see.
+    if let (Some(before), Some(after)) = (own_cpu_before, own_cpu_after) {
+        let used = after - before;
+        println!(
+            "load generator CPU while triggering: {used:.2} s, {:.1} µs per delivery",
+            used * 1e6 / latencies.len().max(1) as f64
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sent_at;
+
+    #[test]
+    fn reads_the_send_time_of_either_trigger() {
+        // The Pusher HTTP API relays `data` as the string it was given.
+        let relayed = r#"{"event":"load","channel":"private-chat.thread.7","data":"{\"sent\":1764000000123456}"}"#;
+        assert_eq!(sent_at(relayed), Some(1_764_000_000_123_456));
+        let object = r#"{"event":"load","data":{"sent":42}}"#;
+        assert_eq!(sent_at(object), Some(42));
+        // chat-server: the message, with its text `t:<micros>`.
+        let posted = r#"{"event":"message.created","channel":"private-chat.thread.7","data":"{\"id\":1796181071548402,\"type\":\"text\",\"text\":\"t:1764000000654321\",\"sentAt\":\"2026-12-02T00:00:00Z\"}"}"#;
+        assert_eq!(sent_at(posted), Some(1_764_000_000_654_321));
+        assert_eq!(
+            sent_at(r#"{"event":"message.created","data":"{\"text\":\"hello\"}"}"#),
+            None
+        );
+    }
 }

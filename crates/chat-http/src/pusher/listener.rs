@@ -25,8 +25,10 @@ fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         // Grows as a frame needs it; Pusher frames are a few hundred bytes.
         .read_buffer_size(1024)
-        // Every frame goes out at once; a socket that cannot take 64 KiB more is gone.
-        .write_buffer_size(0)
+        // A frame sent alone goes out at once (a send flushes); frames fed together
+        // (`TungsteniteOut::texts`) are written together. A socket that cannot take
+        // 64 KiB more is gone.
+        .write_buffer_size(16 * 1024)
         .max_write_buffer_size(64 * 1024)
         .max_frame_size(Some(MAX_FRAME_BYTES))
         .max_message_size(Some(MAX_FRAME_BYTES))

@@ -14,7 +14,7 @@ use crate::state::HttpState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::ports::Interest;
 use chat_core::ChatService;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -29,6 +29,8 @@ const MAX_FRAME_BYTES: usize = 16 * 1024;
 const PONG_GRACE: Duration = Duration::from_secs(30);
 /// Channels one socket may join.
 const MAX_CHANNELS_PER_SOCKET: usize = 100;
+/// Queued frames taken together for one write, at most.
+const MAX_FRAMES_PER_WRITE: usize = 32;
 
 /// `GET /app/{key}`: the Pusher WebSocket.
 pub async fn connect(
@@ -154,16 +156,31 @@ impl<O: Outgoing> Connection<O> {
         let open = metrics::gauge!(names::WS_CONNECTIONS);
         open.increment(1.0);
         let delivered = metrics::counter!(names::WS_EVENTS_DELIVERED);
-        let mut resyncs = self.realtime.hub().resyncs();
         let mut draining = self.realtime.hub().draining();
         // A socket that arrives while the instance drains is closed at once too.
         if *draining.borrow_and_update() {
             draining.mark_changed();
         }
+        // The rare signals stay registered from one wake to the next: a `changed()` or
+        // `notified()` made anew in every pass of the loop would register with, and then
+        // leave, a waiter list every socket shares, under its lock, once per delivery.
+        // Fused: a signal whose sender is gone stays pending rather than being polled
+        // again after it completed.
+        let mut drained = std::pin::pin!(draining.changed().fuse());
+        let resyncs = futures::stream::unfold(self.realtime.hub().resyncs(), |mut rx| async {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        });
+        let mut resyncs = std::pin::pin!(resyncs.fuse());
+        let overflowed = self.overflowed.clone();
+        let mut overflow = std::pin::pin!(overflowed.notified().fuse());
         if self.session.text(&hello).await {
             let mut last_heard = Instant::now();
             let mut pinged = false;
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            // Frames taken from the inbox together; empty between wakes.
+            let mut queued = Vec::new();
+            let mut inbox_closed = false;
             close = loop {
                 tokio::select! {
                     message = stream.next() => {
@@ -181,11 +198,16 @@ impl<O: Outgoing> Connection<O> {
                             break None;
                         }
                     }
-                    Some(frame) = self.inbox.recv() => {
-                        if !self.session.text(&frame).await {
+                    n = self.inbox.recv_many(&mut queued, MAX_FRAMES_PER_WRITE), if !inbox_closed => {
+                        if n == 0 {
+                            inbox_closed = true;
+                            continue;
+                        }
+                        if !self.session.texts(&queued).await {
                             break None;
                         }
-                        delivered.increment(1);
+                        queued.clear();
+                        delivered.increment(n as u64);
                     }
                     Some(channel) = self.revocations.recv() => {
                         // The hub no longer delivers it; the client is told why.
@@ -197,16 +219,16 @@ impl<O: Outgoing> Connection<O> {
                             }
                         }
                     }
-                    Ok(()) = draining.changed() => {
+                    Ok(()) = &mut drained => {
                         break Some(reason(code::RECONNECT, "The server is restarting: reconnect"));
                     }
-                    Ok(()) = resyncs.changed() => {
+                    Some(()) = resyncs.next() => {
                         if !self.channels.is_empty() {
                             metrics::counter!(names::WS_RESYNCS).increment(1);
                             break Some(reason(code::RECONNECT, "Events were missed: reconnect and catch up"));
                         }
                     }
-                    () = self.overflowed.notified() => {
+                    () = &mut overflow => {
                         metrics::counter!(names::WS_OVERFLOWS).increment(1);
                         break Some(reason(code::OVER_CAPACITY, "Over capacity: events were not read fast enough"));
                     }

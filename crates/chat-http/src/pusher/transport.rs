@@ -3,6 +3,7 @@
 //! (`CHAT_WS_BIND`), whose per-connection state is a fraction of an actix-http
 //! dispatcher's. The connection loop ([`super::socket`]) sees only these two traits.
 
+use super::hub::Frame;
 use futures::{SinkExt, Stream, StreamExt};
 use std::future::Future;
 
@@ -21,6 +22,17 @@ pub enum Incoming {
 pub trait Outgoing: Send {
     /// `false` once the socket is gone.
     fn text(&mut self, text: &str) -> impl Future<Output = bool> + Send;
+    /// Frames the hub queued, in order; a transport that can writes them together.
+    fn texts(&mut self, frames: &[Frame]) -> impl Future<Output = bool> + Send {
+        async move {
+            for frame in frames {
+                if !self.text(frame).await {
+                    return false;
+                }
+            }
+            true
+        }
+    }
     fn pong(&mut self, payload: Vec<u8>) -> impl Future<Output = bool> + Send;
     /// Closes with a code and reason (`None`: a normal close).
     fn close(self, reason: Option<(u16, String)>) -> impl Future<Output = ()> + Send;
@@ -68,6 +80,17 @@ pub struct TungsteniteOut(pub futures::stream::SplitSink<Tungstenite, Message>);
 impl Outgoing for TungsteniteOut {
     async fn text(&mut self, text: &str) -> bool {
         self.0.send(Message::text(text)).await.is_ok()
+    }
+
+    /// Buffered, then written with one flush: when a socket falls behind (the machine
+    /// busy), the frames that queued up meanwhile cost one write, not one each.
+    async fn texts(&mut self, frames: &[Frame]) -> bool {
+        for frame in frames {
+            if self.0.feed(Message::text(&**frame)).await.is_err() {
+                return false;
+            }
+        }
+        self.0.flush().await.is_ok()
     }
 
     async fn pong(&mut self, payload: Vec<u8>) -> bool {
