@@ -16,15 +16,22 @@ use tokio::sync::{mpsc, watch, Notify};
 /// A frame, serialized once and shared by every socket it goes to.
 pub type Frame = Arc<str>;
 
-/// A socket's end of the hub: its queue, the signal that it fell behind, who holds the
-/// subscription, and where to say that access to a thread ended.
+/// What the hub queues for a socket, in order.
+#[derive(Debug, PartialEq)]
+pub enum Outbound {
+    Frame(Frame),
+    /// The holder's access to the channel ended; the hub no longer delivers it.
+    Revoked(Channel),
+}
+
+/// A socket's end of the hub: its queue, the signal that it fell behind, and who holds
+/// the subscription.
 #[derive(Clone)]
 pub struct Subscriber {
-    pub queue: mpsc::Sender<Frame>,
+    pub queue: mpsc::Sender<Outbound>,
     pub overflowed: Arc<Notify>,
     /// `None` for a subscription the host signed itself, without `channel_data`.
     pub holder: Option<Holder>,
-    pub revoked: mpsc::UnboundedSender<Channel>,
     /// The socket's Pusher id, which a host event may exclude (`socket_id`).
     pub socket_id: Arc<str>,
     /// The member's `user_info` (JSON) on a presence channel.
@@ -106,7 +113,8 @@ impl Hub {
 
     /// Ends the subscriptions to `thread`'s channels held by `users` (not those an
     /// admin holds through the override): they get nothing more from them, and each
-    /// socket is told so. Returns how many ended.
+    /// socket is told so (through its queue, after what it already holds; a socket
+    /// whose queue is full is told to close instead). Returns how many ended.
     pub fn revoke(&self, thread: ThreadId, users: &[UserId]) -> usize {
         let mut channels = self.channels();
         let mut ended = 0;
@@ -120,7 +128,7 @@ impl Hub {
                     .holder
                     .is_some_and(|h| !h.admin && users.contains(&h.user));
                 if ends {
-                    let _ = subscriber.revoked.send(channel);
+                    subscriber.queue_or_overflow(Outbound::Revoked(channel));
                 }
                 !ends
             });
@@ -185,17 +193,9 @@ impl Hub {
             if Some(*connection) == except {
                 return true;
             }
-            match subscriber.queue.try_send(frame.clone()) {
-                Ok(()) => {
-                    delivered += 1;
-                    true
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    subscriber.overflowed.notify_one();
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
+            let queued = subscriber.queue_or_overflow(Outbound::Frame(frame.clone()));
+            delivered += usize::from(queued);
+            queued
         });
         if subscribers.is_empty() {
             channels.remove(&channel);
@@ -204,19 +204,31 @@ impl Hub {
     }
 }
 
+impl Subscriber {
+    /// `false` when the socket is gone or its queue is full (then it is told to close).
+    fn queue_or_overflow(&self, item: Outbound) -> bool {
+        match self.queue.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflowed.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn subscriber(capacity: usize) -> (Subscriber, mpsc::Receiver<Frame>) {
+    fn subscriber(capacity: usize) -> (Subscriber, mpsc::Receiver<Outbound>) {
         let (queue, rx) = mpsc::channel(capacity);
         let overflowed = Arc::new(Notify::new());
-        let revoked = mpsc::unbounded_channel().0;
         let subscriber = Subscriber {
             queue,
             overflowed,
             holder: None,
-            revoked,
             socket_id: "1.1".into(),
             info: None,
         };
@@ -228,7 +240,6 @@ mod tests {
         let hub = Hub::default();
         let thread = ThreadId::new(1).unwrap_or_else(|| panic!("id"));
         let user = |n| UserId::new(n).unwrap_or_else(|| panic!("id"));
-        let (told, mut told_rx) = mpsc::unbounded_channel();
         let held = |who: i64, admin: bool| {
             let (mut s, rx) = subscriber(8);
             s.holder = Some(Holder {
@@ -236,13 +247,12 @@ mod tests {
                 admin,
                 until: u64::MAX,
             });
-            s.revoked = told.clone();
             (s, rx)
         };
-        let (nurse, _n) = held(11, false);
-        let (override_admin, _a) = held(11, true);
+        let (nurse, mut nurse_rx) = held(11, false);
+        let (override_admin, mut admin_rx) = held(11, true);
         let (client, mut client_rx) = held(7, false);
-        let (nurse_online, _p) = held(11, false);
+        let (nurse_online, mut online_rx) = held(11, false);
         let private = Channel::private(thread);
         hub.subscribe(private, 1, nurse);
         hub.subscribe(private, 2, override_admin);
@@ -253,15 +263,16 @@ mod tests {
             2,
             "both of the thread's channels"
         );
-        let mut told = vec![told_rx.recv().await, told_rx.recv().await];
-        told.sort();
-        assert_eq!(
-            told,
-            vec![Some(private), Some(Channel::presence(thread))],
-            "the socket is told"
-        );
+        assert_eq!(nurse_rx.try_recv(), Ok(Outbound::Revoked(private)), "told");
+        let presence = Channel::presence(thread);
+        assert_eq!(online_rx.try_recv(), Ok(Outbound::Revoked(presence)));
         assert_eq!(hub.publish(private, "after".into(), None), 2);
-        assert_eq!(client_rx.recv().await.as_deref(), Some("after"));
+        assert_eq!(
+            client_rx.recv().await,
+            Some(Outbound::Frame("after".into()))
+        );
+        assert_eq!(admin_rx.recv().await, Some(Outbound::Frame("after".into())));
+        assert!(nurse_rx.try_recv().is_err(), "nothing after the revocation");
         assert_eq!(hub.revoke(thread, &[user(11)]), 0, "once");
     }
 
@@ -289,8 +300,8 @@ mod tests {
         );
         slow_signal.notified().await; // it was told, or this would hang
         assert_eq!(hub.publish(a, "three".into(), Some(1)), 0, "sender skipped");
-        assert_eq!(fast_rx.recv().await.as_deref(), Some("one"));
-        assert_eq!(fast_rx.recv().await.as_deref(), Some("two"));
+        assert_eq!(fast_rx.recv().await, Some(Outbound::Frame("one".into())));
+        assert_eq!(fast_rx.recv().await, Some(Outbound::Frame("two".into())));
         assert!(other_rx.try_recv().is_err(), "thread 2 saw nothing");
 
         hub.unsubscribe(a, 1);

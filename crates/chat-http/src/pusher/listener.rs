@@ -88,6 +88,9 @@ async fn connection(stream: TcpStream, realtime: Arc<Realtime>, service: ChatSer
     };
     let handshake =
         tokio_tungstenite::accept_hdr_async_with_config(stream, inspect, Some(config()));
+    // Boxed: done once, and inline its state would stay in the socket's task for as
+    // long as the socket lives.
+    let handshake = Box::pin(handshake);
     let Ok(Ok(socket)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else {
         return;
     };

@@ -4,7 +4,7 @@
 
 use super::channel::Channel;
 use super::grant::{now_unix, ChannelData, Holder};
-use super::hub::{Frame, Subscriber};
+use super::hub::{Frame, Outbound, Subscriber};
 use super::protocol::{self, code};
 use super::transport::{actix_incoming, Incoming, Outgoing};
 use super::Realtime;
@@ -114,14 +114,11 @@ pub(crate) struct Connection<O: Outgoing> {
     session: O,
     id: u64,
     socket_id: String,
-    queue: mpsc::Sender<Frame>,
-    inbox: mpsc::Receiver<Frame>,
+    queue: mpsc::Sender<Outbound>,
+    inbox: mpsc::Receiver<Outbound>,
     overflowed: Arc<Notify>,
     /// The channels subscribed to.
     channels: HashMap<Channel, Subscribed>,
-    /// Where the hub says that a holder's access to a channel ended.
-    revoked: mpsc::UnboundedSender<Channel>,
-    revocations: mpsc::UnboundedReceiver<Channel>,
     client_events: RateLimit,
     /// Relays client events, so that every instance's subscribers get them.
     service: ChatService,
@@ -131,7 +128,6 @@ impl<O: Outgoing> Connection<O> {
     pub(crate) fn new(realtime: Arc<Realtime>, session: O, service: ChatService) -> Self {
         let (queue, inbox) = mpsc::channel(realtime.settings().send_buffer.max(1));
         let per_second = realtime.settings().client_events_per_second;
-        let (revoked, revocations) = mpsc::unbounded_channel();
         Self {
             id: realtime.hub().connection_id(),
             socket_id: socket_id(),
@@ -141,8 +137,6 @@ impl<O: Outgoing> Connection<O> {
             inbox,
             overflowed: Arc::new(Notify::new()),
             channels: HashMap::new(),
-            revoked,
-            revocations,
             client_events: RateLimit::per_second(per_second),
             service,
         }
@@ -178,8 +172,10 @@ impl<O: Outgoing> Connection<O> {
             let mut last_heard = Instant::now();
             let mut pinged = false;
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
-            // Frames taken from the inbox together; empty between wakes.
+            // What was taken from the inbox together, and its frames to write at once;
+            // both empty between wakes.
             let mut queued = Vec::new();
+            let mut frames = Vec::new();
             let mut inbox_closed = false;
             close = loop {
                 tokio::select! {
@@ -188,7 +184,10 @@ impl<O: Outgoing> Connection<O> {
                         last_heard = Instant::now();
                         pinged = false;
                         let sent = match message {
-                            Incoming::Text(text) => self.handle(&text).await,
+                            // Boxed: a client's frames are rare (subscribe, ping), and
+                            // inline their future would enlarge every socket's task for
+                            // as long as it lives.
+                            Incoming::Text(text) => Box::pin(self.handle(&text)).await,
                             Incoming::Ping(bytes) => self.session.pong(bytes).await,
                             Incoming::Close => break None,
                             Incoming::Other => true,
@@ -203,21 +202,11 @@ impl<O: Outgoing> Connection<O> {
                             inbox_closed = true;
                             continue;
                         }
-                        if !self.session.texts(&queued).await {
+                        let events = queued.iter().filter(|q| matches!(q, Outbound::Frame(_))).count();
+                        if !self.send_queued(&mut queued, &mut frames).await {
                             break None;
                         }
-                        queued.clear();
-                        delivered.increment(n as u64);
-                    }
-                    Some(channel) = self.revocations.recv() => {
-                        // The hub no longer delivers it; the client is told why.
-                        if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
-                            self.realtime.release(&self.service, channel, self.id, holder.map(|h| h.user));
-                            let ended = protocol::subscription_error(&channel.name(), 403, "Access to this thread was revoked");
-                            if !self.session.text(&ended).await {
-                                break None;
-                            }
-                        }
+                        delivered.increment(events as u64);
                     }
                     Ok(()) = &mut drained => {
                         break Some(reason(code::RECONNECT, "The server is restarting: reconnect"));
@@ -233,7 +222,7 @@ impl<O: Outgoing> Connection<O> {
                         break Some(reason(code::OVER_CAPACITY, "Over capacity: events were not read fast enough"));
                     }
                     _ = ticks.tick() => {
-                        if !self.end_expired().await {
+                        if !Box::pin(self.end_expired()).await {
                             break None;
                         }
                         let quiet = last_heard.elapsed();
@@ -257,6 +246,42 @@ impl<O: Outgoing> Connection<O> {
         }
         open.decrement(1.0);
         self.session.close(close).await;
+    }
+
+    /// Sends what the hub queued, in order: runs of frames written together, and a
+    /// revocation as the client is told it; `false` when the socket is gone.
+    async fn send_queued(&mut self, queued: &mut Vec<Outbound>, frames: &mut Vec<Frame>) -> bool {
+        for item in queued.drain(..) {
+            match item {
+                Outbound::Frame(frame) => frames.push(frame),
+                Outbound::Revoked(channel) => {
+                    if !(frames.is_empty() || self.session.texts(frames).await) {
+                        return false;
+                    }
+                    frames.clear();
+                    // The hub no longer delivers it; the client is told why.
+                    if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
+                        self.realtime.release(
+                            &self.service,
+                            channel,
+                            self.id,
+                            holder.map(|h| h.user),
+                        );
+                        let ended = protocol::subscription_error(
+                            &channel.name(),
+                            403,
+                            "Access to this thread was revoked",
+                        );
+                        if !self.session.text(&ended).await {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        let sent = frames.is_empty() || self.session.texts(frames).await;
+        frames.clear();
+        sent
     }
 
     /// Ends every subscription whose token expired (plus the leeway), telling the
@@ -401,7 +426,6 @@ impl<O: Outgoing> Connection<O> {
                 queue: self.queue.clone(),
                 overflowed: self.overflowed.clone(),
                 holder,
-                revoked: self.revoked.clone(),
                 socket_id: self.socket_id.as_str().into(),
                 info: info.as_deref().map(Arc::from),
             },
