@@ -20,10 +20,17 @@ struct Thread {
     messages: BTreeMap<MessageId, StoredMessage>,
     /// Idempotency keys by sender: the message each stored, and when.
     keys: HashMap<(UserId, IdempotencyKey), (MessageId, Timestamp)>,
+    /// No message here is older: the TTL cut walks the messages only when it is past
+    /// this (a removal may leave it older than the oldest left, which costs one walk).
+    oldest: Option<Timestamp>,
 }
 
 fn is_expired(m: &StoredMessage, expired_before: Option<Timestamp>) -> bool {
-    expired_before.is_some_and(|cut| m.created_at < cut)
+    is_expired_at(m.created_at, expired_before)
+}
+
+fn is_expired_at(at: Timestamp, expired_before: Option<Timestamp>) -> bool {
+    expired_before.is_some_and(|cut| at < cut)
 }
 
 #[async_trait]
@@ -62,9 +69,17 @@ impl MessageStore for MemoryMessageStore {
                 thread.keys.insert(key, (message.id, message.created_at));
             }
             thread.messages.insert(message.id, message.clone());
-            thread
-                .messages
-                .retain(|_, m| !is_expired(m, cut.expired_before));
+            let at = message.created_at;
+            thread.oldest = Some(thread.oldest.map_or(at, |oldest| oldest.min(at)));
+            if thread
+                .oldest
+                .is_some_and(|oldest| is_expired_at(oldest, cut.expired_before))
+            {
+                thread
+                    .messages
+                    .retain(|_, m| !is_expired(m, cut.expired_before));
+                thread.oldest = thread.messages.values().map(|m| m.created_at).min();
+            }
             if let Some(keep) = cut.keep_newest {
                 while thread.messages.len() > keep.get() as usize {
                     thread.messages.pop_first();
