@@ -11,7 +11,7 @@ use chat_core::ThreadId;
 use chat_redis::*;
 
 mod support;
-use chat_testkit::{TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};
+use chat_testkit::{wait_replicas_caught_up, TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};
 use std::time::{Duration, Instant};
 use support::post;
 
@@ -113,7 +113,7 @@ async fn a_cluster_master_dies_and_its_replica_takes_over() {
     let redis = connect(&cluster.url(), RedisMode::Cluster);
     let t = ThreadId::new(contract::fresh_id()).unwrap();
     let master = cluster.master_of(&format!("chat:{{{t}}}:ids")).unwrap();
-    failover_during_posts(&redis, t, || master.kill().unwrap()).await;
+    failover_during_posts(&redis, t, || kill_when_replicated(master)).await;
     cluster.wait_healthy(Duration::from_secs(10)).unwrap();
 }
 
@@ -122,12 +122,18 @@ async fn a_sentinel_promotes_the_replica_when_the_master_dies() {
     let group = TestRedisSentinel::start().unwrap();
     let redis = connect(&group.url(), sentinel_mode());
     let t = ThreadId::new(contract::fresh_id()).unwrap();
-    failover_during_posts(&redis, t, || group.master().kill().unwrap()).await;
+    failover_during_posts(&redis, t, || kill_when_replicated(group.master())).await;
     assert_eq!(
         group.current_master_port().unwrap(),
         group.replica().port(),
         "the sentinel names the old replica"
     );
+}
+
+/// Kills `master` once its replicas have everything it acknowledged.
+fn kill_when_replicated(master: &chat_testkit::TestRedis) {
+    wait_replicas_caught_up(master, Duration::from_secs(10)).unwrap();
+    master.kill().unwrap();
 }
 
 /// Posts to `t`, lets the writes replicate, kills its master, and keeps posting: the
@@ -143,9 +149,7 @@ async fn failover_during_posts(redis: &Redis, t: ThreadId, kill_master: impl FnO
     for _ in 0..20 {
         acknowledged.push(post(&store, t, RetentionCut::KEEP_ALL).await.unwrap().id);
     }
-    // Replication is asynchronous: what the replica has not got yet, Redis did not keep.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
+    // Replication is asynchronous: `kill_master` waits until the replica has it all.
     kill_master();
     let started = Instant::now();
     let (mut refused, mut after) = (0, 0);

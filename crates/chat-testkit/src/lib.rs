@@ -34,7 +34,7 @@ pub use kms::{TestKms, TEST_AWS_REGION};
 pub use pgbouncer::TestPgBouncer;
 pub use postgres::TestPostgres;
 pub use redis::TestRedis;
-pub use redis_ha::{TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};
+pub use redis_ha::{wait_replicas_caught_up, TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};
 pub use s3::{TestS3, S3S_FS_INSTALL};
 pub use tls::TestCertificates;
 

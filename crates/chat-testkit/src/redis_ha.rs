@@ -245,6 +245,40 @@ impl TestRedisSentinel {
     }
 }
 
+/// Until every replica `master` lists has acknowledged all it has written (their
+/// offsets reach the master's): what a replica has not received when its master dies,
+/// Redis did not keep, so a test that kills a master waits for this first.
+pub fn wait_replicas_caught_up(master: &TestRedis, within: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        let info = text(master.cli(&["INFO", "replication"])?);
+        // `master_repl_offset:<n>`, and one `slave<i>:ip=…,port=…,state=…,offset=<n>,lag=…`
+        // per replica.
+        let offset: Option<u64> = info
+            .lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:")?.trim().parse().ok());
+        let replicas: Vec<Option<u64>> = info
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains("ip="))
+            .map(|l| {
+                l.split([',', ':'])
+                    .find_map(|kv| kv.strip_prefix("offset=")?.trim().parse().ok())
+            })
+            .collect();
+        if let Some(offset) = offset {
+            if !replicas.is_empty() && replicas.iter().all(|r| r.is_some_and(|r| r >= offset)) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "the replicas did not catch up: {info}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether `node` is a replica whose link to its master is up.
 fn synced_replica(node: &TestRedis) -> bool {
     node.cli(&["INFO", "replication"])

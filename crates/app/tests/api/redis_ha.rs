@@ -5,7 +5,9 @@
 
 use crate::helpers::*;
 use crate::realtime::echo_across_two_instances;
-use chat_testkit::{TestRedis, TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};
+use chat_testkit::{
+    wait_replicas_caught_up, TestRedis, TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER,
+};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -52,16 +54,15 @@ impl Deployment {
         }
     }
 
-    /// Kills the master that holds `thread`'s messages.
+    /// Kills the master that holds `thread`'s messages, once its replica has all of
+    /// them: what a replica has not received when its master dies, Redis did not keep.
     fn kill_master_of(&self, thread: i64) {
-        match self {
-            Self::Cluster(c) => c
-                .master_of(&format!("chat:{{{thread}}}:ids"))
-                .unwrap()
-                .kill()
-                .unwrap(),
-            Self::Sentinel(s) => s.master().kill().unwrap(),
-        }
+        let master = match self {
+            Self::Cluster(c) => c.master_of(&format!("chat:{{{thread}}}:ids")).unwrap(),
+            Self::Sentinel(s) => s.master(),
+        };
+        wait_replicas_caught_up(master, Duration::from_secs(10)).unwrap();
+        master.kill().unwrap();
     }
 
     async fn app(&self, extra: &[(&str, &str)]) -> TestApp {
@@ -132,8 +133,6 @@ async fn posts_come_through_a_failover_on(deployment: Deployment) {
     for i in 0..10 {
         acknowledged.push(app.post_text(&t, thread, &format!("before {i}")).await);
     }
-    // What the replica has not received when its master dies, Redis did not keep.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     deployment.kill_master_of(thread);
 
     let started = Instant::now();
