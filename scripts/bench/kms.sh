@@ -28,7 +28,6 @@ WORK=$(mktemp -d)
 MOTO_PID=
 trap '[ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null; bench_cleanup' EXIT
 start_postgres
-PG_PORT=${PG_URL#postgres://postgres@127.0.0.1:}; PG_PORT=${PG_PORT%/chat}
 MOTO_PORT=$(free_port)
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >/dev/null 2>&1 &
 MOTO_PID=$!

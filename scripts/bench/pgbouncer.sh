@@ -23,7 +23,6 @@ WORK=$(mktemp -d)
 BOUNCER_PID=
 trap '[ -n "$BOUNCER_PID" ] && kill "$BOUNCER_PID" 2>/dev/null; bench_cleanup' EXIT
 start_postgres
-PG_PORT=${PG_URL#postgres://postgres@127.0.0.1:}; PG_PORT=${PG_PORT%/chat}
 BOUNCER_PORT=$(free_port)
 echo '"postgres" ""' > "$WORK/users.txt"
 cat > "$WORK/pgbouncer.ini" <<INI

@@ -19,60 +19,24 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 
 cargo build --release -q -p chat-server
 BIN=$PWD/target/release/chat-server
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 WORK=$(mktemp -d)
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cleanup() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
-  as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
+. scripts/bench/common.sh
+trap bench_cleanup EXIT
 
 # PostgreSQL with its default durability: both sides pay the same commit cost.
-PG_PORT=$(free_port)
-as_pg "$PGBIN/initdb" -D "$WORK/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/pg.log" -w \
-  -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" start >/dev/null
-DB=postgres://postgres@127.0.0.1:$PG_PORT/chat
-psql -q -X "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -c 'CREATE DATABASE chat'
+start_postgres -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all
+DB=$PG_URL
 
 PORT=$(free_port)
-SECRET=bench-secret-bench-secret-bench-secret-01
-export CHAT_JWT_SECRET=$SECRET CHAT_DATABASE_URL=$DB CHAT_BIND=127.0.0.1:$PORT \
-  CHAT_MASTER_KEY=$(head -c 32 /dev/urandom | base64) RUST_LOG=warn CHAT_RATE_LIMIT_POSTS=0 \
-  CHAT_DATABASE_MAX_CONNECTIONS=$CONNECTIONS
+export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 CHAT_DATABASE_URL=$DB \
+  CHAT_BIND=127.0.0.1:$PORT CHAT_MASTER_KEY=$(head -c 32 /dev/urandom | base64) RUST_LOG=warn \
+  CHAT_RATE_LIMIT_POSTS=0 CHAT_DATABASE_MAX_CONNECTIONS=$CONNECTIONS
 "$BIN" serve 2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+# $THREADS threads, and wrk's post.lua posting a 120-character text to them in turn.
+write_post_script "$PORT" "$THREADS" 1
 
-ADMIN=$("$BIN" token --sub 1 --role admin --ttl 3600)
-API=http://127.0.0.1:$PORT/api
-THREAD_IDS=()
-for r in $(seq "$THREADS"); do
-  curl -sf -X PUT "$API/requests/$r" -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' -d '{"client_id": 7}' >/dev/null
-  THREAD_IDS+=("$(curl -sf -X POST "$API/requests/$r/chat/open" -H "Authorization: Bearer $ADMIN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["threadId"])')")
-done
-
-# A 120-character text, as a typical chat message.
-TEXT=$(printf 'x%.0s' $(seq 120))
-cat > "$WORK/post.lua" <<LUA
-local threads = { $(IFS=,; echo "${THREAD_IDS[*]}") }
-local i = 0
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $ADMIN"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"type":"text","text":"$TEXT"}'
-request = function()
-  i = i + 1
-  return wrk.format(nil, "/api/chat/threads/" .. threads[(i % #threads) + 1] .. "/messages")
-end
-LUA
-# CPU time (clock ticks) of processes, to say where a post's CPU goes.
-cpu_ticks() { local t=0 f; for p in "$@"; do read -r -a f < "/proc/$p/stat" 2>/dev/null && t=$((t + f[13] + f[14])); done; echo $t; }
-postgres_pids() { local pm; pm=$(head -1 "$WORK/data/postmaster.pid"); echo "$pm" $(ps -o pid= --ppid "$pm"); }
 # Each phase starts from a vacuumed table and a checkpoint: the activity updates leave
 # dead index entries behind (the thread rows' indexes change with every post), which
 # would otherwise slow whichever phase runs second.
@@ -101,33 +65,11 @@ client_statements "$API_POSTS" | tee "$WORK/api.statements" | awk -F'\t' '$1 >= 
 
 # The baseline: pgbench sends exactly those statements per transaction (checked below
 # against pg_stat_statements), prepared, one thread per client as the API's turns keep
-# one append per thread in flight. The batch is one post: arrays of one element, a
-# 12-byte nonce and 136 bytes of ciphertext+tag (what a 120-character text seals to).
-# Ids continue above the API phase's, increasing per thread: pgbench keeps a client's
-# variables from one transaction to the next.
-NONCE=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-CIPHER=$(head -c 136 /dev/urandom | od -An -tx1 | tr -d ' \n')
-FIRST_THREAD=$(psql -X -q -A -t "$DB" -c "SELECT min(id) FROM chat_threads")
-ID_BASE=$(psql -X -q -A -t "$DB" -c "SELECT max(id) + 1 FROM chat_messages")
-NOW=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
-cat > "$WORK/post.sql" <<SQL
-\set thread $FIRST_THREAD + (:client_id % $THREADS)
-\set seq :seq + 1
-\set id $ID_BASE + :seq * $CONNECTIONS + :client_id
-\set limit 1
-\set keep 100
-BEGIN;
-SELECT "chat_threads"."id", "chat_threads"."request_id", "chat_threads"."admin_id", "chat_threads"."client_id", "chat_threads"."status", "chat_threads"."opened_at", "chat_threads"."closed_at", "chat_threads"."staff_ids" FROM "chat_threads" WHERE ("chat_threads"."id" = :thread) LIMIT :limit;
-SELECT chat_append_batch(:thread, ('{' || :id || '}')::bigint[], :senders, :types, :nonces, :ciphertexts, :created, :keys, :expired, :keep);
-COMMIT;
-SQL
+# one append per thread in flight (common.sh, write_pgbench_post_script).
+write_pgbench_post_script "$THREADS" "$CONNECTIONS"
 fresh_start
 echo "== pgbench: the same statements, $CONNECTIONS connections, ${DURATION}s"
-pgbench -n -M prepared -c "$CONNECTIONS" -j "$(( CONNECTIONS < 2 ? 1 : 2 ))" -T "$DURATION" \
-  -D seq=0 -D senders='{1}' -D types='{text}' -D "nonces={\"\\\\x$NONCE\"}" \
-  -D "ciphertexts={\"\\\\x$CIPHER\"}" -D "created={$NOW}" -D keys='{NULL}' \
-  -D "expired=$(date -u -d '-24 hours' +%Y-%m-%dT%H:%M:%S.%6NZ)" \
-  -f "$WORK/post.sql" "$DB" | tee "$WORK/pgbench.out"
+pgbench_post "$CONNECTIONS" "$DURATION" | tee "$WORK/pgbench.out"
 PG_RATE=$(awk '/^tps = / {print $3}' "$WORK/pgbench.out")
 PG_TX=$(awk '/actually processed/ {print $NF}' "$WORK/pgbench.out")
 echo "== statements pgbench sent per transaction"

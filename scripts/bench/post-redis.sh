@@ -33,8 +33,6 @@ start_redis
 
 export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn CHAT_RATE_LIMIT_POSTS=0
 WRK_THREADS=$(( CONNECTIONS < 2 ? 1 : 2 ))
-# CPU time (clock ticks) of processes, to say where a post's CPU goes.
-cpu_ticks() { local t=0 f; for p in "$@"; do read -r -a f < "/proc/$p/stat" && t=$((t + f[13] + f[14])); done; echo $t; }
 # Posts through a fresh chat-server on store $1; prints "rate server_ticks redis_ticks".
 posts() {
   local port; port=$(free_port)

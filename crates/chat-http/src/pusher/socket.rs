@@ -176,7 +176,6 @@ impl<O: Outgoing> Connection<O> {
             // both empty between wakes.
             let mut queued = Vec::new();
             let mut frames = Vec::new();
-            let mut inbox_closed = false;
             close = loop {
                 tokio::select! {
                     message = stream.next() => {
@@ -197,11 +196,9 @@ impl<O: Outgoing> Connection<O> {
                             break None;
                         }
                     }
-                    n = self.inbox.recv_many(&mut queued, MAX_FRAMES_PER_WRITE), if !inbox_closed => {
-                        if n == 0 {
-                            inbox_closed = true;
-                            continue;
-                        }
+                    // Never 0 while the socket holds its own sender; a closed queue
+                    // would disable the branch.
+                    1.. = self.inbox.recv_many(&mut queued, MAX_FRAMES_PER_WRITE) => {
                         let events = queued.iter().filter(|q| matches!(q, Outbound::Frame(_))).count();
                         if !self.send_queued(&mut queued, &mut frames).await {
                             break None;
