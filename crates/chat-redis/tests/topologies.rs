@@ -108,7 +108,10 @@ async fn a_clusters_threads_and_events_spread_over_its_masters() {
     got.sort();
     let mut expected = threads.clone();
     expected.sort();
-    assert_eq!(got, expected, "every thread's event once, each from its shard");
+    assert_eq!(
+        got, expected,
+        "every thread's event once, each from its shard"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
