@@ -20,25 +20,57 @@ start_postgres() {
 cpu_ticks() { local t=0 f; for p in "$@"; do read -r -a f < "/proc/$p/stat" 2>/dev/null && t=$((t + f[13] + f[14])); done; echo $t; }
 # The postmaster and its children (backends) now.
 postgres_pids() { local pm; pm=$(head -1 "$WORK/data/postmaster.pid"); echo "$pm" $(ps -o pid= --ppid "$pm"); }
+# CPU time (clock ticks) PostgreSQL has used: the postmaster's, its live children's, and
+# the ended children's it reaped (a pgbench run's backends end with it).
+postgres_cpu_ticks() {
+  local pm f; pm=$(head -1 "$WORK/data/postmaster.pid")
+  read -r -a f < "/proc/$pm/stat"
+  echo $(( f[15] + f[16] + $(cpu_ticks $(postgres_pids)) ))
+}
 
 # Writes $WORK/post.sql: pgbench sending, per transaction, the statements chat-server
 # sends for one post (BEGIN, the thread read in diesel's text, chat_append_batch() with
-# a one-message batch, COMMIT), on PG_URL's threads from the first one, one thread per
-# client, with ids above the table's newest and increasing per thread (pgbench keeps a
-# client's variables from one transaction to the next). $1: threads, $2: clients.
+# a one-message batch, COMMIT) on PG_URL's $1 threads with $2 clients, each message
+# stamped with its transaction's time as chat-server stamps it with the clock (a
+# constant time would leave the indexed activity_at unchanged, making every activity
+# update a cheap HOT update, and the created_at indexes all duplicates). $3, how the
+# posts reach the threads:
+#   spread  every client posts to the threads in turn, as chat-server's pool sends a
+#           thread's posts through whichever connection is free. Two clients may then
+#           meet on a thread: each takes the thread's lock first (one more statement
+#           than chat-server sends, whose appends to a thread wait in the instance) and
+#           draws its id from the clock under it, so ids still rise per thread.
+#   own     client i owns thread i (ids from a counter): a thread's rows then fill the
+#           pages its one backend inserts into, a layout chat-server's posts never have.
 write_pgbench_post_script() {
   local first base
   first=$(psql -X -q -A -t "$PG_URL" -c "SELECT min(id) FROM chat_threads")
   base=$(psql -X -q -A -t "$PG_URL" -c "SELECT coalesce(max(id), 0) + 1 FROM chat_messages")
-  cat > "$WORK/post.sql" <<SQL
-\set thread $first + (:client_id % $1)
+  case $3 in
+    spread) cat > "$WORK/post.sql" <<SQL
 \set seq :seq + 1
+\set thread $first + ((:client_id + :seq) % $1)
+SQL
+      ;;
+    own) cat > "$WORK/post.sql" <<SQL
+\set seq :seq + 1
+\set thread $first + (:client_id % $1)
 \set id $base + :seq * $2 + :client_id
+SQL
+      ;;
+  esac
+  local lock= id="('{' || :id || '}')::bigint[]"
+  if [ "$3" = spread ]; then
+    lock='SELECT pg_advisory_xact_lock(:thread);'
+    id="ARRAY[(extract(epoch FROM clock_timestamp()) * 1000000)::bigint * $2 + :client_id]"
+  fi
+  cat >> "$WORK/post.sql" <<SQL
 \set limit 1
 \set keep 100
 BEGIN;
 SELECT "chat_threads"."id", "chat_threads"."request_id", "chat_threads"."admin_id", "chat_threads"."client_id", "chat_threads"."status", "chat_threads"."opened_at", "chat_threads"."closed_at", "chat_threads"."staff_ids" FROM "chat_threads" WHERE ("chat_threads"."id" = :thread) LIMIT :limit;
-SELECT chat_append_batch(:thread, ('{' || :id || '}')::bigint[], :senders, :types, :nonces, :ciphertexts, :created, :keys, :expired, :keep);
+$lock
+SELECT chat_append_batch(:thread, $id, :senders, :types, :nonces, :ciphertexts, ARRAY[now()], :keys, :expired, :keep);
 COMMIT;
 SQL
 }
@@ -50,7 +82,7 @@ pgbench_post() {
   cipher=$(head -c 136 /dev/urandom | od -An -tx1 | tr -d ' \n')
   pgbench -n -M prepared -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$2" \
     -D seq=0 -D senders='{1}' -D types='{text}' -D "nonces={\"\\\\x$nonce\"}" \
-    -D "ciphertexts={\"\\\\x$cipher\"}" -D "created={$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)}" \
+    -D "ciphertexts={\"\\\\x$cipher\"}" \
     -D keys='{NULL}' -D "expired=$(date -u -d '-24 hours' +%Y-%m-%dT%H:%M:%S.%6NZ)" \
     -f "$WORK/post.sql" "$PG_URL"
 }

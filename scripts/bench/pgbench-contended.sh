@@ -28,7 +28,7 @@ write_post_script "$PORT" 16 1
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 
 for mode in alone busy alone busy; do
-  write_pgbench_post_script 16 16
+  write_pgbench_post_script 16 16 own
   psql -X -q "$PG_URL" -c VACUUM -c CHECKPOINT
   if [ $mode = busy ]; then (while :; do :; done) & BUSY=$!; fi
   pgbench_post 16 10 >"$WORK/pgbench.out" 2>&1 &
