@@ -23,8 +23,10 @@ const MAX_FRAME_BYTES: usize = 16 * 1024;
 
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
-        // Grows as a frame needs it; Pusher frames are a few hundred bytes.
-        .read_buffer_size(1024)
+        // Grows as a frame needs it. A client sends rarely (subscribe, ping: a few
+        // hundred bytes), and every idle socket keeps this much: 1 KiB cost 0.4 KB more
+        // per socket than 256 bytes (docs/BENCHMARKS.md); a longer frame takes a few reads.
+        .read_buffer_size(256)
         // A frame sent alone goes out at once (a send flushes); frames fed together
         // (`TungsteniteOut::texts`) are written together. A socket that cannot take
         // 64 KiB more is gone.
@@ -36,6 +38,8 @@ fn config() -> WebSocketConfig {
 
 /// Accepts WebSocket connections until the task is dropped.
 pub async fn serve(listener: TcpListener, realtime: Arc<Realtime>, service: ChatService) {
+    // One copy for every socket: a `ChatService` is a dozen handles (224 bytes).
+    let service = Arc::new(service);
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -57,7 +61,7 @@ struct Upgrade {
     origin: Option<String>,
 }
 
-async fn connection(stream: TcpStream, realtime: Arc<Realtime>, service: ChatService) {
+async fn connection(stream: TcpStream, realtime: Arc<Realtime>, service: Arc<ChatService>) {
     let _ = stream.set_nodelay(true);
     let enabled = service.settings().enabled;
     let mut upgrade = None;
@@ -99,12 +103,15 @@ async fn connection(stream: TcpStream, realtime: Arc<Realtime>, service: ChatSer
     };
     let (sink, stream) = socket.split();
     let out = TungsteniteOut(sink);
-    match refusal(
+    // The request's strings end here, not with the socket.
+    let refused = refusal(
         &realtime,
         &upgrade.key,
         &upgrade.query,
         upgrade.origin.as_deref(),
-    ) {
+    );
+    drop(upgrade);
+    match refused {
         Some((code, message)) => refuse(out, code, message).await,
         None => {
             Connection::new(realtime, out, service)

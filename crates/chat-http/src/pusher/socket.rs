@@ -58,7 +58,7 @@ pub async fn connect(
         match refusal {
             Some((code, message)) => refuse(session, code, message).await,
             None => {
-                Connection::new(realtime, session, state.service.clone())
+                Connection::new(realtime, session, Arc::new(state.service.clone()))
                     .run(actix_incoming(stream))
                     .await
             }
@@ -120,12 +120,13 @@ pub(crate) struct Connection<O: Outgoing> {
     /// The channels subscribed to.
     channels: HashMap<Channel, Subscribed>,
     client_events: RateLimit,
-    /// Relays client events, so that every instance's subscribers get them.
-    service: ChatService,
+    /// Relays client events, so that every instance's subscribers get them; shared by
+    /// the listener's sockets.
+    service: Arc<ChatService>,
 }
 
 impl<O: Outgoing> Connection<O> {
-    pub(crate) fn new(realtime: Arc<Realtime>, session: O, service: ChatService) -> Self {
+    pub(crate) fn new(realtime: Arc<Realtime>, session: O, service: Arc<ChatService>) -> Self {
         let (queue, inbox) = mpsc::channel(realtime.settings().send_buffer.max(1));
         let per_second = realtime.settings().client_events_per_second;
         Self {
