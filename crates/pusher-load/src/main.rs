@@ -105,16 +105,19 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 /// off the frame as it came (`data` is JSON encoded in a string) rather than parsed:
 /// the load generator shares the machine with the server, and parsing every delivery
 /// twice cost more CPU than the server spent delivering it (docs/BENCHMARKS.md).
-fn sent_at(frame: &str) -> Option<u64> {
-    ["\\\"sent\\\":", "\"sent\":", "\\\"t:", "\"t:"]
-        .iter()
-        .find_map(|marker| {
-            let rest = &frame[frame.find(marker)? + marker.len()..];
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            rest[..end].parse().ok()
-        })
+/// Only the trigger's own markers are looked for: each miss is a scan of the frame.
+fn sent_at(frame: &str, trigger: Trigger) -> Option<u64> {
+    let markers: &[&str] = match trigger {
+        Trigger::Pusher => &["\\\"sent\\\":", "\"sent\":"],
+        Trigger::Chat => &["\\\"t:", "\"t:"],
+    };
+    markers.iter().find_map(|marker| {
+        let rest = &frame[frame.find(marker)? + marker.len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    })
 }
 
 struct Target {
@@ -195,7 +198,7 @@ impl Target {
         while let Some(Ok(Message::Text(text))) = ws.next().await {
             // The events triggered; the protocol's own (`pusher:…`) are parsed below.
             if socket_id.is_some() && !text.contains("\"pusher") {
-                if let Some(sent) = sent_at(&text) {
+                if let Some(sent) = sent_at(&text, self.args.trigger) {
                     let _ = latencies.send(now_micros().saturating_sub(sent));
                 }
                 continue;
@@ -428,20 +431,31 @@ async fn main() -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::sent_at;
+    use super::{sent_at, Trigger};
 
     #[test]
     fn reads_the_send_time_of_either_trigger() {
         // The Pusher HTTP API relays `data` as the string it was given.
         let relayed = r#"{"event":"load","channel":"private-chat.thread.7","data":"{\"sent\":1764000000123456}"}"#;
-        assert_eq!(sent_at(relayed), Some(1_764_000_000_123_456));
+        assert_eq!(
+            sent_at(relayed, Trigger::Pusher),
+            Some(1_764_000_000_123_456)
+        );
         let object = r#"{"event":"load","data":{"sent":42}}"#;
-        assert_eq!(sent_at(object), Some(42));
+        assert_eq!(sent_at(object, Trigger::Pusher), Some(42));
         // chat-server: the message, with its text `t:<micros>`.
         let posted = r#"{"event":"message.created","channel":"private-chat.thread.7","data":"{\"id\":1796181071548402,\"type\":\"text\",\"text\":\"t:1764000000654321\",\"sentAt\":\"2026-12-02T00:00:00Z\"}"}"#;
-        assert_eq!(sent_at(posted), Some(1_764_000_000_654_321));
+        assert_eq!(sent_at(posted, Trigger::Chat), Some(1_764_000_000_654_321));
         assert_eq!(
-            sent_at(r#"{"event":"message.created","data":"{\"text\":\"hello\"}"}"#),
+            sent_at(posted, Trigger::Pusher),
+            None,
+            "not a field of a post"
+        );
+        assert_eq!(
+            sent_at(
+                r#"{"event":"message.created","data":"{\"text\":\"hello\"}"}"#,
+                Trigger::Chat
+            ),
             None
         );
     }
