@@ -54,11 +54,13 @@ def measure(name, script):
     server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
                                "--dir", data], stdout=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        for attempt in range(100):
             try:
                 conn = socket.create_connection(("127.0.0.1", port))
                 break
             except OSError:
+                if attempt == 99:
+                    raise
                 time.sleep(0.05)
         replies = conn.makefile("rb")
 
