@@ -21,7 +21,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v sockudo >/dev/null || { echo "sockudo is missing: cargo install sockudo --no-default-features --features local" >&2; exit 1; }
 
 cargo build --release -q -p chat-server -p pusher-load
-BIN=$PWD/target/release/chat-server
+BIN=${BIN:-$PWD/target/release/chat-server}  # BIN=…: another build, to compare
 LOAD=$PWD/target/release/pusher-load
 WORK=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
