@@ -178,15 +178,7 @@ impl<O: Outgoing> Connection<O> {
             let mut queued = Vec::new();
             let mut frames = Vec::new();
             close = loop {
-                // In this order, not tokio's random one, which polls on average half the
-                // other branches before the queue that woke the socket (a fifth of the
-                // loop's cost flat out, docs/BENCHMARKS.md). The client's frames come
-                // first: they are rare, and a client that floods delays only its own
-                // deliveries. The signals and the timer are seen at the next pass that
-                // finds the queue empty, which comes soon: a queue fed faster than the
-                // socket writes fills, and the hub then stops feeding it.
                 tokio::select! {
-                    biased;
                     message = stream.next() => {
                         let message = message.unwrap_or(Incoming::Broken);
                         last_heard = Instant::now();
