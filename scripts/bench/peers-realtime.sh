@@ -9,6 +9,7 @@
 #   scripts/bench/peers-realtime.sh
 #   RUNS=5 DURATION=10 RATE=1000 scripts/bench/peers-realtime.sh
 #   RATE=0 RUNS=3 scripts/bench/peers-realtime.sh    # flat out (goal 4): deliveries/s
+#   BIN=/path/to/other/chat-server scripts/bench/peers-realtime.sh   # another build
 #
 # Needs sockudo on the PATH (apt-get install protobuf-compiler; cargo install sockudo
 # --no-default-features --features local). Loopback only; all it starts is stopped.
@@ -21,7 +22,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v sockudo >/dev/null || { echo "sockudo is missing: cargo install sockudo --no-default-features --features local" >&2; exit 1; }
 
 cargo build --release -q -p chat-server -p pusher-load
-BIN=${BIN:-$PWD/target/release/chat-server}  # BIN=…: another build, to compare
+BIN=${BIN:-$PWD/target/release/chat-server}
 LOAD=$PWD/target/release/pusher-load
 WORK=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
