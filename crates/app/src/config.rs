@@ -8,6 +8,7 @@ use chat_redis::RedisMode;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// The JWT secret used when `CHAT_JWT_SECRET` is unset: fine on a laptop, refused on
 /// any non-loopback bind.
@@ -107,6 +108,12 @@ pub struct Config {
     /// `CHAT_STORE_TIMEOUT_MS`: deadline of one store operation; past it the request
     /// is `503`. Default 5000.
     pub store_timeout_ms: u64,
+    /// `CHAT_LINK_CHECK_SECS`: a link to Redis or PostgreSQL that stops carrying
+    /// anything without closing is found dead within this and replaced (SPEC §6): the
+    /// event bus's subscribed connection is pinged every half of it, every connection
+    /// sets TCP keepalive from it, and `/readyz` fails while the event link has not
+    /// been alive for that long. Default 10 s, 2..=300.
+    pub link_check: Duration,
     /// `CHAT_EVENT_BUFFER`: events the bus holds for this instance's delivery while it
     /// catches up; an instance further behind than that (or that lost the Redis bus)
     /// closes its subscribed sockets with 4200 so that clients reconnect and list what
@@ -349,6 +356,10 @@ impl Config {
         if jwt_leeway_secs > 3600 {
             return Err(err("CHAT_JWT_LEEWAY_SECS", "must be at most 3600"));
         }
+        let link_check_secs = env.parse("CHAT_LINK_CHECK_SECS", 10u64)?;
+        if !(2..=300).contains(&link_check_secs) {
+            return Err(err("CHAT_LINK_CHECK_SECS", "must be between 2 and 300"));
+        }
         if job_lease_secs == 0 {
             return Err(err("CHAT_JOB_LEASE_SECS", "must be positive"));
         }
@@ -409,6 +420,7 @@ impl Config {
             database_migration_url: env.secret("CHAT_DATABASE_MIGRATION_URL"),
             database_max_connections: env.parse("CHAT_DATABASE_MAX_CONNECTIONS", 16usize)?,
             store_timeout_ms: env.parse("CHAT_STORE_TIMEOUT_MS", 5000u64)?,
+            link_check: Duration::from_secs(link_check_secs),
             event_buffer: env.parse("CHAT_EVENT_BUFFER", 16_384usize)?,
             redis_url: env.secret("CHAT_REDIS_URL"),
             redis_mode,

@@ -33,7 +33,7 @@ use chat_kms::{KmsKeyRing, KmsSettings};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
 use chat_redis::{
-    Redis, RedisChannelRegistry, RedisEventBus, RedisLeaseLock, RedisMessageStore,
+    EventLinkHealth, Redis, RedisChannelRegistry, RedisEventBus, RedisLeaseLock, RedisMessageStore,
     RedisRateCounter, RedisSettings,
 };
 use config::{MasterKeySetting, MessageStoreKind};

@@ -73,6 +73,7 @@ impl Application {
             lock,
             mut probes,
             rate_counter,
+            event_link,
         } = build_service(config, overrides, Some(media.store.clone())).await?;
         let objects = media.store.clone();
         probes.push(Probe::new("media", move || {
@@ -105,7 +106,12 @@ impl Application {
             probes,
             probe_timeout: PROBE_TIMEOUT,
             metrics: metrics.clone().map(|handle| {
-                Arc::new(move || handle.render()) as Arc<dyn Fn() -> String + Send + Sync>
+                Arc::new(move || {
+                    if let Some(link) = &event_link {
+                        record_event_link(link);
+                    }
+                    handle.render()
+                }) as Arc<dyn Fn() -> String + Send + Sync>
             }),
         };
         let served_realtime = realtime.clone();
@@ -245,6 +251,16 @@ pub fn pusher_settings(config: &Config) -> PusherSettings {
     settings.activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs);
     settings.grant_leeway = Duration::from_secs(config.jwt_leeway_secs);
     settings
+}
+
+/// The event link's counters and age, read from the bus as `/metrics` renders.
+fn record_event_link(link: &EventLinkHealth) {
+    metrics::counter!(names::EVENT_LINK_CHECKS_FAILED).absolute(link.checks_failed());
+    metrics::counter!(names::EVENT_LINK_REPLACED).absolute(link.links_replaced());
+    let age = link
+        .since_alive()
+        .map_or(f64::INFINITY, |ago| ago.as_secs_f64());
+    metrics::gauge!(names::EVENT_LINK_SILENT_SECONDS).set(age);
 }
 
 /// How long the instance keeps serving once `/readyz` fails: half the grace, at most

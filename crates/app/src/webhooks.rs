@@ -18,10 +18,21 @@ pub struct HttpWebhooks {
 }
 
 impl HttpWebhooks {
-    pub fn new(url: String, app_key: String, app_secret: &[u8]) -> anyhow::Result<Self> {
+    /// `link_check` sets TCP keepalive on the pooled connections to the host, so one
+    /// whose peer vanished is dropped by the kernel rather than tried again.
+    pub fn new(
+        url: String,
+        app_key: String,
+        app_secret: &[u8],
+        link_check: Duration,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(ANSWER_WITHIN)
             .redirect(reqwest::redirect::Policy::none())
+            .tcp_keepalive(link_check / 2)
+            .tcp_keepalive_interval((link_check / 6).max(Duration::from_secs(1)))
+            .tcp_keepalive_retries(3)
+            .tcp_user_timeout(link_check)
             .build()?;
         Ok(Self {
             client,

@@ -23,6 +23,8 @@ pub struct Wired {
     pub probes: Vec<Probe>,
     /// Rate-limit windows: in Redis when configured, else in this process.
     pub rate_counter: Arc<dyn RateCounter>,
+    /// The Redis event bus's subscribed connection, when events go through Redis.
+    pub event_link: Option<EventLinkHealth>,
 }
 
 /// The PostgreSQL store of the configuration, if any, migrated first when `migrate`:
@@ -36,6 +38,7 @@ pub async fn connect_postgres(config: &Config, migrate: bool) -> anyhow::Result<
         max_connections: config.database_max_connections,
         op_timeout: Duration::from_millis(config.store_timeout_ms),
         behind_transaction_pooler: config.database_behind_transaction_pooler,
+        link_check: config.link_check,
     };
     let store = PgStore::new(url.expose_secret(), settings.clone())?;
     if migrate {
@@ -103,6 +106,7 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Option<Redis>> {
         RedisSettings {
             op_timeout: Duration::from_millis(config.store_timeout_ms),
             mode: config.redis_mode.clone(),
+            link_check: config.link_check,
             ..RedisSettings::default()
         },
     )
@@ -215,8 +219,11 @@ pub async fn build_service(
         lock = pg.clone();
     }
     // Redis, when configured, carries events between instances and holds the locks.
+    let mut event_link = None;
     if let Some(redis) = &redis {
-        ports.events = Arc::new(RedisEventBus::start(redis.clone(), config.event_buffer));
+        let bus = RedisEventBus::start(redis.clone(), config.event_buffer);
+        event_link = Some(bus.health());
+        ports.events = Arc::new(bus);
         lock = Arc::new(RedisLeaseLock::new(redis.clone()));
         rate_counter = Arc::new(RedisRateCounter::new(redis.clone()));
         ports.channels = Arc::new(RedisChannelRegistry::new(redis.clone()));
@@ -227,6 +234,7 @@ pub async fn build_service(
             url.clone(),
             app.key,
             &app.secret,
+            config.link_check,
         )?));
     }
     let settings = ChatSettings {
@@ -258,12 +266,28 @@ pub async fn build_service(
             async move { redis.ping().await.map_err(|e| e.to_string()) }.boxed()
         }));
     }
+    // Redis may answer commands while the subscribed connection is a zombie: the
+    // event link is a check of its own (SPEC §6), failing while it is not known alive.
+    if let Some(link) = event_link.clone() {
+        probes.push(Probe::new("event_link", move || {
+            let link = link.clone();
+            async move {
+                match link.since_alive() {
+                    _ if link.is_up() => Ok(()),
+                    Some(ago) => Err(format!("not known alive for {} ms", ago.as_millis())),
+                    None => Err("never subscribed".to_owned()),
+                }
+            }
+            .boxed()
+        }));
+    }
     Ok(Wired {
         service: ChatService::new(ports.clone(), settings),
         ports,
         lock,
         probes,
         rate_counter,
+        event_link,
     })
 }
 

@@ -414,6 +414,13 @@ pub enum ChatEvent {
         /// A Pusher socket id the host excludes (its `socket_id`), if any.
         except_socket: Option<String>,
     },
+    /// Events of this thread may have been lost between an instance and the bus (its
+    /// publisher could not reach the bus while the link was down): every instance
+    /// closes the thread's subscribed sockets with 4200, so their clients reconnect and
+    /// list what they missed (SPEC §6: a subscriber never silently misses an event).
+    EventsLost {
+        thread_id: ThreadId,
+    },
     /// A client event (Pusher `client-…`, such as a typing indicator) on its way to the
     /// thread's other subscribers on every instance. Relayed, never stored or logged.
     ClientEvent {
@@ -440,7 +447,8 @@ impl ChatEvent {
             | Self::MemberRemoved { thread_id, .. }
             | Self::MessagesRead { thread_id, .. }
             | Self::MessageRetracted { thread_id, .. }
-            | Self::AccessRevoked { thread_id, .. } => *thread_id,
+            | Self::AccessRevoked { thread_id, .. }
+            | Self::EventsLost { thread_id } => *thread_id,
         }
     }
 }

@@ -31,6 +31,14 @@ pub mod names {
     pub const CRYPTO_FAILURES: &str = "chat_crypto_failures_total";
     /// Counter `{kind}`: a store was unavailable or returned corrupt data.
     pub const STORE_ERRORS: &str = "chat_store_errors_total";
+    /// Counter: heartbeats or subscriptions of the Redis event link that failed or
+    /// missed their deadline.
+    pub const EVENT_LINK_CHECKS_FAILED: &str = "chat_event_link_checks_failed_total";
+    /// Counter: Redis event links replaced after one was lost.
+    pub const EVENT_LINK_REPLACED: &str = "chat_event_link_replaced_total";
+    /// Gauge: seconds since the Redis event link was last known alive (a heartbeat
+    /// answered, an event arrived); `+Inf` before it ever was.
+    pub const EVENT_LINK_SILENT_SECONDS: &str = "chat_event_link_silent_seconds";
     /// Counter `{scope}`: requests refused with `429`.
     pub const RATE_LIMITED: &str = "chat_rate_limited_total";
 }

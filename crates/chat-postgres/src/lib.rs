@@ -54,6 +54,12 @@ pub struct PgSettings {
     /// transaction of its own, and [`PgStore::migrate`] is refused (its advisory lock
     /// belongs to a session; migrate over a direct URL).
     pub behind_transaction_pooler: bool,
+    /// `CHAT_LINK_CHECK_SECS`: a connection whose peer vanished without a sound is
+    /// found dead within this: TCP keepalive on both ends (the server's through the
+    /// session's settings), and the server ends a session left idle inside a
+    /// transaction for longer than this or the operation deadline, whichever is
+    /// longer, so the locks of a client that went silent mid-transaction are freed.
+    pub link_check: Duration,
 }
 
 impl Default for PgSettings {
@@ -62,6 +68,7 @@ impl Default for PgSettings {
             max_connections: 16,
             op_timeout: Duration::from_secs(5),
             behind_transaction_pooler: false,
+            link_check: Duration::from_secs(10),
         }
     }
 }
@@ -86,9 +93,13 @@ impl PgStore {
         // is dropped by the pool, and the next checkout connects afresh.
         let mut config = ManagerConfig::default();
         config.recycling_method = RecyclingMethod::Fast;
+        let liveness = tls::Liveness {
+            link_check: settings.link_check,
+            idle_in_transaction: settings.link_check.max(settings.op_timeout),
+        };
         config.custom_setup = match settings.behind_transaction_pooler {
-            false => Box::new(tls::establish),
-            true => Box::new(tls::establish_for_pooler),
+            false => Box::new(move |url| tls::establish(url, liveness)),
+            true => Box::new(move |url| tls::establish_for_pooler(url, liveness)),
         };
         let manager =
             AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
@@ -180,8 +191,13 @@ impl PgStore {
             return self.in_transaction(op).await;
         }
         let work = async {
-            let conn = self.conn().await?;
-            op(&conn).await
+            let conn = Checkout(Some(self.conn().await?));
+            let Some(held) = conn.0.as_deref() else {
+                return Err(StoreError::Unavailable("no database connection".into()));
+            };
+            let result = op(held).await;
+            conn.finish();
+            result
         };
         tokio::time::timeout(self.settings.op_timeout, work)
             .await
@@ -191,18 +207,19 @@ impl PgStore {
     }
 }
 
-/// A pooled connection with a transaction open: dropped, it is closed instead of going
-/// back to the pool, and the server rolls the transaction back. Only [`Self::finish`]
-/// after a `COMMIT` or `ROLLBACK` that answered returns it to the pool.
-struct InTransaction(Option<Conn>);
+/// A pooled connection in use: dropped before [`Self::finish`] (its operation missed
+/// the deadline), it is closed instead of going back to the pool, since it may be a
+/// link that went silent, and a transaction it had open is rolled back by the server.
+/// Only an operation that answered in time returns its connection.
+struct Checkout(Option<Conn>);
 
-impl InTransaction {
+impl Checkout {
     fn finish(mut self) {
         drop(self.0.take()); // back to the pool
     }
 }
 
-impl Drop for InTransaction {
+impl Drop for Checkout {
     fn drop(&mut self) {
         if let Some(conn) = self.0.take() {
             drop(Object::take(conn));
@@ -229,7 +246,7 @@ impl PgStore {
         let conn = tokio::time::timeout_at(deadline, self.conn())
             .await
             .map_err(|_| late())??;
-        let tx = InTransaction(Some(conn));
+        let tx = Checkout(Some(conn));
         let Some(conn) = tx.0.as_deref() else {
             return Err(late());
         };

@@ -108,6 +108,10 @@ pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
                 out.extend_from_slice(&n.to_be_bytes());
             }
         }
+        ChatEvent::EventsLost { thread_id } => {
+            out.push(b'G');
+            out.extend_from_slice(&thread_id.get().to_be_bytes());
+        }
         ChatEvent::MessageRetracted { thread_id, id } => {
             out.push(b'D');
             out.extend_from_slice(&thread_id.get().to_be_bytes());
@@ -198,6 +202,7 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
             thread_id: thread,
             id: MessageId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("message id"))?,
         }),
+        Some(b'G') => Ok(ChatEvent::EventsLost { thread_id: thread }),
         Some(b'A') => {
             let users = bytes.get(9..).ok_or_else(|| corrupt("revocation"))?;
             if users.len() % 8 != 0 {
@@ -328,6 +333,7 @@ mod tests {
                 thread_id: thread,
                 id: MessageId::new(99).unwrap(),
             },
+            ChatEvent::EventsLost { thread_id: thread },
             ChatEvent::AccessRevoked {
                 thread_id: thread,
                 user_ids: vec![UserId::new(11).unwrap(), UserId::new(12).unwrap()],

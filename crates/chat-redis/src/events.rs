@@ -5,9 +5,13 @@ use chat_core::{StoreError, ThreadId};
 use deadpool_redis::redis::aio::{PubSubSink, PubSubStream};
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
+};
 use deadpool_redis::redis::{self, PushInfo, PushKind, RedisError};
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -26,11 +30,22 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 /// further behind than the channel holds, and its clients catch up by listing the
 /// thread.
 ///
+/// A subscribed connection is silent while no event flows, so a link that stops
+/// carrying anything without closing (a partition, a load balancer that dropped the
+/// flow) would go unnoticed: the listener pings it every half of
+/// [`RedisSettings::link_check`](crate::RedisSettings) and gives the answer, and every
+/// `SUBSCRIBE`, the other half; a link that misses either is dropped and replaced like
+/// one that broke. [`EventLinkHealth`] tells `/readyz` and `/metrics` how it goes.
+///
 /// Publishing queues the event for one task per bus, which sends the queue in order,
 /// as pipelines of what accumulated while the previous ones were in flight: a post
-/// does not wait for Redis to acknowledge its event. While the event channel is down,
-/// publishing waits for it up to the operation deadline and then fails, so callers
-/// still learn that Redis is unreachable (a whisper then falls back to this instance).
+/// does not wait for Redis to acknowledge its event. An event that cannot be published
+/// (the link is down, the queue is full, its pipeline failed) is not retried late,
+/// out of order: its thread is remembered, and once publishing works again the bus
+/// publishes [`ChatEvent::EventsLost`] for it, so every instance tells the thread's
+/// subscribers to resync. While the link is down, publishing fails at once (only
+/// before the first connection does it wait, up to the operation deadline), so
+/// callers learn that Redis is unreachable.
 #[derive(Clone)]
 pub struct RedisEventBus {
     redis: Redis,
@@ -38,7 +53,94 @@ pub struct RedisEventBus {
     connected: watch::Receiver<bool>,
     outbox: mpsc::Sender<ChatEvent>,
     follows: mpsc::UnboundedSender<Follow>,
+    health: EventLinkHealth,
+    /// Threads whose events could not be published since the last
+    /// [`ChatEvent::EventsLost`] announced them.
+    lost: Lost,
     _tasks: Arc<[AbortOnDrop; 2]>,
+}
+
+/// Threads some of whose events could not be published, shared by `publish` and the
+/// publishing task.
+#[derive(Clone, Default)]
+struct Lost(Arc<std::sync::Mutex<BTreeSet<ThreadId>>>);
+
+impl Lost {
+    fn add(&self, threads: impl IntoIterator<Item = ThreadId>) {
+        let mut lost = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lost.extend(threads);
+    }
+
+    fn take(&self) -> BTreeSet<ThreadId> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+}
+
+/// How the bus's subscribed connection is doing, for `/readyz` and `/metrics`.
+#[derive(Clone)]
+pub struct EventLinkHealth(Arc<LinkHealth>);
+
+struct LinkHealth {
+    started: std::time::Instant,
+    /// Milliseconds after `started` at which the link was last known alive, plus one
+    /// (0: never).
+    alive_at: AtomicU64,
+    checks_failed: AtomicU64,
+    replaced: AtomicU64,
+    link_check: Duration,
+}
+
+impl EventLinkHealth {
+    fn new(link_check: Duration) -> Self {
+        Self(Arc::new(LinkHealth {
+            started: std::time::Instant::now(),
+            alive_at: AtomicU64::new(0),
+            checks_failed: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
+            link_check,
+        }))
+    }
+
+    /// The link answered (a heartbeat, a confirmation) or carried an event.
+    fn alive(&self) {
+        let ms = self.0.started.elapsed().as_millis() as u64 + 1;
+        self.0.alive_at.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the subscribed connection was last known alive; `None` before it
+    /// ever was.
+    pub fn since_alive(&self) -> Option<Duration> {
+        match self.0.alive_at.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(
+                self.0
+                    .started
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(at - 1)),
+            ),
+        }
+    }
+
+    /// Whether the link was known alive within the link check (a live link answers a
+    /// heartbeat every half of it, within the other half).
+    pub fn is_up(&self) -> bool {
+        self.since_alive()
+            .is_some_and(|ago| ago <= self.0.link_check)
+    }
+
+    /// Heartbeats and subscriptions that failed or missed their deadline.
+    pub fn checks_failed(&self) -> u64 {
+        self.0.checks_failed.load(Ordering::Relaxed)
+    }
+
+    /// Subscribed connections replaced after one was lost.
+    pub fn links_replaced(&self) -> u64 {
+        self.0.replaced.load(Ordering::Relaxed)
+    }
 }
 
 /// Events queued for publishing, at most; past it `publish` fails (and is logged).
@@ -68,17 +170,32 @@ impl RedisEventBus {
         let (local, _) = broadcast::channel(capacity.max(1));
         let (connected_tx, connected) = watch::channel(false);
         let (follows, changes) = mpsc::unbounded_channel();
-        let listener = tokio::spawn(listen(redis.clone(), local.clone(), connected_tx, changes));
+        let health = EventLinkHealth::new(redis.settings.link_check);
+        let listener = tokio::spawn(listen(
+            redis.clone(),
+            local.clone(),
+            connected_tx,
+            changes,
+            health.clone(),
+        ));
         let (outbox, queued) = mpsc::channel(OUTBOX);
-        let publisher = tokio::spawn(publish_queued(redis.clone(), queued));
+        let lost = Lost::default();
+        let publisher = tokio::spawn(publish_queued(redis.clone(), queued, lost.clone()));
         Self {
             redis,
             local,
             connected,
             outbox,
             follows,
+            health,
+            lost,
             _tasks: Arc::new([AbortOnDrop(listener), AbortOnDrop(publisher)]),
         }
+    }
+
+    /// The subscribed connection's health, for readiness and metrics.
+    pub fn health(&self) -> EventLinkHealth {
+        self.health.clone()
     }
 }
 
@@ -91,36 +208,60 @@ impl Redis {
 
 /// Sends queued events in order, pipelining the ones that are waiting: one pipeline
 /// on one server, one per thread in a cluster (a pipeline may not cross slots), sent
-/// together. A thread's events keep their order either way.
-async fn publish_queued(redis: Redis, mut queued: mpsc::Receiver<ChatEvent>) {
+/// together. A thread's events keep their order either way. The threads of events
+/// that could not be sent are remembered, and [`ChatEvent::EventsLost`] for them goes
+/// first in the next round that can be sent (retried every half second meanwhile).
+async fn publish_queued(redis: Redis, mut queued: mpsc::Receiver<ChatEvent>, lost: Lost) {
+    let mut batch = Vec::with_capacity(PIPELINE);
+    loop {
+        tokio::select! {
+            received = queued.recv_many(&mut batch, PIPELINE) => if received == 0 {
+                return;
+            },
+            () = tokio::time::sleep(Duration::from_millis(500)), if !lost.is_empty() => {}
+        }
+        let announced = lost.take();
+        let events: Vec<ChatEvent> = announced
+            .iter()
+            .map(|&thread_id| ChatEvent::EventsLost { thread_id })
+            .chain(batch.drain(..))
+            .collect();
+        if let Err(error) = publish_now(&redis, &events).await {
+            lost.add(events.iter().map(ChatEvent::thread_id));
+            tracing::warn!(%error, events = events.len(), "could not publish events; their threads' subscribers will be told to resync");
+        } else if !announced.is_empty() {
+            tracing::info!(
+                threads = announced.len(),
+                "announced threads whose events were lost"
+            );
+        }
+    }
+}
+
+/// Sends `events` in order, as pipelines, within the operation deadline.
+async fn publish_now(redis: &Redis, events: &[ChatEvent]) -> Result<(), StoreError> {
     let command = if redis.is_cluster() {
         "SPUBLISH"
     } else {
         "PUBLISH"
     };
-    let mut batch = Vec::with_capacity(PIPELINE);
-    while queued.recv_many(&mut batch, PIPELINE).await > 0 {
-        let events = batch.len();
-        let mut pipelines: BTreeMap<Option<ThreadId>, redis::Pipeline> = BTreeMap::new();
-        for event in batch.drain(..) {
-            let thread = event.thread_id();
-            let group = redis.is_cluster().then_some(thread);
-            pipelines
-                .entry(group)
-                .or_default()
-                .cmd(command)
-                .arg(redis.event_channel(thread))
-                .arg(codec::encode_event(&event))
-                .ignore();
-        }
-        let sent = futures::future::join_all(pipelines.into_values().map(|pipeline| {
-            redis.run(|mut c| async move { pipeline.query_async::<()>(&mut c).await })
-        }))
-        .await;
-        if let Some(Err(error)) = sent.into_iter().find(Result::is_err) {
-            tracing::warn!(%error, events, "could not publish events");
-        }
+    let mut pipelines: BTreeMap<Option<ThreadId>, redis::Pipeline> = BTreeMap::new();
+    for event in events {
+        let thread = event.thread_id();
+        let group = redis.is_cluster().then_some(thread);
+        pipelines
+            .entry(group)
+            .or_default()
+            .cmd(command)
+            .arg(redis.event_channel(thread))
+            .arg(codec::encode_event(event))
+            .ignore();
     }
+    let sent = futures::future::join_all(pipelines.into_values().map(|pipeline| {
+        redis.run(|mut c| async move { pipeline.query_async::<()>(&mut c).await })
+    }))
+    .await;
+    sent.into_iter().collect::<Result<Vec<()>, _>>().map(drop)
 }
 
 /// The subscribed connection: classic pub/sub to one server (or sentinel's master),
@@ -177,6 +318,24 @@ impl Feed {
         }
     }
 
+    /// A heartbeat: `PING` on the subscribed connection (allowed in subscribed mode),
+    /// or on every master's connection of a cluster.
+    async fn ping(&mut self) -> Result<(), RedisError> {
+        match self {
+            Self::Node { sink, .. } => sink.ping::<redis::Value>().await.map(drop),
+            Self::Cluster { connection, .. } => {
+                let every_master = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                connection
+                    .route_command(redis::cmd("PING"), every_master)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
     async fn unsubscribe(&mut self, channel: String) -> Result<(), RedisError> {
         match self {
             Self::Node { sink, .. } => sink.unsubscribe(channel).await,
@@ -214,16 +373,20 @@ impl Feed {
 }
 
 /// Keeps one connection subscribed to the followed threads' channels, forwarding what
-/// arrives, and applies follow changes in the order they were made.
+/// arrives, and applies follow changes in the order they were made. The connection is
+/// pinged every half of the link check; a heartbeat or a (un)subscription that does
+/// not answer within the other half counts as a lost connection.
 async fn listen(
     redis: Redis,
     local: broadcast::Sender<Received>,
     connected: watch::Sender<bool>,
     mut changes: mpsc::UnboundedReceiver<Follow>,
+    health: EventLinkHealth,
 ) {
     // Interests per followed thread: subscribed while above zero.
     let mut followed: HashMap<ThreadId, usize> = HashMap::new();
     let mut backoff = Duration::from_millis(50);
+    let deadline = (redis.settings.link_check / 2).max(Duration::from_millis(100));
     // Whether a connection was lost: what was published meanwhile never arrives.
     let mut lost = false;
     loop {
@@ -233,47 +396,102 @@ async fn listen(
             feed.subscribe(channels).await?;
             Ok::<_, RedisError>(feed)
         };
-        match tokio::time::timeout(Duration::from_secs(5), subscribed).await {
+        match tokio::time::timeout(deadline, subscribed).await {
             Ok(Ok(mut feed)) => {
                 backoff = Duration::from_millis(50);
+                health.alive();
                 connected.send_replace(true);
                 tracing::info!(
                     threads = followed.len(),
                     "subscribed to the Redis event channels"
                 );
                 if lost {
+                    health.0.replaced.fetch_add(1, Ordering::Relaxed);
                     drop(local.send(Received::Missed { skipped: 0 }));
                 }
-                loop {
-                    tokio::select! {
-                        biased;
-                        payload = feed.next() => match payload {
-                            Some(payload) => match codec::decode_event(&payload) {
-                                // No local subscriber is not an error.
-                                Ok(event) => drop(local.send(Received::Event(event))),
-                                Err(error) => tracing::warn!(%error, "skipped an undecodable event"),
-                            },
-                            None => break,
-                        },
-                        change = changes.recv() => {
-                            let Some(change) = change else { return };
-                            if apply(&redis, &mut feed, &mut followed, change).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
+                let why = forward(
+                    &redis,
+                    &mut feed,
+                    &local,
+                    &mut changes,
+                    &mut followed,
+                    &health,
+                    deadline,
+                )
+                .await;
+                let Some(why) = why else { return };
                 connected.send_replace(false);
                 lost = true;
-                tracing::warn!("lost the Redis event channels; reconnecting");
+                tracing::warn!(why, "lost the Redis event channels; reconnecting");
             }
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot subscribe to the Redis event channels")
             }
-            Err(_) => tracing::warn!("subscribing to the Redis event channels timed out"),
+            Err(_) => {
+                health.0.checks_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("subscribing to the Redis event channels timed out")
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Forwards what a subscribed connection receives, applies follow changes and sends
+/// the heartbeats, until the connection is lost (why, for the log) or the bus is gone
+/// (`None`).
+async fn forward(
+    redis: &Redis,
+    feed: &mut Feed,
+    local: &broadcast::Sender<Received>,
+    changes: &mut mpsc::UnboundedReceiver<Follow>,
+    followed: &mut HashMap<ThreadId, usize>,
+    health: &EventLinkHealth,
+    deadline: Duration,
+) -> Option<&'static str> {
+    let every = redis.settings.link_check / 2;
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let failed = || {
+        health.0.checks_failed.fetch_add(1, Ordering::Relaxed);
+    };
+    loop {
+        tokio::select! {
+            biased;
+            payload = feed.next() => match payload {
+                Some(payload) => {
+                    health.alive();
+                    match codec::decode_event(&payload) {
+                        // No local subscriber is not an error.
+                        Ok(event) => drop(local.send(Received::Event(event))),
+                        Err(error) => tracing::warn!(%error, "skipped an undecodable event"),
+                    }
+                }
+                None => return Some("the connection closed"),
+            },
+            change = changes.recv() => {
+                let change = change?;
+                match tokio::time::timeout(deadline, apply(redis, feed, followed, change)).await {
+                    Ok(Ok(())) => health.alive(),
+                    Ok(Err(_)) => return Some("a subscription failed"),
+                    Err(_) => {
+                        failed();
+                        return Some("a subscription was not confirmed in time");
+                    }
+                }
+            }
+            _ = heartbeat.tick() => match tokio::time::timeout(deadline, feed.ping()).await {
+                Ok(Ok(())) => health.alive(),
+                Ok(Err(_)) => {
+                    failed();
+                    return Some("the heartbeat failed");
+                }
+                Err(_) => {
+                    failed();
+                    return Some("the heartbeat got no answer in time");
+                }
+            },
+        }
     }
 }
 
@@ -310,16 +528,31 @@ async fn apply(
 
 #[async_trait]
 impl EventBus for RedisEventBus {
+    /// Queues the event. While the link is down (known dead, not merely starting), it
+    /// fails at once and the thread is remembered as having lost events.
     async fn publish(&self, event: ChatEvent) -> StoreResult<()> {
-        self.wait_connected().await?;
-        self.outbox.try_send(event).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                StoreError::Unavailable("redis: the event queue is full".into())
-            }
-            mpsc::error::TrySendError::Closed(_) => {
-                StoreError::Unavailable("redis: the event publisher stopped".into())
-            }
-        })
+        let thread = event.thread_id();
+        let ready = match self.health.since_alive() {
+            None => self.wait_connected().await,
+            Some(_) if *self.connected.borrow() => Ok(()),
+            Some(_) => Err(StoreError::Unavailable(
+                "redis: the event link is down".into(),
+            )),
+        };
+        let queued = ready.and_then(|()| {
+            self.outbox.try_send(event).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    StoreError::Unavailable("redis: the event queue is full".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    StoreError::Unavailable("redis: the event publisher stopped".into())
+                }
+            })
+        });
+        if queued.is_err() {
+            self.lost.add([thread]);
+        }
+        queued
     }
 
     /// Waits (within the operation deadline) until the listener is subscribed.

@@ -29,7 +29,7 @@ mod messages;
 mod rate;
 
 pub use channels::RedisChannelRegistry;
-pub use events::RedisEventBus;
+pub use events::{EventLinkHealth, RedisEventBus};
 pub use lock::RedisLeaseLock;
 pub use messages::RedisMessageStore;
 pub use rate::RedisRateCounter;
@@ -78,6 +78,11 @@ pub struct RedisSettings {
     /// Prepended to every key and channel, so that deployments can share a Redis.
     pub key_prefix: String,
     pub mode: RedisMode,
+    /// `CHAT_LINK_CHECK_SECS`: a link that stops carrying anything while neither end
+    /// closes it is found dead within this. The event bus's subscribed connection is
+    /// pinged every half of it, with half of it to answer; every connection sets TCP
+    /// keepalive from it, so the kernel finds a peer that vanished too.
+    pub link_check: Duration,
 }
 
 impl Default for RedisSettings {
@@ -87,6 +92,7 @@ impl Default for RedisSettings {
             op_timeout: Duration::from_secs(2),
             key_prefix: "chat:".into(),
             mode: RedisMode::Single,
+            link_check: Duration::from_secs(10),
         }
     }
 }
@@ -161,7 +167,7 @@ enum Connections {
     Single(deadpool_redis::Manager),
     /// As deadpool-redis's sentinel manager does; its own loses the master's credentials.
     Sentinel(Arc<tokio::sync::Mutex<SentinelClient>>),
-    Cluster(deadpool_redis::cluster::Manager),
+    Cluster(redis::cluster::ClusterClient),
 }
 
 impl managed::Manager for Connections {
@@ -174,7 +180,7 @@ impl managed::Manager for Connections {
             Self::Sentinel(sentinel) => {
                 Link::Node(sentinel.lock().await.get_async_connection().await?)
             }
-            Self::Cluster(m) => Link::Cluster(m.create().await?),
+            Self::Cluster(client) => Link::Cluster(client.get_async_connection().await?),
         };
         Ok(Shared {
             link,
@@ -211,16 +217,32 @@ impl Redis {
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .collect();
+        let tcp = tcp_settings(settings.link_check);
+        let info = |url: &str| {
+            url.into_connection_info()
+                .map(|info| info.set_tcp_settings(tcp.clone()))
+                .map_err(|e| invalid(&e))
+        };
         let (manager, topology) = match &settings.mode {
             RedisMode::Single => (
-                Connections::Single(deadpool_redis::Manager::new(url).map_err(|e| invalid(&e))?),
-                Topology::Single(Box::new(redis::Client::open(url).map_err(|e| invalid(&e))?)),
+                Connections::Single(
+                    deadpool_redis::Manager::new(info(url)?).map_err(|e| invalid(&e))?,
+                ),
+                Topology::Single(Box::new(
+                    redis::Client::open(info(url)?).map_err(|e| invalid(&e))?,
+                )),
             ),
             RedisMode::Sentinel { master } => {
-                let node = sentinel_node_info(urls.first().copied()).map_err(|e| invalid(&e))?;
-                let sentinel = |urls: Vec<&str>| {
+                let node = sentinel_node_info(urls.first().copied())
+                    .map_err(|e| invalid(&e))?
+                    .set_tcp_settings(tcp.clone());
+                let sentinels = urls
+                    .iter()
+                    .map(|u| info(u))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let sentinel = |sentinels: Vec<redis::ConnectionInfo>| {
                     SentinelClient::build(
-                        urls,
+                        sentinels,
                         master,
                         Some(node.clone()),
                         SentinelServerType::Master,
@@ -229,19 +251,20 @@ impl Redis {
                     .map_err(|e| invalid(&e))
                 };
                 (
-                    Connections::Sentinel(sentinel(urls.clone())?),
-                    Topology::Sentinel(sentinel(urls)?),
+                    Connections::Sentinel(sentinel(sentinels.clone())?),
+                    Topology::Sentinel(sentinel(sentinels)?),
                 )
             }
             RedisMode::Cluster => {
                 let seeds = urls
                     .iter()
-                    .map(|u| u.into_connection_info())
-                    .collect::<Result<Vec<_>, _>>()
+                    .map(|u| info(u))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let client = redis::cluster::ClusterClientBuilder::new(seeds.clone())
+                    .tcp_settings(tcp.clone())
+                    .build()
                     .map_err(|e| invalid(&e))?;
-                let manager = deadpool_redis::cluster::Manager::new(seeds.clone(), false)
-                    .map_err(|e| invalid(&e))?;
-                (Connections::Cluster(manager), Topology::Cluster(seeds))
+                (Connections::Cluster(client), Topology::Cluster(seeds))
             }
         };
         let pool = managed::Pool::builder(manager)
@@ -411,6 +434,20 @@ impl Redis {
             )
         }))
     }
+}
+
+/// TCP keepalive from the link check: the first probe after half of it idle, then
+/// three more a sixth of it apart (at least a second), and unacknowledged data for
+/// longer than the whole of it ends the connection (`TCP_USER_TIMEOUT`). A peer that
+/// vanished (a host gone, a partition) is then found by the kernel as well.
+fn tcp_settings(link_check: Duration) -> redis::io::tcp::TcpSettings {
+    let keepalive = redis::io::tcp::socket2::TcpKeepalive::new()
+        .with_time(link_check / 2)
+        .with_interval((link_check / 6).max(Duration::from_secs(1)))
+        .with_retries(3);
+    redis::io::tcp::TcpSettings::default()
+        .set_keepalive(keepalive)
+        .set_user_timeout(link_check)
 }
 
 /// Sentinel names the master; the master takes the credentials (and TLS) of the first

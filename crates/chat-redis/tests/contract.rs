@@ -326,24 +326,31 @@ async fn a_dead_redis_is_unavailable_promptly_and_recovery_needs_no_restart() {
         closed_at: chrono::DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
     };
     bus.publish(closed.clone()).await.unwrap();
+    // The thread whose events could not be published is announced first, so that every
+    // instance's subscribers of it resync.
+    let lost = Received::Event(ChatEvent::EventsLost { thread_id: t });
     let got = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
+        let mut got = Vec::new();
+        while got.len() < 2 {
             match sub.next().await {
                 Some(Received::Missed { .. }) => continue, // subscribed as it came back
-                other => return other,
+                other => got.push(other),
             }
         }
+        got
     })
     .await;
     assert_eq!(
         got.unwrap(),
-        Some(Received::Event(closed.clone())),
-        "the bus resubscribed"
+        [Some(lost.clone()), Some(Received::Event(closed.clone()))],
+        "the bus resubscribed, and announced the lost events first"
     );
     // A subscriber that was there all along is told it missed what went while Redis
     // was gone, before the events that follow.
     let told = tokio::time::timeout(Duration::from_secs(5), across_the_outage.next()).await;
     assert_eq!(told.unwrap(), Some(Received::Missed { skipped: 0 }));
+    let next = tokio::time::timeout(Duration::from_secs(5), across_the_outage.next()).await;
+    assert_eq!(next.unwrap(), Some(lost));
     let next = tokio::time::timeout(Duration::from_secs(5), across_the_outage.next()).await;
     assert_eq!(next.unwrap(), Some(Received::Event(closed)));
 }

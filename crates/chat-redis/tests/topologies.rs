@@ -193,7 +193,8 @@ async fn failover_during_posts(redis: &Redis, t: ThreadId, kill_master: impl FnO
         "every acknowledged post kept, in order"
     );
 
-    // Events flow again on the new master; the gap was announced first.
+    // Events flow again on the new master; the gap was announced first, and so were
+    // the threads whose events could not be published meanwhile.
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut missed = false;
     loop {
@@ -201,6 +202,9 @@ async fn failover_during_posts(redis: &Redis, t: ThreadId, kill_master: impl FnO
         let _ = bus.publish(closed(t)).await;
         match tokio::time::timeout(Duration::from_millis(500), feed.next()).await {
             Ok(Some(Received::Missed { .. })) => missed = true,
+            Ok(Some(Received::Event(ChatEvent::EventsLost { thread_id }))) => {
+                assert_eq!(thread_id, t);
+            }
             Ok(Some(Received::Event(e))) if missed => {
                 assert_eq!(e, closed(t));
                 break;

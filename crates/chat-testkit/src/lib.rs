@@ -17,6 +17,10 @@
 //! [`TestS3`] runs a private S3-compatible server (`s3s-fs`) on a free loopback port
 //! over a temporary directory, and kills it when dropped.
 //!
+//! [`FaultProxy`] sits between the service and a backend and breaks the link on
+//! demand: frozen flows (silent, never closed), resets, refused or blackholed new
+//! connections, delays.
+//!
 //! [`TestCertificates`] makes a throwaway CA and server certificate, with which
 //! PostgreSQL and Redis can serve TLS ([`TestPostgres::enable_tls`],
 //! [`TestRedis::start_tls`]).
@@ -25,6 +29,7 @@
 mod kms;
 mod pgbouncer;
 mod postgres;
+mod proxy;
 mod redis;
 mod redis_ha;
 mod s3;
@@ -33,6 +38,7 @@ mod tls;
 pub use kms::{TestKms, TEST_AWS_REGION};
 pub use pgbouncer::TestPgBouncer;
 pub use postgres::TestPostgres;
+pub use proxy::FaultProxy;
 pub use redis::TestRedis;
 pub use redis_ha::{wait_replicas_caught_up, TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};
 pub use s3::{TestS3, S3S_FS_INSTALL};

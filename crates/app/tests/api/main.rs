@@ -13,6 +13,7 @@ mod helpers;
 mod host;
 mod kms;
 mod lifecycle;
+mod links;
 mod media;
 mod operations;
 mod pagination;

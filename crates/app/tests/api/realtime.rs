@@ -138,11 +138,20 @@ impl Socket {
     /// The next text frame as JSON, with `data` decoded when it is a JSON string;
     /// `None` when the server closed (its close code in `closed`).
     pub(crate) async fn next(&mut self) -> Option<serde_json::Value> {
+        self.next_within(Duration::from_secs(5))
+            .await
+            .expect("a frame within 5 s")
+    }
+
+    /// As [`next`](Self::next), or `Err` when nothing came within `within`.
+    pub(crate) async fn next_within(
+        &mut self,
+        within: Duration,
+    ) -> Result<Option<serde_json::Value>, tokio::time::error::Elapsed> {
         use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
-                .await
-                .expect("a frame within 5 s");
+            let frame = tokio::time::timeout_at(deadline, self.ws.next()).await?;
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -151,14 +160,14 @@ impl Socket {
                             value["data"] = decoded;
                         }
                     }
-                    return Some(value);
+                    return Ok(Some(value));
                 }
                 Some(Ok(Message::Close(frame))) => {
                     self.closed = frame.map(|f| u16::from(f.code));
-                    return None;
+                    return Ok(None);
                 }
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return None,
+                Some(Err(_)) | None => return Ok(None),
             }
         }
     }

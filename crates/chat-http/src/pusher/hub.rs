@@ -22,6 +22,9 @@ pub enum Outbound {
     Frame(Frame),
     /// The holder's access to the channel ended; the hub no longer delivers it.
     Revoked(Channel),
+    /// Events of the channel's thread may have been lost: close with 4200, after what
+    /// is queued before it, so that the client reconnects and catches up.
+    Resync,
 }
 
 /// A socket's end of the hub: its queue, the signal that it fell behind, and who holds
@@ -138,6 +141,23 @@ impl Hub {
             }
         }
         ended
+    }
+
+    /// The thread's events may have been lost on their way here: every socket
+    /// subscribed to one of its channels is told to resync (4200) after what it holds
+    /// already, and gets nothing more from the hub meanwhile. Returns how many.
+    pub fn resync_thread(&self, thread: ThreadId) -> usize {
+        let mut channels = self.channels();
+        let mut told = 0;
+        for channel in [Channel::private(thread), Channel::presence(thread)] {
+            if let Some(subscribers) = channels.remove(&channel) {
+                for subscriber in subscribers.values() {
+                    subscriber.queue_or_overflow(Outbound::Resync);
+                    told += 1;
+                }
+            }
+        }
+        told
     }
 
     /// Every subscription on this instance: channel, connection, who holds it and

@@ -400,6 +400,10 @@ impl Realtime {
                     tracing::info!(thread_id = %thread, ended, "subscriptions ended: access revoked");
                 }
             }
+            Ready::Resync { thread } => {
+                let told = self.hub.resync_thread(thread);
+                tracing::warn!(thread_id = %thread, sockets = told, "the thread's events may have been lost; its sockets are told to resync");
+            }
             Ready::Nothing => {}
         }
     }
@@ -438,6 +442,7 @@ impl Realtime {
                     users: user_ids,
                 }
             }
+            ChatEvent::EventsLost { .. } => return Ready::Resync { thread },
             ChatEvent::HostEvent {
                 name,
                 data,
@@ -605,6 +610,10 @@ enum Ready {
     Revoke {
         thread: ThreadId,
         users: Vec<chat_core::UserId>,
+    },
+    /// The thread's events may have been lost: its subscribed sockets resync (4200).
+    Resync {
+        thread: ThreadId,
     },
     Nothing,
 }

@@ -201,10 +201,14 @@ impl<O: Outgoing> Connection<O> {
                     // would disable the branch.
                     1.. = self.inbox.recv_many(&mut queued, MAX_FRAMES_PER_WRITE) => {
                         let events = queued.iter().filter(|q| matches!(q, Outbound::Frame(_))).count();
-                        if !self.send_queued(&mut queued, &mut frames).await {
-                            break None;
+                        match self.send_queued(&mut queued, &mut frames).await {
+                            Flushed::Open => delivered.increment(events as u64),
+                            Flushed::Gone => break None,
+                            Flushed::Resync => {
+                                metrics::counter!(names::WS_RESYNCS).increment(1);
+                                break Some(reason(code::RECONNECT, "Events were missed: reconnect and catch up"));
+                            }
                         }
-                        delivered.increment(events as u64);
                     }
                     Ok(()) = &mut drained => {
                         break Some(reason(code::RECONNECT, "The server is restarting: reconnect"));
@@ -247,14 +251,23 @@ impl<O: Outgoing> Connection<O> {
     }
 
     /// Sends what the hub queued, in order: runs of frames written together, and a
-    /// revocation as the client is told it; `false` when the socket is gone.
-    async fn send_queued(&mut self, queued: &mut Vec<Outbound>, frames: &mut Vec<Frame>) -> bool {
+    /// revocation as the client is told it; stops at a resync, after what came before.
+    async fn send_queued(
+        &mut self,
+        queued: &mut Vec<Outbound>,
+        frames: &mut Vec<Frame>,
+    ) -> Flushed {
         for item in queued.drain(..) {
             match item {
                 Outbound::Frame(frame) => frames.push(frame),
+                Outbound::Resync => {
+                    let sent = frames.is_empty() || self.session.texts(frames).await;
+                    frames.clear();
+                    return if sent { Flushed::Resync } else { Flushed::Gone };
+                }
                 Outbound::Revoked(channel) => {
                     if !(frames.is_empty() || self.session.texts(frames).await) {
-                        return false;
+                        return Flushed::Gone;
                     }
                     frames.clear();
                     // The hub no longer delivers it; the client is told why.
@@ -271,7 +284,7 @@ impl<O: Outgoing> Connection<O> {
                             "Access to this thread was revoked",
                         );
                         if !self.session.text(&ended).await {
-                            return false;
+                            return Flushed::Gone;
                         }
                     }
                 }
@@ -279,7 +292,11 @@ impl<O: Outgoing> Connection<O> {
         }
         let sent = frames.is_empty() || self.session.texts(frames).await;
         frames.clear();
-        sent
+        if sent {
+            Flushed::Open
+        } else {
+            Flushed::Gone
+        }
     }
 
     /// Ends every subscription whose token expired (plus the leeway), telling the
@@ -550,4 +567,12 @@ impl RateLimit {
             false
         }
     }
+}
+/// What became of a socket after writing what the hub queued for it.
+enum Flushed {
+    Open,
+    /// The client is gone.
+    Gone,
+    /// Its thread's events may have been lost: close with 4200.
+    Resync,
 }
