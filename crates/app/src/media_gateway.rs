@@ -46,14 +46,21 @@ fn refused(refusal: Refusal) -> ApiError {
 }
 
 /// A query without a well-formed `expires` and `sig` is a bad signature, not a 422:
-/// these URLs are made by the service, never by hand.
+/// these URLs are made by the service, never by hand. So is one that names a
+/// parameter twice (`…&sig=<bad>&sig=<good>`): which copy counts would depend on the
+/// reader, and a signed URL means exactly what was signed.
 fn signed(req: &HttpRequest) -> Result<Signed, ApiError> {
     let mut expires = None;
     let mut sig = None;
-    for pair in req.query_string().split('&') {
-        match pair.split_once('=') {
-            Some(("expires", value)) => expires = value.parse::<u64>().ok(),
-            Some(("sig", value)) if !value.is_empty() => sig = Some(value.to_owned()),
+    let mut seen = std::collections::HashSet::new();
+    for pair in req.query_string().split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !seen.insert(name) {
+            return Err(ApiError::Forbidden);
+        }
+        match name {
+            "expires" => expires = value.parse::<u64>().ok(),
+            "sig" if !value.is_empty() => sig = Some(value.to_owned()),
             _ => {}
         }
     }

@@ -122,9 +122,7 @@ impl Application {
                 .wrap(chat_http::no_store())
                 .wrap(actix_web::middleware::from_fn(telemetry::log_request))
                 .wrap(chat_http::cors(allowed_origins.as_deref()))
-                .wrap(actix_web::middleware::from_fn(
-                    chat_http::preflight_no_content,
-                ))
+                .wrap(actix_web::middleware::from_fn(chat_http::cors_finish))
                 .configure(chat_http::configure(
                     state.clone(),
                     served_realtime.clone(),

@@ -8,6 +8,7 @@
 
 mod appends;
 pub mod audit;
+pub mod channel;
 pub mod crypto;
 pub mod error;
 pub mod ids;
@@ -24,6 +25,7 @@ mod turns;
 pub mod validation;
 
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
+pub use channel::Channel;
 pub use error::{ChatError, StoreError};
 pub use ids::{ClockIds, JobId, MessageId, RequestId, ThreadId, UserId};
 pub use model::{

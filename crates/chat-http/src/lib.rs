@@ -25,6 +25,6 @@ pub mod wire;
 
 pub use auth::AuthUser;
 pub use error::ApiError;
-pub use mount::{configure, cors, no_store, preflight_no_content, RoutePattern};
+pub use mount::{configure, cors, cors_finish, no_store, RoutePattern};
 pub use state::HttpState;
 pub use tokens::{sign_hs256, AuthConfig, AuthError, Claims, TokenVerifier};

@@ -93,9 +93,11 @@ pub fn cors(
     actix_web::middleware::Condition::new(allowed_origins.is_some(), cors)
 }
 
-/// A preflight that [`cors`] allowed answers `204 No Content` (SPEC §3.11; actix-cors
-/// answers `200` with the same empty body). Wrap it outside `cors`.
-pub async fn preflight_no_content(
+/// What [`cors`] leaves to finish (SPEC §3.11): a preflight it allowed answers `204 No
+/// Content` (actix-cors answers `200` with the same empty body), and an answer to an
+/// origin it did not allow carries no CORS header at all (actix-cors still adds
+/// `Access-Control-Expose-Headers` to those). Wrap it outside `cors`.
+pub async fn cors_finish(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
@@ -107,6 +109,17 @@ pub async fn preflight_no_content(
     let allowed = response
         .headers()
         .contains_key(actix_web::http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    if !allowed {
+        let headers = response.headers_mut();
+        let cors_headers: Vec<_> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in cors_headers {
+            headers.remove(name);
+        }
+    }
     if preflight && allowed && response.status() == actix_web::http::StatusCode::OK {
         *response.response_mut().status_mut() = actix_web::http::StatusCode::NO_CONTENT;
     }

@@ -30,6 +30,13 @@ check(await status(pusher.trigger(CHANNEL, 'MessageCreated', { text: 'forged' })
 check(await status(pusher.trigger(CHANNEL, 'Big', 'x'.repeat(10 * 1024 + 1))) === 413, 'data over 10 KB');
 check(await status(pusher.trigger(UNKNOWN, 'NurseEnRoute', {})) === 400, 'a channel of no thread');
 check(await status(pusher.trigger('news', 'NurseEnRoute', {})) === 400, 'a channel that is not a thread\'s');
+// Channel names are exact strings: another spelling of the thread id is no channel,
+// and its event reaches nobody (the socket on CHANNEL checks that it got nothing).
+const [prefix, id] = [CHANNEL.slice(0, CHANNEL.lastIndexOf('.') + 1), CHANNEL.slice(CHANNEL.lastIndexOf('.') + 1)];
+for (const alias of [`${prefix}0${id}`, `${prefix}00${id}`]) {
+  check(await status(pusher.trigger(alias, 'Aliased', {})) === 400, `the alias ${alias}`);
+  check(await status(pusher.triggerBatch([{ channel: alias, name: 'Aliased', data: {} }])) === 400, `the alias ${alias} in a batch`);
+}
 
 // Signatures: the wrong secret, and a timestamp of long ago.
 const forger = new Pusher({ appId: APP_ID, key: KEY, secret: SECRET + 'x', host: HOST, port: PORT, useTLS: false });

@@ -6,8 +6,8 @@ use super::*;
 use serde_json::{json, Value};
 
 /// The real-time channel of a thread (SPEC §6), as the channel registry names it.
-pub fn thread_channel(thread: ThreadId) -> String {
-    format!("private-chat.{thread}")
+fn thread_channel(thread: ThreadId) -> String {
+    crate::Channel::private(thread).to_string()
 }
 
 impl ChatService {

@@ -5,7 +5,7 @@
 //! most 600 s off), `auth_version=1.0`, `body_md5` of a body, and `auth_signature`,
 //! the hex HMAC-SHA256 under the app secret of `METHOD\npath\nsorted query`.
 
-use super::{thread_of_channel, Realtime};
+use super::{channel::Channel, Realtime};
 use crate::body::read_limited;
 use crate::state::HttpState;
 use actix_web::http::StatusCode;
@@ -313,7 +313,13 @@ fn check(realtime: &Realtime, event: Event) -> Result<Checked, Refused> {
     }
     let threads = names
         .iter()
-        .map(|c| thread_of_channel(c).ok_or_else(|| bad("only private-chat.{threadId} channels")))
+        .map(|c| match Channel::parse(c) {
+            Some(Channel {
+                thread,
+                presence: false,
+            }) => Ok(thread),
+            _ => Err(bad("only private-chat.{threadId} channels")),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Checked {
         name,

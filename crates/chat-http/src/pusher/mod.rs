@@ -623,20 +623,6 @@ fn json_of(data: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(data).unwrap_or_default()
 }
 
-/// `private-chat.{thread}`.
-pub fn channel_name(thread: ThreadId) -> String {
-    format!("private-chat.{thread}")
-}
-
-/// The thread of a `private-chat.{thread}` channel name.
-pub fn thread_of_channel(channel: &str) -> Option<ThreadId> {
-    let id = channel.strip_prefix("private-chat.")?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    ThreadId::new(id.parse().ok()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

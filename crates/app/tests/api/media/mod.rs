@@ -139,6 +139,22 @@ async fn the_local_gateway_streams_limits_and_refuses_traversal() {
         200,
         "the control is served"
     );
+    // A parameter named twice is refused whichever copy is the good one: a signed URL
+    // means exactly what was signed.
+    let good = signer.sign("GET", "chats/1/ok.png", Duration::from_secs(60), "");
+    let (path, query) = good.split_once('?').unwrap();
+    let (expires, sig) = query.split_once('&').unwrap();
+    let bad_sig = format!("sig={}", "0".repeat(64));
+    for doubled in [
+        format!("{path}?{expires}&{bad_sig}&{sig}"),
+        format!("{path}?{expires}&{sig}&{bad_sig}"),
+        format!("{path}?{expires}&{sig}&{sig}"),
+        format!("{path}?expires=1&{expires}&{sig}"),
+        format!("{path}?{expires}&{sig}&expires=99999999999"),
+    ] {
+        let status = app.client.get(&doubled).send().await.unwrap().status();
+        assert_eq!(status, 403, "{doubled}");
+    }
     for key in [
         "../secret.txt",
         "%2e%2e/secret.txt",
