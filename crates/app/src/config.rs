@@ -114,6 +114,12 @@ pub struct Config {
     /// sets TCP keepalive from it, and `/readyz` fails while the event link has not
     /// been alive for that long. Default 10 s, 2..=300.
     pub link_check: Duration,
+    /// `CHAT_SUBSCRIPTION_LAPSE_SECS`: how long the channel registry holds a socket's
+    /// subscription before its instance must renew it (every third of it). An instance
+    /// that dies stops renewing: its sockets leave the counts this long after, at
+    /// most, and one instance then sends the `member_removed` and `channel_vacated`
+    /// they never sent (SPEC §6, §9.1). Default 60 s, 3..=3600.
+    pub subscription_lapse: Duration,
     /// `CHAT_EVENT_BUFFER`: events the bus holds for this instance's delivery while it
     /// catches up; an instance further behind than that (or that lost the Redis bus)
     /// closes its subscribed sockets with 4200 so that clients reconnect and list what
@@ -360,6 +366,16 @@ impl Config {
         if !(2..=300).contains(&link_check_secs) {
             return Err(err("CHAT_LINK_CHECK_SECS", "must be between 2 and 300"));
         }
+        let lapse_secs = env.parse(
+            "CHAT_SUBSCRIPTION_LAPSE_SECS",
+            realtime.subscription_lapse.as_secs(),
+        )?;
+        if !(3..=3600).contains(&lapse_secs) {
+            return Err(err(
+                "CHAT_SUBSCRIPTION_LAPSE_SECS",
+                "must be between 3 and 3600",
+            ));
+        }
         if job_lease_secs == 0 {
             return Err(err("CHAT_JOB_LEASE_SECS", "must be positive"));
         }
@@ -421,6 +437,7 @@ impl Config {
             database_max_connections: env.parse("CHAT_DATABASE_MAX_CONNECTIONS", 16usize)?,
             store_timeout_ms: env.parse("CHAT_STORE_TIMEOUT_MS", 5000u64)?,
             link_check: Duration::from_secs(link_check_secs),
+            subscription_lapse: Duration::from_secs(lapse_secs),
             event_buffer: env.parse("CHAT_EVENT_BUFFER", 16_384usize)?,
             redis_url: env.secret("CHAT_REDIS_URL"),
             redis_mode,

@@ -182,6 +182,11 @@ impl Application {
         });
         let delivery = tokio::spawn(self.realtime.clone().deliver_events(self.service.clone()));
         let renewal = tokio::spawn(self.realtime.clone().renew_subscriptions());
+        let departures = tokio::spawn(
+            self.realtime
+                .clone()
+                .announce_departed(self.service.clone()),
+        );
         let websockets = self.ws_listener.map(|listener| {
             tokio::spawn(chat_http::pusher::listener::serve(
                 listener,
@@ -214,6 +219,7 @@ impl Application {
         }
         delivery.abort();
         renewal.abort();
+        departures.abort();
         if let Some(websockets) = websockets {
             websockets.abort();
         }
@@ -248,6 +254,7 @@ pub fn pusher_settings(config: &Config) -> PusherSettings {
     settings.event_prefix = config.broadcast_event_prefix.clone();
     settings.activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs);
     settings.grant_leeway = Duration::from_secs(config.jwt_leeway_secs);
+    settings.subscription_lapse = config.subscription_lapse;
     settings
 }
 

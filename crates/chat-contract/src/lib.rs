@@ -30,7 +30,7 @@ mod media;
 mod messages;
 mod threads;
 
-pub use channels::channel_registry;
+pub use channels::{channel_registry, channel_registry_reaping};
 pub use events::{event_bus, event_bus_lag, event_bus_routing};
 pub use inbox::{care_team_and_inbox, message_retraction_and_unread};
 pub use jobs::job_queue;

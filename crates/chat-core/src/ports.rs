@@ -585,10 +585,15 @@ pub struct ChannelMember {
 /// Which sockets are subscribed to which channels, across every instance that shares
 /// the backend: what channel occupancy (the Pusher HTTP API) is counted from. Each
 /// instance holds its sockets' entries for a while and renews them while they last,
-/// so the entries of an instance that died lapse on their own.
+/// so the entries of an instance that died lapse on their own, and one instance then
+/// [reaps](Self::reap) them to announce the departures the dead one never sent.
+///
+/// A member's `socket` is `<instance>.<connection>`: the part before the first `.`
+/// names the instance that holds it.
 #[async_trait]
 pub trait ChannelRegistry: Send + Sync {
-    /// Records (or renews) each subscription until `until`.
+    /// Records (or renews) each subscription until `until`; the instances that hold
+    /// them count as alive until then.
     async fn hold(
         &self,
         subscriptions: &[(String, ChannelMember)],
@@ -604,6 +609,17 @@ pub trait ChannelRegistry: Send + Sync {
     /// The channels whose name starts with `prefix` that have a subscription held past
     /// `now`, by name, each with how many.
     async fn occupied(&self, prefix: &str, now: Timestamp) -> StoreResult<Vec<(String, u64)>>;
+
+    /// Takes away what instances that stopped renewing (nothing of theirs held past
+    /// `now`: they died) still had recorded, and returns it. Each such instance is
+    /// handed to one caller only, however many reap at once, so what it leaves is
+    /// announced once.
+    async fn reap(&self, now: Timestamp) -> StoreResult<Vec<(String, ChannelMember)>>;
+}
+
+/// The instance part of a [`ChannelMember::socket`] (`<instance>.<connection>`).
+pub fn socket_instance(socket: &str) -> &str {
+    socket.split('.').next().unwrap_or(socket)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

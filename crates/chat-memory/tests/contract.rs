@@ -63,4 +63,5 @@ async fn lease_lock() {
 #[tokio::test]
 async fn channel_registry() {
     contract::channel_registry(&MemoryChannelRegistry::default()).await;
+    contract::channel_registry_reaping(&MemoryChannelRegistry::default()).await;
 }

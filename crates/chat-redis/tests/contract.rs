@@ -50,6 +50,7 @@ async fn message_retraction_and_unread() {
 async fn channel_registry() {
     let server = TestRedis::start().unwrap();
     contract::channel_registry(&RedisChannelRegistry::new(connect(&server))).await;
+    contract::channel_registry_reaping(&RedisChannelRegistry::new(connect(&server))).await;
 }
 
 #[tokio::test]

@@ -409,3 +409,82 @@ async fn a_partition_from_redis_loses_no_post_and_leaves_no_subscriber_silently_
     drop(a.stop());
     drop(b.stop());
 }
+
+/// An instance killed with `kill -9` sends nothing as its sockets go: once their
+/// subscriptions lapse, one of the other instances sends what it would have sent. The
+/// other presence members see the departure (`member_removed`), and the host gets the
+/// `member_removed` and `channel_vacated` webhooks, each exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_departures_of_an_instance_that_died_are_announced_once() {
+    use crate::host::{deliveries_named, receiver};
+    let (pg, redis) = (TestPostgres::start().unwrap(), TestRedis::start().unwrap());
+    let db = pg.create_database("departures").unwrap();
+    let url = redis.url();
+    let (hook, host) = receiver().await;
+    let vars = [
+        instance_vars(&db, &url),
+        vec![
+            ("CHAT_WEBHOOK_URL", hook.as_str()),
+            ("CHAT_SUBSCRIPTION_LAPSE_SECS", "6"),
+        ],
+    ]
+    .concat();
+    let doomed = ServerProcess::start(&vars);
+    let survivor = ServerProcess::start(&vars);
+    let (api_a, api_b) = (
+        bounded(&doomed.base, Duration::from_secs(10)),
+        bounded(&survivor.base, Duration::from_secs(10)),
+    );
+    let client = token(7, "client");
+    let (together, alone) = (api_b.thread_for(1, 7).await, api_b.thread_for(2, 7).await);
+    let presence = format!("presence-chat.{together}");
+    let private = format!("private-chat.{alone}");
+
+    let join = |api: Api, user: String, channel: String| async move {
+        let (mut socket, id) = Socket::established(&api.base).await;
+        let grant = signed(&api, &user, &id, &channel).await;
+        let answer = socket.subscribe(&channel, &grant).await;
+        assert_eq!(answer["event"], "pusher_internal:subscription_succeeded");
+        socket
+    };
+    let _on_doomed = join(api_a.clone(), client.clone(), presence.clone()).await;
+    let _alone_on_doomed = join(api_a.clone(), client.clone(), private.clone()).await;
+    let mut watcher = join(api_b.clone(), admin(), presence.clone()).await;
+
+    drop(doomed.stop()); // SIGKILL: nothing is released
+    let killed = Instant::now();
+    let departure = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no member_removed within 30 s of the kill"
+        );
+        if let Ok(Some(frame)) = watcher.next_within(Duration::from_secs(1)).await {
+            if frame["event"] == "pusher_internal:member_removed" {
+                break frame;
+            }
+        }
+    };
+    assert_eq!(departure["channel"], presence.as_str());
+    assert_eq!(departure["data"]["user_id"], "7");
+    eprintln!("member_removed {:?} after the kill", killed.elapsed());
+
+    // The host's webhooks: each departure once (one delivery id, retried as needed).
+    let once = |event: &str, channel: &str| {
+        let ids: std::collections::BTreeSet<String> = deliveries_named(&host, event)
+            .into_iter()
+            .filter(|(_, body)| body.contains(&format!("\"channel\":\"{channel}\"")))
+            .map(|(id, _)| id)
+            .collect();
+        ids.len()
+    };
+    eventually(Duration::from_secs(30), "both webhooks", || async {
+        (once("member_removed", &presence) >= 1 && once("channel_vacated", &private) >= 1)
+            .then_some(())
+    })
+    .await;
+    // Several more reaps later, still once each.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(once("member_removed", &presence), 1, "member_removed once");
+    assert_eq!(once("channel_vacated", &private), 1, "channel_vacated once");
+    drop(survivor.stop());
+}

@@ -50,6 +50,11 @@ pub struct PusherSettings {
     pub send_buffer: usize,
     /// `CHAT_JWT_LEEWAY_SECS`: how long past its token's `exp` a subscription lasts.
     pub grant_leeway: Duration,
+    /// `CHAT_SUBSCRIPTION_LAPSE_SECS`: how long a subscription is held in the channel
+    /// registry before it must be renewed (renewed every third of it). The
+    /// subscriptions of an instance that died count that long at most; then one
+    /// instance announces their departures.
+    pub subscription_lapse: Duration,
 }
 
 impl PusherSettings {
@@ -64,14 +69,10 @@ impl PusherSettings {
             client_events_per_second: 10,
             send_buffer: 64,
             grant_leeway: Duration::from_secs(30),
+            subscription_lapse: Duration::from_secs(60),
         }
     }
 }
-
-/// How long a subscription is held in the channel registry before it must be
-/// renewed; renewed every third of it, so an instance that dies is out of the counts
-/// within a minute.
-const HOLD_FOR: Duration = Duration::from_secs(60);
 
 /// The WebSocket server's shared state: settings, signing key and subscriptions.
 pub struct Realtime {
@@ -114,8 +115,9 @@ impl Realtime {
         let registry = self.registry.clone();
         let held = [(channel.name(), self.member(connection, user, None))];
         let service = service.clone();
+        let lapse = self.settings.subscription_lapse;
         tokio::spawn(async move {
-            let until = chrono::Utc::now() + HOLD_FOR;
+            let until = chrono::Utc::now() + lapse;
             if let Err(error) = registry.hold(&held, until).await {
                 tracing::debug!(%error, "channel registry: subscription not recorded yet");
                 return;
@@ -136,7 +138,7 @@ impl Realtime {
         info: &str,
     ) -> Result<Vec<ChannelMember>, chat_core::StoreError> {
         let me = self.member(connection, Some(user), Some(info));
-        let until = chrono::Utc::now() + HOLD_FOR;
+        let until = chrono::Utc::now() + self.settings.subscription_lapse;
         self.registry
             .hold(&[(channel.name(), me.clone())], until)
             .await?;
@@ -207,36 +209,20 @@ impl Realtime {
                 tracing::debug!(%error, "channel registry: subscription left to lapse");
                 return;
             }
-            // Who is left matters to presence members and to the host's webhooks only.
-            if !channel.presence && !service.sends_webhooks() {
-                return;
-            }
-            let rest = match registry.members(&name, chrono::Utc::now()).await {
-                Ok(rest) => rest,
-                Err(error) => {
-                    tracing::debug!(%error, "channel registry: who is left is not known");
-                    return;
-                }
-            };
-            if let (true, Some(user)) = (channel.presence, user) {
-                if !rest.iter().any(|m| m.user == Some(user)) {
-                    service.announce_presence(channel.thread, user, None).await;
-                    service
-                        .channel_webhook(channel.thread, "member_removed", name.clone(), Some(user))
-                        .await;
-                }
-            }
-            if rest.is_empty() {
-                service
-                    .channel_webhook(channel.thread, "channel_vacated", name, None)
-                    .await;
-            }
+            departed(
+                &service,
+                registry.as_ref(),
+                channel,
+                user.into_iter().collect(),
+            )
+            .await;
         });
     }
 
     /// Renews this instance's subscriptions in the registry until the process ends.
     pub async fn renew_subscriptions(self: Arc<Self>) {
-        let mut every = tokio::time::interval(HOLD_FOR / 3);
+        let lapse = self.settings.subscription_lapse;
+        let mut every = tokio::time::interval(lapse / 3);
         loop {
             every.tick().await;
             let held: Vec<_> = self
@@ -253,9 +239,42 @@ impl Realtime {
             if held.is_empty() {
                 continue;
             }
-            let until = chrono::Utc::now() + HOLD_FOR;
+            let until = chrono::Utc::now() + lapse;
             if let Err(error) = self.registry.hold(&held, until).await {
                 tracing::warn!(%error, "channel registry: subscriptions not renewed");
+            }
+        }
+    }
+
+    /// Sends, until the process ends, what instances that died would have sent when
+    /// their sockets left: every sixth of the lapse, it reaps the registry (each dead
+    /// instance goes to one reaper), and for each channel it left announces presence
+    /// departures (`member_removed` on every instance, and the webhook) and, when the
+    /// channel is left empty, `channel_vacated`.
+    pub async fn announce_departed(self: Arc<Self>, service: ChatService) {
+        let every = (self.settings.subscription_lapse / 6).max(Duration::from_secs(1));
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            let reaped = match self.registry.reap(chrono::Utc::now()).await {
+                Ok(reaped) => reaped,
+                Err(error) => {
+                    tracing::debug!(%error, "channel registry: not reaped this time");
+                    continue;
+                }
+            };
+            let mut by_channel: std::collections::BTreeMap<String, Vec<ChannelMember>> =
+                std::collections::BTreeMap::new();
+            for (channel, member) in reaped {
+                by_channel.entry(channel).or_default().push(member);
+            }
+            for (name, left) in by_channel {
+                let Some(channel) = Channel::parse(&name) else {
+                    continue;
+                };
+                tracing::info!(thread_id = %channel.thread, sockets = left.len(), "subscriptions of an instance that died lapsed");
+                let users = left.iter().filter_map(|m| m.user).collect();
+                departed(&service, self.registry.as_ref(), channel, users).await;
             }
         }
     }
@@ -581,6 +600,47 @@ fn signed_text(socket_id: &str, channel: &str, channel_data: Option<&str>) -> St
     match channel_data {
         Some(data) => format!("{socket_id}:{channel}:{data}"),
         None => format!("{socket_id}:{channel}"),
+    }
+}
+
+/// After `users`' subscriptions to `channel` went (released, or reaped from an
+/// instance that died): on a presence channel each user with no other socket there is
+/// announced gone (every instance's members hear `member_removed`, and the host's
+/// webhook), and a channel left empty is `channel_vacated` for the host.
+async fn departed(
+    service: &ChatService,
+    registry: &dyn ChannelRegistry,
+    channel: Channel,
+    mut users: Vec<UserId>,
+) {
+    // Who is left matters to presence members and to the host's webhooks only.
+    if !channel.presence && !service.sends_webhooks() {
+        return;
+    }
+    let name = channel.name();
+    let rest = match registry.members(&name, chrono::Utc::now()).await {
+        Ok(rest) => rest,
+        Err(error) => {
+            tracing::debug!(%error, "channel registry: who is left is not known");
+            return;
+        }
+    };
+    users.sort();
+    users.dedup();
+    if channel.presence {
+        for user in users {
+            if !rest.iter().any(|m| m.user == Some(user)) {
+                service.announce_presence(channel.thread, user, None).await;
+                service
+                    .channel_webhook(channel.thread, "member_removed", name.clone(), Some(user))
+                    .await;
+            }
+        }
+    }
+    if rest.is_empty() {
+        service
+            .channel_webhook(channel.thread, "channel_vacated", name, None)
+            .await;
     }
 }
 
