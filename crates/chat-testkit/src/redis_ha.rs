@@ -2,6 +2,7 @@
 //! made of private `redis-server` processes on free loopback ports.
 
 use crate::free_port;
+use crate::proxy::FaultProxy;
 use crate::redis::TestRedis;
 use std::io;
 use std::time::{Duration, Instant};
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 /// few seconds of its master's death.
 pub struct TestRedisCluster {
     nodes: Vec<TestRedis>,
+    /// With [`TestRedisCluster::start_behind_proxies`]: one proxy per node, in the
+    /// nodes' order, whose address is the one the node announces to clients.
+    proxies: Vec<FaultProxy>,
 }
 
 /// Up to three attempts at `start`: on a machine busy with many tests, a bus port
@@ -31,10 +35,20 @@ fn with_retries<T>(what: &str, start: impl Fn() -> io::Result<T>) -> io::Result<
 
 impl TestRedisCluster {
     pub fn start() -> io::Result<Self> {
-        with_retries("the Redis cluster", Self::start_once)
+        with_retries("the Redis cluster", || Self::start_once(false))
     }
 
-    fn start_once() -> io::Result<Self> {
+    /// A cluster whose nodes each sit behind a [`FaultProxy`] and announce its address
+    /// (`cluster-announce-port`): every client connection, to the seeds and to the
+    /// nodes `CLUSTER SLOTS` names, goes through the node's proxy, so a test can
+    /// break one shard's links (the nodes' own bus does not).
+    pub fn start_behind_proxies() -> io::Result<Self> {
+        with_retries("the Redis cluster behind proxies", || {
+            Self::start_once(true)
+        })
+    }
+
+    fn start_once(behind_proxies: bool) -> io::Result<Self> {
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let bus = free_port()?.to_string();
@@ -52,6 +66,15 @@ impl TestRedisCluster {
                 "0",
             ])?);
         }
+        let mut proxies = Vec::new();
+        if behind_proxies {
+            for node in &nodes {
+                let proxy = FaultProxy::to_port(node.port())?;
+                let port = proxy.port().to_string();
+                node.cli(&["CONFIG", "SET", "cluster-announce-port", &port])?;
+                proxies.push(proxy);
+            }
+        }
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
@@ -67,7 +90,7 @@ impl TestRedisCluster {
                 String::from_utf8_lossy(&out.stdout)
             )));
         }
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, proxies };
         cluster.wait_healthy(Duration::from_secs(20))?;
         cluster.wait_replicated(Duration::from_secs(20))?;
         Ok(cluster)
@@ -87,13 +110,24 @@ impl TestRedisCluster {
         }
     }
 
-    /// Every node, comma-separated: what `CHAT_REDIS_URL` takes in cluster mode.
+    /// Every node, comma-separated: what `CHAT_REDIS_URL` takes in cluster mode
+    /// (through the proxies, when the nodes sit behind them).
     pub fn url(&self) -> String {
-        self.nodes
-            .iter()
-            .map(TestRedis::url)
-            .collect::<Vec<_>>()
-            .join(",")
+        match self.proxies.is_empty() {
+            true => self.nodes.iter().map(TestRedis::url).collect::<Vec<_>>(),
+            false => self
+                .proxies
+                .iter()
+                .map(|p| format!("redis://{}", p.address()))
+                .collect(),
+        }
+        .join(",")
+    }
+
+    /// The proxy in front of `node`, when the nodes sit behind proxies.
+    pub fn proxy_of(&self, node: &TestRedis) -> Option<&FaultProxy> {
+        let at = self.nodes.iter().position(|n| n.port() == node.port())?;
+        self.proxies.get(at)
     }
 
     pub fn nodes(&self) -> &[TestRedis] {
@@ -117,7 +151,16 @@ impl TestRedisCluster {
                 .and_then(|a| a.split('@').next())
                 .and_then(|a| a.rsplit(':').next())
                 .and_then(|p| p.parse::<u16>().ok());
-            if let Some(master) = self.nodes.iter().find(|n| Some(n.port()) == port) {
+            // A node announces its proxy's port when it sits behind one.
+            let announced = |i: usize, n: &TestRedis| {
+                Some(n.port()) == port || self.proxies.get(i).map(FaultProxy::port) == port
+            };
+            if let Some((_, master)) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .find(|(i, n)| announced(*i, n))
+            {
                 return Ok(master);
             }
         }

@@ -74,6 +74,29 @@ struct Args {
     /// The first request id `--trigger chat` registers (ids must be unused).
     #[arg(long, default_value_t = 1_000_000)]
     first_request: u64,
+    /// Each socket whispers (`client-typing` on its channel) every this many seconds,
+    /// from a random start; 0: never.
+    #[arg(long, default_value_t = 0)]
+    whisper_every: u64,
+    /// Inbox reads (`GET /api/chat/threads?scope=all`, the `--token`) per second while
+    /// triggering; 0: none.
+    #[arg(long, default_value_t = 0)]
+    inbox_reads: u64,
+    /// Prints the running counts every this many seconds while triggering; 0: only at
+    /// the end.
+    #[arg(long, default_value_t = 0)]
+    report_every: u64,
+}
+
+/// What happened so far, for the running reports.
+#[derive(Default)]
+struct Counters {
+    delivered: AtomicU64,
+    whispers: AtomicU64,
+    /// Sockets the server closed (or that broke) after they subscribed.
+    closed: AtomicU64,
+    inbox_reads: AtomicU64,
+    inbox_failed: AtomicU64,
 }
 
 fn now_micros() -> u64 {
@@ -124,6 +147,7 @@ struct Target {
     args: Args,
     http: reqwest::Client,
     signer: hmac::Key,
+    counters: Counters,
 }
 
 impl Target {
@@ -195,10 +219,31 @@ impl Target {
             return fail("connect failed".into()).await;
         };
         let mut socket_id = None;
-        while let Some(Ok(Message::Text(text))) = ws.next().await {
+        let mut subscribed = false;
+        let every = Duration::from_secs(self.args.whisper_every.max(1));
+        let offset = Duration::from_millis(now_micros() % every.as_millis().max(1) as u64);
+        let mut whispers = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
+        loop {
+            let text = tokio::select! {
+                message = ws.next() => match message {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => break,
+                },
+                _ = whispers.tick(), if subscribed && self.args.whisper_every > 0 => {
+                    let whisper = json!({"event": "client-typing", "channel": channel,
+                        "data": {"typing": true}});
+                    if ws.send(Message::Text(whisper.to_string().into())).await.is_err() {
+                        break;
+                    }
+                    self.counters.whispers.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
             // The events triggered; the protocol's own (`pusher:…`) are parsed below.
             if socket_id.is_some() && !text.contains("\"pusher") {
                 if let Some(sent) = sent_at(&text, self.args.trigger) {
+                    self.counters.delivered.fetch_add(1, Ordering::Relaxed);
                     let _ = latencies.send(now_micros().saturating_sub(sent));
                 }
                 continue;
@@ -225,6 +270,7 @@ impl Target {
                     socket_id = Some(id);
                 }
                 Some("pusher_internal:subscription_succeeded") => {
+                    subscribed = true;
                     let _ = ready.send(Ok(())).await;
                 }
                 Some("pusher:subscription_error") | Some("pusher:error") => {
@@ -236,6 +282,57 @@ impl Target {
                 }
                 _ => {}
             }
+        }
+        if subscribed {
+            self.counters.closed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads the inbox `--inbox-reads` times a second until `deadline`.
+    async fn read_inboxes(self: Arc<Self>, deadline: Instant) {
+        let mut ticks =
+            tokio::time::interval(Duration::from_secs_f64(1.0 / self.args.inbox_reads as f64));
+        let url = format!("{}/api/chat/threads?scope=all&limit=20", self.args.url);
+        while Instant::now() < deadline {
+            ticks.tick().await;
+            let read = self
+                .http
+                .get(&url)
+                .bearer_auth(self.args.token.as_deref().unwrap_or_default())
+                .send()
+                .await;
+            let counter = match read {
+                Ok(r) if r.status().is_success() => &self.counters.inbox_reads,
+                _ => &self.counters.inbox_failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Prints the running counts every `--report-every` seconds until `deadline`.
+    async fn report(
+        self: Arc<Self>,
+        sent: Arc<AtomicU64>,
+        failed: Arc<AtomicU64>,
+        deadline: Instant,
+    ) {
+        let every = Duration::from_secs(self.args.report_every);
+        let started = Instant::now();
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        while Instant::now() < deadline {
+            ticks.tick().await;
+            let c = &self.counters;
+            println!(
+                "at {:.0} s: triggered {} ({} failed), delivered {}, whispers {}, inbox reads {} ({} failed), sockets closed {}",
+                started.elapsed().as_secs_f64(),
+                sent.load(Ordering::Relaxed),
+                failed.load(Ordering::Relaxed),
+                c.delivered.load(Ordering::Relaxed),
+                c.whispers.load(Ordering::Relaxed),
+                c.inbox_reads.load(Ordering::Relaxed),
+                c.inbox_failed.load(Ordering::Relaxed),
+                c.closed.load(Ordering::Relaxed),
+            );
         }
     }
 
@@ -294,7 +391,12 @@ async fn main() -> Result<(), String> {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .map_err(|e| e.to_string())?;
-    let target = Arc::new(Target { args, http, signer });
+    let target = Arc::new(Target {
+        args,
+        http,
+        signer,
+        counters: Counters::default(),
+    });
     let args = &target.args;
     let channels = target.channels().await?;
     let rss_before = args.server_pid.and_then(rss_bytes);
@@ -357,6 +459,16 @@ async fn main() -> Result<(), String> {
         t
     });
     let trigger_started = Instant::now();
+    if args.inbox_reads > 0 {
+        tokio::spawn(target.clone().read_inboxes(deadline));
+    }
+    if args.report_every > 0 {
+        tokio::spawn(
+            target
+                .clone()
+                .report(sent.clone(), failed.clone(), deadline),
+        );
+    }
     let cpu_before = args.server_pid.and_then(cpu_seconds);
     let own_cpu_before = cpu_seconds(std::process::id());
     let mut n = 0usize;
@@ -404,6 +516,14 @@ async fn main() -> Result<(), String> {
         latencies.len(),
         sent * per_channel,
         latencies.len() as f64 / (collect_secs - 1.0).max(trigger_secs)
+    );
+    let c = &target.counters;
+    println!(
+        "whispers {}, inbox reads {} ({} failed), sockets closed by the server {}",
+        c.whispers.load(Ordering::Relaxed),
+        c.inbox_reads.load(Ordering::Relaxed),
+        c.inbox_failed.load(Ordering::Relaxed),
+        c.closed.load(Ordering::Relaxed)
     );
     println!(
         "trigger-to-delivery latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

@@ -488,3 +488,76 @@ async fn the_departures_of_an_instance_that_died_are_announced_once() {
     assert_eq!(once("channel_vacated", &private), 1, "channel_vacated once");
     drop(survivor.stop());
 }
+
+/// On a Redis Cluster, one shard's links (every connection to its master) go silent
+/// while the other instance posts: the subscriber on the first instance gets every
+/// message or is closed with 4200 within the link check plus 5 s, and a socket that
+/// subscribes afterwards gets new messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zombie_shard_link_on_a_cluster_is_found_and_its_subscribers_resync() {
+    let pg = TestPostgres::start().unwrap();
+    let cluster = chat_testkit::TestRedisCluster::start_behind_proxies().unwrap();
+    let db = pg.create_database("shard").unwrap();
+    let seeds = cluster.url();
+    let vars = [
+        instance_vars(&db, &seeds),
+        vec![("CHAT_REDIS_MODE", "cluster")],
+    ]
+    .concat();
+    let a = ServerProcess::start(&vars);
+    let b = ServerProcess::start(&vars);
+    let (api_a, api_b) = (
+        bounded(&a.base, Duration::from_secs(10)),
+        bounded(&b.base, Duration::from_secs(10)),
+    );
+    let client = token(7, "client");
+    let thread = api_b.thread_for(1, 7).await;
+    let mut before = subscribed(&api_a, &client, thread).await;
+    let first = api_b.post_text(&client, thread, "before").await;
+    assert_eq!(collect_n(&mut before, 1).await, [first], "the bus works");
+
+    let master = cluster.master_of(&format!("chat:{{{thread}}}:ev")).unwrap();
+    cluster.proxy_of(master).unwrap().freeze();
+    let frozen_at = Instant::now();
+    let mut posted = Vec::new();
+    for i in 0..20 {
+        let (id, _) = post_until_stored(&api_b, &client, thread, &format!("s-{i}"), "during").await;
+        posted.push(id);
+    }
+    let got = collect(&mut before, frozen_at + LINK_CHECK + Duration::from_secs(5)).await;
+    assert!(
+        before.closed.is_some() || got.len() == posted.len(),
+        "neither delivered nor told within the link check + 5 s: got {} of {}",
+        got.len(),
+        posted.len()
+    );
+    whole_or_told(
+        "the socket following the frozen shard",
+        &before,
+        &got,
+        &posted,
+    );
+
+    // A socket subscribing now gets what follows (once the posting side's links to the
+    // shard were replaced too). Told to resync meanwhile (the posting side announcing
+    // the events it could not publish), it subscribes again, as pusher-js does.
+    let mut after = subscribed(&api_a, &client, thread).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for n in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "no new message reached a new socket"
+        );
+        if after.closed.is_some() {
+            assert_eq!(after.closed, Some(4200));
+            after = subscribed(&api_a, &client, thread).await;
+        }
+        let (id, _) = post_until_stored(&api_b, &client, thread, &format!("n-{n}"), "after").await;
+        let got = collect(&mut after, Instant::now() + Duration::from_secs(2)).await;
+        if got.contains(&id) {
+            break;
+        }
+    }
+    drop(a.stop());
+    drop(b.stop());
+}
