@@ -42,10 +42,11 @@ async fn readyz_names_each_backend_that_stops_answering() {
     let s3 = TestS3::start().unwrap();
     let mut vars = postgres_vars(&pg, "readyz");
     vars.push(("CHAT_REDIS_URL", redis.url()));
+    vars.push(("CHAT_LINK_CHECK_SECS", "2".into()));
     vars.extend(s3.client_vars());
     vars.push(("CHAT_OBJECT_STORE_URL", s3.url()));
     let app = TestApp::spawn_with(&borrowed(&vars)).await;
-    let all_ok = json!({"postgres": "ok", "redis": "ok", "media": "ok"});
+    let all_ok = json!({"postgres": "ok", "redis": "ok", "event_link": "ok", "media": "ok"});
 
     let body = readyz_becomes(&app, 200).await;
     assert_eq!(body, json!({"status": "ready", "checks": all_ok}));
@@ -53,10 +54,15 @@ async fn readyz_names_each_backend_that_stops_answering() {
     redis.kill().unwrap();
     let body = readyz_becomes(&app, 503).await;
     assert_eq!(body["status"], "unavailable");
-    assert_eq!(
-        body["checks"],
-        json!({"postgres": "ok", "redis": "unavailable", "media": "ok"})
-    );
+    assert_eq!(body["checks"]["redis"], "unavailable", "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok", "{body}");
+    assert_eq!(body["checks"]["media"], "ok", "{body}");
+    // The subscribed connection is found gone within the link check too.
+    eventually(Duration::from_secs(6), "the event link named", || async {
+        let (_, body) = readyz(&app).await;
+        (body["checks"]["event_link"] == "unavailable").then_some(())
+    })
+    .await;
     redis.start_again().unwrap();
     assert_eq!(readyz_becomes(&app, 200).await["checks"], all_ok);
 

@@ -4,6 +4,7 @@
 
 use crate::helpers::*;
 use chat_testkit::{TestCertificates, TestPostgres, TestRedis};
+use std::time::Duration;
 
 #[tokio::test]
 async fn backends_over_tls_with_verified_certificates() {
@@ -26,7 +27,11 @@ async fn backends_over_tls_with_verified_certificates() {
     trusting.push(("SSL_CERT_FILE", &ca));
     let server = ServerProcess::start(&trusting);
     let api = server.api();
-    assert_eq!(api.get("/readyz").await.status(), 200);
+    // Ready once the event link is subscribed too, a moment after the start.
+    eventually(Duration::from_secs(10), "/readyz 200", || async {
+        (api.get("/readyz").await.status() == 200).then_some(())
+    })
+    .await;
     let thread = open_thread_over_http(&api.client, &api.base, 5).await;
     api.post_text(&token(7, "client"), thread, "over TLS").await;
     // The message went to Redis over its TLS port (the only one the URL names), and
