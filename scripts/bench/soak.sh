@@ -22,8 +22,9 @@ cd "$(dirname "$0")/../.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cargo build --release -q -p chat-server -p pusher-load
-BIN=${BIN:-$PWD/target/release/chat-server}
-LOAD=$PWD/target/release/pusher-load
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+BIN=${BIN:-$TARGET/release/chat-server}
+LOAD=$TARGET/release/pusher-load
 WORK=$(mktemp -d)
 . scripts/bench/common.sh
 SERVER_PIDS=()

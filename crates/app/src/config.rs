@@ -59,6 +59,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `CHAT_MAX_UPLOAD_BYTES`: largest image. Default 10485760 (10 MiB).
     pub max_upload_bytes: u64,
+    /// `CHAT_MAX_IMAGE_PIXELS`: an image whose width × height is larger is refused
+    /// (`422`) before it is decoded. Default 40,000,000.
+    pub max_image_pixels: u64,
+    /// `CHAT_THUMB_MAX_PX`: the longer side of an image's thumbnail, at most. Default
+    /// 320.
+    pub thumb_max_px: u32,
     /// `CHAT_ALLOWED_IMAGE_MIME`: comma-separated image types, judged by content.
     /// Default `image/jpeg,image/png,image/webp`.
     pub allowed_image_mime: Vec<String>,
@@ -362,6 +368,14 @@ impl Config {
         if jwt_leeway_secs > 3600 {
             return Err(err("CHAT_JWT_LEEWAY_SECS", "must be at most 3600"));
         }
+        let max_image_pixels = env.parse("CHAT_MAX_IMAGE_PIXELS", 40_000_000u64)?;
+        if max_image_pixels == 0 {
+            return Err(err("CHAT_MAX_IMAGE_PIXELS", "must be positive"));
+        }
+        let thumb_max_px = env.parse("CHAT_THUMB_MAX_PX", 320u32)?;
+        if !(16..=4096).contains(&thumb_max_px) {
+            return Err(err("CHAT_THUMB_MAX_PX", "must be between 16 and 4096"));
+        }
         let link_check_secs = env.parse("CHAT_LINK_CHECK_SECS", 10u64)?;
         if !(2..=300).contains(&link_check_secs) {
             return Err(err("CHAT_LINK_CHECK_SECS", "must be between 2 and 300"));
@@ -405,6 +419,8 @@ impl Config {
             max_text_chars,
             max_body_bytes,
             max_upload_bytes: env.parse("CHAT_MAX_UPLOAD_BYTES", chat.max_upload_bytes)?,
+            max_image_pixels,
+            thumb_max_px,
             allowed_image_mime,
             signed_url_ttl_secs: env.parse("CHAT_SIGNED_URL_TTL", chat.signed_url_ttl.as_secs())?,
             redact_messages: env.flag("CHAT_REDACT_MESSAGES", chat.redact_on_close)?,

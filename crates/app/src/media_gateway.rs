@@ -1,15 +1,17 @@
-//! The signed `/media/…` routes through which the service itself serves the local
-//! media backends (`file://`, `memory://`): mounted only when the storage adapter has a
-//! [`LocalGateway`] (S3, GCS and Azure presign their own URLs). Keys and signatures are
-//! never logged: the request log records only the route pattern, and the query is
-//! parsed here rather than by actix's `Query` extractor, whose failure log names the
-//! request path.
+//! The signed `/media/…` routes through which every image goes in and out (SPEC §3.6),
+//! whatever the backend: `PUT` takes an upload's bytes (at most
+//! `CHAT_MAX_UPLOAD_BYTES`, counted as they arrive) and hands them to the service,
+//! which checks, cleans, thumbnails and seals them before anything is written; `GET`
+//! has the service open an image or thumbnail and streams it with `no-store`. Keys and
+//! signatures are never logged: the request log records only the route pattern, and
+//! the query is parsed here rather than by actix's `Query` extractor, whose failure
+//! log names the request path.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_http::{ApiError, HttpState, RoutePattern};
 use chat_storage::signing::BadSignature;
-use chat_storage::{LocalGateway, Refusal};
+use chat_storage::{Gateway, Refusal};
 use futures::StreamExt;
 use serde_json::json;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 const ROUTE: &str = "/media/{key:.*}";
 
 /// Mounts `PUT` and `GET` of `/media/{key}` over `gateway`.
-pub fn configure(gateway: Arc<LocalGateway>) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure(gateway: Arc<Gateway>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::from(gateway)).service(
             web::resource(ROUTE)
@@ -37,11 +39,8 @@ struct Signed {
 fn refused(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::Signature(BadSignature::Invalid | BadSignature::Expired) => ApiError::Forbidden,
-        Refusal::NotFound => ApiError::NotFound,
         Refusal::TooLarge => ApiError::PayloadTooLarge,
-        // The URL no longer grants a write.
-        Refusal::AlreadyWritten => ApiError::Forbidden,
-        Refusal::Unavailable => ApiError::Unavailable("media store".into()),
+        Refusal::Unavailable => ApiError::Unavailable("upload body".into()),
     }
 }
 
@@ -72,7 +71,7 @@ fn signed(req: &HttpRequest) -> Result<Signed, ApiError> {
 
 async fn put_object(
     state: web::Data<HttpState>,
-    gateway: web::Data<LocalGateway>,
+    gateway: web::Data<Gateway>,
     key: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
@@ -86,7 +85,7 @@ async fn put_object(
     let (path, thread) = gateway
         .authorize("PUT", &key, q.expires, &q.sig, content_type)
         .map_err(refused)?;
-    // Nothing is written to a thread that was closed since the URL was signed.
+    // Nothing is read for a thread that was closed since the URL was signed.
     state.service.accepts_upload(thread).await?;
     let declared = req
         .headers()
@@ -95,30 +94,30 @@ async fn put_object(
     if declared.is_some_and(|n| n > gateway.max_upload_bytes()) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let size = gateway
-        .put(path, payload.map(|chunk| chunk.map_err(|_| ())))
+    let bytes = gateway
+        .read_body(payload.map(|chunk| chunk.map_err(|_| ())))
         .await
         .map_err(refused)?;
-    tracing::info!(bytes = size, "media uploaded");
+    let size = state.service.store_upload(thread, &path, bytes).await?;
+    tracing::info!(thread_id = %thread, bytes = size, "media uploaded");
     Ok(HttpResponse::Ok().json(json!({"size": size})))
 }
 
 async fn get_object(
-    gateway: web::Data<LocalGateway>,
+    state: web::Data<HttpState>,
+    gateway: web::Data<Gateway>,
     key: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let q = signed(&req)?;
-    let (path, _) = gateway
+    let (path, thread) = gateway
         .authorize("GET", &key, q.expires, &q.sig, "")
         .map_err(refused)?;
-    let (bytes, mime) = gateway.get(&path).await.map_err(refused)?;
-    // Served as what the bytes are, never as what someone declared; anything that is
-    // not a known image is an opaque download.
+    let opened = state.service.open_media(thread, &path).await?;
     Ok(HttpResponse::Ok()
-        .content_type(mime.unwrap_or("application/octet-stream"))
+        .content_type(opened.mime)
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header(("Cache-Control", "private, no-store"))
         .insert_header(("Content-Security-Policy", "default-src 'none'"))
-        .body(bytes))
+        .body(opened.bytes))
 }

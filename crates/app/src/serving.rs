@@ -128,11 +128,8 @@ impl Application {
                     served_realtime.clone(),
                     operations.clone(),
                 ));
-            // The local backends' signed URLs are served here; presigned ones are not.
-            match &gateway {
-                Some(gateway) => app.configure(media_gateway::configure(gateway.clone())),
-                None => app,
-            }
+            // Every image goes in and out through the service's own signed URLs.
+            app.configure(media_gateway::configure(gateway.clone()))
         })
         .listen(listener)?
         // The drain is ours (SPEC §8): `/readyz` fails before the listener closes.

@@ -197,6 +197,12 @@ pub async fn build_service(
         keys: Arc::new(MemoryKeyStore::default()),
         messages,
         media,
+        images: Some(Arc::new(chat_images::ImageDecoder::new(
+            chat_images::ImageLimits {
+                max_pixels: config.max_image_pixels,
+                thumbnail_px: config.thumb_max_px,
+            },
+        ))),
         events: Arc::new(MemoryEventBus::new(config.event_buffer)),
         jobs: Arc::new(MemoryJobQueue::default()),
         clock,

@@ -35,7 +35,7 @@ pub use events::{event_bus, event_bus_lag, event_bus_routing};
 pub use inbox::{care_team_and_inbox, message_retraction_and_unread};
 pub use jobs::job_queue;
 pub use locks::{lease_lock, rate_counter};
-pub use media::{media_store, MediaClient};
+pub use media::{media_store, UrlCheck};
 pub use messages::message_store;
 pub use threads::{request_directory, thread_key_store, thread_repository};
 

@@ -1,29 +1,32 @@
-//! Object storage for images.
+//! Object storage for images: sealed objects, and the service's own signed URLs.
 
 use super::*;
-use chat_core::ports::{MediaStore, SignedUpload, Upload};
+use chat_core::crypto::SealedContent;
+use chat_core::ports::MediaStore;
 use chat_core::MediaPath;
 
-/// What a client does with the URLs a media store hands out: an adapter's test says
-/// how its URLs are used (an HTTP request to S3, the local gateway's checks).
-#[async_trait::async_trait]
-pub trait MediaClient: Send + Sync {
-    /// Sends `bytes` as the upload says; whether the store accepted them.
-    async fn upload(&self, upload: &SignedUpload, bytes: Vec<u8>) -> bool;
-    /// The object behind a signed GET URL; `None` when it is refused or gone.
-    async fn download(&self, url: &str) -> Option<Vec<u8>>;
+/// What the service's `/media/…` routes check of a URL the store signed: the key it
+/// grants `method` on (with `content_type`, for an upload), if any. An adapter's test
+/// says how (the gateway's own check).
+pub trait UrlCheck: Send + Sync {
+    fn grants(&self, method: &str, url: &str, content_type: &str) -> Option<String>;
 }
 
-/// Uploads land under the thread's prefix and are read back whole; an upload URL
-/// writes once; checked copies live where no upload URL writes; deletes are
-/// idempotent and stay within their thread.
-pub async fn media_store(store: &dyn MediaStore, client: &dyn MediaClient) {
+fn sealed(byte: u8, len: usize) -> SealedContent {
+    SealedContent::from_bytes(vec![byte; len])
+}
+
+/// Upload URLs name a new key under the thread, for one method and type; sealed
+/// objects are written once and read back whole; download URLs name their object;
+/// deletes are idempotent and stay within their thread.
+pub async fn media_store(store: &dyn MediaStore, urls: &dyn UrlCheck) {
     let thread = ThreadId::new(fresh_id()).unwrap();
     let other = ThreadId::new(fresh_id()).unwrap();
     let ttl = Duration::from_secs(300);
     let prefix = MediaPath::thread_prefix(thread);
 
-    // Each upload URL names a new key under the thread, with the extension asked for.
+    // Each upload URL names a new key under the thread, with the extension asked for,
+    // and grants a PUT of that type to it, nothing else.
     let upload = store
         .signed_upload(thread, "png", "image/png", ttl)
         .await
@@ -32,80 +35,70 @@ pub async fn media_store(store: &dyn MediaStore, client: &dyn MediaClient) {
         .signed_upload(thread, "png", "image/png", ttl)
         .await
         .unwrap();
-    assert!(
-        upload.path.as_str().starts_with(&prefix),
-        "{:?}",
-        upload.path
-    );
-    assert!(upload.path.as_str().ends_with(".png"));
+    let key = upload.path.as_str().to_owned();
+    assert!(key.starts_with(&prefix) && key.ends_with(".png"), "{key}");
     assert_ne!(upload.path, second.path, "a new key per upload URL");
-    assert!(!upload.url.is_empty() && !upload.method.is_empty());
+    assert_eq!(upload.method, "PUT");
+    assert_eq!(
+        urls.grants("PUT", &upload.url, "image/png"),
+        Some(key.clone())
+    );
+    assert_eq!(
+        urls.grants("PUT", &upload.url, "image/jpeg"),
+        None,
+        "another type"
+    );
+    assert_eq!(urls.grants("GET", &upload.url, ""), None, "another method");
 
-    // Nothing there until the client sends it; then exactly what it sent.
+    // Nothing there until it is written; then exactly what was written, once.
+    assert!(!store.exists(&upload.path).await.unwrap());
+    assert_eq!(store.get_sealed(&upload.path).await.unwrap(), None);
+    assert!(store.put_sealed(&upload.path, sealed(7, 64)).await.unwrap());
+    assert!(store.exists(&upload.path).await.unwrap());
     assert_eq!(
-        store.read_upload(&upload.path, 1 << 20).await.unwrap(),
-        Upload::Missing
+        store.get_sealed(&upload.path).await.unwrap(),
+        Some(sealed(7, 64))
     );
-    let bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
     assert!(
-        client.upload(&upload, bytes.clone()).await,
-        "upload accepted"
+        !store.put_sealed(&upload.path, sealed(8, 64)).await.unwrap(),
+        "written once"
     );
     assert_eq!(
-        store.read_upload(&upload.path, 1 << 20).await.unwrap(),
-        Upload::Bytes(bytes.clone())
-    );
-    assert_eq!(
-        store.read_upload(&upload.path, 4999).await.unwrap(),
-        Upload::TooLarge { size: 5000 },
-        "larger than asked for: not read"
-    );
-    // The URL writes once: a second body does not replace the first.
-    assert!(
-        !client.upload(&upload, vec![1, 2, 3]).await,
-        "second write refused"
-    );
-    assert_eq!(
-        store.read_upload(&upload.path, 1 << 20).await.unwrap(),
-        Upload::Bytes(bytes.clone())
+        store.get_sealed(&upload.path).await.unwrap(),
+        Some(sealed(7, 64)),
+        "the first write stands"
     );
 
-    // A checked copy goes where uploads cannot, and is served by a signed GET URL.
-    let checked = store
-        .store_checked(thread, "image/png", vec![7; 64])
-        .await
-        .unwrap();
-    assert!(checked
-        .as_str()
-        .starts_with(&MediaPath::checked_prefix(thread)));
-    let url = store.signed_get_url(&checked, ttl).await.unwrap();
-    assert_eq!(client.download(&url).await, Some(vec![7; 64]));
-    let again = store
-        .store_checked(thread, "image/png", vec![8; 64])
-        .await
-        .unwrap();
-    assert_ne!(checked, again, "a new key per checked copy");
+    // A download URL grants a GET of its object only.
+    let url = store.signed_get_url(&upload.path, ttl).await.unwrap();
+    assert_eq!(urls.grants("GET", &url, ""), Some(key.clone()));
+    assert_eq!(urls.grants("PUT", &url, "image/png"), None);
 
     // One delete removes one object, and again is no error.
-    store.delete(&again).await.unwrap();
-    store.delete(&again).await.unwrap();
-    let gone = store.signed_get_url(&again, ttl).await.unwrap();
-    assert_eq!(client.download(&gone).await, None);
+    assert!(store.put_sealed(&second.path, sealed(9, 8)).await.unwrap());
+    store.delete(&second.path).await.unwrap();
+    store.delete(&second.path).await.unwrap();
+    assert!(!store.exists(&second.path).await.unwrap());
 
     // Deleting a thread's prefix takes its objects only, and says how many.
+    let thumbnail = upload.path.thumbnail(thread).unwrap();
+    assert!(store.put_sealed(&thumbnail, sealed(3, 16)).await.unwrap());
     let elsewhere = store
-        .store_checked(other, "image/png", vec![9; 16])
+        .signed_upload(other, "jpg", "image/jpeg", ttl)
         .await
         .unwrap();
+    assert!(store
+        .put_sealed(&elsewhere.path, sealed(5, 16))
+        .await
+        .unwrap());
     assert_eq!(store.delete_prefix(&prefix).await.unwrap(), 2);
     assert_eq!(store.delete_prefix(&prefix).await.unwrap(), 0, "idempotent");
+    assert_eq!(store.get_sealed(&upload.path).await.unwrap(), None);
+    assert_eq!(store.get_sealed(&thumbnail).await.unwrap(), None);
     assert_eq!(
-        store.read_upload(&upload.path, 1 << 20).await.unwrap(),
-        Upload::Missing
+        store.get_sealed(&elsewhere.path).await.unwrap(),
+        Some(sealed(5, 16))
     );
-    assert_eq!(client.download(&url).await, None);
-    let kept = store.signed_get_url(&elsewhere, ttl).await.unwrap();
-    assert_eq!(client.download(&kept).await, Some(vec![9; 16]));
     store
         .delete_prefix(&MediaPath::thread_prefix(other))
         .await

@@ -96,6 +96,26 @@ impl MessageAad {
     }
 }
 
+/// What a sealed media object (an image, its thumbnail) is bound to: its thread and
+/// its object key. Copied to another key or thread, it no longer opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaAad<'a> {
+    pub thread: ThreadId,
+    /// The object's key in the store (`chats/{thread}/…`).
+    pub key: &'a str,
+}
+
+impl MediaAad<'_> {
+    /// `"chat-media:v1" || thread (i64 BE) || key (UTF-8)`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(13 + 8 + self.key.len());
+        out.extend_from_slice(b"chat-media:v1");
+        out.extend_from_slice(&self.thread.get().to_be_bytes());
+        out.extend_from_slice(self.key.as_bytes());
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
     /// The ciphertext or wrapped key does not authenticate: tampered, moved, or sealed
@@ -159,4 +179,17 @@ pub trait ThreadKey: Send + Sync {
     fn seal(&self, aad: &MessageAad, plaintext: &[u8]) -> Result<SealedContent, CryptoError>;
 
     fn open(&self, aad: &MessageAad, sealed: &SealedContent) -> Result<Vec<u8>, CryptoError>;
+
+    /// Seals a media object (same format: `nonce || ciphertext || tag`).
+    fn seal_media(
+        &self,
+        aad: &MediaAad<'_>,
+        plaintext: &[u8],
+    ) -> Result<SealedContent, CryptoError>;
+
+    fn open_media(
+        &self,
+        aad: &MediaAad<'_>,
+        sealed: &SealedContent,
+    ) -> Result<Vec<u8>, CryptoError>;
 }

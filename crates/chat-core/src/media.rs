@@ -36,6 +36,16 @@ pub fn extension_for(mime: &str) -> Option<&'static str> {
         .map(|(_, e)| *e)
 }
 
+/// The type of an image's thumbnail: JPEG for a JPEG, PNG (lossless, alpha kept) for
+/// a PNG or a WebP; `None` for types the service does not decode.
+pub fn thumbnail_type(mime: &str) -> Option<&'static str> {
+    match mime {
+        "image/jpeg" => Some("image/jpeg"),
+        "image/png" | "image/webp" => Some("image/png"),
+        _ => None,
+    }
+}
+
 /// The image type a key's extension declares.
 pub fn mime_for_key(key: &str) -> Option<&'static str> {
     let ext = key.rsplit_once('.')?.1;

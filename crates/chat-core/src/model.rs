@@ -199,29 +199,53 @@ impl MediaPath {
         format!("chats/{thread}/")
     }
 
-    /// Where the service keeps the images it checked and cleaned: no upload URL is
-    /// ever signed for a key under it, and no client may name one.
-    pub fn checked_prefix(thread: ThreadId) -> String {
+    /// Where the service keeps the thumbnails it makes: no upload URL is ever signed
+    /// for a key under it, and no client may name one.
+    pub fn thumbnails_prefix(thread: ThreadId) -> String {
+        format!("chats/{thread}/thumbs/")
+    }
+
+    /// Where the previous release kept the images it checked (in the clear): still
+    /// read, never written, never named by a client.
+    pub fn legacy_checked_prefix(thread: ThreadId) -> String {
         format!("chats/{thread}/checked/")
     }
 
-    /// The key of a checked image: `name` is the store's random file name.
-    pub fn checked(thread: ThreadId, name: &str) -> Result<Self, String> {
-        let key = format!("{}{name}", Self::checked_prefix(thread));
-        Self::parse(&key, thread)
-    }
-
-    /// A path a client names as its upload (SPEC §3.4): [`Self::parse`], and not one
-    /// of the service's checked images (which only the service writes or names).
+    /// A path a client names as its upload (SPEC §3.4): [`Self::parse`], a direct child
+    /// of the thread's prefix (not a thumbnail, which only the service writes or
+    /// names), with an image type's extension.
     pub fn parse_upload(raw: &str, thread: ThreadId) -> Result<Self, String> {
         let path = Self::parse(raw, thread)?;
-        if path.0.starts_with(&Self::checked_prefix(thread)) {
+        let name = &path.0[Self::thread_prefix(thread).len()..];
+        if name.contains('/') || crate::media::mime_for_key(name).is_none() {
             return Err(format!(
                 "The media path must name a file uploaded under {}.",
                 Self::thread_prefix(thread)
             ));
         }
         Ok(path)
+    }
+
+    /// The key of this image's thumbnail (`chats/{thread}/thumbs/<name>.<type>`), for
+    /// an uploaded image's key; `None` for any other.
+    pub fn thumbnail(&self, thread: ThreadId) -> Option<Self> {
+        let name = self.0.strip_prefix(&Self::thread_prefix(thread))?;
+        let (stem, _) = name.rsplit_once('.')?;
+        let mime = crate::media::mime_for_key(name)?;
+        if name.contains('/') {
+            return None;
+        }
+        let extension = crate::media::extension_for(crate::media::thumbnail_type(mime)?)?;
+        Self::parse(
+            &format!("{}{stem}.{extension}", Self::thumbnails_prefix(thread)),
+            thread,
+        )
+        .ok()
+    }
+
+    /// The image type its key declares.
+    pub fn mime(&self) -> Option<&'static str> {
+        crate::media::mime_for_key(&self.0)
     }
 
     /// Accepts only a plain key under the thread's own prefix (SPEC §3.4): no `..`,
@@ -369,6 +393,8 @@ pub struct MessageView {
     pub content: Option<MessageContent>,
     /// A signed GET URL for images, when media storage is configured.
     pub media_url: Option<String>,
+    /// A signed URL of the image's thumbnail, for an image.
+    pub thumb_url: Option<String>,
     pub created_at: Timestamp,
 }
 

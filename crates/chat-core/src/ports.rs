@@ -21,7 +21,7 @@
 //! or an empty list, as each method says. Error messages are for logs and carry no
 //! content.
 
-use crate::crypto::WrappedKey;
+use crate::crypto::{SealedContent, WrappedKey};
 use crate::error::StoreError;
 use crate::ids::{JobId, MessageId, RequestId, ThreadId, UserId};
 use crate::model::{
@@ -275,28 +275,6 @@ pub trait MessageStore: Send + Sync {
     async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64>;
 }
 
-/// An uploaded object, as [`MediaStore::read_upload`] finds it.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Upload {
-    Missing,
-    /// Larger than the limit asked for; not read.
-    TooLarge {
-        size: u64,
-    },
-    Bytes(Vec<u8>),
-}
-
-impl std::fmt::Debug for Upload {
-    // An image's bytes are content: never printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Missing => f.write_str("Missing"),
-            Self::TooLarge { size } => write!(f, "TooLarge({size} bytes)"),
-            Self::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
-        }
-    }
-}
-
 /// How a client uploads one object: send its bytes with `method` to `url`, with
 /// `headers`.
 #[derive(Clone, PartialEq, Eq)]
@@ -315,15 +293,17 @@ impl std::fmt::Debug for SignedUpload {
     }
 }
 
-/// Object storage for images. Errors: a backend that cannot be reached, refuses the
-/// credentials or times out is `Unavailable`; a key it cannot represent is `Corrupt`.
+/// Object storage for images (SPEC §3.6). It holds ciphertext only: every object is
+/// an image or a thumbnail sealed under its thread's data key ([`SealedContent`],
+/// bound to the thread and the object's key), written by the service, which takes the
+/// bytes of every upload itself; the URLs it signs are the service's own. Errors: a
+/// backend that cannot be reached, refuses the credentials or times out is
+/// `Unavailable`; a key it cannot represent is `Corrupt`.
 #[async_trait]
 pub trait MediaStore: Send + Sync {
     /// Chooses a new random key `chats/{thread}/<random>.{extension}` and signs an
-    /// upload of `content_type` to it, valid for `ttl`. Where the backend allows, the
-    /// content type is part of the signature, and so is a condition that the key does
-    /// not exist yet (an upload URL writes once: S3's `If-None-Match: *`), which the
-    /// client must then send among `headers`.
+    /// upload of `content_type` to it (the service's own upload route), valid for
+    /// `ttl`.
     async fn signed_upload(
         &self,
         thread: ThreadId,
@@ -332,33 +312,51 @@ pub trait MediaStore: Send + Sync {
         ttl: Duration,
     ) -> StoreResult<SignedUpload>;
 
-    /// Whether every upload URL goes through this service, which refuses writes to a
-    /// closed thread (the local gateway). Presigned URLs (S3, GCS, Azure) cannot be
-    /// revoked: after a close, the purge then runs again once they have all expired.
-    fn upload_urls_revocable(&self) -> bool {
-        false
-    }
+    /// Writes `sealed` at `path` unless an object is there already: `false` then, and
+    /// nothing written (an upload URL writes its key once).
+    async fn put_sealed(&self, path: &MediaPath, sealed: SealedContent) -> StoreResult<bool>;
 
-    /// The whole object a client uploaded, unless it is larger than `max_bytes`.
-    async fn read_upload(&self, path: &MediaPath, max_bytes: u64) -> StoreResult<Upload>;
+    /// The object at `path` as stored; `None` when there is none.
+    async fn get_sealed(&self, path: &MediaPath) -> StoreResult<Option<SealedContent>>;
 
-    /// Writes a checked, cleaned image of type `mime` under a new random key of
-    /// [`MediaPath::checked_prefix`], where no upload URL can write, and returns it.
-    async fn store_checked(
-        &self,
-        thread: ThreadId,
-        mime: &str,
-        bytes: Vec<u8>,
-    ) -> StoreResult<MediaPath>;
+    /// Whether an object is at `path`.
+    async fn exists(&self, path: &MediaPath) -> StoreResult<bool>;
 
-    /// Deletes one object (a checked copy no message refers to). Idempotent.
+    /// Deletes one object. Idempotent.
     async fn delete(&self, path: &MediaPath) -> StoreResult<()>;
 
-    /// A URL that lets its holder GET the object until `ttl` has passed.
+    /// A URL of the service's own download route that lets its holder GET the object,
+    /// opened, until `ttl` has passed.
     async fn signed_get_url(&self, path: &MediaPath, ttl: Duration) -> StoreResult<String>;
 
     /// Deletes every object whose key starts with `prefix`. Idempotent. Returns how many.
     async fn delete_prefix(&self, prefix: &str) -> StoreResult<u64>;
+}
+
+/// Why an image was refused when it was decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ImageRejected {
+    /// Its header claims more pixels than allowed (a decompression bomb, or simply too
+    /// large): refused before it is decoded.
+    #[error("the image has {pixels} pixels, more than the {limit} allowed")]
+    TooManyPixels { pixels: u64, limit: u64 },
+    /// It does not decode as the image type its bytes announce.
+    #[error("the image does not decode")]
+    Undecodable,
+}
+
+/// Decodes images (SPEC §3.6): checks that one decodes within the limits and makes its
+/// thumbnail. Decoding is bounded (pixels, memory) and runs off the async workers.
+#[async_trait]
+pub trait ImageProcessor: Send + Sync {
+    /// The thumbnail of `image` (of `mime`, one of JPEG, PNG or WebP), at most the
+    /// configured size on its longer side, encoded as
+    /// [`crate::media::thumbnail_type`] says.
+    async fn thumbnail(
+        &self,
+        mime: &'static str,
+        image: std::sync::Arc<[u8]>,
+    ) -> Result<Vec<u8>, ImageRejected>;
 }
 
 /// An event for the thread's real-time channel. Content stays sealed on the bus; the

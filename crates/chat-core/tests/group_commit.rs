@@ -83,6 +83,7 @@ async fn a_busy_threads_posts_are_appended_in_batches_each_once_and_in_order() {
         keys: Arc::new(MemoryKeyStore::default()),
         messages: store.clone(),
         media: None,
+        images: None,
         events: events.clone(),
         jobs: Arc::new(MemoryJobQueue::default()),
         clock: Arc::new(SystemClock),

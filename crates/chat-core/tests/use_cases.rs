@@ -31,6 +31,7 @@ async fn setup() -> Setup {
         keys: Arc::new(MemoryKeyStore::default()),
         messages: Arc::new(MemoryMessageStore::default()),
         media: None,
+        images: None,
         events: Arc::new(MemoryEventBus::new(64)),
         jobs: jobs.clone(),
         clock: Arc::new(SystemClock),

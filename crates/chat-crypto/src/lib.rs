@@ -11,7 +11,9 @@
 #![forbid(unsafe_code)]
 
 use base64::Engine;
-use chat_core::crypto::{CryptoError, KeyRing, MessageAad, SealedContent, ThreadKey, WrappedKey};
+use chat_core::crypto::{
+    CryptoError, KeyRing, MediaAad, MessageAad, SealedContent, ThreadKey, WrappedKey,
+};
 use chat_core::ThreadId;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -206,6 +208,22 @@ impl ThreadKey for RingThreadKey {
     }
 
     fn open(&self, aad: &MessageAad, sealed: &SealedContent) -> Result<Vec<u8>, CryptoError> {
+        open(&self.key, &aad.to_bytes(), sealed.as_bytes())
+    }
+
+    fn seal_media(
+        &self,
+        aad: &MediaAad<'_>,
+        plaintext: &[u8],
+    ) -> Result<SealedContent, CryptoError> {
+        seal(&self.rng, &self.key, &aad.to_bytes(), plaintext).map(SealedContent::from_bytes)
+    }
+
+    fn open_media(
+        &self,
+        aad: &MediaAad<'_>,
+        sealed: &SealedContent,
+    ) -> Result<Vec<u8>, CryptoError> {
         open(&self.key, &aad.to_bytes(), sealed.as_bytes())
     }
 }

@@ -205,8 +205,12 @@ pub struct Message {
     pub text: Option<String>,
     pub lat: Option<f64>,
     pub lng: Option<f64>,
-    /// A signed, short-lived download URL (images).
+    /// A signed, short-lived download URL of the image (images), served by the
+    /// service, which opens it.
     pub media_url: Option<String>,
+    /// A signed, short-lived download URL of the image's thumbnail, at most
+    /// `CHAT_THUMB_MAX_PX` on its longer side (images).
+    pub thumb_url: Option<String>,
     pub sender_id: i64,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -227,6 +231,7 @@ impl From<&MessageView> for Message {
             lat,
             lng,
             media_url: m.media_url.clone(),
+            thumb_url: m.thumb_url.clone(),
             sender_id: m.sender_id.get(),
             created_at: rfc3339(m.created_at),
             redacted: m.redacted(),

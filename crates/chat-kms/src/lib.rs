@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
-use chat_core::crypto::{CryptoError, KeyRing, MessageAad, SealedContent, ThreadKey, WrappedKey};
+use chat_core::crypto::{
+    CryptoError, KeyRing, MediaAad, MessageAad, SealedContent, ThreadKey, WrappedKey,
+};
 use chat_core::ThreadId;
 use chat_crypto::RingThreadKey;
 use parking_lot::Mutex;
@@ -308,5 +310,21 @@ impl ThreadKey for Shared {
 
     fn open(&self, aad: &MessageAad, sealed: &SealedContent) -> Result<Vec<u8>, CryptoError> {
         self.0.open(aad, sealed)
+    }
+
+    fn seal_media(
+        &self,
+        aad: &MediaAad<'_>,
+        plaintext: &[u8],
+    ) -> Result<SealedContent, CryptoError> {
+        self.0.seal_media(aad, plaintext)
+    }
+
+    fn open_media(
+        &self,
+        aad: &MediaAad<'_>,
+        sealed: &SealedContent,
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.0.open_media(aad, sealed)
     }
 }

@@ -22,6 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         keys: Arc::new(MemoryKeyStore::default()),
         messages: Arc::new(MemoryMessageStore::default()),
         media: None, // no object storage: image messages are refused
+        images: None,
         events: Arc::new(MemoryEventBus::new(64)),
         jobs: Arc::new(MemoryJobQueue::default()),
         clock: Arc::new(SystemClock),

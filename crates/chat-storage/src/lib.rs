@@ -1,21 +1,22 @@
 //! The media-store port over [`object_store`]: `file://` (the embedded default),
 //! `memory://`, `s3://`, `gs://` and `az://`.
 //!
-//! S3, GCS and Azure presign URLs themselves (the upload's `Content-Type` is bound into
-//! the signature). Local files and memory cannot, so the service serves them under
-//! `/media/…` through [`LocalGateway`], with HMAC-signed, expiring URLs
-//! ([`signing`]). Object keys and signed URLs are bearer-like secrets: nothing here logs
-//! them, and their `Debug` forms are redacted.
+//! Every backend holds ciphertext only, which the service writes itself: uploads and
+//! downloads go through the service's own `/media/…` routes (SPEC §3.6), with
+//! HMAC-signed, expiring URLs ([`signing`]) that [`Gateway`] checks; nothing is ever
+//! presigned for the backend, so no client writes or reads an object directly. Object
+//! keys and signed URLs are bearer-like secrets: nothing here logs them, and their
+//! `Debug` forms are redacted.
 #![forbid(unsafe_code)]
 
 pub mod signing;
 
 use async_trait::async_trait;
-use chat_core::ports::{MediaStore, SignedUpload, StoreResult, Upload};
+use chat_core::crypto::SealedContent;
+use chat_core::ports::{MediaStore, SignedUpload, StoreResult};
 use chat_core::{MediaPath, StoreError, ThreadId};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::signer::{HeaderValue, Method, SignedUrlOptions, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use ring::rand::{SecureRandom, SystemRandom};
 use signing::{BadSignature, UrlSigner};
@@ -44,22 +45,17 @@ pub struct MediaSettings {
 #[error("{0}")]
 pub struct SetupError(String);
 
-/// The opened media storage: the port, and the gateway when the service must serve
-/// the URLs itself.
+/// The opened media storage: the port, and the gateway that checks the service's own
+/// `/media/…` URLs.
 pub struct Media {
     pub store: Arc<ObjectMediaStore>,
-    pub gateway: Option<Arc<LocalGateway>>,
-}
-
-enum Urls {
-    Native(Arc<dyn Signer>),
-    Local(UrlSigner),
+    pub gateway: Arc<Gateway>,
 }
 
 /// The media store over any object store.
 pub struct ObjectMediaStore {
     objects: Arc<dyn ObjectStore>,
-    urls: Urls,
+    signer: UrlSigner,
     random: SystemRandom,
 }
 
@@ -67,37 +63,28 @@ pub struct ObjectMediaStore {
 pub fn open(settings: &MediaSettings) -> Result<Media, SetupError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| SetupError(format!("{what}: {e}"));
     let url = settings.url.as_deref().unwrap_or("file://./data/media");
-    let local = |objects: Arc<dyn ObjectStore>| {
+    let media = |objects: Arc<dyn ObjectStore>| {
         let signer = UrlSigner::new(&settings.signing_secret, &settings.public_base_url);
         Media {
             store: Arc::new(ObjectMediaStore {
-                objects: objects.clone(),
-                urls: Urls::Local(signer.clone()),
+                objects,
+                signer: signer.clone(),
                 random: SystemRandom::new(),
             }),
-            gateway: Some(Arc::new(LocalGateway {
-                objects,
+            gateway: Arc::new(Gateway {
                 signer,
                 max_upload_bytes: settings.max_upload_bytes,
-            })),
+            }),
         }
     };
-    let native = |objects: Arc<dyn ObjectStore>, signer: Arc<dyn Signer>| Media {
-        store: Arc::new(ObjectMediaStore {
-            objects,
-            urls: Urls::Native(signer),
-            random: SystemRandom::new(),
-        }),
-        gateway: None,
-    };
     if url == "memory://" || url == "memory:///" {
-        return Ok(local(Arc::new(object_store::memory::InMemory::new())));
+        return Ok(media(Arc::new(object_store::memory::InMemory::new())));
     }
     if let Some(dir) = url.strip_prefix("file://") {
         std::fs::create_dir_all(dir).map_err(|e| setup("creating the media directory", &e))?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| setup("the media directory", &e))?;
-        return Ok(local(Arc::new(fs)));
+        return Ok(media(Arc::new(fs)));
     }
     let scheme = url.split_once("://").map_or("", |(s, _)| s);
     match scheme {
@@ -111,8 +98,7 @@ pub fn open(settings: &MediaSettings) -> Result<Media, SetupError> {
             .with_url(url)
             .build()
             .map_err(|e| setup("S3", &e))?;
-            let s3 = Arc::new(s3);
-            Ok(native(s3.clone(), s3))
+            Ok(media(Arc::new(s3)))
         }
         "gs" => {
             let gcs = configured(
@@ -124,8 +110,7 @@ pub fn open(settings: &MediaSettings) -> Result<Media, SetupError> {
             .with_url(url)
             .build()
             .map_err(|e| setup("GCS", &e))?;
-            let gcs = Arc::new(gcs);
-            Ok(native(gcs.clone(), gcs))
+            Ok(media(Arc::new(gcs)))
         }
         "az" | "azure" | "abfs" | "abfss" => {
             let azure = configured(
@@ -137,8 +122,7 @@ pub fn open(settings: &MediaSettings) -> Result<Media, SetupError> {
             .with_url(url)
             .build()
             .map_err(|e| setup("Azure", &e))?;
-            let azure = Arc::new(azure);
-            Ok(native(azure.clone(), azure))
+            Ok(media(Arc::new(azure)))
         }
         _ => Err(SetupError(
             "expected file:///path, memory://, s3://bucket, gs://bucket or az://container".into(),
@@ -213,96 +197,47 @@ impl MediaStore for ObjectMediaStore {
             self.random_name()?
         );
         let path = MediaPath::parse(&key, thread).map_err(StoreError::Corrupt)?;
-        let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
-        let url = match &self.urls {
-            // The gateway writes only keys that do not exist yet.
-            Urls::Local(signer) => signer.sign("PUT", &key, ttl, content_type),
-            Urls::Native(signer) => {
-                let value = HeaderValue::from_str(content_type)
-                    .map_err(|_| StoreError::Corrupt("content type".into()))?;
-                // Bound into the signature, so the URL writes its key once (S3's
-                // conditional write; a provider that ignores it still never serves
-                // the upload: recipients get the checked copy).
-                let options = SignedUrlOptions::new()
-                    .with_signed_header(
-                        object_store::signer::HeaderName::from_static("content-type"),
-                        value,
-                    )
-                    .with_signed_header(
-                        object_store::signer::HeaderName::from_static("if-none-match"),
-                        HeaderValue::from_static("*"),
-                    );
-                headers.push(("If-None-Match".into(), "*".into()));
-                signer
-                    .signed_url_opts(Method::PUT, &path_of(&path)?, ttl, &options)
-                    .await
-                    .map_err(unavailable)?
-                    .to_string()
-            }
-        };
         Ok(SignedUpload {
             path,
-            url,
+            url: self.signer.sign("PUT", &key, ttl, content_type),
             method: "PUT".into(),
-            headers,
+            headers: vec![("Content-Type".to_owned(), content_type.to_owned())],
         })
     }
 
-    fn upload_urls_revocable(&self) -> bool {
-        matches!(self.urls, Urls::Local(_))
-    }
-
-    async fn read_upload(&self, media: &MediaPath, max_bytes: u64) -> StoreResult<Upload> {
-        let path = path_of(media)?;
-        let meta = match self.objects.head(&path).await {
-            Ok(meta) => meta,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Upload::Missing),
-            Err(e) => return Err(unavailable(e)),
+    async fn put_sealed(&self, media: &MediaPath, sealed: SealedContent) -> StoreResult<bool> {
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
         };
-        if meta.size > max_bytes {
-            return Ok(Upload::TooLarge { size: meta.size });
-        }
-        let bytes = match self.objects.get(&path).await {
-            Ok(got) => got.bytes().await.map_err(unavailable)?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Upload::Missing),
-            Err(e) => return Err(unavailable(e)),
-        };
-        // Replaced by a larger object between the two requests.
-        if bytes.len() as u64 > max_bytes {
-            return Ok(Upload::TooLarge {
-                size: bytes.len() as u64,
-            });
-        }
-        Ok(Upload::Bytes(bytes.to_vec()))
-    }
-
-    async fn store_checked(
-        &self,
-        thread: ThreadId,
-        mime: &str,
-        bytes: Vec<u8>,
-    ) -> StoreResult<MediaPath> {
-        let extension = chat_core::media::extension_for(mime)
-            .ok_or_else(|| StoreError::Corrupt("image type".into()))?;
-        let name = format!("{}.{extension}", self.random_name()?);
-        let media = MediaPath::checked(thread, &name).map_err(StoreError::Corrupt)?;
-        // Served with its type by the providers that serve presigned GETs themselves
-        // (local files keep no attributes; the gateway serves what the bytes show).
-        let typed = match self.urls {
-            Urls::Native(_) => PutOptions {
-                attributes: object_store::Attributes::from_iter([(
-                    object_store::Attribute::ContentType,
-                    object_store::AttributeValue::from(mime.to_owned()),
-                )]),
-                ..PutOptions::default()
-            },
-            Urls::Local(_) => PutOptions::default(),
-        };
-        self.objects
-            .put_opts(&path_of(&media)?, PutPayload::from(bytes), typed)
+        let payload = PutPayload::from(sealed.into_bytes());
+        match self
+            .objects
+            .put_opts(&path_of(media)?, payload, create)
             .await
-            .map_err(unavailable)?;
-        Ok(media)
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn get_sealed(&self, media: &MediaPath) -> StoreResult<Option<SealedContent>> {
+        match self.objects.get(&path_of(media)?).await {
+            Ok(got) => Ok(Some(SealedContent::from_bytes(
+                got.bytes().await.map_err(unavailable)?.to_vec(),
+            ))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn exists(&self, media: &MediaPath) -> StoreResult<bool> {
+        match self.objects.head(&path_of(media)?).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn delete(&self, media: &MediaPath) -> StoreResult<()> {
@@ -313,14 +248,7 @@ impl MediaStore for ObjectMediaStore {
     }
 
     async fn signed_get_url(&self, media: &MediaPath, ttl: Duration) -> StoreResult<String> {
-        match &self.urls {
-            Urls::Local(signer) => Ok(signer.sign("GET", media.as_str(), ttl, "")),
-            Urls::Native(signer) => Ok(signer
-                .signed_url(Method::GET, &path_of(media)?, ttl)
-                .await
-                .map_err(unavailable)?
-                .to_string()),
-        }
+        Ok(self.signer.sign("GET", media.as_str(), ttl, ""))
     }
 
     async fn delete_prefix(&self, prefix: &str) -> StoreResult<u64> {
@@ -348,31 +276,27 @@ impl MediaStore for ObjectMediaStore {
 pub enum Refusal {
     #[error("{0}")]
     Signature(BadSignature),
-    #[error("no such object")]
-    NotFound,
     #[error("the upload is larger than allowed")]
     TooLarge,
-    /// The key was written already: an upload URL writes once.
-    #[error("already uploaded")]
-    AlreadyWritten,
-    #[error("the media store is unavailable")]
+    /// The client's body broke off.
+    #[error("the upload broke off")]
     Unavailable,
 }
 
-/// Serves `PUT` and `GET` of signed `/media/…` URLs for the local backends.
-pub struct LocalGateway {
-    objects: Arc<dyn ObjectStore>,
+/// Checks the service's own `/media/…` URLs and reads an upload's body within the
+/// limit; what is written or read goes through the service, which seals and opens it.
+pub struct Gateway {
     signer: UrlSigner,
     max_upload_bytes: u64,
 }
 
-impl LocalGateway {
+impl Gateway {
     pub fn max_upload_bytes(&self) -> u64 {
         self.max_upload_bytes
     }
 
     /// Checks the signature of a request for `key`; returns the object's path and its
-    /// thread. A `PUT` never reaches a checked image's key.
+    /// thread. A `PUT` reaches only an upload's key (never a thumbnail's).
     pub fn authorize(
         &self,
         method: &str,
@@ -380,7 +304,7 @@ impl LocalGateway {
         expires: u64,
         sig: &str,
         content_type: &str,
-    ) -> Result<(Path, ThreadId), Refusal> {
+    ) -> Result<(MediaPath, ThreadId), Refusal> {
         self.signer
             .verify(method, key, expires, sig, content_type)
             .map_err(Refusal::Signature)?;
@@ -397,53 +321,24 @@ impl LocalGateway {
             _ => MediaPath::parse(key, thread),
         }
         .map_err(|_| refused)?;
-        let path = Path::parse(media.as_str()).map_err(|_| refused)?;
-        Ok((path, thread))
+        Path::parse(media.as_str()).map_err(|_| refused)?;
+        Ok((media, thread))
     }
 
-    /// Stores the body at `path` unless the key exists already (an upload URL writes
-    /// once), refusing it as soon as it grows past the limit: nothing is kept of a
-    /// refused upload. The body is held in memory (at most the upload limit) so that
-    /// the write is one create-only put.
-    pub async fn put<E>(
+    /// The whole body of an upload, refused as soon as it grows past the limit.
+    pub async fn read_body<E>(
         &self,
-        path: Path,
         body: impl Stream<Item = Result<bytes::Bytes, E>>,
-    ) -> Result<u64, Refusal> {
+    ) -> Result<Vec<u8>, Refusal> {
         let mut body = std::pin::pin!(body);
-        let mut parts = Vec::new();
-        let mut total: u64 = 0;
+        let mut bytes = Vec::new();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|_| Refusal::Unavailable)?;
-            total += chunk.len() as u64;
-            if total > self.max_upload_bytes {
+            if (bytes.len() + chunk.len()) as u64 > self.max_upload_bytes {
                 return Err(Refusal::TooLarge);
             }
-            parts.push(chunk);
+            bytes.extend_from_slice(&chunk);
         }
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .objects
-            .put_opts(&path, PutPayload::from_iter(parts), create)
-            .await
-        {
-            Ok(_) => Ok(total),
-            Err(object_store::Error::AlreadyExists { .. }) => Err(Refusal::AlreadyWritten),
-            Err(_) => Err(Refusal::Unavailable),
-        }
-    }
-
-    /// The object's bytes and the image type its content shows (`None`: not an image).
-    pub async fn get(&self, path: &Path) -> Result<(bytes::Bytes, Option<&'static str>), Refusal> {
-        let bytes = match self.objects.get(path).await {
-            Ok(got) => got.bytes().await.map_err(|_| Refusal::Unavailable)?,
-            Err(object_store::Error::NotFound { .. }) => return Err(Refusal::NotFound),
-            Err(_) => return Err(Refusal::Unavailable),
-        };
-        let mime = chat_core::media::sniff_image(&bytes);
-        Ok((bytes, mime))
+        Ok(bytes)
     }
 }

@@ -1,6 +1,27 @@
-//! Images: upload URLs, and the checked, cleaned copy an image message serves.
+//! Images (SPEC §3.6): upload URLs, the upload itself (checked, cleaned, thumbnailed
+//! and sealed before anything is written), and opening a sealed image for a download.
 
 use super::*;
+use crate::crypto::{CryptoError, MediaAad, SealedContent};
+use crate::ports::ImageRejected;
+
+/// What a download serves: an image's bytes and their type.
+pub struct OpenedMedia {
+    pub bytes: Vec<u8>,
+    pub mime: &'static str,
+}
+
+impl std::fmt::Debug for OpenedMedia {
+    // An image is content: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpenedMedia({}, {} bytes)", self.mime, self.bytes.len())
+    }
+}
+
+/// Why an upload is refused, field-error wording aside: `Invalid` names `mediaPath`.
+fn invalid(message: &str) -> ChatError {
+    ChatError::Invalid(ValidationErrors::single("mediaPath", message))
+}
 
 impl ChatService {
     /// Signs an upload of an image of `content_type` to a new key under the thread's
@@ -41,35 +62,33 @@ impl ChatService {
         result
     }
 
-    /// Reads the upload, judges it by its bytes, removes its metadata and stores the
-    /// result where no upload URL can write (SPEC §3.6): so what a recipient downloads
-    /// is what was checked, and carries no location. The upload itself is never served
-    /// (no URL is signed for it) and goes with the thread's media at the purge.
-    pub(super) async fn checked_image(
+    /// Takes the bytes a client sent to an upload URL the service signed for `path`
+    /// (SPEC §3.6): judges them by content (an allowed type, the one the key declares),
+    /// removes their metadata, decodes them within the limits and makes the thumbnail,
+    /// then writes the image and the thumbnail sealed under the thread's key, bound to
+    /// their keys. The plaintext is never written. The key is written once: a second
+    /// upload to it is `Forbidden`; a thread closed meanwhile is `ThreadClosed`.
+    /// Returns how many bytes the stored image has.
+    pub async fn store_upload(
         &self,
         thread: ThreadId,
-        upload: &MediaPath,
-    ) -> Result<MediaPath, ChatError> {
-        let invalid = |msg: &str| ChatError::Invalid(ValidationErrors::single("mediaPath", msg));
+        path: &MediaPath,
+        bytes: Vec<u8>,
+    ) -> Result<u64, ChatError> {
+        self.accepts_upload(thread).await?;
         let media = self.media()?;
-        let max = self.settings.max_upload_bytes;
-        let bytes = match media.read_upload(upload, max).await? {
-            Upload::Bytes(bytes) => bytes,
-            Upload::Missing => {
-                return Err(invalid("The media path does not name an uploaded file."))
-            }
-            Upload::TooLarge { .. } => {
-                return Err(invalid(&format!(
-                    "The image must not be larger than {max} bytes."
-                )))
-            }
-        };
-        // Judged by content, and it must be what was declared for the upload (the key's
-        // extension), so that the type a URL serves is the type it holds.
-        let mime = match sniff_image(&bytes) {
+        // An upload URL writes once: a second upload is refused whatever it holds (the
+        // create-only write below settles a race between two).
+        if media.exists(path).await? {
+            return Err(ChatError::Forbidden);
+        }
+        let declared = path
+            .mime()
+            .ok_or_else(|| invalid("The media path is not an image's."))?;
+        let mime = match crate::media::sniff_image(&bytes) {
             Some(mime)
-                if self.settings.allowed_image_mime.iter().any(|m| m == mime)
-                    && crate::media::mime_for_key(upload.as_str()) == Some(mime) =>
+                if mime == declared
+                    && self.settings.allowed_image_mime.iter().any(|m| m == mime) =>
             {
                 mime
             }
@@ -80,19 +99,133 @@ impl ChatService {
             }
             None => return Err(invalid("The uploaded file is not an allowed image type.")),
         };
-        let clean = crate::media::without_metadata(mime, &bytes)
-            .ok_or_else(|| invalid("The uploaded image could not be read."))?;
+        let clean: Arc<[u8]> = crate::media::without_metadata(mime, &bytes)
+            .ok_or_else(|| invalid("The uploaded image could not be read."))?
+            .into();
         drop(bytes);
-        Ok(media.store_checked(thread, mime, clean).await?)
+        let images = self
+            .ports
+            .images
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("no image decoder is configured".into()))?;
+        let thumbnail = images
+            .thumbnail(mime, clean.clone())
+            .await
+            .map_err(|rejected| match rejected {
+                ImageRejected::TooManyPixels { limit, .. } => {
+                    invalid(&format!("The image has more than {limit} pixels."))
+                }
+                ImageRejected::Undecodable => invalid("The uploaded image does not decode."),
+            })?;
+        let thumb_path = path
+            .thumbnail(thread)
+            .ok_or_else(|| invalid("The media path is not an image's."))?;
+        let key = self.key_for_writing(thread).await?;
+        let seal = |at: &MediaPath, plain: &[u8]| {
+            key.seal_media(
+                &MediaAad {
+                    thread,
+                    key: at.as_str(),
+                },
+                plain,
+            )
+        };
+        let sealed_image = seal(path, &clean)?;
+        let sealed_thumb = seal(&thumb_path, &thumbnail)?;
+        let size = clean.len() as u64;
+        drop((clean, thumbnail));
+        // The image first, written once: a second upload to the URL changes nothing,
+        // its thumbnail included.
+        if !media.put_sealed(path, sealed_image).await? {
+            return Err(ChatError::Forbidden);
+        }
+        let thumb_written = media.put_sealed(&thumb_path, sealed_thumb).await;
+        let closed_meanwhile = matches!(
+            self.accepts_upload(thread).await,
+            Err(ChatError::ThreadClosed)
+        );
+        if thumb_written.is_err() || closed_meanwhile {
+            // Nothing half-stored: the URL may be used again, or the purge is not
+            // outrun by a late write.
+            media.delete(&thumb_path).await?;
+            media.delete(path).await?;
+            thumb_written?;
+            return Err(ChatError::ThreadClosed);
+        }
+        Ok(size)
     }
 
-    /// Deletes the checked copy made by a post that turned out to be a repeat. Best
-    /// effort: a copy left behind goes with the thread's media at the purge.
-    pub(super) async fn delete_unused_copy(&self, copy: &MediaPath) {
-        if let Ok(media) = self.media() {
-            if let Err(error) = media.delete(copy).await {
-                tracing::warn!(%error, "could not delete an unused checked image");
+    /// Opens the image (or thumbnail) at `path` of `thread` for a download through a
+    /// URL the service signed (SPEC §3.6). `NotFound` when there is no such object, or
+    /// its thread's key was destroyed (the purge, crypto-shredding).
+    pub async fn open_media(
+        &self,
+        thread: ThreadId,
+        path: &MediaPath,
+    ) -> Result<OpenedMedia, ChatError> {
+        let media = self.media()?;
+        let sealed = media.get_sealed(path).await?.ok_or(ChatError::NotFound)?;
+        let mime = path.mime().ok_or(ChatError::NotFound)?;
+        let key = self
+            .existing_key(thread)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        let aad = MediaAad {
+            thread,
+            key: path.as_str(),
+        };
+        match key.open_media(&aad, &sealed) {
+            Ok(bytes) => Ok(OpenedMedia { bytes, mime }),
+            Err(CryptoError::Authentication) if is_legacy_clear(thread, path, &sealed) => {
+                // Checked by the previous release and stored in the clear: served as
+                // it was (it carries no metadata), sealed in place for next time.
+                let bytes = sealed.into_bytes();
+                let resealed = key.seal_media(&aad, &bytes)?;
+                media.delete(path).await?;
+                if !media.put_sealed(path, resealed).await? {
+                    tracing::warn!(thread_id = %thread, "a legacy image changed while it was sealed");
+                }
+                Ok(OpenedMedia { bytes, mime })
             }
+            Err(error) => Err(error.into()),
         }
     }
+
+    /// Deletes every object of an image message's image: the image and its thumbnail.
+    pub(super) async fn delete_image(
+        &self,
+        thread: ThreadId,
+        path: &MediaPath,
+    ) -> Result<(), ChatError> {
+        let media = self.media()?;
+        if let Some(thumbnail) = path.thumbnail(thread) {
+            media.delete(&thumbnail).await?;
+        }
+        media.delete(path).await?;
+        Ok(())
+    }
+
+    /// The signed download URLs of an image message: the image and its thumbnail.
+    pub(super) async fn image_urls(
+        &self,
+        thread: ThreadId,
+        path: &MediaPath,
+    ) -> Result<(String, Option<String>), ChatError> {
+        let media = self.media()?;
+        let ttl = self.settings.signed_url_ttl;
+        let image = media.signed_get_url(path, ttl).await?;
+        let thumbnail = match path.thumbnail(thread) {
+            Some(thumbnail) => Some(media.signed_get_url(&thumbnail, ttl).await?),
+            None => None,
+        };
+        Ok((image, thumbnail))
+    }
+}
+
+/// An object the previous release wrote in the clear: a checked copy (its own prefix)
+/// whose bytes are an image.
+fn is_legacy_clear(thread: ThreadId, path: &MediaPath, stored: &SealedContent) -> bool {
+    path.as_str()
+        .starts_with(&MediaPath::legacy_checked_prefix(thread))
+        && crate::media::sniff_image(stored.as_bytes()).is_some()
 }

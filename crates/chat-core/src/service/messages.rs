@@ -92,10 +92,8 @@ impl ChatService {
             if message.kind == MessageKind::Image {
                 let key = self.existing_key(thread.id).await?;
                 let opened = self.open_message(key.as_deref(), message).await?;
-                if let (Some(MessageContent::Image(path)), Some(media)) =
-                    (&opened.content, &self.ports.media)
-                {
-                    media.delete(path).await?;
+                if let Some(MessageContent::Image(path)) = &opened.content {
+                    self.delete_image(thread.id, path).await?;
                 }
             }
             self.ports.messages.redact(thread.id, id).await?;
@@ -134,13 +132,12 @@ impl ChatService {
             }
             _ => None,
         };
-        let media_url = match (&content, &self.ports.media) {
-            (Some(MessageContent::Image(path)), Some(media)) => Some(
-                media
-                    .signed_get_url(path, self.settings.signed_url_ttl)
-                    .await?,
-            ),
-            _ => None,
+        let (media_url, thumb_url) = match &content {
+            Some(MessageContent::Image(path)) if self.ports.media.is_some() => {
+                let (image, thumbnail) = self.image_urls(message.thread_id, path).await?;
+                (Some(image), thumbnail)
+            }
+            _ => (None, None),
         };
         Ok(MessageView {
             id: message.id,
@@ -149,6 +146,7 @@ impl ChatService {
             kind: message.kind,
             content,
             media_url,
+            thumb_url,
             created_at: message.created_at,
         })
     }
@@ -181,13 +179,16 @@ impl ChatService {
             let thread = self
                 .authorized_thread(user, thread, ThreadAction::Post)
                 .await?;
-            let mut content = content()?;
-            // What is stored and served is the checked, cleaned copy, never the upload.
-            let mut checked_copy = None;
-            if let MessageContent::Image(upload) = &content {
-                let checked = self.checked_image(thread.id, upload).await?;
-                checked_copy = Some(checked.clone());
-                content = MessageContent::Image(checked);
+            let content = content()?;
+            // The image was checked, cleaned and sealed when it was uploaded: it must
+            // be there, under the thread's prefix.
+            if let MessageContent::Image(path) = &content {
+                if !self.media()?.exists(path).await? {
+                    return Err(ChatError::Invalid(ValidationErrors::single(
+                        "mediaPath",
+                        "The media path does not name an uploaded file.",
+                    )));
+                }
             }
             let ready = ReadyPost {
                 sender: user.id,
@@ -212,9 +213,6 @@ impl ChatService {
                     Ok(id)
                 }
                 Posted::Duplicate(first) => {
-                    if let Some(unused) = &checked_copy {
-                        self.delete_unused_copy(unused).await;
-                    }
                     let cut = self
                         .settings
                         .retention

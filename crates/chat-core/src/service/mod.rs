@@ -7,7 +7,6 @@ use crate::crypto::{KeyRing, MessageAad, ThreadKey};
 use crate::error::{ChatError, StoreError};
 use crate::ids::{MessageId, RequestId, ThreadId, UserId};
 use crate::key_cache::KeyCache;
-use crate::media::sniff_image;
 use crate::model::{
     IdempotencyKey, InboxEntry, InboxPage, InboxQuery, MediaPath, MessageContent, MessageKind,
     MessageList, MessageView, ServiceRequest, StoredMessage, Thread, ThreadStatus, User,
@@ -15,8 +14,8 @@ use crate::model::{
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
     ChannelRegistry, ChatEvent, ClaimedJob, Clock, EventBus, EventSubscription, ExpiredLeases,
-    Interest, JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory, SignedUpload,
-    ThreadKeyStore, ThreadRepository, Upload, WebhookDelivery, WebhookSender,
+    ImageProcessor, Interest, JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory,
+    SignedUpload, ThreadKeyStore, ThreadRepository, WebhookDelivery, WebhookSender,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;
@@ -32,6 +31,8 @@ pub struct Ports {
     pub messages: Arc<dyn MessageStore>,
     /// `None` until object storage is configured: image messages are then refused.
     pub media: Option<Arc<dyn MediaStore>>,
+    /// Decodes uploaded images and makes their thumbnails; `None`: uploads are refused.
+    pub images: Option<Arc<dyn ImageProcessor>>,
     pub events: Arc<dyn EventBus>,
     pub jobs: Arc<dyn JobQueue>,
     pub clock: Arc<dyn Clock>,

@@ -208,29 +208,15 @@ impl ChatService {
                 .ok_or(ChatError::NotFound)?;
             self.forget_key(closed.id);
             // The close is stored; a failed enqueue is caught up by the sweep, which purges
-            // the media of every closed thread. A presigned upload URL (S3, GCS, Azure)
-            // cannot be revoked: the purge runs again once every URL issued for the thread
-            // has expired, and removes what such a URL wrote after the close.
-            let ttl = chrono::Duration::from_std(self.settings.signed_url_ttl)
-                .unwrap_or(chrono::Duration::MAX);
-            let mut runs = vec![now];
-            if self
+            // the media of every closed thread. Every upload goes through the service,
+            // which refuses a closed thread's, so one purge suffices.
+            if let Err(error) = self
                 .ports
-                .media
-                .as_ref()
-                .is_some_and(|m| !m.upload_urls_revocable())
+                .jobs
+                .enqueue(JobKind::PurgeThread(closed.id), now)
+                .await
             {
-                runs.push(now + ttl + chrono::Duration::seconds(5));
-            }
-            for run_at in runs {
-                if let Err(error) = self
-                    .ports
-                    .jobs
-                    .enqueue(JobKind::PurgeThread(closed.id), run_at)
-                    .await
-                {
-                    tracing::warn!(thread_id = %closed.id, %error, "could not queue the purge job");
-                }
+                tracing::warn!(thread_id = %closed.id, %error, "could not queue the purge job");
             }
             if let Some(closed_at) = closed.closed_at {
                 self.publish(ChatEvent::ThreadClosed {

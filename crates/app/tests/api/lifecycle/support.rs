@@ -3,7 +3,8 @@
 
 use crate::helpers::*;
 use async_trait::async_trait;
-use chat_core::ports::{MediaStore, SignedUpload, StoreResult, Upload};
+use chat_core::crypto::SealedContent;
+use chat_core::ports::{MediaStore, SignedUpload, StoreResult};
 use chat_core::{
     ChatService, MediaPath, MessageContent, Ports, RequestId, StoreError, TextBody, ThreadId, User,
     UserId,
@@ -38,21 +39,16 @@ impl MediaStore for Flaky {
             .await
     }
 
-    fn upload_urls_revocable(&self) -> bool {
-        self.inner.upload_urls_revocable()
+    async fn put_sealed(&self, path: &MediaPath, sealed: SealedContent) -> StoreResult<bool> {
+        self.inner.put_sealed(path, sealed).await
     }
 
-    async fn read_upload(&self, path: &MediaPath, max_bytes: u64) -> StoreResult<Upload> {
-        self.inner.read_upload(path, max_bytes).await
+    async fn get_sealed(&self, path: &MediaPath) -> StoreResult<Option<SealedContent>> {
+        self.inner.get_sealed(path).await
     }
 
-    async fn store_checked(
-        &self,
-        thread: ThreadId,
-        mime: &str,
-        bytes: Vec<u8>,
-    ) -> StoreResult<MediaPath> {
-        self.inner.store_checked(thread, mime, bytes).await
+    async fn exists(&self, path: &MediaPath) -> StoreResult<bool> {
+        self.inner.exists(path).await
     }
 
     async fn delete(&self, path: &MediaPath) -> StoreResult<()> {

@@ -1,7 +1,8 @@
-//! Media (issue 6): upload URLs, image messages judged by content, signed downloads
-//! and the purge, each on the local-file backend (URLs served by the service itself
-//! under `/media/…`) and on a real S3-compatible server (`s3s-fs`, URLs presigned by
-//! the backend, every signature checked by that server).
+//! Media (issues 6 and 30): upload URLs, images judged by content as they are
+//! uploaded, sealed at rest, thumbnails, signed downloads opened by the service, and
+//! the purge, each on the local-file backend and on a real S3-compatible server
+//! (`s3s-fs`, which checks the service's own signature on every request). Every upload
+//! and download goes through the service's `/media/…` routes, whatever the backend.
 
 #[macro_use]
 mod support;
@@ -23,12 +24,30 @@ async fn upload_post_list_and_download_the_same_bytes(store: Store) {
     assert_eq!(ticket["method"], "PUT");
     assert_eq!(ticket["headers"]["Content-Type"], "image/png");
     assert!(ticket["expiresAt"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        ticket["uploadUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with(&app.url("/media/")),
+        "the service's own URL"
+    );
     assert_eq!(upload(&app, &ticket, PNG).await, 200);
+    let thumb = path.replace(
+        &format!("chats/{thread}/"),
+        &format!("chats/{thread}/thumbs/"),
+    );
     assert_eq!(
         files_under(&store.objects()),
-        [path],
-        "stored under the key"
+        [path.to_owned(), thumb.clone()],
+        "the image and its thumbnail, under their keys"
     );
+    for key in [path, thumb.as_str()] {
+        let stored = std::fs::read(store.objects().join(key)).unwrap();
+        assert!(
+            !stored.starts_with(b"\x89PNG"),
+            "{key} is sealed, not an image"
+        );
+    }
 
     json_of(post_image(&app, &t, thread, path).await, 200).await;
     let listed = app.all_messages(&t, thread).await;
@@ -37,10 +56,21 @@ async fn upload_post_list_and_download_the_same_bytes(store: Store) {
     let got = app.client.get(url).send().await.unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.headers()["content-type"], "image/png");
-    if let Store::Files(_) = store {
-        assert_eq!(got.headers()["x-content-type-options"], "nosniff");
-    }
+    assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    assert!(got.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("no-store"));
     assert_eq!(got.bytes().await.unwrap().as_ref(), PNG);
+    let thumb_url = listed[0]["thumb_url"].as_str().unwrap();
+    let got = app.client.get(thumb_url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(
+        pixels(&got.bytes().await.unwrap()),
+        pixels(PNG),
+        "1×1 stays 1×1"
+    );
 }
 
 on_each_backend!(forged_expired_and_misused_urls_are_refused);
@@ -78,17 +108,10 @@ async fn forged_expired_and_misused_urls_are_refused(store: Store) {
     assert_eq!(put(&app, &unsigned, "image/png", PNG.to_vec()).await, 403);
     assert!(files_under(&store.objects()).is_empty(), "nothing stored");
 
-    // Oversize: the service refuses it at upload when it serves the URL itself; a
-    // presigned PUT cannot carry a size limit, so there the image message is refused.
+    // Oversize: refused as it arrives, whatever the backend.
     let status = put(&app, &url, "image/png", [PNG, &[0u8; 2000]].concat()).await;
-    match store {
-        Store::Files(_) => assert_eq!(status, 413),
-        Store::S3(_) => {
-            assert_eq!(status, 200);
-            let path = ticket["mediaPath"].as_str().unwrap();
-            assert_invalid(post_image(&app, &t, thread, path).await, "mediaPath").await;
-        }
-    }
+    assert_eq!(status, 413);
+    assert!(files_under(&store.objects()).is_empty(), "nothing stored");
 
     // Expired: a URL that worked, an instant too late.
     let ticket = upload_url(&app, &t, thread, "image/png").await;
@@ -124,24 +147,25 @@ async fn the_local_gateway_streams_limits_and_refuses_traversal() {
     assert!(files_under(&dir).is_empty(), "nothing stored");
 
     // Traversal forms of the key reach no file, even correctly signed (as with a leaked
-    // signing secret): only plain keys under chats/{thread}/ are served.
+    // signing secret): only plain keys under chats/{thread}/ are served, opened.
     std::fs::write(dir.join("secret.txt"), b"outside").unwrap();
-    std::fs::create_dir_all(dir.join("chats/1")).unwrap();
-    std::fs::write(dir.join("chats/1/ok.png"), PNG).unwrap();
+    let ticket = upload_url(&app, &token(7, "client"), thread, "image/png").await;
+    assert_eq!(upload(&app, &ticket, PNG).await, 200);
+    let key = ticket["mediaPath"].as_str().unwrap().to_owned();
+    std::fs::create_dir_all(dir.join(format!("chats/{thread}"))).unwrap();
+    std::fs::write(dir.join(format!("chats/{thread}/plain.png")), PNG).unwrap();
     let signer = chat_storage::signing::UrlSigner::new(SECRET.as_bytes(), &app.url(""));
     let fetch = |key: &str| {
         let probe = signer.sign("GET", key, Duration::from_secs(60), "");
         let client = app.client.clone();
         async move { client.get(probe).send().await.unwrap() }
     };
-    assert_eq!(
-        fetch("chats/1/ok.png").await.status(),
-        200,
-        "the control is served"
-    );
+    let control = fetch(&key).await;
+    assert_eq!(control.status(), 200, "the control is served");
+    assert_eq!(control.bytes().await.unwrap().as_ref(), PNG);
     // A parameter named twice is refused whichever copy is the good one: a signed URL
     // means exactly what was signed.
-    let good = signer.sign("GET", "chats/1/ok.png", Duration::from_secs(60), "");
+    let good = signer.sign("GET", &key, Duration::from_secs(60), "");
     let (path, query) = good.split_once('?').unwrap();
     let (expires, sig) = query.split_once('&').unwrap();
     let bad_sig = format!("sig={}", "0".repeat(64));
@@ -155,17 +179,22 @@ async fn the_local_gateway_streams_limits_and_refuses_traversal() {
         let status = app.client.get(&doubled).send().await.unwrap().status();
         assert_eq!(status, 403, "{doubled}");
     }
+    // A file put there in the clear by anyone but the service is no image of the
+    // thread's: it does not open, and is never served.
+    let planted = fetch(&format!("chats/{thread}/plain.png")).await;
+    assert!(planted.status().is_client_error() || planted.status().is_server_error());
+    assert!(!planted.bytes().await.unwrap().starts_with(b"\x89PNG"));
     for key in [
-        "../secret.txt",
-        "%2e%2e/secret.txt",
-        "chats/1/../../secret.txt",
-        "chats/1/%2E%2E/%2E%2E/secret.txt",
-        "chats/1/..%2f..%2fsecret.txt",
-        "chats/1/\\..\\..\\secret.txt",
-        "secret.txt",
-        "chats/2/../1/ok.png",
+        "../secret.txt".to_owned(),
+        "%2e%2e/secret.txt".to_owned(),
+        format!("chats/{thread}/../../secret.txt"),
+        format!("chats/{thread}/%2E%2E/%2E%2E/secret.txt"),
+        format!("chats/{thread}/..%2f..%2fsecret.txt"),
+        format!("chats/{thread}/\\..\\..\\secret.txt"),
+        "secret.txt".to_owned(),
+        format!("chats/2/../{thread}/plain.png"),
     ] {
-        let got = fetch(key).await;
+        let got = fetch(&key).await;
         let status = got.status();
         let body = got.bytes().await.unwrap();
         assert!(status == 403 || status == 404, "{key}: {status}");
@@ -197,17 +226,36 @@ async fn images_are_judged_by_their_bytes(store: Store) {
         assert_invalid(r, "contentType").await;
     }
 
-    // HTML declared as PNG, a PNG declared as JPEG, an empty file: refused on post.
+    // HTML declared as PNG, a PNG declared as JPEG, an empty file, a PNG whose header
+    // claims 60,000 × 60,000 pixels (a decompression bomb), a JPEG cut short: refused
+    // as they are uploaded (a field error naming mediaPath), nothing stored, and a
+    // post naming them is refused too.
+    let mut truncated = jpeg();
+    truncated.truncate(truncated.len() / 2);
     for (declared, bytes) in [
-        ("image/png", &b"<html><script>alert(1)</script></html>"[..]),
-        ("image/jpeg", PNG),
-        ("image/png", b""),
+        (
+            "image/png",
+            b"<html><script>alert(1)</script></html>".to_vec(),
+        ),
+        ("image/jpeg", PNG.to_vec()),
+        ("image/png", Vec::new()),
+        ("image/png", png_bomb()),
+        ("image/jpeg", truncated),
     ] {
         let ticket = upload_url(&app, &t, thread, declared).await;
-        assert_eq!(upload(&app, &ticket, bytes).await, 200);
+        let answer = app
+            .client
+            .put(ticket["uploadUrl"].as_str().unwrap())
+            .header("Content-Type", declared)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_invalid(answer, "mediaPath").await;
         let path = ticket["mediaPath"].as_str().unwrap();
         assert_invalid(post_image(&app, &t, thread, path).await, "mediaPath").await;
     }
+    assert!(files_under(&store.objects()).is_empty(), "nothing stored");
     // The real thing passes.
     let ticket = upload_url(&app, &t, thread, "image/jpeg").await;
     assert_eq!(upload(&app, &ticket, &jpeg()).await, 200);
@@ -265,7 +313,7 @@ async fn the_purge_deletes_the_threads_media_and_nothing_else(store: Store) {
     for thread in [closing, closing, staying] {
         upload_and_post(&app, &t, thread, "image/png", PNG).await;
     }
-    // Each upload, and the checked copy its message serves.
+    // Each image, and its thumbnail.
     assert_eq!(files_under(&store.objects()).len(), 6);
 
     json_of(app.close(&admin(), closing).await, 200).await;
@@ -313,12 +361,7 @@ async fn keys_and_signed_urls_never_reach_the_log(store: Store) {
         "?sig=zz",
         "?expires=x&sig=y",
     ] {
-        // (S3 URLs are presigned by the provider: no gateway routes, 404.)
-        let refused = if matches!(store, Store::Files(_)) {
-            403
-        } else {
-            404
-        };
+        let refused = 403;
         let probe = format!("{}/media/{path}{query}", api.base);
         assert_eq!(
             api.client.get(&probe).send().await.unwrap().status(),
@@ -353,12 +396,12 @@ async fn an_upload_url_writes_once_and_a_swap_is_never_served(store: Store) {
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
     let ticket = upload_and_post(&app, &t, thread, "image/png", PNG).await;
-    // The same URL again, with other bytes: refused (the gateway writes only new keys;
-    // S3 checks the signed `If-None-Match: *`).
+    // The same URL again, with other bytes, an image or not: refused.
     let html = b"<html><script>alert(1)</script></html>";
-    let again = upload(&app, &ticket, html).await;
-    assert!(again == 403 || again == 412, "a second write: {again}");
-    // Whatever any upload URL does, the recipient gets the bytes that were checked.
+    for bytes in [&html[..], &jpeg()] {
+        assert_eq!(upload(&app, &ticket, bytes).await, 403, "a second write");
+    }
+    // The recipient gets the bytes that were checked.
     assert_eq!(
         served(&app, thread).await,
         [("image/png".to_owned(), PNG.to_vec())]
@@ -370,32 +413,20 @@ async fn an_upload_url_writes_once_and_a_swap_is_never_served(store: Store) {
     assert!(stored.iter().all(|bytes| !bytes.starts_with(b"<html>")));
 }
 
-on_each_backend!(an_upload_after_the_close_is_refused_or_purged_again);
-async fn an_upload_after_the_close_is_refused_or_purged_again(store: Store) {
-    let app = spawn(&store, &[("CHAT_SIGNED_URL_TTL", "2")]).await;
+on_each_backend!(an_upload_after_the_close_is_refused);
+async fn an_upload_after_the_close_is_refused(store: Store) {
+    let app = spawn(&store, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let ticket = upload_url(&app, &token(7, "client"), thread, "image/png").await;
     json_of(app.close(&admin(), thread).await, 200).await;
-    let status = upload(&app, &ticket, PNG).await;
+    // The service asks whether the thread is still open before it takes any byte.
+    assert_eq!(upload(&app, &ticket, PNG).await, 403);
     let prefix = format!("chats/{thread}/");
-    let left = || {
-        files_under(&store.objects())
-            .into_iter()
-            .filter(|f| f.starts_with(&prefix))
-            .count()
-    };
-    match store {
-        // The service's own gateway asks whether the thread is still open.
-        Store::Files(_) => assert_eq!(status, 403),
-        // A presigned URL cannot be revoked: the purge runs again once every URL of
-        // the thread has expired, and takes what it wrote.
-        Store::S3(_) => {
-            assert_eq!(status, 200);
-            let purged = || async { (left() == 0).then_some(()) };
-            eventually(Duration::from_secs(30), "purged again", purged).await;
-        }
-    }
-    assert_eq!(left(), 0, "nothing of the closed thread stays");
+    let left = files_under(&store.objects())
+        .into_iter()
+        .filter(|f| f.starts_with(&prefix))
+        .count();
+    assert_eq!(left, 0, "nothing of the closed thread stays");
 }
 
 on_each_backend!(served_images_carry_no_metadata_and_keep_their_pixels);
@@ -491,5 +522,172 @@ async fn served_images_carry_no_metadata_and_keep_their_pixels(store: Store) {
             }
             other => panic!("served as {other}"),
         }
+    }
+}
+
+/// A photo's pixels and its metadata each hold a unique string: neither is found in
+/// any object the store holds, while the served image still shows the pixels (and
+/// carries no metadata). On the in-memory backend too, looked at through the port.
+async fn canaries_are_in_no_object(store: Option<&Store>) {
+    let vars = store.map(Store::vars).unwrap_or_default();
+    let app = TestApp::spawn_with(&borrowed(&vars)).await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    let stamp = now_secs();
+    let in_pixels = format!("PIXELS-{stamp}-wound-on-the-left-ankle");
+    let in_metadata = format!("METADATA-{stamp}-42-Elm-Street");
+    let photo = png_with_pixel_row(in_pixels.as_bytes(), &in_metadata);
+    assert!(contains(&photo, in_pixels.as_bytes()) && contains(&photo, in_metadata.as_bytes()));
+
+    let ticket = upload_and_post(&app, &t, thread, "image/png", &photo).await;
+    let path = ticket["mediaPath"].as_str().unwrap();
+    let served = served(&app, thread).await;
+    let (mime, bytes) = &served[0];
+    assert_eq!(mime, "image/png");
+    assert_eq!(
+        pixels(bytes)
+            .as_raw()
+            .iter()
+            .step_by(4)
+            .copied()
+            .collect::<Vec<u8>>(),
+        in_pixels.as_bytes(),
+        "the served image shows the pixels"
+    );
+    assert!(
+        !contains(bytes, in_metadata.as_bytes()),
+        "no metadata served"
+    );
+
+    // Every object the store holds, as it holds it.
+    let held: Vec<Vec<u8>> = match store {
+        Some(store) => files_under(&store.objects())
+            .iter()
+            .map(|f| std::fs::read(store.objects().join(f)).unwrap())
+            .collect(),
+        None => {
+            let media = app.ports.media.clone().unwrap();
+            let thread_id = chat_core::ThreadId::new(thread).unwrap();
+            let image = chat_core::MediaPath::parse(path, thread_id).unwrap();
+            let thumbnail = image.thumbnail(thread_id).unwrap();
+            let mut held = Vec::new();
+            for key in [image, thumbnail] {
+                held.push(media.get_sealed(&key).await.unwrap().unwrap().into_bytes());
+            }
+            held
+        }
+    };
+    assert_eq!(held.len(), 2, "the image and its thumbnail");
+    for object in &held {
+        assert!(object.len() > 28, "an object was read");
+        for canary in [&in_pixels, &in_metadata] {
+            assert!(
+                !contains(object, canary.as_bytes()),
+                "{canary} in an object"
+            );
+        }
+    }
+}
+
+on_each_backend!(canaries_in_pixels_and_metadata_are_in_no_stored_object);
+async fn canaries_in_pixels_and_metadata_are_in_no_stored_object(store: Store) {
+    canaries_are_in_no_object(Some(&store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn canaries_in_pixels_and_metadata_are_in_no_object_held_in_memory() {
+    canaries_are_in_no_object(None).await;
+}
+
+on_each_backend!(a_sealed_image_copied_elsewhere_does_not_open);
+/// A sealed image opens only where it was written: copied over another image's key in
+/// its thread, or into another thread, it does not open (the key and the thread are in
+/// its associated data), so nothing is served from the copy.
+async fn a_sealed_image_copied_elsewhere_does_not_open(store: Store) {
+    let app = spawn(&store, &[]).await;
+    let (mine, other) = (app.thread_for(1, 7).await, app.thread_for(2, 7).await);
+    let t = token(7, "client");
+    let first = upload_and_post(&app, &t, mine, "image/png", PNG).await;
+    let second = upload_and_post(
+        &app,
+        &t,
+        mine,
+        "image/png",
+        &png_with_pixel_row(b"second", ""),
+    )
+    .await;
+    let elsewhere = upload_and_post(
+        &app,
+        &t,
+        other,
+        "image/png",
+        &png_with_pixel_row(b"other", ""),
+    )
+    .await;
+    let dir = store.objects();
+    let key = |ticket: &serde_json::Value| ticket["mediaPath"].as_str().unwrap().to_owned();
+    let original = std::fs::read(dir.join(key(&first))).unwrap();
+    for target in [key(&second), key(&elsewhere)] {
+        std::fs::write(dir.join(&target), &original).unwrap();
+    }
+    for (thread, target) in [(mine, key(&second)), (other, key(&elsewhere))] {
+        let listed = app.all_messages(&t, thread).await;
+        let url = listed
+            .iter()
+            .filter_map(|m| m["media_url"].as_str())
+            .find(|url| url.contains(&format!("/media/{target}?")))
+            .unwrap();
+        let got = app.client.get(url).send().await.unwrap();
+        let status = got.status().as_u16();
+        let body = got.bytes().await.unwrap();
+        assert_ne!(status, 200, "the copy at {target} was opened");
+        assert!(!contains(&body, b"\x89PNG"));
+    }
+    // The original still opens where it was written.
+    let listed = app.all_messages(&t, mine).await;
+    let got = app
+        .client
+        .get(listed[0]["media_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), PNG);
+}
+
+on_each_backend!(a_retraction_deletes_every_object_of_the_image);
+/// Retracting an image message deletes every object of its image: the image and its
+/// thumbnail (SPEC §3.10); its URLs then serve nothing.
+async fn a_retraction_deletes_every_object_of_the_image(store: Store) {
+    let app = spawn(&store, &[]).await;
+    let thread = app.thread_for(1, 7).await;
+    let t = token(7, "client");
+    upload_and_post(&app, &t, thread, "image/jpeg", &jpeg()).await;
+    let listed = app.all_messages(&t, thread).await;
+    let (id, urls) = (
+        listed[0]["id"].as_i64().unwrap(),
+        [
+            listed[0]["media_url"].as_str().unwrap().to_owned(),
+            listed[0]["thumb_url"].as_str().unwrap().to_owned(),
+        ],
+    );
+    let prefix = format!("chats/{thread}/");
+    let objects = || {
+        files_under(&store.objects())
+            .into_iter()
+            .filter(|f| f.starts_with(&prefix))
+            .count()
+    };
+    assert_eq!(objects(), 2);
+    let retracted = app
+        .client
+        .delete(app.url(&format!("/api/chat/threads/{thread}/messages/{id}")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    json_of(retracted, 200).await;
+    assert_eq!(objects(), 0, "no object of the image is left");
+    for url in urls {
+        assert_eq!(app.client.get(&url).send().await.unwrap().status(), 404);
     }
 }

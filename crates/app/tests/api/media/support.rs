@@ -15,6 +15,68 @@ pub(super) fn jpeg() -> Vec<u8> {
     out.into_inner()
 }
 
+/// PNG's chunk checksum (CRC-32, polynomial 0xEDB88320).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG whose header claims 60,000 × 60,000 pixels (3.6 gigapixels) over almost no
+/// data, its header's checksum right: a decompression bomb.
+pub(super) fn png_bomb() -> Vec<u8> {
+    let mut bomb = PNG.to_vec();
+    bomb[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+    let crc = crc32(&bomb[12..29]);
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    bomb
+}
+
+/// A grayscale PNG, one row high, whose pixels are `row`'s bytes, stored without
+/// compression (so the bytes appear in the file as they are), with a `tEXt` chunk
+/// holding `comment`.
+pub(super) fn png_with_pixel_row(row: &[u8], comment: &str) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut ihdr = (row.len() as u32).to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&1u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grayscale, no interlace
+                                              // zlib: one stored deflate block holding the filter byte and the row.
+    let raw: Vec<u8> = std::iter::once(0u8).chain(row.iter().copied()).collect();
+    let mut idat = vec![0x78, 0x01, 0x01];
+    idat.extend_from_slice(&(raw.len() as u16).to_le_bytes());
+    idat.extend_from_slice(&(!(raw.len() as u16)).to_le_bytes());
+    idat.extend_from_slice(&raw);
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65521;
+        b = (b + a) % 65521;
+    }
+    idat.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"tEXt", format!("Comment\0{comment}").as_bytes());
+    chunk(&mut out, b"IDAT", &idat);
+    chunk(&mut out, b"IEND", b"");
+    out
+}
+
 /// Where the media of a test goes; both keep one plain file per object key, so a test
 /// sees exactly what is stored.
 pub(super) enum Store {
@@ -163,13 +225,11 @@ pub(super) async fn upload_and_post(
     ticket
 }
 
-/// A `PUT` as a client sends it after reading its ticket (S3 tickets bind the
-/// `If-None-Match: *` that makes their URL write once; the local gateway needs none).
+/// A `PUT` as a client sends it after reading its ticket.
 pub(super) async fn put(app: &TestApp, url: &str, content_type: &str, body: Vec<u8>) -> u16 {
     app.client
         .put(url)
         .header("Content-Type", content_type)
-        .header("If-None-Match", "*")
         .body(body)
         .send()
         .await
