@@ -5,6 +5,7 @@
 mod background;
 pub mod config;
 mod media_gateway;
+mod moving_keys;
 mod serving;
 mod telemetry;
 mod webhooks;
@@ -33,8 +34,8 @@ use chat_kms::{KmsKeyRing, KmsSettings};
 use chat_memory::*;
 use chat_postgres::{PgSettings, PgStore};
 use chat_redis::{
-    EventLinkHealth, Redis, RedisChannelRegistry, RedisEventBus, RedisLeaseLock, RedisMessageStore,
-    RedisRateCounter, RedisSettings,
+    EventLinkHealth, Redis, RedisChannelRegistry, RedisEventBus, RedisKeyStore, RedisLeaseLock,
+    RedisMessageStore, RedisRateCounter, RedisSettings,
 };
 use config::{MasterKeySetting, MessageStoreKind};
 use futures::FutureExt;

@@ -219,6 +219,26 @@ pub async fn build_service(
         ports.jobs = pg.clone();
         ports.audit = Some(Arc::new(pg.audit_sink()));
     }
+    // The memory-only mode (SPEC §4): thread keys beside their messages in Redis, never
+    // in PostgreSQL; those a previous release left there are moved as they are read.
+    if let (MessageStoreKind::Redis, Some(redis)) = (config.message_store, &redis) {
+        let in_redis = Arc::new(RedisKeyStore::new(
+            redis.clone(),
+            retention.ttl.unwrap_or(REDIS_QUIET_THREAD_TTL),
+        ));
+        ports.keys = match &postgres {
+            Some(pg) => Arc::new(crate::moving_keys::MovingKeyStore {
+                current: in_redis,
+                legacy: pg.clone(),
+            }),
+            None => in_redis,
+        };
+        match redis.persistence_warning().await {
+            Ok(Some(warning)) => tracing::warn!("{warning}"),
+            Ok(None) => {}
+            Err(error) => tracing::debug!(%error, "could not read Redis's persistence settings"),
+        }
+    }
     let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
     let mut rate_counter: Arc<dyn RateCounter> = Arc::new(MemoryRateCounter::default());
     if let Some(pg) = &postgres {

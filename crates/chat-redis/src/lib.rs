@@ -13,6 +13,7 @@
 //! | `{prefix}{<thread>}:ids` | sorted set | message ids, scored by id |
 //! | `{prefix}{<thread>}:at` | sorted set | message ids, scored by `created_at` (µs) |
 //! | `{prefix}{<thread>}:msg` | hash | id → the encoded message ([`codec`]: metadata + ciphertext) |
+//! | `{prefix}{<thread>}:key` | string | the thread's wrapped data key, in the memory-only mode ([`RedisKeyStore`]) |
 //! | `{prefix}lock:<name>` | string | the random token of the lock's holder |
 //! | `{prefix}rate:<scope>:<user>` | string | attempts in the current rate-limit window |
 //! | channel `{prefix}{<thread>}:ev` | pub/sub (sharded in a cluster) | the thread's encoded [`ChatEvent`](chat_core::ports::ChatEvent)s, for the instances that follow it |
@@ -24,12 +25,14 @@
 mod channels;
 mod codec;
 mod events;
+mod keys;
 mod lock;
 mod messages;
 mod rate;
 
 pub use channels::RedisChannelRegistry;
 pub use events::{EventLinkHealth, RedisEventBus};
+pub use keys::RedisKeyStore;
 pub use lock::RedisLeaseLock;
 pub use messages::RedisMessageStore;
 pub use rate::RedisRateCounter;
@@ -448,6 +451,45 @@ fn tcp_settings(link_check: Duration) -> redis::io::tcp::TcpSettings {
     redis::io::tcp::TcpSettings::default()
         .set_keepalive(keepalive)
         .set_user_timeout(link_check)
+}
+
+/// With messages and keys in Redis (the memory-only mode), a Redis that persists them
+/// (an RDB `save` schedule, or `appendonly yes`) writes what was meant to be forgotten
+/// to disk: a warning naming `CHAT_MESSAGE_STORE` then. `Ok(None)` when it does not,
+/// and an error when it cannot be asked (managed Redis often refuses `CONFIG`).
+impl Redis {
+    pub async fn persistence_warning(&self) -> Result<Option<String>, StoreError> {
+        let read = |name: &'static str| async move {
+            let reply: Vec<String> = self
+                .run(|mut c| async move {
+                    redis::cmd("CONFIG")
+                        .arg("GET")
+                        .arg(name)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            Ok::<_, StoreError>(reply.get(1).cloned().unwrap_or_default())
+        };
+        let save = read("save").await?;
+        let appendonly = read("appendonly").await?;
+        let mut kept = Vec::new();
+        if !save.trim().is_empty() {
+            kept.push(format!("RDB snapshots (save \"{save}\")"));
+        }
+        if appendonly.trim() == "yes" {
+            kept.push("an append-only file (appendonly yes)".to_owned());
+        }
+        Ok((!kept.is_empty()).then(|| {
+            format!(
+                "CHAT_MESSAGE_STORE=redis keeps messages and thread keys only in Redis, but this \
+                 Redis persists them to disk through {}: its files (and their backups) then \
+                 hold what the memory-only mode is meant to forget. Run it with `save \"\"` and \
+                 `appendonly no`",
+                kept.join(" and ")
+            )
+        }))
+    }
 }
 
 /// Sentinel names the master; the master takes the credentials (and TLS) of the first

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chat_contract as contract;
-use chat_core::ports::{Appended, ChatEvent, EventBus, MessageStore, Received, RetentionCut};
+use chat_core::ports::{
+    Appended, ChatEvent, EventBus, MessageStore, Received, RetentionCut, ThreadKeyStore,
+};
 use chat_core::{MessageId, StoreError, ThreadId};
 use chat_redis::*;
 use chat_testkit::TestRedis;
@@ -44,6 +46,27 @@ async fn message_retraction_and_unread() {
     let server = TestRedis::start().unwrap();
     let store = RedisMessageStore::new(connect(&server), DAY);
     contract::message_retraction_and_unread(&store).await;
+}
+
+#[tokio::test]
+async fn thread_key_store() {
+    let server = TestRedis::start().unwrap();
+    let keys = RedisKeyStore::new(connect(&server), DAY);
+    contract::thread_key_store(&keys).await;
+    // A key lives a margin (an hour) past its thread's messages, renewed as it is read.
+    let t = thread();
+    let key = chat_core::crypto::WrappedKey::new("v1", vec![4; 60]);
+    keys.insert_if_absent(t, key).await.unwrap();
+    let name = format!("chat:{{{t}}}:key");
+    server.command(&["PEXPIRE", &name, "1000"]).unwrap();
+    assert!(keys.get(t).await.unwrap().is_some());
+    let ttl: i64 = server.command(&["PTTL", &name]).unwrap()[1..]
+        .parse()
+        .unwrap();
+    assert!(
+        ttl > 86_400_000 && ttl <= 90_000_000,
+        "renewed on read: {ttl}"
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ async fn every_contract(url: &str, mode: RedisMode) {
     contract::message_store(&RedisMessageStore::new(redis(), DAY)).await;
     contract::message_retraction_and_unread(&RedisMessageStore::new(redis(), DAY)).await;
     contract::channel_registry(&RedisChannelRegistry::new(redis())).await;
+    contract::thread_key_store(&RedisKeyStore::new(redis(), DAY)).await;
     contract::channel_registry_reaping(&RedisChannelRegistry::new(redis())).await;
     contract::event_bus(&RedisEventBus::start(redis(), 64)).await;
     contract::event_bus_lag(&RedisEventBus::start(redis(), 8), 8).await;

@@ -149,3 +149,159 @@ async fn a_killed_redis_is_503_and_the_service_recovers() {
     app.post_text(&t, thread, "after").await;
     assert_eq!(app.all_texts(&t, thread).await, ["after"]);
 }
+
+/// The memory-only mode (SPEC §4, issue 30): with messages in Redis, each thread's key
+/// lives beside them in Redis (wrapped, expiring), never in PostgreSQL: a database dump
+/// after posts to many threads holds no key and no content.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_only_a_database_dump_holds_no_key_and_no_content() {
+    let pg = chat_testkit::TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let mut vars = postgres_vars(&pg, "memonly");
+    vars.push(("CHAT_REDIS_URL", redis.url()));
+    vars.push(("CHAT_MESSAGE_STORE", "redis".into()));
+    let server = ServerProcess::start(&borrowed(&vars));
+    let api = server.api();
+    let t = token(7, "client");
+    let mut canaries = Vec::new();
+    for request in 1..=5 {
+        let thread = open_thread_over_http(&api.client, &api.base, request).await;
+        canaries.push(
+            api.post_canaries(&t, thread, &format!("memonly-{request}"))
+                .await,
+        );
+    }
+    let keys = pg
+        .psql("memonly", "SELECT count(*) FROM chat_thread_keys")
+        .unwrap();
+    assert_eq!(keys.trim(), "0", "no key in PostgreSQL");
+    let dump = pg.dump("memonly").unwrap();
+    assert!(dump.len() > 1000, "the dump was taken");
+    for canary in &canaries {
+        assert!(!contains(&dump, canary.as_bytes()), "{canary} in the dump");
+    }
+    // The keys are in Redis, one per thread, each expiring.
+    let names =
+        String::from_utf8(redis.cli(&["--scan", "--pattern", "chat:*:key"]).unwrap()).unwrap();
+    let names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    for name in names {
+        let ttl: i64 = redis.command(&["PTTL", name]).unwrap()[1..]
+            .parse()
+            .unwrap();
+        assert!(ttl > 0, "{name} expires");
+    }
+    drop(server.stop());
+}
+
+/// In the memory-only mode a thread's key survives a restart of the service (it is in
+/// Redis, not in the process), and the keys a previous release left in PostgreSQL are
+/// still read, then moved to Redis: an upgrade loses nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_only_keys_survive_a_restart_and_old_keys_move_from_postgres() {
+    let pg = chat_testkit::TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let mut vars = postgres_vars(&pg, "upgrade");
+    vars.push(("CHAT_REDIS_URL", redis.url()));
+    vars.push(("CHAT_MESSAGE_STORE", "redis".into()));
+    let t = token(7, "client");
+    let server = ServerProcess::start(&borrowed(&vars));
+    let api = server.api();
+    let kept = open_thread_over_http(&api.client, &api.base, 1).await;
+    let moved = open_thread_over_http(&api.client, &api.base, 2).await;
+    api.post_text(&t, kept, "before the restart").await;
+    api.post_text(&t, moved, "written when keys were in PostgreSQL")
+        .await;
+    drop(server.stop());
+
+    // As the previous release left it: the second thread's key in PostgreSQL only.
+    let name = format!("chat:{{{moved}}}:key");
+    let raw = redis.cli(&["--no-raw", "GET", &name]).unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let wrapped = unescape_redis(raw.trim().trim_matches('"'));
+    let at = wrapped.iter().position(|b| *b == 0).unwrap();
+    let version = String::from_utf8(wrapped[..at].to_vec()).unwrap();
+    let key_hex: String = wrapped[at + 1..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    pg.psql(
+        "upgrade",
+        &format!(
+            "INSERT INTO chat_thread_keys (thread_id, master_key_version, wrapped_key, created_at) \
+             VALUES ({moved}, '{version}', '\\x{key_hex}', now())"
+        ),
+    )
+    .unwrap();
+    redis.command(&["DEL", &name]).unwrap();
+
+    let server = ServerProcess::start(&borrowed(&vars));
+    let api = server.api();
+    assert_eq!(api.all_texts(&t, kept).await, ["before the restart"]);
+    assert_eq!(
+        api.all_texts(&t, moved).await,
+        ["written when keys were in PostgreSQL"]
+    );
+    let left = pg
+        .psql("upgrade", "SELECT count(*) FROM chat_thread_keys")
+        .unwrap();
+    assert_eq!(left.trim(), "0", "moved out of PostgreSQL");
+    assert_eq!(
+        redis.command(&["EXISTS", &name]).unwrap(),
+        ":1",
+        "moved to Redis"
+    );
+    drop(server.stop());
+}
+
+/// `redis-cli --no-raw` quoting (`\xNN`, `\\`, `\"`, `\n`…) back to bytes.
+fn unescape_redis(quoted: &str) -> Vec<u8> {
+    let bytes = quoted.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 1 < bytes.len() {
+            match bytes[i + 1] {
+                b'x' => {
+                    let hex = std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap();
+                    out.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 4;
+                    continue;
+                }
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b't' => out.push(b'\t'),
+                b'a' => out.push(7),
+                b'b' => out.push(8),
+                other => out.push(other),
+            }
+            i += 2;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// In the memory-only mode, a Redis that persists to disk is named at start, with the
+/// setting; one that does not is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_only_warns_when_redis_persists() {
+    for (options, warned) in [(vec!["--appendonly", "yes"], true), (vec![], false)] {
+        let redis = TestRedis::start_with(&options).unwrap();
+        let url = redis.url();
+        let server =
+            ServerProcess::start(&[("CHAT_REDIS_URL", &url), ("CHAT_MESSAGE_STORE", "redis")]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let log = server.stop();
+        assert_eq!(
+            log.contains("CHAT_MESSAGE_STORE=redis keeps messages and thread keys only in Redis"),
+            warned,
+            "{options:?}:\n{log}"
+        );
+        if warned {
+            assert!(log.contains("appendonly yes"), "{log}");
+        }
+    }
+}
