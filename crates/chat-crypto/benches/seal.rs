@@ -1,9 +1,10 @@
-//! Sealing and opening a 256-byte message with an unwrapped thread key.
+//! Sealing and opening a 256-byte message with an unwrapped thread key, and a 2 MB
+//! image (what sealing adds to an image post, issue 30).
 //! `cargo bench -p chat-crypto --bench seal`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chat_core::crypto::MessageAad;
+use chat_core::crypto::{MediaAad, MessageAad};
 use chat_core::{MessageId, MessageKind, ThreadId};
 use chat_crypto::MasterKeyRing;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -34,6 +35,23 @@ fn seal_open(c: &mut Criterion) {
     group.bench_function("unwrap_thread_key", |b| {
         let wrapped = ring.generate_thread_key(thread).unwrap();
         b.iter(|| ring.unwrap(black_box(thread), black_box(&wrapped)).unwrap())
+    });
+    group.finish();
+
+    let image = vec![0x5au8; 2 << 20];
+    let at = MediaAad {
+        thread,
+        key: "chats/1/0123456789abcdef0123456789abcdef.jpg",
+    };
+    let sealed_image = key.seal_media(&at, &image).unwrap();
+    let mut group = c.benchmark_group("image_2MiB");
+    group.throughput(Throughput::Bytes(image.len() as u64));
+    group.sample_size(20);
+    group.bench_function("seal", |b| {
+        b.iter(|| key.seal_media(black_box(&at), black_box(&image)).unwrap())
+    });
+    group.bench_function("open", |b| {
+        b.iter(|| key.open_media(black_box(&at), black_box(&sealed_image)).unwrap())
     });
     group.finish();
 }

@@ -691,3 +691,30 @@ async fn a_retraction_deletes_every_object_of_the_image(store: Store) {
         assert_eq!(app.client.get(&url).send().await.unwrap().status(), 404);
     }
 }
+
+/// The previous release kept each checked image in the clear under
+/// `chats/{thread}/checked/`; the messages of open threads still name them. Such an
+/// image is still served (it carries no metadata), and sealed in place as it is: the
+/// store holds its plaintext no longer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clear_image_left_by_the_previous_release_is_served_then_sealed() {
+    let store = Store::files();
+    let dir = store.objects();
+    let app = spawn(&store, &[]).await;
+    let thread = app.thread_for(1, 7).await;
+    // The thread's key exists once it has a message.
+    app.post_text(&token(7, "client"), thread, "hello").await;
+    let key = format!("chats/{thread}/checked/legacy.png");
+    std::fs::create_dir_all(dir.join(format!("chats/{thread}/checked"))).unwrap();
+    std::fs::write(dir.join(&key), PNG).unwrap();
+    let signer = chat_storage::signing::UrlSigner::new(SECRET.as_bytes(), &app.url(""));
+    let url = signer.sign("GET", &key, Duration::from_secs(60), "");
+    for _ in 0..2 {
+        let got = app.client.get(&url).send().await.unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.headers()["content-type"], "image/png");
+        assert_eq!(got.bytes().await.unwrap().as_ref(), PNG);
+        let stored = std::fs::read(dir.join(&key)).unwrap();
+        assert!(!contains(&stored, b"IDAT"), "sealed in place");
+    }
+}
