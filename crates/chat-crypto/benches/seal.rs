@@ -51,7 +51,10 @@ fn seal_open(c: &mut Criterion) {
         b.iter(|| key.seal_media(black_box(&at), black_box(&image)).unwrap())
     });
     group.bench_function("open", |b| {
-        b.iter(|| key.open_media(black_box(&at), black_box(&sealed_image)).unwrap())
+        b.iter(|| {
+            key.open_media(black_box(&at), black_box(&sealed_image))
+                .unwrap()
+        })
     });
     group.finish();
 }

@@ -12,7 +12,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (width, height): (u32, u32) = (width.parse()?, height.parse()?);
     let image = ImageBuffer::from_fn(width, height, |x, y| {
         let n = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) % 64;
-        Rgb([(x / 9) as u8 ^ n as u8, (y / 7) as u8 ^ (n as u8 >> 1), ((x + y) / 13) as u8])
+        Rgb([
+            (x / 9) as u8 ^ n as u8,
+            (y / 7) as u8 ^ (n as u8 >> 1),
+            ((x + y) / 13) as u8,
+        ])
     });
     image.save_with_format(out, ImageFormat::Jpeg)?;
     println!("{} bytes", std::fs::metadata(out)?.len());

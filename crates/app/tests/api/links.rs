@@ -146,6 +146,7 @@ async fn keyed_posts_through(
     })
     .await;
     fault();
+    let faulted = Instant::now();
     let mut keys = BTreeMap::new();
     let mut refused = 0;
     for task in tasks {
@@ -153,6 +154,11 @@ async fn keyed_posts_through(
         keys.extend(ids);
         refused += r;
     }
+    eprintln!(
+        "{} keyed posts stored {:?} after the fault, {refused} attempts refused (503)",
+        keys.len(),
+        faulted.elapsed()
+    );
     (keys, refused)
 }
 
@@ -222,6 +228,13 @@ async fn a_zombie_event_link_is_found_and_its_subscribers_resync() {
         posted.len()
     );
     whole_or_told("the socket on the frozen instance", &before, &got, &posted);
+    eprintln!(
+        "frozen event link: socket {:?} {:?} after the freeze, {} of {} delivered",
+        before.closed,
+        frozen_at.elapsed(),
+        got.len(),
+        posted.len()
+    );
 
     // A socket subscribing now gets what follows.
     let mut after = subscribed(&api_a, &client, thread).await;
@@ -238,6 +251,7 @@ async fn a_zombie_event_link_is_found_and_its_subscribers_resync() {
 
     // No live subscribed connection: `/readyz` names the event link, then recovers.
     proxy.partition();
+    let partitioned = Instant::now();
     let down = eventually(
         LINK_CHECK * 3 + Duration::from_secs(3),
         "readyz 503",
@@ -248,16 +262,22 @@ async fn a_zombie_event_link_is_found_and_its_subscribers_resync() {
     )
     .await;
     assert_eq!(down["status"], "unavailable", "{down}");
+    eprintln!(
+        "readyz 503 naming the event link {:?} after the partition",
+        partitioned.elapsed()
+    );
     assert_eq!(
         readiness(&api_b).await.0,
         200,
         "the other instance stays ready"
     );
     proxy.heal();
+    let healed = Instant::now();
     eventually(Duration::from_secs(15), "readyz 200 again", || async {
         (readiness(&api_a).await.0 == 200).then_some(())
     })
     .await;
+    eprintln!("readyz 200 {:?} after the heal", healed.elapsed());
     drop(a.stop());
     drop(b.stop());
 }
@@ -406,6 +426,14 @@ async fn a_partition_from_redis_loses_no_post_and_leaves_no_subscriber_silently_
         &got_b,
         &acknowledged,
     );
+    eprintln!(
+        "partition: {} posts acknowledged and listed; cut-off socket {:?} ({} delivered), other socket {:?} ({} delivered)",
+        acknowledged.len(),
+        on_a.closed,
+        got_a.len(),
+        on_b.closed,
+        got_b.len()
+    );
     drop(a.stop());
     drop(b.stop());
 }
@@ -536,6 +564,13 @@ async fn a_zombie_shard_link_on_a_cluster_is_found_and_its_subscribers_resync() 
         &before,
         &got,
         &posted,
+    );
+    eprintln!(
+        "frozen shard: socket {:?} {:?} after the freeze, {} of {} delivered",
+        before.closed,
+        frozen_at.elapsed(),
+        got.len(),
+        posted.len()
     );
 
     // A socket subscribing now gets what follows (once the posting side's links to the
