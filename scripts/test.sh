@@ -32,6 +32,12 @@ if ! command -v moto_server >/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.1'
 fi
 
+# fhir.resources, the FHIR R4 validator the clinical-record tests run (PyPI).
+if ! python3 -c 'import fhir.resources' 2>/dev/null; then
+  echo "== installing fhir.resources"
+  python3 -m pip install --quiet --disable-pip-version-check 'fhir.resources==8.3.0'
+fi
+
 # openssl, which makes the throwaway certificates of the TLS tests.
 if ! command -v openssl >/dev/null; then
   apt_install openssl

@@ -59,6 +59,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `CHAT_MAX_UPLOAD_BYTES`: largest image. Default 10485760 (10 MiB).
     pub max_upload_bytes: u64,
+    /// `CHAT_FHIR_USER_SYSTEM`: the identifier system of users in the FHIR record
+    /// (senders, recipients). Default `urn:chat:user`.
+    pub fhir_user_system: String,
+    /// `CHAT_FHIR_REQUEST_SYSTEM`: the identifier system of service requests in the
+    /// FHIR record (`Communication.about`). Default `urn:chat:request`.
+    pub fhir_request_system: String,
     /// `CHAT_MAX_IMAGE_PIXELS`: an image whose width × height is larger is refused
     /// (`422`) before it is decoded. Default 40,000,000.
     pub max_image_pixels: u64,
@@ -421,6 +427,14 @@ impl Config {
             max_upload_bytes: env.parse("CHAT_MAX_UPLOAD_BYTES", chat.max_upload_bytes)?,
             max_image_pixels,
             thumb_max_px,
+            fhir_user_system: env
+                .get("CHAT_FHIR_USER_SYSTEM")
+                .unwrap_or("urn:chat:user")
+                .to_owned(),
+            fhir_request_system: env
+                .get("CHAT_FHIR_REQUEST_SYSTEM")
+                .unwrap_or("urn:chat:request")
+                .to_owned(),
             allowed_image_mime,
             signed_url_ttl_secs: env.parse("CHAT_SIGNED_URL_TTL", chat.signed_url_ttl.as_secs())?,
             redact_messages: env.flag("CHAT_REDACT_MESSAGES", chat.redact_on_close)?,

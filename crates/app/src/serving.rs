@@ -98,6 +98,10 @@ impl Application {
                 uploads: config.rate_limit_uploads,
                 auth: config.rate_limit_auth,
             },
+            fhir: chat_fhir::Systems {
+                user: config.fhir_user_system.clone(),
+                request: config.fhir_request_system.clone(),
+            },
         };
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let grace = Duration::from_secs(config.shutdown_grace_secs);

@@ -34,6 +34,8 @@ pub enum AuditAction {
     Inbox,
     MarkRead,
     Retract,
+    /// The thread exported for the medical record (SPEC §10).
+    Export,
 }
 
 impl AuditAction {

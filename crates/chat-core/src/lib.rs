@@ -35,7 +35,7 @@ pub use model::{
 };
 pub use retention::Retention;
 pub use service::{
-    ChatService, ChatSettings, InboxRequest, JobOutcome, PageRequest, Ports, PurgeReport,
-    RotationReport, SweepReport,
+    ChatService, ChatSettings, InboxRequest, JobOutcome, OpenedMedia, PageRequest, Ports,
+    PurgeReport, RecordedMessage, RotationReport, SweepReport, ThreadRecord,
 };
 pub use validation::ValidationErrors;

@@ -108,6 +108,16 @@ impl Thread {
     pub fn is_closed(&self) -> bool {
         self.status == ThreadStatus::Closed
     }
+
+    /// Every participant, each once: the client, the admin, the staff.
+    pub fn participants(&self) -> Vec<UserId> {
+        let mut all = vec![self.client_id];
+        all.extend(self.admin_id);
+        all.extend(self.staff_ids.iter().copied());
+        let mut seen = std::collections::HashSet::new();
+        all.retain(|u| seen.insert(*u));
+        all
+    }
 }
 
 /// A text body: 1..=max characters once surrounding whitespace is trimmed.

@@ -18,6 +18,9 @@ pub enum ThreadAction {
     Post,
     /// Close the thread.
     Close,
+    /// Export the thread for the medical record (SPEC §10): admins and the staff
+    /// among its participants, not its client.
+    Export,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,9 @@ impl Policy {
         }
         if action == ThreadAction::Post && thread.is_closed() {
             return Err(Denied::ThreadClosed);
+        }
+        if action == ThreadAction::Export && !user.is_admin() && user.id == thread.client_id {
+            return Err(Denied::Forbidden);
         }
         Ok(())
     }

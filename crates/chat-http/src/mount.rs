@@ -47,6 +47,9 @@ pub fn configure(
                 at("/api/chat/threads/{thread}/close").route(web::patch().to(routes::close_thread)),
             )
             .service(
+                at("/api/chat/threads/{thread}/export").route(web::get().to(routes::export_thread)),
+            )
+            .service(
                 at("/api/chat/threads/{thread}/media")
                     .route(web::post().to(crate::media::upload_url)),
             )

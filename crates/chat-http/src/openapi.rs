@@ -39,6 +39,7 @@ impl Modify for BearerAuth {
         crate::routes::post_message,
         crate::routes::close_thread,
         crate::routes::retract_message,
+        crate::routes::export_thread,
         crate::inbox::inbox,
         crate::inbox::mark_read,
         crate::media::upload_url,

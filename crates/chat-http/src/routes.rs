@@ -317,3 +317,25 @@ pub(crate) async fn retract_message(
         redacted: true,
     }))
 }
+
+/// The thread for the medical record (SPEC §10): an HL7 FHIR R4 `Bundle` of type
+/// `collection`, one `Communication` per message still kept. Admins and the staff among
+/// its participants; its client `403`. Audited as `export`.
+#[utoipa::path(get, path = "/api/chat/threads/{thread}/export", tag = "chat", security(("bearer" = [])),
+    params(("thread" = i64, Path, minimum = 1, example = 1)),
+    responses((status = 200, description = "The thread as a FHIR R4 Bundle (collection)", content_type = "application/fhir+json", body = Object), crate::wire::ChatErrors))]
+#[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
+pub(crate) async fn export_thread(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    thread: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let thread: ThreadId = path_id(&thread)?;
+    let record = state.service.export_thread(&user, thread).await?;
+    let bundle = chat_fhir::collection(&record, &state.fhir, chrono::Utc::now());
+    tracing::info!(messages = record.messages.len(), "thread exported");
+    Ok(HttpResponse::Ok()
+        .content_type(chat_fhir::CONTENT_TYPE)
+        .insert_header(("Cache-Control", "no-store"))
+        .body(chat_fhir::to_json(&bundle)))
+}

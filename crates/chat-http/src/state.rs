@@ -14,4 +14,6 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// Per-user limits on posts, upload URLs and channel authorizations.
     pub limits: RateLimits,
+    /// The identifier systems of the FHIR export (SPEC §10).
+    pub fhir: chat_fhir::Systems,
 }

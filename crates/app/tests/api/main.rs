@@ -23,6 +23,7 @@ mod postgres;
 mod privacy;
 mod rate_limits;
 mod realtime;
+mod record;
 mod redis;
 mod redis_ha;
 mod retention;

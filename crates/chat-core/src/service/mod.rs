@@ -114,10 +114,13 @@ pub struct ChatService {
     keys: Arc<KeyCache>,
 }
 
+pub use media::OpenedMedia;
+pub use record::{RecordedMessage, ThreadRecord};
 mod inbox;
 mod maintenance;
-mod media;
+pub mod media;
 mod messages;
+mod record;
 mod threads;
 mod webhooks;
 

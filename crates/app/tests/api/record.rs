@@ -1,0 +1,210 @@
+//! The clinical record (SPEC §10, issue 31): the export of a thread as an HL7 FHIR R4
+//! Bundle, checked by an independent validator (PyPI's fhir.resources, run by
+//! `tests/fhir/validate.py`) on every message store.
+
+use crate::helpers::*;
+use base64::Engine;
+use chat_testkit::{TestPostgres, TestRedis};
+use serde_json::{json, Value};
+
+const VALIDATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fhir/validate.py");
+
+/// Runs the FHIR validator on `bundle`; panics with its verdict unless it is valid.
+pub(crate) fn assert_valid_fhir(bundle: &Value) {
+    let (valid, said) = fhir_verdict(bundle);
+    assert!(valid, "{said}");
+}
+
+/// What the FHIR validator says of `bundle`: whether it is valid, and its words.
+fn fhir_verdict(bundle: &Value) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .arg(VALIDATOR)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the FHIR validator");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(bundle.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let valid = out.status.success() && said.trim() == "valid";
+    (valid, said + &String::from_utf8_lossy(&out.stderr))
+}
+
+async fn export(api: &Api, token: &str, thread: i64) -> reqwest::Response {
+    api.client
+        .get(api.url(&format!("/api/chat/threads/{thread}/export")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A thread with a text, a location, an image and a retracted text, exported by a
+/// staff participant: one Communication per message, in order, each as SPEC §10 says,
+/// and a Bundle the validator accepts. Its client may not export it; a stranger
+/// neither.
+async fn the_export_is_a_valid_fhir_bundle(vars: Vec<(&'static str, String)>) -> Api {
+    let app = TestApp::spawn_with(&borrowed(&vars)).await;
+    json_of(
+        app.register(&admin(), 5, json!({"client_id": 7, "staff_ids": [11]}))
+            .await,
+        200,
+    )
+    .await;
+    let thread = json_of(app.open(&token(7, "client"), 5).await, 200).await["threadId"]
+        .as_i64()
+        .unwrap();
+    let (client, nurse) = (token(7, "client"), token(11, "nurse"));
+    app.post_text(&client, thread, "The wound is healing well")
+        .await;
+    json_of(
+        app.post(
+            &nurse,
+            thread,
+            json!({"type": "location", "lat": 40.7128, "lng": -74.006}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    upload_png(&app.client, &app.base, thread, b"").await;
+    let retracted = app.post_text(&client, thread, "sent by mistake").await;
+    let answer = app
+        .client
+        .delete(app.url(&format!("/api/chat/threads/{thread}/messages/{retracted}")))
+        .bearer_auth(&client)
+        .send()
+        .await
+        .unwrap();
+    json_of(answer, 200).await;
+
+    let answer = export(&app, &nurse, thread).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "application/fhir+json");
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    let bundle: Value = answer.json().await.unwrap();
+    assert_valid_fhir(&bundle);
+    // The validator can say no: the same Bundle with a status FHIR does not have, a
+    // field Communication does not have, or two payload kinds at once.
+    for corrupt in [
+        ("/entry/0/resource/status", json!("sent")),
+        ("/entry/0/resource/note2", json!("x")),
+        (
+            "/entry/0/resource/payload/0/contentReference",
+            json!({"reference": "#x"}),
+        ),
+    ] {
+        let mut broken = bundle.clone();
+        let (parent, field) = corrupt.0.rsplit_once('/').unwrap();
+        broken.pointer_mut(parent).unwrap()[field] = corrupt.1;
+        assert!(!fhir_verdict(&broken).0, "{} accepted", corrupt.0);
+    }
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "collection");
+    let entries: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    assert_eq!(entries.len(), 4);
+    for c in &entries {
+        assert_eq!(c["resourceType"], "Communication");
+        assert_eq!(
+            c["about"][0]["identifier"],
+            json!({"system": "urn:chat:request", "value": "5"})
+        );
+        assert!(c["sent"].as_str().unwrap().ends_with('Z'));
+    }
+    let (text, location, image, gone) = (entries[0], entries[1], entries[2], entries[3]);
+    assert_eq!(text["status"], "completed");
+    assert_eq!(
+        text["sender"]["identifier"],
+        json!({"system": "urn:chat:user", "value": "7"})
+    );
+    let recipients: Vec<&Value> = text["recipient"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["identifier"]["value"])
+        .collect();
+    // Opened by its client: no admin assigned; the nurse is the other participant.
+    assert_eq!(recipients, [&json!("11")], "the other participants");
+    assert_eq!(
+        text["payload"],
+        json!([{"contentString": "The wound is healing well"}])
+    );
+    let reference = location["payload"][0]["contentReference"]["reference"]
+        .as_str()
+        .unwrap();
+    let contained = &location["contained"][0];
+    assert_eq!(format!("#{}", contained["id"].as_str().unwrap()), reference);
+    assert_eq!(contained["resourceType"], "Location");
+    assert_eq!(
+        contained["position"],
+        json!({"latitude": 40.7128, "longitude": -74.006})
+    );
+    let attachment = &image["payload"][0]["contentAttachment"];
+    assert_eq!(attachment["contentType"], "image/png");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let data = b64.decode(attachment["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data, PNG, "the cleaned image's bytes");
+    assert_eq!(attachment["size"], PNG.len());
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, PNG);
+    assert_eq!(attachment["hash"], b64.encode(sha1.as_ref()));
+    assert_eq!(gone["status"], "entered-in-error");
+    assert!(gone.get("payload").is_none(), "no payload: {gone}");
+
+    // The thread's client may not export it, a stranger neither; an admin may.
+    assert_error(export(&app, &client, thread).await, 403, "forbidden").await;
+    assert_error(
+        export(&app, &token(99, "nurse"), thread).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(export(&app, &admin(), thread).await.status(), 200);
+    assert_error(export(&app, &admin(), 987_654).await, 404, "not_found").await;
+    Api::new(app.base.clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_export_validates_on_the_memory_store() {
+    the_export_is_a_valid_fhir_bundle(Vec::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_export_validates_on_postgres_and_is_audited() {
+    let pg = TestPostgres::start().unwrap();
+    let vars = postgres_vars(&pg, "record");
+    the_export_is_a_valid_fhir_bundle(vars).await;
+    let audited = pg
+        .psql(
+            "record",
+            "SELECT outcome FROM chat_audit_events WHERE action = 'export' ORDER BY at",
+        )
+        .unwrap();
+    let outcomes: Vec<&str> = audited.lines().collect();
+    assert_eq!(
+        outcomes,
+        ["ok", "denied", "denied", "ok", "not_found"],
+        "{audited}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_export_validates_on_the_redis_store() {
+    let redis = TestRedis::start().unwrap();
+    the_export_is_a_valid_fhir_bundle(vec![
+        ("CHAT_REDIS_URL", redis.url()),
+        ("CHAT_MESSAGE_STORE", "redis".into()),
+    ])
+    .await;
+}
