@@ -289,10 +289,17 @@ pub async fn message_store(store: &dyn MessageStore) {
         .content
         .is_some());
 
-    // The sweep's deletion of expired messages.
-    let removed = store.delete_expired(at(4)).await.unwrap();
+    // The sweep's deletion of expired messages, but of the threads it must keep (a
+    // legal hold).
+    let kept_before = store.page(thread, None, 50, None).await.unwrap();
+    let removed = store.delete_expired(at(4), &[thread]).await.unwrap();
     assert!(removed >= 4, "at least the other thread's 4 old messages");
     let left = store.page(other, None, 50, None).await.unwrap();
     assert_eq!(left.messages.len(), 3);
     assert!(left.messages.iter().all(|m| m.created_at >= at(4)));
+    assert_eq!(
+        ids(&store.page(thread, None, 50, None).await.unwrap()),
+        ids(&kept_before),
+        "a kept thread loses nothing"
+    );
 }

@@ -36,6 +36,10 @@ pub enum AuditAction {
     Retract,
     /// The thread exported for the medical record (SPEC §10).
     Export,
+    /// A legal hold set on the thread, with its reason (SPEC §10).
+    Hold,
+    /// A legal hold lifted.
+    Release,
 }
 
 impl AuditAction {
@@ -54,6 +58,8 @@ pub enum AuditOutcome {
     NotFound,
     /// The thread is closed to posts.
     Closed,
+    /// The thread is under legal hold (a retraction refused).
+    OnHold,
     Invalid,
     Disabled,
     /// A store or the crypto failed; nothing was done.
@@ -67,6 +73,7 @@ impl AuditOutcome {
             Err(ChatError::Forbidden) => Self::Denied,
             Err(ChatError::NotFound) => Self::NotFound,
             Err(ChatError::ThreadClosed) => Self::Closed,
+            Err(ChatError::OnHold) => Self::OnHold,
             Err(ChatError::Invalid(_)) => Self::Invalid,
             Err(ChatError::Disabled) => Self::Disabled,
             Err(ChatError::Unavailable(_) | ChatError::Crypto(_)) => Self::Failed,
@@ -92,6 +99,8 @@ pub struct AuditEvent {
     /// The message a post created.
     pub message: Option<MessageId>,
     pub outcome: AuditOutcome,
+    /// What an admin gave as the reason of a legal hold: their words, never content.
+    pub detail: Option<String>,
 }
 
 impl AuditEvent {
@@ -110,6 +119,7 @@ impl AuditEvent {
             request: None,
             message: None,
             outcome,
+            detail: None,
         }
     }
 
@@ -124,6 +134,7 @@ impl AuditEvent {
             thread_id = self.thread.map(ThreadId::get),
             request_id = self.request.map(RequestId::get),
             message_id = self.message.map(MessageId::get),
+            detail = self.detail.as_deref(),
             at = %self.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "audit"
         );

@@ -54,6 +54,9 @@ pub enum ChatError {
     /// A store failed; nothing was accepted.
     #[error("store unavailable")]
     Unavailable(#[from] StoreError),
+    /// The thread is under legal hold: nothing of it may be retracted (SPEC §10).
+    #[error("the thread is on hold")]
+    OnHold,
     /// Stored ciphertext or a wrapped key failed to open: corruption or a missing key.
     #[error("crypto failure")]
     Crypto(#[from] CryptoError),

@@ -96,6 +96,9 @@ pub struct Thread {
     pub closed_at: Option<Timestamp>,
     /// The request's care team, as the last registration of the request set it.
     pub staff_ids: Vec<UserId>,
+    /// A legal hold (SPEC §10): while set, nothing of the thread expires, is capped,
+    /// purged or retracted.
+    pub hold: bool,
 }
 
 impl Thread {

@@ -109,6 +109,7 @@ mod tests {
             opened_at: chrono::DateTime::UNIX_EPOCH,
             closed_at: None,
             staff_ids: vec![uid(11)],
+            hold: false,
         }
     }
 

@@ -66,6 +66,13 @@ pub trait ThreadRepository: Send + Sync {
     /// thread, whose `closed_at` never changes once set. `Ok(None)` when it does not exist.
     async fn close(&self, id: ThreadId, now: Timestamp) -> StoreResult<Option<Thread>>;
 
+    /// Sets or lifts the thread's legal hold; returns the thread as it is now.
+    /// `Ok(None)` when it does not exist.
+    async fn set_hold(&self, id: ThreadId, hold: bool) -> StoreResult<Option<Thread>>;
+
+    /// Every thread under legal hold (few: a hold is an admin's deliberate act).
+    async fn held_threads(&self) -> StoreResult<Vec<ThreadId>>;
+
     /// Closed threads, oldest id first, with id greater than `after`, at most `limit`.
     /// The sweep walks them to find media a failed purge left behind.
     async fn closed_threads(
@@ -270,9 +277,21 @@ pub trait MessageStore: Send + Sync {
     /// (`content` becomes `None`). Idempotent. Returns how many were redacted now.
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64>;
 
-    /// Deletes every message, of every thread, created before `expired_before`.
-    /// Returns how many.
-    async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64>;
+    /// Deletes every message, of every thread but those of `keep`, created before
+    /// `expired_before`. Returns how many.
+    async fn delete_expired(
+        &self,
+        expired_before: Timestamp,
+        keep: &[ThreadId],
+    ) -> StoreResult<u64>;
+
+    /// The thread's legal hold was set or lifted (SPEC §10). A store whose messages
+    /// expire by themselves (Redis keys with a time to live) stops that while held and
+    /// starts it again when lifted; the others keep nothing of it (the service passes
+    /// [`RetentionCut::KEEP_ALL`] for a held thread).
+    async fn set_hold(&self, _thread: ThreadId, _hold: bool) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// How a client uploads one object: send its bytes with `method` to `url`, with

@@ -24,6 +24,12 @@ impl Default for Retention {
 }
 
 impl Retention {
+    /// Neither rule: what a thread under legal hold obeys (SPEC §10).
+    pub const KEEP_ALL: Self = Self {
+        ttl: None,
+        max_messages: None,
+    };
+
     /// From the two settings, where `0` disables a rule.
     pub fn from_settings(ttl_secs: u64, max_messages: u32) -> Self {
         Self {

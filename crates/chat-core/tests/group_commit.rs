@@ -68,8 +68,12 @@ impl MessageStore for Slow {
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
         self.inner.redact_thread(thread).await
     }
-    async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
-        self.inner.delete_expired(expired_before).await
+    async fn delete_expired(
+        &self,
+        expired_before: Timestamp,
+        keep: &[ThreadId],
+    ) -> StoreResult<u64> {
+        self.inner.delete_expired(expired_before, keep).await
     }
 }
 

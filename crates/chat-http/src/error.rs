@@ -12,6 +12,9 @@ pub enum ApiError {
     Forbidden,
     #[error("thread closed")]
     ThreadClosed,
+    /// The thread is under legal hold (SPEC §10): `409 on_hold`.
+    #[error("on hold")]
+    OnHold,
     #[error("not found")]
     NotFound,
     #[error("payload too large")]
@@ -41,6 +44,7 @@ impl ApiError {
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::ThreadClosed => "thread_closed",
+            Self::OnHold => "on_hold",
             Self::NotFound => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -57,6 +61,9 @@ impl ApiError {
             Self::Unauthenticated => "Unauthenticated.".into(),
             Self::Forbidden => "This action is unauthorized.".into(),
             Self::ThreadClosed => "The chat thread is closed.".into(),
+            Self::OnHold => {
+                "The chat thread is on legal hold: nothing of it may be removed.".into()
+            }
             Self::NotFound => "Not found.".into(),
             Self::PayloadTooLarge => "The request body is too large.".into(),
             Self::UnsupportedMediaType => {
@@ -81,6 +88,7 @@ impl From<ChatError> for ApiError {
             ChatError::NotFound => Self::NotFound,
             ChatError::Forbidden => Self::Forbidden,
             ChatError::ThreadClosed => Self::ThreadClosed,
+            ChatError::OnHold => Self::OnHold,
             ChatError::Invalid(errors) => Self::Invalid(errors),
             // A statement the backend refuses as wrong is a bug here, not an outage.
             ChatError::Unavailable(cause @ chat_core::StoreError::Rejected(_)) => {
@@ -116,6 +124,7 @@ impl ResponseError for ApiError {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::ThreadClosed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::OnHold => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -84,6 +84,7 @@ pub(crate) async fn inbox(
                 last_message_id: entry.last_message_id.map(MessageId::get),
                 last_message_at: entry.last_message_at.map(wire::rfc3339),
                 unread: *unread,
+                hold: thread.hold,
             }
         })
         .collect();
@@ -120,5 +121,69 @@ pub(crate) async fn mark_read(
     let marker = state.service.mark_read(&user, thread, up_to).await?;
     Ok(HttpResponse::Ok().json(wire::ReadMarker {
         up_to: marker.map(MessageId::get),
+    }))
+}
+
+/// Places or lifts a thread's legal hold (SPEC §10): admins only; `reason` required
+/// to place it (1..=500 characters). While held nothing of the thread expires, is
+/// capped, purged or retracted (`409 on_hold`); lifting it restores the rules at once.
+#[utoipa::path(put, path = "/api/chat/threads/{thread}/hold", tag = "chat", security(("bearer" = [])),
+    params(("thread" = i64, Path, minimum = 1, example = 1)),
+    request_body = crate::wire::HoldRequest,
+    responses((status = 200, description = "The hold now", body = crate::wire::HoldState), crate::wire::ChatErrors))]
+#[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
+pub(crate) async fn set_hold(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    thread: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let thread: ThreadId = path_id(&thread)?;
+    let body = json_object(&read_json(&req, payload, state.max_body_bytes).await?)?;
+    let hold = match body.get("hold") {
+        Some(Value::Bool(hold)) => *hold,
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid("hold", "The hold field is required."))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "hold",
+                "The hold field must be true or false.",
+            ))
+        }
+    };
+    let reason = body.get("reason").cloned();
+    let reason = move || {
+        let max = chat_core::service::HOLD_REASON_MAX_CHARS;
+        match reason {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => {
+                let text = text.trim();
+                if text.is_empty() {
+                    Err(ValidationErrors::single(
+                        "reason",
+                        "The reason field is required.",
+                    ))
+                } else if text.chars().count() > max {
+                    Err(ValidationErrors::single(
+                        "reason",
+                        format!("The reason must not be greater than {max} characters."),
+                    ))
+                } else {
+                    Ok(Some(text.to_owned()))
+                }
+            }
+            Some(_) => Err(ValidationErrors::single(
+                "reason",
+                "The reason must be a string.",
+            )),
+        }
+    };
+    let updated = state.service.set_hold(&user, thread, hold, reason).await?;
+    tracing::info!(hold = updated.hold, "legal hold changed");
+    Ok(HttpResponse::Ok().json(wire::HoldState {
+        thread_id: updated.id.get(),
+        hold: updated.hold,
     }))
 }

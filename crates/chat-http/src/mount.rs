@@ -50,6 +50,9 @@ pub fn configure(
                 at("/api/chat/threads/{thread}/export").route(web::get().to(routes::export_thread)),
             )
             .service(
+                at("/api/chat/threads/{thread}/hold").route(web::put().to(crate::inbox::set_hold)),
+            )
+            .service(
                 at("/api/chat/threads/{thread}/media")
                     .route(web::post().to(crate::media::upload_url)),
             )

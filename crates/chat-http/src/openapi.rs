@@ -40,6 +40,7 @@ impl Modify for BearerAuth {
         crate::routes::close_thread,
         crate::routes::retract_message,
         crate::routes::export_thread,
+        crate::inbox::set_hold,
         crate::inbox::inbox,
         crate::inbox::mark_read,
         crate::media::upload_url,

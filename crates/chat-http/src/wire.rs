@@ -105,6 +105,9 @@ pub struct InboxThread {
     pub last_message_at: Option<String>,
     /// Messages still kept above the caller's read marker, not sent by the caller.
     pub unread: u64,
+    /// Under legal hold (SPEC §10): nothing of it expires, is capped, purged or
+    /// retracted.
+    pub hold: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -114,6 +117,24 @@ pub struct InboxPage {
     /// Pass as `cursor` for the next page; `null` on the last one. Opaque.
     #[serde(rename = "nextCursor")]
     pub next_cursor: Option<String>,
+}
+
+/// What `PUT …/hold` takes (SPEC §10).
+#[derive(Serialize, ToSchema)]
+pub struct HoldRequest {
+    /// `true` places the hold, `false` lifts it.
+    pub hold: bool,
+    /// Why (required to place a hold): 1..=500 characters, audited.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: Option<String>,
+}
+
+/// A thread's legal hold now.
+#[derive(Serialize, ToSchema)]
+pub struct HoldState {
+    #[serde(rename = "threadId")]
+    pub thread_id: i64,
+    pub hold: bool,
 }
 
 /// What `POST …/read` takes.

@@ -174,10 +174,17 @@ impl MessageStore for MemoryMessageStore {
         Ok(n)
     }
 
-    async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
+    async fn delete_expired(
+        &self,
+        expired_before: Timestamp,
+        keep: &[ThreadId],
+    ) -> StoreResult<u64> {
         let mut threads = self.threads.lock();
         let mut n = 0;
-        for thread in threads.values_mut() {
+        for (id, thread) in threads.iter_mut() {
+            if keep.contains(id) {
+                continue;
+            }
             let before = thread.messages.len();
             thread
                 .messages

@@ -65,6 +65,7 @@ impl ThreadRepository for MemoryThreadRepository {
             opened_at: now,
             closed_at: None,
             staff_ids: request.staff_ids.clone(),
+            hold: false,
         };
         t.by_request.insert(request.id, id);
         t.by_id.insert(id, thread.clone());
@@ -84,6 +85,23 @@ impl ThreadRepository for MemoryThreadRepository {
             }
             thread.clone()
         }))
+    }
+
+    async fn set_hold(&self, id: ThreadId, hold: bool) -> StoreResult<Option<Thread>> {
+        let mut t = self.0.lock();
+        Ok(t.by_id.get_mut(&id).map(|thread| {
+            thread.hold = hold;
+            thread.clone()
+        }))
+    }
+
+    async fn held_threads(&self) -> StoreResult<Vec<ThreadId>> {
+        let t = self.0.lock();
+        Ok(t.by_id
+            .values()
+            .filter(|thread| thread.hold)
+            .map(|thread| thread.id)
+            .collect())
     }
 
     async fn closed_threads(

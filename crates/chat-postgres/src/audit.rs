@@ -31,6 +31,7 @@ struct AuditRow {
     request_id: Option<i64>,
     message_id: Option<i64>,
     outcome: &'static str,
+    detail: Option<String>,
 }
 
 impl AuditRow {
@@ -45,6 +46,7 @@ impl AuditRow {
             request_id: e.request.map(RequestId::get),
             message_id: e.message.map(MessageId::get),
             outcome: e.outcome.as_str(),
+            detail: e.detail,
         }
     }
 }

@@ -298,16 +298,29 @@ impl MessageStore for PgStore {
         .await
     }
 
-    async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
+    async fn delete_expired(
+        &self,
+        expired_before: Timestamp,
+        keep: &[ThreadId],
+    ) -> StoreResult<u64> {
+        let keep: Vec<i64> = keep.iter().map(|t| t.get()).collect();
         self.run(async move |mut conn| {
-            let n = diesel::delete(messages::table.filter(messages::created_at.lt(expired_before)))
-                .execute(&mut conn)
-                .await
-                .map_err(db)?;
-            diesel::delete(post_keys::table.filter(post_keys::created_at.lt(expired_before)))
-                .execute(&mut conn)
-                .await
-                .map_err(db)?;
+            let n = diesel::delete(
+                messages::table
+                    .filter(messages::created_at.lt(expired_before))
+                    .filter(messages::thread_id.ne_all(&keep)),
+            )
+            .execute(&mut conn)
+            .await
+            .map_err(db)?;
+            diesel::delete(
+                post_keys::table
+                    .filter(post_keys::created_at.lt(expired_before))
+                    .filter(post_keys::thread_id.ne_all(&keep)),
+            )
+            .execute(&mut conn)
+            .await
+            .map_err(db)?;
             Ok(n as u64)
         })
         .await

@@ -49,6 +49,7 @@ pub struct ThreadRow {
     pub opened_at: Timestamp,
     pub closed_at: Option<Timestamp>,
     pub staff_ids: Vec<i64>,
+    pub hold: bool,
 }
 
 impl ThreadRow {
@@ -67,6 +68,7 @@ impl ThreadRow {
             opened_at: self.opened_at,
             closed_at: self.closed_at,
             staff_ids: users(self.staff_ids)?,
+            hold: self.hold,
         })
     }
 }

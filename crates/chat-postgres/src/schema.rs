@@ -22,6 +22,7 @@ diesel::table! {
         last_message_id -> Nullable<BigInt>,
         last_message_at -> Nullable<Timestamptz>,
         activity_at -> Timestamptz,
+        hold -> Bool,
     }
 }
 
@@ -76,6 +77,7 @@ diesel::table! {
         outcome -> Text,
         recorded_at -> Timestamptz,
         event_id -> Nullable<Uuid>,
+        detail -> Nullable<Text>,
     }
 }
 

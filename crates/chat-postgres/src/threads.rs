@@ -136,6 +136,34 @@ impl ThreadRepository for PgStore {
         .await
     }
 
+    async fn set_hold(&self, id: ThreadId, hold: bool) -> StoreResult<Option<Thread>> {
+        self.run(async move |mut conn| {
+            diesel::update(threads::table.filter(threads::id.eq(id.get())))
+                .set(threads::hold.eq(hold))
+                .returning(ThreadRow::as_returning())
+                .get_result::<ThreadRow>(&mut conn)
+                .await
+                .optional()
+                .map_err(db)?
+                .map(ThreadRow::into_core)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn held_threads(&self) -> StoreResult<Vec<ThreadId>> {
+        self.run(async move |mut conn| {
+            let ids: Vec<i64> = threads::table
+                .filter(threads::hold.eq(true))
+                .select(threads::id)
+                .load(&mut conn)
+                .await
+                .map_err(db)?;
+            Ok(ids.into_iter().filter_map(ThreadId::new).collect())
+        })
+        .await
+    }
+
     async fn closed_threads(
         &self,
         after: Option<ThreadId>,
@@ -220,7 +248,25 @@ impl ThreadRepository for PgStore {
                 i32::try_from(query.limit).unwrap_or(i32::MAX),
             );
             let rows: Vec<InboxRecord> = diesel::select(page).load(&mut conn).await.map_err(db)?;
-            rows.into_iter().map(inbox_entry).collect()
+            let mut entries = rows
+                .into_iter()
+                .map(inbox_entry)
+                .collect::<StoreResult<Vec<_>>>()?;
+            // The page's threads under legal hold: few, read from the partial index.
+            let ids: Vec<i64> = entries.iter().map(|e| e.thread.id.get()).collect();
+            if !ids.is_empty() {
+                let held: Vec<i64> = threads::table
+                    .filter(threads::hold.eq(true))
+                    .filter(threads::id.eq_any(ids))
+                    .select(threads::id)
+                    .load(&mut conn)
+                    .await
+                    .map_err(db)?;
+                for entry in &mut entries {
+                    entry.thread.hold = held.contains(&entry.thread.id.get());
+                }
+            }
+            Ok(entries)
         })
         .await
     }
@@ -348,6 +394,8 @@ fn inbox_entry(record: InboxRecord) -> StoreResult<InboxEntry> {
         opened_at,
         closed_at,
         staff_ids,
+        // `chat_inbox_page()` has no hold column: the caller fills it in.
+        hold: false,
     };
     InboxRow {
         thread,
@@ -387,9 +435,9 @@ where
 
 /// The columns a [`ThreadRow`] reads, in a `RETURNING` or `SELECT` list.
 const THREAD_COLUMNS: &str =
-    "id, request_id, admin_id, client_id, status, opened_at, closed_at, staff_ids";
-const THREAD_COLUMNS_OF_C: &str =
-    "c.id, c.request_id, c.admin_id, c.client_id, c.status, c.opened_at, c.closed_at, c.staff_ids";
+    "id, request_id, admin_id, client_id, status, opened_at, closed_at, staff_ids, hold";
+const THREAD_COLUMNS_OF_C: &str = "c.id, c.request_id, c.admin_id, c.client_id, c.status, \
+    c.opened_at, c.closed_at, c.staff_ids, c.hold";
 
 /// The inbox rows of thread `t` (a CTE with the thread's columns and `activity_at`):
 /// one per participant, kept when there already.

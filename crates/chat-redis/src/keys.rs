@@ -1,6 +1,7 @@
 //! Thread data keys in Redis, for the memory-only mode (SPEC §4: `CHAT_MESSAGE_STORE=redis`):
 //! each wrapped key lives beside its thread's messages (`{prefix}{<thread>}:key`, the
-//! same hash slot), never in PostgreSQL, so a database dump or backup holds no key.
+//! same hash slot: `{prefix}{<thread>}:dek`), never in PostgreSQL, so a database dump
+//! or backup holds no key.
 //! A key expires a margin after its thread's messages can: every read of it renews
 //! its time to live (the service reads it at least once a minute while the thread is
 //! in use, its in-memory copy lasting no longer), so it never expires before a
@@ -48,7 +49,18 @@ return 0
 
 /// How long a key outlives the newest message it can open, past the message time to
 /// live: more than the service keeps a key in memory without reading it again.
-const MARGIN: Duration = Duration::from_secs(3600);
+pub(crate) const MARGIN: Duration = Duration::from_secs(3600);
+
+/// KEYS: the thread's key, its hold marker. ARGV: the time to live in ms. The key,
+/// its time to live renewed, unless the thread is under legal hold (then it has none).
+static GET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return redis.call('GET', KEYS[1]) end
+return redis.call('GETEX', KEYS[1], 'PX', ARGV[1])
+",
+    )
+});
 
 /// Wrapped thread keys in Redis.
 #[derive(Debug, Clone)]
@@ -68,7 +80,11 @@ impl RedisKeyStore {
     }
 
     fn key(&self, thread: ThreadId) -> String {
-        self.redis.key(&format!("{{{thread}}}:key"))
+        self.redis.key(&format!("{{{thread}}}:dek"))
+    }
+
+    fn hold_marker(&self, thread: ThreadId) -> String {
+        self.redis.key(&format!("{{{thread}}}:hold"))
     }
 }
 
@@ -103,18 +119,11 @@ impl ThreadKeyStore for RedisKeyStore {
     }
 
     async fn get(&self, thread: ThreadId) -> StoreResult<Option<WrappedKey>> {
-        let key = self.key(thread);
-        let ttl = self.ttl_ms;
+        let mut get = GET.key(self.key(thread));
+        get.key(self.hold_marker(thread)).arg(self.ttl_ms);
         let raw: Option<Vec<u8>> = self
             .redis
-            .run(|mut c| async move {
-                redis::cmd("GETEX")
-                    .arg(key)
-                    .arg("PX")
-                    .arg(ttl)
-                    .query_async(&mut c)
-                    .await
-            })
+            .run(|mut c| async move { get.invoke_async(&mut c).await })
             .await?;
         raw.as_deref().map(decode).transpose()
     }
@@ -135,12 +144,12 @@ impl ThreadKeyStore for RedisKeyStore {
         limit: u32,
     ) -> StoreResult<Vec<(ThreadId, WrappedKey)>> {
         let prefix = self.redis.key("{");
-        let names = self.redis.scan_keys(&format!("{prefix}*}}:key")).await?;
+        let names = self.redis.scan_keys(&format!("{prefix}*}}:dek")).await?;
         let mut threads: Vec<ThreadId> = names
             .iter()
             .filter_map(|name| {
                 name.strip_prefix(&prefix)?
-                    .strip_suffix("}:key")?
+                    .strip_suffix("}:dek")?
                     .parse()
                     .ok()
             })

@@ -13,7 +13,8 @@
 //! | `{prefix}{<thread>}:ids` | sorted set | message ids, scored by id |
 //! | `{prefix}{<thread>}:at` | sorted set | message ids, scored by `created_at` (µs) |
 //! | `{prefix}{<thread>}:msg` | hash | id → the encoded message ([`codec`]: metadata + ciphertext) |
-//! | `{prefix}{<thread>}:key` | string | the thread's wrapped data key, in the memory-only mode ([`RedisKeyStore`]) |
+//! | `{prefix}{<thread>}:dek` | string | the thread's wrapped data key, in the memory-only mode ([`RedisKeyStore`]) |
+//! | `{prefix}{<thread>}:hold` | string | present while the thread is under legal hold: then none of the thread's keys has a time to live |
 //! | `{prefix}lock:<name>` | string | the random token of the lock's holder |
 //! | `{prefix}rate:<scope>:<user>` | string | attempts in the current rate-limit window |
 //! | channel `{prefix}{<thread>}:ev` | pub/sub (sharded in a cluster) | the thread's encoded [`ChatEvent`](chat_core::ports::ChatEvent)s, for the instances that follow it |

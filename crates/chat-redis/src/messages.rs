@@ -30,13 +30,14 @@ local function drop_expired(cut)
 end
 ";
 
-/// KEYS: ids, at, msg, seq, then the batch's idempotency keys. ARGV: key TTL ms,
+/// KEYS: ids, at, msg, seq, hold, then the batch's idempotency keys. ARGV: key TTL ms,
 /// expiry cut µs or '', keep newest or '', then four per message, in order: id, created
 /// µs, encoded message, and the index in KEYS of its idempotency key (0: none). Returns
 /// one answer per message: 0 when stored; minus the first message's id when its key
 /// holds one that is not expired (`id:created µs`); else the thread's newest id, at or
 /// above its own. Ids stay strings (Lua 5.1 prints large numbers in exponent form).
-/// `seq` outlives a purge, so ids keep increasing after one.
+/// `seq` outlives a purge, so ids keep increasing after one. While `hold` exists (a
+/// legal hold) the thread's keys keep no time to live.
 static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{DROP}
@@ -71,15 +72,41 @@ for i = 4, #ARGV, 4 do
   answers[#answers + 1] = answer
 end
 if stored then
-  redis.call('SET', KEYS[4], newest_arg, 'PX', ttl)
+  local held = redis.call('EXISTS', KEYS[5]) == 1
+  if held then
+    redis.call('SET', KEYS[4], newest_arg)
+  else
+    redis.call('SET', KEYS[4], newest_arg, 'PX', ttl)
+  end
   drop_expired(cut)
   -- All but the newest `keep`: ranks 0 to -(keep + 1), none while there are fewer.
   if keep ~= '' then drop(redis.call('ZRANGE', KEYS[1], 0, -tonumber(keep) - 1)) end
-  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  if not held then
+    for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  end
 end
 return answers
 "
     ))
+});
+
+/// KEYS: hold, ids, at, msg, seq, dek. ARGV: `1` to hold, else the message TTL ms and
+/// the data key's TTL ms. Holding marks the thread and takes every key's time to live
+/// away; lifting the hold gives them back.
+static HOLD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[1], '1')
+  for i = 2, 6 do redis.call('PERSIST', KEYS[i]) end
+else
+  redis.call('DEL', KEYS[1])
+  for i = 2, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+  redis.call('PEXPIRE', KEYS[6], ARGV[2])
+end
+return 0
+",
+    )
 });
 
 /// KEYS: ids, at, msg. ARGV: upper bound ('+inf' or '(id'), limit, expiry cut µs or ''.
@@ -193,6 +220,10 @@ struct ThreadKeys {
     at: String,
     msg: String,
     seq: String,
+    /// Present while the thread is under legal hold.
+    hold: String,
+    /// The thread's data key, in the memory-only mode ([`crate::RedisKeyStore`]).
+    dek: String,
 }
 
 impl RedisMessageStore {
@@ -211,6 +242,8 @@ impl RedisMessageStore {
             at: format!("{base}:at"),
             msg: format!("{base}:msg"),
             seq: format!("{base}:seq"),
+            hold: format!("{base}:hold"),
+            dek: format!("{base}:dek"),
         }
     }
 
@@ -260,12 +293,16 @@ impl MessageStore for RedisMessageStore {
         let thread = first.thread_id;
         let keys = self.keys(thread);
         let mut invocation = APPEND.key(keys.ids);
-        invocation.key(keys.at).key(keys.msg).key(keys.seq);
+        invocation
+            .key(keys.at)
+            .key(keys.msg)
+            .key(keys.seq)
+            .key(keys.hold);
         invocation
             .arg(self.ttl_ms())
             .arg(opt_arg(cut.expired_before.map(micros)))
             .arg(opt_arg(cut.keep_newest.map(|n| i64::from(n.get()))));
-        let mut next_key = 5;
+        let mut next_key = 6;
         for (message, key) in batch {
             if message.thread_id != thread {
                 return Err(StoreError::Corrupt(
@@ -409,10 +446,38 @@ impl MessageStore for RedisMessageStore {
             .await
     }
 
-    async fn delete_expired(&self, expired_before: Timestamp) -> StoreResult<u64> {
+    async fn set_hold(&self, thread: ThreadId, hold: bool) -> StoreResult<()> {
+        let keys = self.keys(thread);
+        let mut invocation = HOLD.key(keys.hold);
+        invocation
+            .key(keys.ids)
+            .key(keys.at)
+            .key(keys.msg)
+            .key(keys.seq)
+            .key(keys.dek);
+        match hold {
+            true => invocation.arg("1"),
+            false => invocation
+                .arg(self.ttl_ms())
+                .arg(self.ttl_ms() + crate::keys::MARGIN.as_millis() as u64),
+        };
+        self.redis
+            .run(|mut c| async move { invocation.invoke_async::<i64>(&mut c).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_expired(
+        &self,
+        expired_before: Timestamp,
+        keep: &[ThreadId],
+    ) -> StoreResult<u64> {
         let cut = micros(expired_before);
         let mut removed = 0;
         for thread in self.threads_with_messages().await? {
+            if keep.contains(&thread) {
+                continue;
+            }
             let keys = self.keys(thread);
             removed += self
                 .redis

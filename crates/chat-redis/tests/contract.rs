@@ -57,7 +57,7 @@ async fn thread_key_store() {
     let t = thread();
     let key = chat_core::crypto::WrappedKey::new("v1", vec![4; 60]);
     keys.insert_if_absent(t, key).await.unwrap();
-    let name = format!("chat:{{{t}}}:key");
+    let name = format!("chat:{{{t}}}:dek");
     server.command(&["PEXPIRE", &name, "1000"]).unwrap();
     assert!(keys.get(t).await.unwrap().is_some());
     let ttl: i64 = server.command(&["PTTL", &name]).unwrap()[1..]

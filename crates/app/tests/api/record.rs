@@ -208,3 +208,283 @@ async fn the_export_validates_on_the_redis_store() {
     ])
     .await;
 }
+
+/// The service as `serve` wires it over `vars`, with a manual clock: the test drives
+/// the use cases, the jobs and the sweep itself.
+async fn service_over(
+    vars: &[(&'static str, String)],
+) -> (
+    chat_core::ChatService,
+    std::sync::Arc<chat_memory::ManualClock>,
+) {
+    let mut all: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    for (k, v) in [
+        ("CHAT_JWT_SECRET", SECRET),
+        ("CHAT_OBJECT_STORE_URL", "memory://"),
+        ("CHAT_MESSAGE_TTL_SECS", "60"),
+        ("CHAT_MAX_MESSAGES_PER_THREAD", "3"),
+    ] {
+        all.push((k.into(), v.into()));
+    }
+    let config = chat_server::Config::from_vars(all).unwrap();
+    let media = chat_server::open_media(&config, config.bind).unwrap();
+    let clock = std::sync::Arc::new(chat_memory::ManualClock::new(chrono::Utc::now()));
+    let overrides = chat_server::Overrides {
+        clock: Some(clock.clone()),
+        ..chat_server::Overrides::default()
+    };
+    let wired = chat_server::build_service(&config, overrides, Some(media.store))
+        .await
+        .unwrap();
+    (wired.service, clock)
+}
+
+/// SPEC §10's legal hold, on a message store: only an admin, with a reason, places
+/// it; while held nothing expires (the TTL, the sweep), is capped, retracted (`on
+/// hold`) or purged (a close's purge waits); lifted, the ordinary rules apply at once
+/// and a closed thread is purged.
+async fn a_legal_hold_keeps_everything_until_it_is_lifted(
+    vars: Vec<(&'static str, String)>,
+    redis: Option<&TestRedis>,
+) {
+    use chat_core::{ChatError, MessageContent, PageRequest, RequestId, TextBody, User, UserId};
+    let (service, clock) = service_over(&vars).await;
+    let admin = User::new(UserId::new(1).unwrap(), "admin");
+    let client = User::new(UserId::new(7).unwrap(), "client");
+    let mut threads = Vec::new();
+    for request in [1, 2] {
+        let request = RequestId::new(request).unwrap();
+        service
+            .register_request(&admin, request, client.id, Vec::new())
+            .await
+            .unwrap();
+        threads.push(service.open_thread(&admin, request).await.unwrap().id);
+    }
+    let (open, closing) = (threads[0], threads[1]);
+    let reason = || Ok(Some("litigation hold #2026-17".to_owned()));
+    assert!(matches!(
+        service.set_hold(&client, open, true, reason).await,
+        Err(ChatError::Forbidden)
+    ));
+    let refused = service.set_hold(&admin, open, true, || Ok(None)).await;
+    assert!(
+        matches!(&refused, Err(ChatError::Invalid(e)) if e.fields().contains_key("reason")),
+        "{refused:?}"
+    );
+    for thread in [open, closing] {
+        assert!(
+            service
+                .set_hold(&admin, thread, true, reason)
+                .await
+                .unwrap()
+                .hold
+        );
+    }
+    let post = |thread, text: String| {
+        let service = service.clone();
+        let client = client.clone();
+        async move {
+            service
+                .post_message(&client, thread, None, move || {
+                    Ok(MessageContent::Text(TextBody::parse(&text, 100).unwrap()))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let list = |thread| {
+        let service = service.clone();
+        let admin = admin.clone();
+        async move {
+            service
+                .list_messages(
+                    &admin,
+                    thread,
+                    PageRequest {
+                        before: None,
+                        limit: 50,
+                    },
+                )
+                .await
+                .unwrap()
+                .messages
+        }
+    };
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(post(open, format!("held {n}")).await);
+        post(closing, format!("closing {n}")).await;
+    }
+    assert_eq!(list(open).await.len(), 5, "no cap while held");
+    assert!(matches!(
+        service.retract_message(&client, open, ids[0]).await,
+        Err(ChatError::OnHold)
+    ));
+    if let Some(redis) = redis {
+        let ttl = redis
+            .command(&["PTTL", &format!("chat:{{{open}}}:ids")])
+            .unwrap();
+        assert_eq!(ttl, ":-1", "held keys do not expire in Redis");
+    }
+
+    // Past the TTL, and through a sweep: all kept. A close's purge waits.
+    clock.advance(std::time::Duration::from_secs(120));
+    let swept = service.sweep().await.unwrap();
+    assert_eq!(swept.expired_messages, 0, "{swept:?}");
+    assert_eq!(list(open).await.len(), 5, "no TTL while held");
+    service.close_thread(&admin, closing).await.unwrap();
+    while service.run_next_job().await.unwrap().is_some() {}
+    let kept = list(closing).await;
+    assert_eq!(kept.len(), 5);
+    assert!(
+        kept.iter().all(|m| m.content.is_some()),
+        "not purged while held"
+    );
+
+    // Lifted: the rules apply at once, and the closed thread is purged.
+    for thread in [open, closing] {
+        assert!(
+            !service
+                .set_hold(&admin, thread, false, || Ok(None))
+                .await
+                .unwrap()
+                .hold
+        );
+    }
+    assert!(list(open).await.is_empty(), "expired now");
+    while service.run_next_job().await.unwrap().is_some() {}
+    assert!(
+        list(closing).await.iter().all(|m| m.content.is_none()),
+        "purged once released"
+    );
+    if let Some(redis) = redis {
+        let ttl: i64 = redis
+            .command(&["PTTL", &format!("chat:{{{open}}}:ids")])
+            .unwrap()[1..]
+            .parse()
+            .unwrap();
+        assert!(ttl > 0 || ttl == -2, "expiring again (or gone): {ttl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legal_hold_on_the_memory_store() {
+    a_legal_hold_keeps_everything_until_it_is_lifted(Vec::new(), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legal_hold_on_postgres_is_audited_with_its_reason() {
+    let pg = TestPostgres::start().unwrap();
+    let vars = postgres_vars(&pg, "hold");
+    a_legal_hold_keeps_everything_until_it_is_lifted(vars, None).await;
+    // The audit table is written in the background.
+    let rows = eventually(
+        std::time::Duration::from_secs(5),
+        "the hold audited",
+        || async {
+            let rows = pg
+                .psql(
+                    "hold",
+                    "SELECT action || ':' || outcome || ':' || coalesce(detail, '') \
+                 FROM chat_audit_events WHERE action IN ('hold', 'release') ORDER BY id",
+                )
+                .unwrap();
+            (rows.lines().count() >= 6).then_some(rows)
+        },
+    )
+    .await;
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(
+        rows,
+        [
+            "hold:denied:",
+            "hold:invalid:",
+            "hold:ok:litigation hold #2026-17",
+            "hold:ok:litigation hold #2026-17",
+            "release:ok:",
+            "release:ok:",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legal_hold_on_the_redis_store() {
+    let redis = TestRedis::start().unwrap();
+    a_legal_hold_keeps_everything_until_it_is_lifted(
+        vec![
+            ("CHAT_REDIS_URL", redis.url()),
+            ("CHAT_MESSAGE_STORE", "redis".into()),
+        ],
+        Some(&redis),
+    )
+    .await;
+}
+
+/// Over HTTP: `PUT …/hold` for admins (403 otherwise, 422 without a reason), `hold` in
+/// the inbox, a retraction `409 on_hold`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hold_route_and_the_inbox() {
+    let app = TestApp::spawn().await;
+    let thread = app.thread_for(1, 7).await;
+    let client = token(7, "client");
+    let id = app.post_text(&client, thread, "keep me").await;
+    let hold = |token: String, body: Value| {
+        let app = Api::new(app.base.clone());
+        async move {
+            app.client
+                .put(app.url(&format!("/api/chat/threads/{thread}/hold")))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_error(
+        hold(client.clone(), json!({"hold": true, "reason": "x"})).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_invalid(hold(admin(), json!({"hold": true})).await, "reason").await;
+    assert_invalid(
+        hold(admin(), json!({"hold": "yes", "reason": "x"})).await,
+        "hold",
+    )
+    .await;
+    assert_invalid(
+        hold(admin(), json!({"hold": true, "reason": "r".repeat(501)})).await,
+        "reason",
+    )
+    .await;
+    let held = json_of(
+        hold(admin(), json!({"hold": true, "reason": "subpoena"})).await,
+        200,
+    )
+    .await;
+    assert_eq!(held, json!({"threadId": thread, "hold": true}));
+    let inbox = json_of(
+        app.client
+            .get(app.url("/api/chat/threads"))
+            .bearer_auth(&client)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(inbox["threads"][0]["hold"], true);
+    let retract = app
+        .client
+        .delete(app.url(&format!("/api/chat/threads/{thread}/messages/{id}")))
+        .bearer_auth(&client)
+        .send()
+        .await
+        .unwrap();
+    assert_error(retract, 409, "on_hold").await;
+    let released = json_of(hold(admin(), json!({"hold": false})).await, 200).await;
+    assert_eq!(released["hold"], false);
+}

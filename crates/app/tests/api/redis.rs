@@ -182,7 +182,7 @@ async fn memory_only_a_database_dump_holds_no_key_and_no_content() {
     }
     // The keys are in Redis, one per thread, each expiring.
     let names =
-        String::from_utf8(redis.cli(&["--scan", "--pattern", "chat:*:key"]).unwrap()).unwrap();
+        String::from_utf8(redis.cli(&["--scan", "--pattern", "chat:*:dek"]).unwrap()).unwrap();
     let names: Vec<&str> = names.lines().collect();
     assert_eq!(names.len(), 5, "{names:?}");
     for name in names {
@@ -215,7 +215,7 @@ async fn memory_only_keys_survive_a_restart_and_old_keys_move_from_postgres() {
     drop(server.stop());
 
     // As the previous release left it: the second thread's key in PostgreSQL only.
-    let name = format!("chat:{{{moved}}}:key");
+    let name = format!("chat:{{{moved}}}:dek");
     let raw = redis.cli(&["--no-raw", "GET", &name]).unwrap();
     let raw = String::from_utf8(raw).unwrap();
     let wrapped = unescape_redis(raw.trim().trim_matches('"'));

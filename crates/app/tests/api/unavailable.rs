@@ -76,9 +76,9 @@ impl MessageStore for Switchable {
         self.check()?;
         self.inner.redact_thread(thread).await
     }
-    async fn delete_expired(&self, before: Timestamp) -> StoreResult<u64> {
+    async fn delete_expired(&self, before: Timestamp, keep: &[ThreadId]) -> StoreResult<u64> {
         self.check()?;
-        self.inner.delete_expired(before).await
+        self.inner.delete_expired(before, keep).await
     }
 }
 

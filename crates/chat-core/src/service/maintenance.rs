@@ -108,6 +108,17 @@ impl ChatService {
     pub async fn purge_thread(&self, thread: ThreadId) -> Result<PurgeReport, ChatError> {
         let result = async {
             let mut report = PurgeReport::default();
+            // Under legal hold the purge waits: lifting the hold queues it again.
+            if self
+                .ports
+                .threads
+                .get(thread)
+                .await?
+                .is_some_and(|t| t.hold)
+            {
+                tracing::info!(thread_id = %thread, "purge skipped: the thread is on hold");
+                return Ok(report);
+            }
             if let Some(media) = &self.ports.media {
                 report.media_deleted = media
                     .delete_prefix(&MediaPath::thread_prefix(thread))
@@ -250,7 +261,9 @@ impl ChatService {
         let now = self.ports.clock.now();
         let mut report = SweepReport::default();
         if let Some(cut) = self.settings.retention.expired_before(now) {
-            report.expired_messages = self.ports.messages.delete_expired(cut).await?;
+            // A thread under legal hold keeps everything (SPEC §10).
+            let held = self.ports.threads.held_threads().await?;
+            report.expired_messages = self.ports.messages.delete_expired(cut, &held).await?;
         }
         let mut after = None;
         loop {

@@ -23,7 +23,7 @@ impl ChatService {
                     thread.id,
                     page.before,
                     page.limit.clamp(1, PageRequest::MAX_LIMIT),
-                    self.settings.retention.expired_before(now),
+                    self.retention_of(&thread).expired_before(now),
                 )
                 .await?;
             let reads = self.ports.threads.reads(thread.id).await?;
@@ -71,6 +71,9 @@ impl ChatService {
             let thread = self
                 .authorized_thread(user, thread, ThreadAction::Post)
                 .await?;
+            if thread.hold {
+                return Err(ChatError::OnHold);
+            }
             let cut = self
                 .settings
                 .retention
@@ -203,7 +206,7 @@ impl ChatService {
                 threads: self.ports.threads.as_ref(),
                 events: self.ports.events.as_ref(),
                 clock: self.ports.clock.as_ref(),
-                retention: &self.settings.retention,
+                retention: self.retention_of(&thread),
             };
             let kind = ready.kind;
             match self.appends.append(&stores, thread.id, ready).await? {
@@ -214,8 +217,7 @@ impl ChatService {
                 }
                 Posted::Duplicate(first) => {
                     let cut = self
-                        .settings
-                        .retention
+                        .retention_of(&thread)
                         .expired_before(self.ports.clock.now());
                     self.announce_again(thread.id, first, cut).await;
                     Ok(first)

@@ -115,7 +115,7 @@ pub struct ChatService {
 }
 
 pub use media::OpenedMedia;
-pub use record::{RecordedMessage, ThreadRecord};
+pub use record::{RecordedMessage, ThreadRecord, HOLD_REASON_MAX_CHARS};
 mod inbox;
 mod maintenance;
 pub mod media;
@@ -157,6 +157,15 @@ impl ChatService {
         AuditEvent {
             thread,
             ..AuditEvent::new(self.ports.clock.now(), user, action, outcome)
+        }
+    }
+
+    /// The retention rules a thread obeys: none under legal hold (SPEC §10).
+    fn retention_of(&self, thread: &Thread) -> &Retention {
+        if thread.hold {
+            &Retention::KEEP_ALL
+        } else {
+            &self.settings.retention
         }
     }
 

@@ -44,8 +44,7 @@ impl ChatService {
     /// Every message the thread still keeps, opened, oldest first.
     pub(super) async fn thread_record(&self, thread: Thread) -> Result<ThreadRecord, ChatError> {
         let expired_before = self
-            .settings
-            .retention
+            .retention_of(&thread)
             .expired_before(self.ports.clock.now());
         let mut stored = Vec::new();
         let mut before = None;
@@ -81,5 +80,83 @@ impl ChatService {
             thread,
             messages,
         })
+    }
+}
+
+/// The longest reason a legal hold takes, in characters.
+pub const HOLD_REASON_MAX_CHARS: usize = 500;
+
+impl ChatService {
+    /// Sets or lifts a thread's legal hold (SPEC §10): admins only; setting it needs a
+    /// reason (1..=500 characters after trimming), audited with it. While held nothing
+    /// of the thread expires, is capped, purged or retracted; lifting it restores the
+    /// ordinary rules at once, and a closed thread is purged then.
+    pub async fn set_hold(
+        &self,
+        user: &User,
+        thread: ThreadId,
+        hold: bool,
+        reason: impl FnOnce() -> Result<Option<String>, ValidationErrors> + Send,
+    ) -> Result<Thread, ChatError> {
+        let mut detail = None;
+        let result = async {
+            let found = self
+                .ports
+                .threads
+                .get(thread)
+                .await?
+                .ok_or(ChatError::NotFound)?;
+            if !self.policy.enabled {
+                return Err(ChatError::Disabled);
+            }
+            if !user.is_admin() {
+                return Err(ChatError::Forbidden);
+            }
+            let reason = reason()?;
+            if hold && reason.is_none() {
+                return Err(ChatError::Invalid(ValidationErrors::single(
+                    "reason",
+                    "The reason field is required to place a hold.",
+                )));
+            }
+            detail = reason;
+            // The stores first: a message store that expires by itself stops before
+            // the thread says it is held, and starts again only once it no longer is.
+            if hold {
+                self.ports.messages.set_hold(found.id, true).await?;
+            }
+            let updated = self
+                .ports
+                .threads
+                .set_hold(found.id, hold)
+                .await?
+                .ok_or(ChatError::NotFound)?;
+            if !hold {
+                self.ports.messages.set_hold(found.id, false).await?;
+                if updated.is_closed() {
+                    let now = self.ports.clock.now();
+                    if let Err(error) = self
+                        .ports
+                        .jobs
+                        .enqueue(JobKind::PurgeThread(updated.id), now)
+                        .await
+                    {
+                        tracing::warn!(thread_id = %updated.id, %error, "could not queue the purge job; the sweep will purge it");
+                    }
+                }
+            }
+            Ok(updated)
+        }
+        .await;
+        let action = if hold {
+            AuditAction::Hold
+        } else {
+            AuditAction::Release
+        };
+        self.audit(AuditEvent {
+            detail,
+            ..self.audit_event(Some(user), action, Some(thread), &result)
+        });
+        result
     }
 }

@@ -1,0 +1,3 @@
+ALTER TABLE chat_audit_events DROP COLUMN detail;
+DROP INDEX chat_threads_held;
+ALTER TABLE chat_threads DROP COLUMN hold;
