@@ -1,6 +1,9 @@
 //! Image decoding for chat-core's [`ImageProcessor`] port (SPEC §3.6), on the `image`
 //! crate: JPEG, PNG and WebP are decoded (to check that they are images, and to make
-//! their thumbnails); nothing else is. Decoding is bounded before it starts: the
+//! their thumbnails); nothing else is. A JPEG is decoded at the smallest of 1/8, 1/4,
+//! 1/2 or full scale that still covers the thumbnail (`jpeg-decoder`, which scales in
+//! the inverse DCT: every coefficient is still read and checked, but a photo's
+//! thumbnail costs a fraction of its full decode). Decoding is bounded before it starts: the
 //! header's width and height are read first, an image of more pixels than allowed is
 //! refused without decoding it, and the decoder's allocations are capped to what that
 //! many pixels need. It runs on tokio's blocking threads, off the async workers.
@@ -69,16 +72,13 @@ pub fn thumbnail(mime: &str, bytes: &[u8], limits: ImageLimits) -> Result<Vec<u8
         "image/webp" => ImageFormat::WebP,
         _ => return Err(ImageRejected::Undecodable),
     };
+    if format == ImageFormat::Jpeg {
+        return jpeg_thumbnail(bytes, limits);
+    }
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
         .map_err(|_| ImageRejected::Undecodable)?;
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(ImageRejected::TooManyPixels {
-            pixels,
-            limit: limits.max_pixels,
-        });
-    }
+    let pixels = bounded(width, height, limits)?;
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut bounds = Limits::default();
     bounds.max_image_width = Some(width);
@@ -93,6 +93,64 @@ pub fn thumbnail(mime: &str, bytes: &[u8], limits: ImageLimits) -> Result<Vec<u8
         image
     };
     encode(&small, format)
+}
+
+/// `width × height`, unless more than the limit allows.
+fn bounded(width: u32, height: u32, limits: ImageLimits) -> Result<u64, ImageRejected> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(ImageRejected::TooManyPixels {
+            pixels,
+            limit: limits.max_pixels,
+        });
+    }
+    Ok(pixels)
+}
+
+/// A JPEG's thumbnail, decoded at the smallest scale that covers it.
+fn jpeg_thumbnail(bytes: &[u8], limits: ImageLimits) -> Result<Vec<u8>, ImageRejected> {
+    use jpeg_decoder::{Decoder, PixelFormat};
+    let undecodable = |_| ImageRejected::Undecodable;
+    let mut decoder = Decoder::new(Cursor::new(bytes));
+    decoder.read_info().map_err(undecodable)?;
+    let info = decoder.info().ok_or(ImageRejected::Undecodable)?;
+    let pixels = bounded(u32::from(info.width), u32::from(info.height), limits)?;
+    let side = limits.thumbnail_px.clamp(1, u32::from(u16::MAX)) as u16;
+    let (width, height) = decoder.scale(side, side).map_err(undecodable)?;
+    decoder.set_max_decoding_buffer_size(
+        usize::try_from(pixels * BYTES_PER_PIXEL + ALLOC_SLACK).unwrap_or(usize::MAX),
+    );
+    let raw = decoder.decode().map_err(undecodable)?;
+    let (w, h) = (u32::from(width), u32::from(height));
+    let image = match info.pixel_format {
+        PixelFormat::RGB24 => image::RgbImage::from_raw(w, h, raw).map(DynamicImage::ImageRgb8),
+        PixelFormat::L8 => image::GrayImage::from_raw(w, h, raw).map(DynamicImage::ImageLuma8),
+        PixelFormat::L16 => {
+            let wide = raw
+                .chunks_exact(2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .collect();
+            image::ImageBuffer::from_raw(w, h, wide).map(DynamicImage::ImageLuma16)
+        }
+        PixelFormat::CMYK32 => {
+            let rgb = raw
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let k = 255 - u16::from(p[3]);
+                    [p[0], p[1], p[2]].map(|c| ((255 - u16::from(c)) * k / 255) as u8)
+                })
+                .collect();
+            image::RgbImage::from_raw(w, h, rgb).map(DynamicImage::ImageRgb8)
+        }
+    }
+    .ok_or(ImageRejected::Undecodable)?;
+    let side = u32::from(side);
+    let small = if w > side || h > side {
+        image.thumbnail(side, side)
+    } else {
+        image
+    };
+    encode(&small, ImageFormat::Jpeg)
 }
 
 fn encode(image: &DynamicImage, source: ImageFormat) -> Result<Vec<u8>, ImageRejected> {
