@@ -198,6 +198,7 @@ impl JobRunner {
 fn log_outcome(outcome: &JobOutcome) {
     let (job, label) = match outcome {
         JobOutcome::Done { .. } => ("purge_thread", "done"),
+        JobOutcome::Recorded { .. } => ("record_thread", "done"),
         JobOutcome::Delivered { .. } => ("webhook", "done"),
         JobOutcome::Retrying { job, .. } => (*job, "retrying"),
         JobOutcome::Failed { job, .. } => (*job, "failed"),
@@ -212,6 +213,14 @@ fn log_outcome(outcome: &JobOutcome) {
             job, thread_id = %thread, attempt, outcome = "done",
             media_deleted = report.media_deleted, messages_redacted = report.messages_redacted,
             key_destroyed = report.key_destroyed, "job finished"
+        ),
+        JobOutcome::Recorded {
+            thread,
+            attempt,
+            messages,
+        } => tracing::info!(
+            job, thread_id = %thread, attempt, outcome = "done", messages,
+            "transcript recorded"
         ),
         JobOutcome::Delivered {
             thread,

@@ -59,6 +59,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `CHAT_MAX_UPLOAD_BYTES`: largest image. Default 10485760 (10 MiB).
     pub max_upload_bytes: u64,
+    /// `CHAT_FHIR_BASE_URL`: the provider's FHIR server (its base URL); a thread whose
+    /// request asked for it (`record: true`) sends its transcript there at close, as a
+    /// `transaction` Bundle, before it is purged. Unset: nothing is recorded.
+    pub fhir_base_url: Option<String>,
+    /// `CHAT_FHIR_TOKEN`: a bearer token for the FHIR server, when it needs one.
+    pub fhir_token: Option<SecretString>,
     /// `CHAT_FHIR_USER_SYSTEM`: the identifier system of users in the FHIR record
     /// (senders, recipients). Default `urn:chat:user`.
     pub fhir_user_system: String,
@@ -427,6 +433,19 @@ impl Config {
             max_upload_bytes: env.parse("CHAT_MAX_UPLOAD_BYTES", chat.max_upload_bytes)?,
             max_image_pixels,
             thumb_max_px,
+            fhir_base_url: match env.get("CHAT_FHIR_BASE_URL").map(str::trim) {
+                None | Some("") => None,
+                Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                Some(_) => {
+                    return Err(err(
+                        "CHAT_FHIR_BASE_URL",
+                        "must be an http:// or https:// URL",
+                    ))
+                }
+            },
+            fhir_token: env.secret("CHAT_FHIR_TOKEN"),
             fhir_user_system: env
                 .get("CHAT_FHIR_USER_SYSTEM")
                 .unwrap_or("urn:chat:user")

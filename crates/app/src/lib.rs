@@ -6,6 +6,7 @@ mod background;
 pub mod config;
 mod media_gateway;
 mod moving_keys;
+mod recorder;
 mod serving;
 mod telemetry;
 mod webhooks;

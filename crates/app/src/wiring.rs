@@ -210,6 +210,7 @@ pub async fn build_service(
         audit: None,
         channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: None,
+        recorder: None,
     };
     // PostgreSQL, when configured, holds everything durable.
     if let Some(pg) = &postgres {
@@ -253,6 +254,17 @@ pub async fn build_service(
         lock = Arc::new(RedisLeaseLock::new(redis.clone()));
         rate_counter = Arc::new(RedisRateCounter::new(redis.clone()));
         ports.channels = Arc::new(RedisChannelRegistry::new(redis.clone()));
+    }
+    if let Some(base) = &config.fhir_base_url {
+        ports.recorder = Some(Arc::new(crate::recorder::FhirRecorder::new(
+            base.clone(),
+            config.fhir_token.clone(),
+            chat_fhir::Systems {
+                user: config.fhir_user_system.clone(),
+                request: config.fhir_request_system.clone(),
+            },
+            config.link_check,
+        )?));
     }
     if let Some(url) = &config.webhook_url {
         let app = crate::serving::pusher_settings(config);

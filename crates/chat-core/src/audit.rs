@@ -40,6 +40,8 @@ pub enum AuditAction {
     Hold,
     /// A legal hold lifted.
     Release,
+    /// An admin asked for a thread's transcript to be sent to the record again.
+    Record,
 }
 
 impl AuditAction {

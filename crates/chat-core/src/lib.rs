@@ -30,8 +30,8 @@ pub use error::{ChatError, StoreError};
 pub use ids::{ClockIds, JobId, MessageId, RequestId, ThreadId, UserId};
 pub use model::{
     Coordinates, IdempotencyKey, InboxCursor, InboxEntry, InboxPage, InboxQuery, MediaPath,
-    MessageContent, MessageKind, MessageList, MessagePage, MessageView, ServiceRequest,
-    StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
+    MessageContent, MessageKind, MessageList, MessagePage, MessageView, RecordState,
+    ServiceRequest, StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
 };
 pub use retention::Retention;
 pub use service::{

@@ -37,6 +37,8 @@ pub struct ServiceRequest {
     pub client_id: UserId,
     /// Distinct, ascending, at most [`ServiceRequest::MAX_STAFF`].
     pub staff_ids: Vec<UserId>,
+    /// The thread's transcript goes to the medical record at close (SPEC §10).
+    pub record: bool,
 }
 
 impl ServiceRequest {
@@ -51,7 +53,13 @@ impl ServiceRequest {
             id,
             client_id,
             staff_ids,
+            record: false,
         }
+    }
+
+    /// The same request, its transcript asked for at close or not.
+    pub fn with_record(self, record: bool) -> Self {
+        Self { record, ..self }
     }
 }
 
@@ -99,6 +107,35 @@ pub struct Thread {
     /// A legal hold (SPEC §10): while set, nothing of the thread expires, is capped,
     /// purged or retracted.
     pub hold: bool,
+    /// Where its transcript is on its way to the medical record (SPEC §10).
+    pub record: RecordState,
+}
+
+/// A closed thread's transcript on its way to the medical record (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum RecordState {
+    /// Not asked for (or not configured).
+    #[default]
+    None,
+    /// The export job is queued or retrying: the content is kept, the purge waits.
+    Pending,
+    /// Every attempt failed: the content is kept (no TTL, no cap) until an admin's
+    /// retry succeeds.
+    Failed,
+    /// The FHIR server has it; the purge follows.
+    Recorded,
+}
+
+impl RecordState {
+    /// Whether the thread keeps everything for the record meanwhile.
+    pub fn keeps_content(self) -> bool {
+        matches!(self, Self::Pending | Self::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 impl Thread {
@@ -110,6 +147,12 @@ impl Thread {
 
     pub fn is_closed(&self) -> bool {
         self.status == ThreadStatus::Closed
+    }
+
+    /// Whether every rule that forgets is suspended: a legal hold, or a transcript
+    /// still on its way to the medical record.
+    pub fn keeps_everything(&self) -> bool {
+        self.hold || self.record.keeps_content()
     }
 
     /// Every participant, each once: the client, the admin, the staff.

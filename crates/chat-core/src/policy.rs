@@ -110,6 +110,7 @@ mod tests {
             closed_at: None,
             staff_ids: vec![uid(11)],
             hold: false,
+            record: crate::model::RecordState::None,
         }
     }
 

@@ -25,8 +25,8 @@ use crate::crypto::{SealedContent, WrappedKey};
 use crate::error::StoreError;
 use crate::ids::{JobId, MessageId, RequestId, ThreadId, UserId};
 use crate::model::{
-    IdempotencyKey, InboxEntry, InboxQuery, MediaPath, MessagePage, ServiceRequest, StoredMessage,
-    Thread, Timestamp,
+    IdempotencyKey, InboxEntry, InboxQuery, MediaPath, MessagePage, RecordState, ServiceRequest,
+    StoredMessage, Thread, Timestamp,
 };
 use async_trait::async_trait;
 use std::num::NonZeroU32;
@@ -70,7 +70,11 @@ pub trait ThreadRepository: Send + Sync {
     /// `Ok(None)` when it does not exist.
     async fn set_hold(&self, id: ThreadId, hold: bool) -> StoreResult<Option<Thread>>;
 
-    /// Every thread under legal hold (few: a hold is an admin's deliberate act).
+    /// Sets where the thread's transcript is on its way to the medical record.
+    async fn set_record_state(&self, id: ThreadId, state: RecordState) -> StoreResult<()>;
+
+    /// Every thread that keeps everything ([`Thread::keeps_everything`]: a legal hold, a
+    /// transcript pending or failed): few, by an admin's act or a record's failure.
     async fn held_threads(&self) -> StoreResult<Vec<ThreadId>>;
 
     /// Closed threads, oldest id first, with id greater than `after`, at most `limit`.
@@ -643,6 +647,9 @@ pub fn socket_instance(socket: &str) -> &str {
 pub enum JobKind {
     /// Delete the thread's media and, when redaction is on, its key and ciphertext.
     PurgeThread(ThreadId),
+    /// Send the closed thread's transcript to the medical record (SPEC §10), then
+    /// queue its purge.
+    RecordThread(ThreadId),
     /// Deliver a webhook to the host.
     Webhook(WebhookDelivery),
 }
@@ -655,6 +662,14 @@ pub struct WebhookDelivery {
     pub id: String,
     pub thread: ThreadId,
     pub body: String,
+}
+
+/// Sends a thread's transcript to the provider's FHIR server (SPEC §10).
+#[async_trait]
+pub trait ThreadRecorder: Send + Sync {
+    /// One attempt: `Ok` when the server took it; else why not (no content), and the
+    /// job queue retries.
+    async fn record(&self, record: &crate::service::ThreadRecord) -> Result<(), String>;
 }
 
 /// Sends webhooks to the host.

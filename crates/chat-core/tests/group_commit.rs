@@ -95,11 +95,12 @@ async fn a_busy_threads_posts_are_appended_in_batches_each_once_and_in_order() {
         audit: None,
         channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: None,
+        recorder: None,
     };
     let chat = ChatService::new(ports, ChatSettings::default());
     let admin = User::new(UserId::new(1).unwrap(), "admin");
     let request = RequestId::new(5).unwrap();
-    chat.register_request(&admin, request, UserId::new(7).unwrap(), Vec::new())
+    chat.register_request(&admin, request, UserId::new(7).unwrap(), Vec::new(), false)
         .await
         .unwrap();
     let thread = chat.open_thread(&admin, request).await.unwrap().id;

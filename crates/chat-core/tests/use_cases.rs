@@ -39,12 +39,13 @@ async fn setup() -> Setup {
         audit: Some(audit.clone()),
         channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: None,
+        recorder: None,
     };
     let chat = ChatService::new(ports, ChatSettings::default());
     let user = |id, role| User::new(UserId::new(id).unwrap(), role);
     let (admin, client, stranger) = (user(1, "admin"), user(7, "client"), user(8, "client"));
     let request = RequestId::new(5).unwrap();
-    chat.register_request(&admin, request, client.id, Vec::new())
+    chat.register_request(&admin, request, client.id, Vec::new(), false)
         .await
         .unwrap();
     let thread = chat.open_thread(&client, request).await.unwrap().id;
@@ -97,6 +98,7 @@ async fn only_the_requests_client_and_admins_open_read_and_post() {
             RequestId::new(6).unwrap(),
             s.client.id,
             Vec::new(),
+            false,
         )
         .await;
     assert!(matches!(by_client, Err(ChatError::Forbidden)));
@@ -266,7 +268,7 @@ async fn an_admins_access_to_a_thread_they_are_not_part_of_is_audited_as_an_over
         .await;
     assert!(matches!(denied, Err(ChatError::Forbidden)));
     s.chat
-        .register_request(&s.admin, request, s.client.id, vec![nurse.id])
+        .register_request(&s.admin, request, s.client.id, vec![nurse.id], false)
         .await
         .unwrap();
     s.chat

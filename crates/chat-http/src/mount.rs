@@ -53,6 +53,10 @@ pub fn configure(
                 at("/api/chat/threads/{thread}/hold").route(web::put().to(crate::inbox::set_hold)),
             )
             .service(
+                at("/api/chat/threads/{thread}/record")
+                    .route(web::post().to(routes::record_thread)),
+            )
+            .service(
                 at("/api/chat/threads/{thread}/media")
                     .route(web::post().to(crate::media::upload_url)),
             )

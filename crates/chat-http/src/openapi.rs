@@ -41,6 +41,7 @@ impl Modify for BearerAuth {
         crate::routes::retract_message,
         crate::routes::export_thread,
         crate::inbox::set_hold,
+        crate::routes::record_thread,
         crate::inbox::inbox,
         crate::inbox::mark_read,
         crate::media::upload_url,

@@ -51,18 +51,27 @@ pub(crate) async fn register_request(
     let staff_ids = optional_user_ids(&body, "staff_ids", ServiceRequest::MAX_STAFF)
         .map_err(|e| errors.merge(e))
         .ok();
+    let record = match body.get("record") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(record)) => *record,
+        Some(_) => {
+            errors.add("record", "The record field must be true or false.");
+            false
+        }
+    };
     errors.into_result()?;
     let (Some(client_id), Some(staff_ids)) = (client_id, staff_ids) else {
         return Err(ApiError::Internal("validated fields missing".into()));
     };
     let request = state
         .service
-        .register_request(&user, id, client_id, staff_ids)
+        .register_request(&user, id, client_id, staff_ids, record)
         .await?;
     Ok(HttpResponse::Ok().json(wire::ServiceRequestBody {
         id: request.id.get(),
         client_id: request.client_id.get(),
         staff_ids: request.staff_ids.iter().map(|u| u.get()).collect(),
+        record: request.record,
     }))
 }
 
@@ -338,4 +347,24 @@ pub(crate) async fn export_thread(
         .content_type(chat_fhir::CONTENT_TYPE)
         .insert_header(("Cache-Control", "no-store"))
         .body(chat_fhir::to_json(&bundle)))
+}
+
+/// Sends a closed thread's transcript to the medical record again, at once (SPEC §10):
+/// after every attempt failed, or to record a thread whose request did not ask. Admins
+/// only; the export job is queued, due now (`202`).
+#[utoipa::path(post, path = "/api/chat/threads/{thread}/record", tag = "chat", security(("bearer" = [])),
+    params(("thread" = i64, Path, minimum = 1, example = 1)),
+    responses((status = 202, description = "The export job is queued", body = crate::wire::RecordQueued), crate::wire::ChatErrors))]
+#[tracing::instrument(skip_all, fields(thread_id = %thread, user_id = %user.id))]
+pub(crate) async fn record_thread(
+    state: web::Data<HttpState>,
+    AuthUser(user): AuthUser,
+    thread: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let thread: ThreadId = path_id(&thread)?;
+    let queued = state.service.record_again(&user, thread).await?;
+    Ok(HttpResponse::Accepted().json(wire::RecordQueued {
+        thread_id: queued.id.get(),
+        record: queued.record.as_str().to_owned(),
+    }))
 }

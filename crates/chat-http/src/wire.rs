@@ -71,6 +71,9 @@ pub struct RegisterRequestBody {
     /// previous team; default `[]`.
     #[schema(max_items = 50, inline, value_type = Option<Vec<UserIdValue>>)]
     pub staff_ids: Option<Vec<i64>>,
+    /// Send the thread's transcript to the medical record at close (SPEC §10); default
+    /// `false`.
+    pub record: Option<bool>,
 }
 
 /// A user id: a positive integer.
@@ -84,6 +87,17 @@ pub struct ServiceRequestBody {
     pub client_id: i64,
     /// Distinct, ascending.
     pub staff_ids: Vec<i64>,
+    /// The thread's transcript goes to the medical record at close.
+    pub record: bool,
+}
+
+/// A thread's transcript on its way to the medical record again (`POST …/record`).
+#[derive(Serialize, ToSchema)]
+pub struct RecordQueued {
+    #[serde(rename = "threadId")]
+    pub thread_id: i64,
+    /// `pending`: the export job is queued, due now.
+    pub record: String,
 }
 
 /// A thread as the inbox lists it: metadata only, never content.

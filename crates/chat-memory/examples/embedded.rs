@@ -31,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         audit: Some(audit.clone()),
         channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: None,
+        recorder: None,
     };
     let chat = ChatService::new(ports, ChatSettings::default());
 
@@ -42,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The host system registers its service request and its care team (one nurse);
     // the client opens the chat.
     let nurse = User::new(id(11)?, "nurse");
-    chat.register_request(&staff, request, client.id, vec![nurse.id])
+    chat.register_request(&staff, request, client.id, vec![nurse.id], false)
         .await?;
     let thread = chat.open_thread(&client, request).await?;
     println!("thread {} is {}", thread.id, thread.status.as_str());

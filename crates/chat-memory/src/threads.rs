@@ -66,6 +66,7 @@ impl ThreadRepository for MemoryThreadRepository {
             closed_at: None,
             staff_ids: request.staff_ids.clone(),
             hold: false,
+            record: chat_core::RecordState::None,
         };
         t.by_request.insert(request.id, id);
         t.by_id.insert(id, thread.clone());
@@ -95,11 +96,22 @@ impl ThreadRepository for MemoryThreadRepository {
         }))
     }
 
+    async fn set_record_state(
+        &self,
+        id: ThreadId,
+        state: chat_core::RecordState,
+    ) -> StoreResult<()> {
+        if let Some(thread) = self.0.lock().by_id.get_mut(&id) {
+            thread.record = state;
+        }
+        Ok(())
+    }
+
     async fn held_threads(&self) -> StoreResult<Vec<ThreadId>> {
         let t = self.0.lock();
         Ok(t.by_id
             .values()
-            .filter(|thread| thread.hold)
+            .filter(|thread| thread.keeps_everything())
             .map(|thread| thread.id)
             .collect())
     }

@@ -31,6 +31,7 @@ impl JobQueue for PgStore {
     async fn enqueue(&self, kind: JobKind, run_at: Timestamp) -> StoreResult<JobId> {
         let (name, thread, delivery_id, payload) = match kind {
             JobKind::PurgeThread(thread) => ("purge_thread", thread, None, None),
+            JobKind::RecordThread(thread) => ("record_thread", thread, None, None),
             JobKind::Webhook(delivery) => (
                 "webhook",
                 delivery.thread,
@@ -83,6 +84,7 @@ impl JobQueue for PgStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("job thread {}", c.thread_id)))?;
             let kind = match c.kind.as_str() {
                 "purge_thread" => JobKind::PurgeThread(thread),
+                "record_thread" => JobKind::RecordThread(thread),
                 "webhook" => match (c.delivery_id, c.payload) {
                     (Some(id), Some(body)) => {
                         JobKind::Webhook(chat_core::ports::WebhookDelivery { id, thread, body })

@@ -4,8 +4,8 @@
 use crate::schema::*;
 use chat_core::crypto::{SealedContent, WrappedKey};
 use chat_core::{
-    MessageId, MessageKind, RequestId, ServiceRequest, StoreError, StoredMessage, Thread, ThreadId,
-    ThreadStatus, Timestamp, UserId,
+    MessageId, MessageKind, RecordState, RequestId, ServiceRequest, StoreError, StoredMessage,
+    Thread, ThreadId, ThreadStatus, Timestamp, UserId,
 };
 use diesel::prelude::*;
 
@@ -19,6 +19,7 @@ pub struct RequestRow {
     pub id: i64,
     pub client_id: i64,
     pub staff_ids: Vec<i64>,
+    pub record: bool,
 }
 
 impl RequestRow {
@@ -27,7 +28,8 @@ impl RequestRow {
             id(self.id, RequestId::new, "request")?,
             id(self.client_id, UserId::new, "client")?,
             users(self.staff_ids)?,
-        ))
+        )
+        .with_record(self.record))
     }
 }
 
@@ -50,6 +52,7 @@ pub struct ThreadRow {
     pub closed_at: Option<Timestamp>,
     pub staff_ids: Vec<i64>,
     pub hold: bool,
+    pub record_state: Option<String>,
 }
 
 impl ThreadRow {
@@ -69,6 +72,12 @@ impl ThreadRow {
             closed_at: self.closed_at,
             staff_ids: users(self.staff_ids)?,
             hold: self.hold,
+            record: match self.record_state.as_deref() {
+                None => RecordState::None,
+                Some(state) => state
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("thread record state {state:?}")))?,
+            },
         })
     }
 }

@@ -6,6 +6,7 @@ diesel::table! {
         client_id -> BigInt,
         updated_at -> Timestamptz,
         staff_ids -> Array<BigInt>,
+        record -> Bool,
     }
 }
 
@@ -23,6 +24,7 @@ diesel::table! {
         last_message_at -> Nullable<Timestamptz>,
         activity_at -> Timestamptz,
         hold -> Bool,
+        record_state -> Nullable<Text>,
     }
 }
 

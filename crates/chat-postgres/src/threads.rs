@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chat_core::crypto::WrappedKey;
 use chat_core::ports::{RequestDirectory, StoreResult, ThreadKeyStore, ThreadRepository};
 use chat_core::{
-    InboxEntry, InboxQuery, MessageId, RequestId, ServiceRequest, Thread, ThreadId, Timestamp,
-    UserId,
+    InboxEntry, InboxQuery, MessageId, RecordState, RequestId, ServiceRequest, Thread, ThreadId,
+    Timestamp, UserId,
 };
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
@@ -26,6 +26,7 @@ impl RequestDirectory for PgStore {
                 id: request.id.get(),
                 client_id: request.client_id.get(),
                 staff_ids: request.staff_ids.iter().map(|u| u.get()).collect(),
+                record: request.record,
             };
             diesel::insert_into(requests::table)
                 .values(&row)
@@ -34,6 +35,7 @@ impl RequestDirectory for PgStore {
                 .set((
                     requests::client_id.eq(excluded(requests::client_id)),
                     requests::staff_ids.eq(excluded(requests::staff_ids)),
+                    requests::record.eq(excluded(requests::record)),
                     requests::updated_at.eq(diesel::dsl::now),
                 ))
                 .returning(RequestRow::as_returning())
@@ -151,10 +153,27 @@ impl ThreadRepository for PgStore {
         .await
     }
 
+    async fn set_record_state(&self, id: ThreadId, state: RecordState) -> StoreResult<()> {
+        let state = (state != RecordState::None).then(|| state.as_str());
+        self.run(async move |mut conn| {
+            diesel::update(threads::table.filter(threads::id.eq(id.get())))
+                .set(threads::record_state.eq(state))
+                .execute(&mut conn)
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn held_threads(&self) -> StoreResult<Vec<ThreadId>> {
         self.run(async move |mut conn| {
             let ids: Vec<i64> = threads::table
-                .filter(threads::hold.eq(true))
+                .filter(
+                    threads::hold
+                        .eq(true)
+                        .or(threads::record_state.eq_any(["pending", "failed"])),
+                )
                 .select(threads::id)
                 .load(&mut conn)
                 .await
@@ -396,6 +415,7 @@ fn inbox_entry(record: InboxRecord) -> StoreResult<InboxEntry> {
         staff_ids,
         // `chat_inbox_page()` has no hold column: the caller fills it in.
         hold: false,
+        record_state: None,
     };
     InboxRow {
         thread,
@@ -434,10 +454,10 @@ where
 }
 
 /// The columns a [`ThreadRow`] reads, in a `RETURNING` or `SELECT` list.
-const THREAD_COLUMNS: &str =
-    "id, request_id, admin_id, client_id, status, opened_at, closed_at, staff_ids, hold";
+const THREAD_COLUMNS: &str = "id, request_id, admin_id, client_id, status, opened_at, \
+    closed_at, staff_ids, hold, record_state";
 const THREAD_COLUMNS_OF_C: &str = "c.id, c.request_id, c.admin_id, c.client_id, c.status, \
-    c.opened_at, c.closed_at, c.staff_ids, c.hold";
+    c.opened_at, c.closed_at, c.staff_ids, c.hold, c.record_state";
 
 /// The inbox rows of thread `t` (a CTE with the thread's columns and `activity_at`):
 /// one per participant, kept when there already.

@@ -11,7 +11,10 @@ async fn register_request_is_admin_only_and_upserts() {
         200,
     )
     .await;
-    assert_eq!(body, json!({"id": 5, "client_id": 7, "staff_ids": []}));
+    assert_eq!(
+        body,
+        json!({"id": 5, "client_id": 7, "staff_ids": [], "record": false})
+    );
     let body = json_of(
         app.register(&admin(), 5, json!({"client_id": 8})).await,
         200,

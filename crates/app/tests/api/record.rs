@@ -258,7 +258,7 @@ async fn a_legal_hold_keeps_everything_until_it_is_lifted(
     for request in [1, 2] {
         let request = RequestId::new(request).unwrap();
         service
-            .register_request(&admin, request, client.id, Vec::new())
+            .register_request(&admin, request, client.id, Vec::new(), false)
             .await
             .unwrap();
         threads.push(service.open_thread(&admin, request).await.unwrap().id);
@@ -487,4 +487,345 @@ async fn the_hold_route_and_the_inbox() {
     assert_error(retract, 409, "on_hold").await;
     let released = json_of(hold(admin(), json!({"hold": false})).await, 200).await;
     assert_eq!(released["hold"], false);
+}
+
+/// A FHIR server stand-in on a free loopback port: it validates every Bundle it
+/// receives with the FHIR validator, keeps them with their `Authorization`, and answers
+/// `200` with a transaction-response, `500` while failing, or late while hanging.
+#[derive(Default)]
+struct FhirServer {
+    received: std::sync::Mutex<Vec<(Option<String>, Value, bool)>>,
+    failing: std::sync::atomic::AtomicBool,
+    hanging: std::sync::atomic::AtomicBool,
+}
+
+impl FhirServer {
+    async fn start() -> (String, std::sync::Arc<Self>) {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        use std::sync::atomic::Ordering;
+        let state = std::sync::Arc::new(Self::default());
+        let shared = state.clone();
+        let server = HttpServer::new(move || {
+            let state = shared.clone();
+            App::new().default_service(web::post().to(move |req: HttpRequest, body: web::Bytes| {
+                let state = state.clone();
+                async move {
+                    if state.hanging.load(Ordering::SeqCst) {
+                        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    }
+                    let bundle: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let valid = fhir_verdict(&bundle).0;
+                    let auth = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    state.received.lock().unwrap().push((auth, bundle, valid));
+                    if state.failing.load(Ordering::SeqCst) {
+                        return HttpResponse::InternalServerError().finish();
+                    }
+                    HttpResponse::Ok()
+                        .content_type("application/fhir+json")
+                        .body(r#"{"resourceType":"Bundle","type":"transaction-response"}"#)
+                }
+            }))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let port = server.addrs()[0].port();
+        tokio::spawn(server.run());
+        (format!("http://127.0.0.1:{port}/fhir"), state)
+    }
+
+    fn attempts(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    fn fail(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A request that asks for its record, its thread with a text, a location and an
+/// image, closed; the thread id.
+async fn closed_recorded_thread(app: &Api) -> i64 {
+    let registered = json_of(
+        app.register(
+            &admin(),
+            5,
+            json!({"client_id": 7, "staff_ids": [11], "record": true}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(registered["record"], true, "echoed");
+    let thread = json_of(app.open(&token(7, "client"), 5).await, 200).await["threadId"]
+        .as_i64()
+        .unwrap();
+    let client = token(7, "client");
+    app.post_text(&client, thread, "Please note the new dressing")
+        .await;
+    json_of(
+        app.post(
+            &client,
+            thread,
+            json!({"type": "location", "lat": 1.5, "lng": 2.5}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    upload_png(&app.client, &app.base, thread, b"").await;
+    let started = std::time::Instant::now();
+    json_of(app.close(&admin(), thread).await, 200).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the close does not wait for the FHIR server"
+    );
+    thread
+}
+
+/// Whether the thread's content is gone (its messages redacted, or expired once its
+/// record no longer kept them).
+async fn purged(app: &Api, thread: i64) -> bool {
+    let listed = app.all_messages(&admin(), thread).await;
+    listed.iter().all(|m| m["redacted"] == true)
+}
+
+/// Closing a thread whose request asked for its record sends the transcript to the
+/// FHIR server first, as a transaction Bundle the validator accepts (with the bearer
+/// token), then purges it; the host hears `thread_recorded`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recorded_thread_reaches_the_fhir_server_before_its_purge() {
+    let (fhir, server) = FhirServer::start().await;
+    let (hook, host) = crate::host::receiver().await;
+    let app = TestApp::spawn_with(&[
+        ("CHAT_FHIR_BASE_URL", fhir.as_str()),
+        ("CHAT_FHIR_TOKEN", "fhir-secret-token"),
+        ("CHAT_WEBHOOK_URL", hook.as_str()),
+    ])
+    .await;
+    let thread = closed_recorded_thread(&app).await;
+    eventually(
+        std::time::Duration::from_secs(20),
+        "recorded, then purged",
+        || async { purged(&app, thread).await.then_some(()) },
+    )
+    .await;
+    let received = server.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "one attempt, which succeeded");
+    let (auth, bundle, valid) = &received[0];
+    assert!(valid, "the validator accepts it: {bundle}");
+    assert_eq!(auth.as_deref(), Some("Bearer fhir-secret-token"));
+    assert_eq!(bundle["type"], "transaction");
+    let entries = bundle["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    for entry in entries {
+        assert_eq!(entry["request"]["method"], "POST");
+        assert_eq!(entry["request"]["url"], "Communication");
+        let guard = entry["request"]["ifNoneExist"].as_str().unwrap();
+        assert!(guard.starts_with("identifier=urn:chat:message|"), "{guard}");
+        assert_eq!(entry["resource"]["status"], "completed");
+    }
+    eventually(
+        std::time::Duration::from_secs(15),
+        "thread_recorded",
+        || async {
+            let got = crate::host::deliveries_named(&host, "thread_recorded");
+            got.iter()
+                .any(|(_, body)| body.contains("\"messages\":3"))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// A FHIR server that fails: the job retries on the purge's schedule, and when every
+/// attempt failed the thread keeps its content past its TTL (no purge), the host
+/// hears `thread_record_failed`; an admin's `POST …/record` tries again at once, and
+/// then the thread is recorded and purged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_that_fails_keeps_the_content_until_an_admin_retries() {
+    a_failed_record_keeps_the_content(None).await;
+}
+
+/// The same on the memory-only mode, where Redis expires messages by itself: the
+/// thread's keys stop expiring from the close until the record is made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_that_fails_keeps_the_content_in_redis() {
+    let redis = TestRedis::start().unwrap();
+    a_failed_record_keeps_the_content(Some(&redis)).await;
+}
+
+async fn a_failed_record_keeps_the_content(redis: Option<&TestRedis>) {
+    let (fhir, server) = FhirServer::start().await;
+    let (hook, host) = crate::host::receiver().await;
+    server.fail(true);
+    let mut vars = vec![
+        ("CHAT_FHIR_BASE_URL", fhir.clone()),
+        ("CHAT_WEBHOOK_URL", hook.clone()),
+        ("CHAT_MESSAGE_TTL_SECS", "60".to_owned()),
+    ];
+    if let Some(redis) = redis {
+        vars.push(("CHAT_REDIS_URL", redis.url()));
+        vars.push(("CHAT_MESSAGE_STORE", "redis".to_owned()));
+    }
+    let app = TestApp::spawn_with(&borrowed(&vars)).await;
+    let thread = closed_recorded_thread(&app).await;
+    let ids_ttl = || {
+        redis.map(|redis| {
+            redis
+                .command(&["PTTL", &format!("chat:{{{thread}}}:ids")])
+                .unwrap()
+        })
+    };
+    if redis.is_some() {
+        assert_eq!(ids_ttl().as_deref(), Some(":-1"), "kept keys do not expire");
+    }
+    // Five attempts, 5 s, 30 s, 60 s and 120 s apart (the purge's schedule).
+    for (attempt, wait) in [(1, 0), (2, 5), (3, 30), (4, 60), (5, 120)] {
+        app.clock.advance(std::time::Duration::from_secs(wait));
+        eventually(
+            std::time::Duration::from_secs(15),
+            "the next attempt",
+            || async { (server.attempts() >= attempt).then_some(()) },
+        )
+        .await;
+    }
+    eventually(
+        std::time::Duration::from_secs(15),
+        "thread_record_failed",
+        || async {
+            (!crate::host::deliveries_named(&host, "thread_record_failed").is_empty()).then_some(())
+        },
+    )
+    .await;
+    // Past the TTL: the content is kept for the record.
+    app.clock.advance(std::time::Duration::from_secs(7200));
+    let kept = app.all_messages(&admin(), thread).await;
+    assert_eq!(kept.len(), 3);
+    assert!(
+        kept.iter().all(|m| m["redacted"] == false),
+        "kept: {kept:?}"
+    );
+    if redis.is_some() {
+        assert_eq!(ids_ttl().as_deref(), Some(":-1"), "still not expiring");
+    }
+    assert!(server
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, _, valid)| *valid));
+
+    // An admin retries at once (no one else may); the server works again.
+    let retry = |token: String| {
+        let api = Api::new(app.base.clone());
+        async move {
+            api.client
+                .post(api.url(&format!("/api/chat/threads/{thread}/record")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_error(retry(token(11, "nurse")).await, 403, "forbidden").await;
+    server.fail(false);
+    let queued = json_of_status(retry(admin()).await, 202).await;
+    assert_eq!(queued, json!({"threadId": thread, "record": "pending"}));
+    eventually(
+        std::time::Duration::from_secs(20),
+        "recorded, then purged",
+        || async { purged(&app, thread).await.then_some(()) },
+    )
+    .await;
+    assert_eq!(server.attempts(), 6);
+    if redis.is_some() {
+        let ttl: i64 = ids_ttl().unwrap()[1..].parse().unwrap();
+        assert!(ttl > 0 || ttl == -2, "expiring again once recorded: {ttl}");
+    }
+    eventually(
+        std::time::Duration::from_secs(15),
+        "thread_recorded",
+        || async {
+            (!crate::host::deliveries_named(&host, "thread_recorded").is_empty()).then_some(())
+        },
+    )
+    .await;
+}
+
+/// A FHIR server that never answers slows no post and no close: the record is a job.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_fhir_server_slows_no_post_and_no_close() {
+    let (fhir, server) = FhirServer::start().await;
+    server
+        .hanging
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let app = TestApp::spawn_with(&[("CHAT_FHIR_BASE_URL", fhir.as_str())]).await;
+    closed_recorded_thread(&app).await; // asserts the close answered within 2 s
+    let other = app.thread_for(9, 7).await;
+    for n in 0..5 {
+        let started = std::time::Instant::now();
+        app.post_text(&token(7, "client"), other, &format!("meanwhile {n}"))
+            .await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+}
+
+/// A record job pending when its instance stops is resumed by the next one (jobs are
+/// durable on PostgreSQL), and the thread is recorded, then purged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_record_survives_a_restart() {
+    let (fhir, server) = FhirServer::start().await;
+    server.fail(true);
+    let pg = TestPostgres::start().unwrap();
+    let mut vars = postgres_vars(&pg, "restart");
+    vars.push(("CHAT_FHIR_BASE_URL", fhir.clone()));
+    // Media that outlive the process, as the thread's image must.
+    let media = tempfile::tempdir().unwrap();
+    vars.push((
+        "CHAT_OBJECT_STORE_URL",
+        format!("file://{}", media.path().display()),
+    ));
+    let first = ServerProcess::start(&borrowed(&vars));
+    let thread = closed_recorded_thread(&first.api()).await;
+    eventually(
+        std::time::Duration::from_secs(15),
+        "a first, failed attempt",
+        || async { (server.attempts() >= 1).then_some(()) },
+    )
+    .await;
+    drop(first.stop());
+    server.fail(false);
+    let second = ServerProcess::start(&borrowed(&vars));
+    let api = second.api();
+    // The job keeps its retry schedule across the restart: the next attempt is due 5 s
+    // after the first failure, or 30 s after a second one (a slow first instance).
+    let resumed = tokio::time::timeout(std::time::Duration::from_secs(70), async {
+        while !purged(&api, thread).await {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        resumed.is_ok(),
+        "not resumed within 70 s:\n{}",
+        second.log()
+    );
+    assert!(server.attempts() >= 2);
+    let (_, bundle, valid) = server.received.lock().unwrap().last().cloned().unwrap();
+    assert!(valid, "{bundle}");
+    drop(second.stop());
+}
+
+/// `json_of`, for a status other than 200.
+async fn json_of_status(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or_default();
+    assert_eq!(got, status, "{body}");
+    body
 }

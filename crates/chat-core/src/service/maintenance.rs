@@ -55,6 +55,12 @@ pub enum JobOutcome {
         attempt: u32,
         report: PurgeReport,
     },
+    /// A thread's transcript the FHIR server took: `messages` Communications.
+    Recorded {
+        thread: ThreadId,
+        attempt: u32,
+        messages: usize,
+    },
     /// A webhook the host took.
     Delivered {
         thread: ThreadId,
@@ -62,7 +68,7 @@ pub enum JobOutcome {
         delivery: String,
     },
     Retrying {
-        /// `purge_thread` or `webhook`.
+        /// `purge_thread`, `record_thread` or `webhook`.
         job: &'static str,
         thread: ThreadId,
         attempt: u32,
@@ -108,15 +114,16 @@ impl ChatService {
     pub async fn purge_thread(&self, thread: ThreadId) -> Result<PurgeReport, ChatError> {
         let result = async {
             let mut report = PurgeReport::default();
-            // Under legal hold the purge waits: lifting the hold queues it again.
+            // Under legal hold, or while its transcript is on its way to the medical
+            // record, the purge waits: lifting the hold, or the record, queues it again.
             if self
                 .ports
                 .threads
                 .get(thread)
                 .await?
-                .is_some_and(|t| t.hold)
+                .is_some_and(|t| t.keeps_everything())
             {
-                tracing::info!(thread_id = %thread, "purge skipped: the thread is on hold");
+                tracing::info!(thread_id = %thread, "purge skipped: the thread keeps everything for now");
                 return Ok(report);
             }
             if let Some(media) = &self.ports.media {
@@ -204,6 +211,22 @@ impl ChatService {
                     crate::jobs::retry_delay(job.attempt),
                 )
             }
+            JobKind::RecordThread(thread) => {
+                let result =
+                    self.record_thread(*thread)
+                        .await
+                        .map(|messages| JobOutcome::Recorded {
+                            thread: *thread,
+                            attempt: job.attempt,
+                            messages,
+                        });
+                (
+                    "record_thread",
+                    *thread,
+                    result,
+                    crate::jobs::retry_delay(job.attempt),
+                )
+            }
             JobKind::Webhook(delivery) => {
                 let result = self
                     .deliver_webhook(delivery)
@@ -248,6 +271,11 @@ impl ChatService {
                 }
             }
         };
+        // A transcript that failed every attempt: the thread keeps its content, and
+        // the host hears of it (SPEC §10).
+        if let (JobKind::RecordThread(thread), JobOutcome::Failed { .. }) = (&job.kind, &outcome) {
+            self.record_failed(*thread).await;
+        }
         Ok(outcome)
     }
 

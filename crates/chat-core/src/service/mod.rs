@@ -9,13 +9,14 @@ use crate::ids::{MessageId, RequestId, ThreadId, UserId};
 use crate::key_cache::KeyCache;
 use crate::model::{
     IdempotencyKey, InboxEntry, InboxPage, InboxQuery, MediaPath, MessageContent, MessageKind,
-    MessageList, MessageView, ServiceRequest, StoredMessage, Thread, ThreadStatus, User,
+    MessageList, MessageView, RecordState, ServiceRequest, StoredMessage, Thread, ThreadStatus,
+    User,
 };
 use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
     ChannelRegistry, ChatEvent, ClaimedJob, Clock, EventBus, EventSubscription, ExpiredLeases,
     ImageProcessor, Interest, JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory,
-    SignedUpload, ThreadKeyStore, ThreadRepository, WebhookDelivery, WebhookSender,
+    SignedUpload, ThreadKeyStore, ThreadRecorder, ThreadRepository, WebhookDelivery, WebhookSender,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;
@@ -43,6 +44,9 @@ pub struct Ports {
     pub channels: Arc<dyn ChannelRegistry>,
     /// The host's webhooks (`CHAT_WEBHOOK_URL`); `None`: none are sent.
     pub webhooks: Option<Arc<dyn WebhookSender>>,
+    /// The provider's FHIR server (`CHAT_FHIR_BASE_URL`); `None`: no transcript goes
+    /// to the medical record at close.
+    pub recorder: Option<Arc<dyn ThreadRecorder>>,
 }
 
 /// The settings the use cases obey.
@@ -160,9 +164,10 @@ impl ChatService {
         }
     }
 
-    /// The retention rules a thread obeys: none under legal hold (SPEC §10).
+    /// The retention rules a thread obeys: none under legal hold, nor while its
+    /// transcript is on its way to the medical record (SPEC §10).
     fn retention_of(&self, thread: &Thread) -> &Retention {
-        if thread.hold {
+        if thread.keeps_everything() {
             &Retention::KEEP_ALL
         } else {
             &self.settings.retention

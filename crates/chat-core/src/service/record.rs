@@ -132,7 +132,10 @@ impl ChatService {
                 .await?
                 .ok_or(ChatError::NotFound)?;
             if !hold {
-                self.ports.messages.set_hold(found.id, false).await?;
+                // A transcript still on its way to the record keeps the store's hold.
+                if !updated.record.keeps_content() {
+                    self.ports.messages.set_hold(found.id, false).await?;
+                }
                 if updated.is_closed() {
                     let now = self.ports.clock.now();
                     if let Err(error) = self
@@ -157,6 +160,124 @@ impl ChatService {
             detail,
             ..self.audit_event(Some(user), action, Some(thread), &result)
         });
+        result
+    }
+}
+
+impl ChatService {
+    /// One attempt at sending a closed thread's transcript to the medical record (the
+    /// `RecordThread` job): the thread's kept messages as FHIR, through the recorder.
+    /// On success the thread is `Recorded`, the host gets `thread_recorded`, and the
+    /// purge is queued. Returns how many messages went; an error says why (no content).
+    pub(super) async fn record_thread(&self, thread: ThreadId) -> Result<usize, String> {
+        let recorder = self
+            .ports
+            .recorder
+            .as_ref()
+            .ok_or("no FHIR server is configured (CHAT_FHIR_BASE_URL)")?;
+        let found = self
+            .ports
+            .threads
+            .get(thread)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the thread is gone")?;
+        let (request, held) = (found.request_id, found.hold);
+        let record = self.thread_record(found).await.map_err(|e| e.to_string())?;
+        recorder.record(&record).await?;
+        let messages = record.messages.len();
+        drop(record);
+        self.ports
+            .threads
+            .set_record_state(thread, RecordState::Recorded)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !held {
+            if let Err(error) = self.ports.messages.set_hold(thread, false).await {
+                tracing::warn!(thread_id = %thread, %error, "could not release the store's hold; the purge removes the thread's keys");
+            }
+        }
+        tracing::info!(thread_id = %thread, messages, "transcript recorded");
+        self.queue_record_webhook(thread, request, "thread_recorded", Some(messages))
+            .await;
+        let now = self.ports.clock.now();
+        if let Err(error) = self
+            .ports
+            .jobs
+            .enqueue(JobKind::PurgeThread(thread), now)
+            .await
+        {
+            tracing::warn!(thread_id = %thread, %error, "could not queue the purge; the sweep will purge it");
+        }
+        Ok(messages)
+    }
+
+    /// Every attempt at the transcript failed: the thread keeps its content (no TTL,
+    /// no cap, no purge) until an admin's retry succeeds; the host hears of it.
+    pub(super) async fn record_failed(&self, thread: ThreadId) {
+        if let Err(error) = self
+            .ports
+            .threads
+            .set_record_state(thread, RecordState::Failed)
+            .await
+        {
+            tracing::warn!(thread_id = %thread, %error, "could not mark the record as failed");
+        }
+        let request = match self.ports.threads.get(thread).await {
+            Ok(Some(found)) => found.request_id,
+            _ => return,
+        };
+        tracing::error!(thread_id = %thread, "the transcript could not be recorded: the thread's content is kept");
+        self.queue_record_webhook(thread, request, "thread_record_failed", None)
+            .await;
+    }
+
+    /// An admin's `POST …/record` (SPEC §10): sends a closed thread's transcript to the
+    /// medical record again at once (the job is queued, due now), whatever became of
+    /// the last attempts; its content is kept meanwhile.
+    pub async fn record_again(&self, user: &User, thread: ThreadId) -> Result<Thread, ChatError> {
+        let result = async {
+            let found = self
+                .ports
+                .threads
+                .get(thread)
+                .await?
+                .ok_or(ChatError::NotFound)?;
+            if !self.policy.enabled {
+                return Err(ChatError::Disabled);
+            }
+            if !user.is_admin() {
+                return Err(ChatError::Forbidden);
+            }
+            if self.ports.recorder.is_none() {
+                return Err(ChatError::Invalid(ValidationErrors::single(
+                    "record",
+                    "No FHIR server is configured (CHAT_FHIR_BASE_URL).",
+                )));
+            }
+            if !found.is_closed() {
+                return Err(ChatError::Invalid(ValidationErrors::single(
+                    "record",
+                    "Only a closed thread's transcript is recorded.",
+                )));
+            }
+            self.ports.messages.set_hold(found.id, true).await?;
+            self.ports
+                .threads
+                .set_record_state(found.id, RecordState::Pending)
+                .await?;
+            let now = self.ports.clock.now();
+            self.ports
+                .jobs
+                .enqueue(JobKind::RecordThread(found.id), now)
+                .await?;
+            Ok(Thread {
+                record: RecordState::Pending,
+                ..found
+            })
+        }
+        .await;
+        self.audit(self.audit_event(Some(user), AuditAction::Record, Some(thread), &result));
         result
     }
 }

@@ -13,10 +13,11 @@ impl ChatService {
         id: RequestId,
         client_id: UserId,
         staff_ids: Vec<UserId>,
+        record: bool,
     ) -> Result<ServiceRequest, ChatError> {
         let result = async {
             self.policy.may_register_request(user).map_err(denied)?;
-            let request = ServiceRequest::new(id, client_id, staff_ids);
+            let request = ServiceRequest::new(id, client_id, staff_ids).with_record(record);
             if request.staff_ids.len() > ServiceRequest::MAX_STAFF {
                 return Err(ValidationErrors::single(
                     "staff_ids",
@@ -199,6 +200,26 @@ impl ChatService {
             if thread.is_closed() {
                 return Ok(thread);
             }
+            // A transcript asked for goes to the record before the purge: the thread
+            // keeps everything from before it is closed, so no sweep purges it first.
+            let record = match &self.ports.recorder {
+                Some(_) => self
+                    .ports
+                    .requests
+                    .get(thread.request_id)
+                    .await?
+                    .is_some_and(|r| r.record),
+                None => false,
+            };
+            if record {
+                // The message store first (a store that expires by itself stops), as
+                // for a legal hold.
+                self.ports.messages.set_hold(thread.id, true).await?;
+                self.ports
+                    .threads
+                    .set_record_state(thread.id, RecordState::Pending)
+                    .await?;
+            }
             let now = self.ports.clock.now();
             let closed = self
                 .ports
@@ -208,15 +229,15 @@ impl ChatService {
                 .ok_or(ChatError::NotFound)?;
             self.forget_key(closed.id);
             // The close is stored; a failed enqueue is caught up by the sweep, which purges
-            // the media of every closed thread. Every upload goes through the service,
-            // which refuses a closed thread's, so one purge suffices.
-            if let Err(error) = self
-                .ports
-                .jobs
-                .enqueue(JobKind::PurgeThread(closed.id), now)
-                .await
-            {
-                tracing::warn!(thread_id = %closed.id, %error, "could not queue the purge job");
+            // the media of every closed thread (a record's by an admin's retry). Every
+            // upload goes through the service, which refuses a closed thread's, so one
+            // purge suffices.
+            let job = match record {
+                true => JobKind::RecordThread(closed.id),
+                false => JobKind::PurgeThread(closed.id),
+            };
+            if let Err(error) = self.ports.jobs.enqueue(job, now).await {
+                tracing::warn!(thread_id = %closed.id, %error, "could not queue the purge or record job");
             }
             if let Some(closed_at) = closed.closed_at {
                 self.publish(ChatEvent::ThreadClosed {

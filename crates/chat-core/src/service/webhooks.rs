@@ -102,6 +102,29 @@ impl ChatService {
             .await;
     }
 
+    /// `thread_recorded` (with how many messages went) or `thread_record_failed`
+    /// (SPEC §10): ids and counts only.
+    pub(super) async fn queue_record_webhook(
+        &self,
+        thread: ThreadId,
+        request: RequestId,
+        name: &'static str,
+        messages: Option<usize>,
+    ) {
+        let mut event = json!({
+            "name": name,
+            "channel": thread_channel(thread),
+            "thread_id": thread.get(),
+            "request_id": request.get(),
+        });
+        if let Some(messages) = messages {
+            event["messages"] = json!(messages);
+        }
+        let at = self.ports.clock.now().timestamp_micros();
+        self.queue_webhook(thread, format!("{name}.{thread}.{at}"), event)
+            .await;
+    }
+
     pub(super) async fn queue_thread_purged(&self, thread: ThreadId, report: &PurgeReport) {
         if self.ports.webhooks.is_none() {
             return;

@@ -25,7 +25,7 @@ async fn the_care_team_may_open_follow_and_post_and_a_removed_member_loses_it_at
     .await;
     assert_eq!(
         body,
-        json!({"id": 5, "client_id": 7, "staff_ids": [11, 12]})
+        json!({"id": 5, "client_id": 7, "staff_ids": [11, 12], "record": false})
     );
     let (nurse, colleague, outsider) = (token(11, "nurse"), token(12, "nurse"), token(13, "nurse"));
 

@@ -108,7 +108,7 @@ pub(super) async fn closed_thread_with_media(service: &ChatService, media_dir: &
     let client = UserId::new(7).unwrap();
     let request = RequestId::new(1).unwrap();
     service
-        .register_request(&admin, request, client, Vec::new())
+        .register_request(&admin, request, client, Vec::new(), false)
         .await
         .unwrap();
     let thread = service.open_thread(&admin, request).await.unwrap().id;
