@@ -67,4 +67,4 @@ if [ ! -d examples/web/node_modules/laravel-echo ]; then
   (cd examples/web && npm ci --no-audit --no-fund --silent)
 fi
 
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -97,6 +97,41 @@ pub(crate) async fn run_sweeps(service: ChatService, lock: Arc<dyn LeaseLock>, e
     }
 }
 
+/// Runs the unread checks that are due (SPEC §10), polling once a second, at once
+/// again after a full claim. A check interrupted by a stop is held until its lease
+/// runs out, then another instance runs it.
+pub(crate) async fn run_unread_checks(service: ChatService) {
+    loop {
+        let started = std::time::Instant::now();
+        let full = match service.run_unread_checks().await {
+            Ok(report) => {
+                if report.threads > 0 {
+                    metrics::counter!(names::JOBS, "job" => "unread_check", "outcome" => "done")
+                        .increment(report.threads as u64);
+                    metrics::counter!(names::MESSAGES_UNREAD_ESCALATED)
+                        .increment(report.escalated as u64);
+                    tracing::debug!(
+                        job = "unread_check",
+                        threads = report.threads,
+                        escalated = report.escalated,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "unread checks run"
+                    );
+                }
+                report.threads >= chat_core::service::UNREAD_CHECKS_AT_ONCE
+            }
+            Err(error) => {
+                chat_http::ops::count_error(&error);
+                tracing::warn!(%error, "the unread checks are unavailable");
+                false
+            }
+        };
+        if !full {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
 /// Jobs one instance runs at once: a webhook waits up to 5 s on its host, and a host
 /// that hangs must not hold up the others, nor the purges.
 const JOBS_AT_ONCE: usize = 16;

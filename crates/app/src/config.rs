@@ -180,6 +180,10 @@ pub struct Config {
     /// `CHAT_WEBHOOK_URL`: where the host takes webhooks (`https://host.example/pusher/webhooks`);
     /// unset: none are sent.
     pub webhook_url: Option<String>,
+    /// `CHAT_UNREAD_ESCALATION_SECS`: a message some recipient has not read this long
+    /// after it was posted sends the webhook `message_unread` (SPEC §10). 0 or unset:
+    /// off; without `CHAT_WEBHOOK_URL` it has nowhere to go, and stays off.
+    pub unread_escalation_secs: Option<u64>,
     /// `CHAT_BROADCAST_EVENT_PREFIX`: prefix of event names. Default `App\Events\`.
     pub broadcast_event_prefix: String,
     /// `CHAT_PUSHER_ACTIVITY_TIMEOUT_SECS`: a WebSocket silent this long is pinged, and
@@ -405,6 +409,14 @@ impl Config {
         if job_lease_secs == 0 {
             return Err(err("CHAT_JOB_LEASE_SECS", "must be positive"));
         }
+        let unread_escalation_secs = env.parse("CHAT_UNREAD_ESCALATION_SECS", 0u64)?;
+        // A year: past it, no message is kept to escalate (the TTL's own bound).
+        if unread_escalation_secs > 366 * 24 * 3600 {
+            return Err(err(
+                "CHAT_UNREAD_ESCALATION_SECS",
+                "must be at most 31622400 (a year)",
+            ));
+        }
         Ok(Self {
             bind: env.parse("CHAT_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             ws_bind: match env.get("CHAT_WS_BIND") {
@@ -519,6 +531,7 @@ impl Config {
                     ))
                 }
             },
+            unread_escalation_secs: (unread_escalation_secs > 0).then_some(unread_escalation_secs),
             broadcast_event_prefix: env
                 .0
                 .get("CHAT_BROADCAST_EVENT_PREFIX")

@@ -2,7 +2,7 @@
 //! an `Application` starts beside them.
 
 use super::*;
-use crate::background::{run_sweeps, JobRunner};
+use crate::background::{run_sweeps, run_unread_checks, JobRunner};
 
 /// How long each backend has to answer `/readyz`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -198,6 +198,11 @@ impl Application {
         let sweeper = self
             .sweep_interval
             .map(|every| tokio::spawn(run_sweeps(self.service.clone(), self.lock.clone(), every)));
+        let unread = self
+            .service
+            .settings()
+            .unread_escalation
+            .map(|_| tokio::spawn(run_unread_checks(self.service.clone())));
         // The recorder's histograms need draining now and then (no HTTP exporter does it).
         let upkeep = self.metrics.clone().map(|handle| {
             tokio::spawn(async move {
@@ -226,6 +231,9 @@ impl Application {
         }
         if let Some(sweeper) = sweeper {
             sweeper.abort();
+        }
+        if let Some(unread) = unread {
+            unread.abort();
         }
         result
     }

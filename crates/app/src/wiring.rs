@@ -211,6 +211,7 @@ pub async fn build_service(
         channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: None,
         recorder: None,
+        unread: Arc::new(MemoryUnreadChecks::default()),
     };
     // PostgreSQL, when configured, holds everything durable.
     if let Some(pg) = &postgres {
@@ -218,6 +219,7 @@ pub async fn build_service(
         ports.threads = pg.clone();
         ports.keys = pg.clone();
         ports.jobs = pg.clone();
+        ports.unread = pg.clone();
         ports.audit = Some(Arc::new(pg.audit_sink()));
     }
     // The memory-only mode (SPEC §4): thread keys beside their messages in Redis, never
@@ -284,7 +286,14 @@ pub async fn build_service(
         signed_url_ttl: Duration::from_secs(config.signed_url_ttl_secs),
         redact_on_close: config.redact_messages,
         job_lease: Duration::from_secs(config.job_lease_secs),
+        unread_escalation: config.unread_escalation_secs.map(Duration::from_secs),
     };
+    if config.unread_escalation_secs.is_some() && config.webhook_url.is_none() {
+        tracing::warn!(
+            "CHAT_UNREAD_ESCALATION_SECS is set without CHAT_WEBHOOK_URL: \
+             message_unread has nowhere to go, so no message is checked"
+        );
+    }
     let mut probes = Vec::new();
     if let Some(pg) = postgres {
         probes.push(Probe::new("postgres", move || {

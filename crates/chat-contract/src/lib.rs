@@ -29,6 +29,7 @@ mod locks;
 mod media;
 mod messages;
 mod threads;
+mod unread;
 
 pub use channels::{channel_registry, channel_registry_reaping};
 pub use events::{event_bus, event_bus_lag, event_bus_routing};
@@ -38,6 +39,7 @@ pub use locks::{lease_lock, rate_counter};
 pub use media::{media_store, UrlCheck};
 pub use messages::message_store;
 pub use threads::{request_directory, thread_key_store, thread_repository};
+pub use unread::unread_checks;
 
 /// An id unlikely to collide with one another test run made in the same store.
 pub fn fresh_id() -> i64 {

@@ -36,6 +36,6 @@ pub use model::{
 pub use retention::Retention;
 pub use service::{
     ChatService, ChatSettings, InboxRequest, JobOutcome, OpenedMedia, PageRequest, Ports,
-    PurgeReport, RecordedMessage, RotationReport, SweepReport, ThreadRecord,
+    PurgeReport, RecordedMessage, RotationReport, SweepReport, ThreadRecord, UnreadReport,
 };
 pub use validation::ValidationErrors;

@@ -680,6 +680,54 @@ pub trait WebhookSender: Send + Sync {
     async fn deliver(&self, delivery: &WebhookDelivery) -> Result<(), String>;
 }
 
+/// When each open thread's messages are next checked for recipients who have not
+/// read them (SPEC §10, unread escalation): one entry per thread, not one per message,
+/// so a busy deployment pays for a check only per thread and per escalation delay.
+/// An entry is armed with the time its check is due, claimed by one worker at a time
+/// (held for a lease, so a worker that died is replaced), and finished with how far
+/// the messages were judged, which no later check judges again.
+#[async_trait]
+pub trait UnreadChecks: Send + Sync {
+    /// Makes sure the thread is checked at `due` at the latest: an entry due later, or
+    /// not due at all, or held by a worker, becomes due at `due` (a held one once its
+    /// worker finishes, at the earlier of `due` and what that worker asks for).
+    async fn arm(&self, thread: ThreadId, due: Timestamp) -> StoreResult<()>;
+
+    /// Up to `limit` threads whose check is due at `now` (oldest due first), each held
+    /// until `now + lease`, when it is due again unless finished.
+    async fn claim(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<UnreadCheck>>;
+
+    /// The check is done: messages created up to `checked_through` have been judged
+    /// (kept as the larger of it and what was there), and the next check is due at
+    /// `next` (`None`: not until the thread is armed again). When the thread was armed
+    /// while held, the earlier of the two is due.
+    async fn finish(
+        &self,
+        check: &UnreadCheck,
+        checked_through: Timestamp,
+        next: Option<Timestamp>,
+    ) -> StoreResult<()>;
+
+    /// The thread is checked no more (closed, purged); its entry goes.
+    async fn forget(&self, thread: ThreadId) -> StoreResult<()>;
+}
+
+/// A thread's check, claimed by [`UnreadChecks::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadCheck {
+    pub thread: ThreadId,
+    /// Messages created up to this were judged by an earlier check.
+    pub checked_through: Option<Timestamp>,
+    /// Counts the arms: [`UnreadChecks::finish`] compares it to see one that came while
+    /// the check ran.
+    pub generation: i64,
+}
+
 /// A job handed to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedJob {

@@ -96,6 +96,7 @@ async fn a_busy_threads_posts_are_appended_in_batches_each_once_and_in_order() {
         channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: None,
         recorder: None,
+        unread: Arc::new(MemoryUnreadChecks::default()),
     };
     let chat = ChatService::new(ports, ChatSettings::default());
     let admin = User::new(UserId::new(1).unwrap(), "admin");

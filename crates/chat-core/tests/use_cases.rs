@@ -40,6 +40,7 @@ async fn setup() -> Setup {
         channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: None,
         recorder: None,
+        unread: Arc::new(MemoryUnreadChecks::default()),
     };
     let chat = ChatService::new(ports, ChatSettings::default());
     let user = |id, role| User::new(UserId::new(id).unwrap(), role);

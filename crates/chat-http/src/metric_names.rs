@@ -27,6 +27,8 @@ pub mod names {
     pub const JOBS_FAILED: &str = "chat_jobs_failed";
     /// Counter `{job, outcome}`: background jobs and sweeps.
     pub const JOBS: &str = "chat_jobs_total";
+    /// Counter: `message_unread` webhooks queued (SPEC §10).
+    pub const MESSAGES_UNREAD_ESCALATED: &str = "chat_messages_unread_escalated_total";
     /// Counter: ciphertext or a wrapped key that failed to open.
     pub const CRYPTO_FAILURES: &str = "chat_crypto_failures_total";
     /// Counter `{kind}`: a store was unavailable or returned corrupt data.

@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: None,
         recorder: None,
+        unread: Arc::new(MemoryUnreadChecks::default()),
     };
     let chat = ChatService::new(ports, ChatSettings::default());
 

@@ -13,6 +13,7 @@ mod lock;
 mod messages;
 mod rate;
 mod threads;
+mod unread;
 
 pub use audit::MemoryAuditLog;
 pub use channels::MemoryChannelRegistry;
@@ -23,3 +24,4 @@ pub use lock::MemoryLeaseLock;
 pub use messages::MemoryMessageStore;
 pub use rate::MemoryRateCounter;
 pub use threads::{MemoryKeyStore, MemoryRequestDirectory, MemoryThreadRepository};
+pub use unread::MemoryUnreadChecks;

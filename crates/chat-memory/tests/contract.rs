@@ -36,6 +36,11 @@ async fn message_store() {
 }
 
 #[tokio::test]
+async fn unread_checks() {
+    contract::unread_checks(&MemoryUnreadChecks::default()).await;
+}
+
+#[tokio::test]
 async fn job_queue() {
     contract::job_queue(&MemoryJobQueue::default()).await;
 }

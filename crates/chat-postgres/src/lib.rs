@@ -17,6 +17,7 @@ mod rows;
 mod schema;
 mod threads;
 mod tls;
+mod unread;
 
 pub use audit::PgAuditSink;
 

@@ -28,6 +28,7 @@ async fn postgres_passes_every_contract_suite() {
     contract::message_store(&store).await;
     contract::message_retraction_and_unread(&store).await;
     contract::job_queue(&store).await;
+    contract::unread_checks(&store).await;
     contract::lease_lock(&store).await;
 }
 
@@ -61,6 +62,7 @@ async fn postgres_behind_pgbouncer_in_transaction_mode_passes_every_contract_sui
     contract::message_store(&pooled).await;
     contract::message_retraction_and_unread(&pooled).await;
     contract::job_queue(&pooled).await;
+    contract::unread_checks(&pooled).await;
     contract::lease_lock(&pooled).await;
 
     // Sixteen posters at once over three server connections: every statement is

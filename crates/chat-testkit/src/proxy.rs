@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ struct State {
     held: Mutex<Vec<TcpStream>>,
     arrivals: Mutex<Arrivals>,
     delay: Mutex<Duration>,
+    /// Bytes read from a frozen flow and thrown away.
+    dropped: AtomicU64,
     stopped: AtomicBool,
 }
 
@@ -67,6 +69,7 @@ impl FaultProxy {
             held: Mutex::default(),
             arrivals: Mutex::new(Arrivals::Forward),
             delay: Mutex::new(Duration::ZERO),
+            dropped: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
         });
         let accepting = state.clone();
@@ -91,6 +94,12 @@ impl FaultProxy {
     /// How many connections it forwards now (frozen ones included).
     pub fn flows(&self) -> usize {
         locked(&self.state.flows).len()
+    }
+
+    /// How many bytes frozen flows have thrown away so far: a test waits on it to
+    /// know the proxy has seen what was sent into the partition.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.state.dropped.load(Ordering::SeqCst)
     }
 
     /// Every current flow stops carrying bytes, both ways, and nothing is closed:
@@ -227,6 +236,7 @@ fn copy(mut from: TcpStream, flow: &Arc<Flow>, direction: Direction, state: &Sta
             Ok(0) => break,
             Ok(n) => {
                 if flow.frozen.load(Ordering::SeqCst) {
+                    state.dropped.fetch_add(n as u64, Ordering::SeqCst);
                     continue;
                 }
                 let delay = *locked(&state.delay);
@@ -309,9 +319,23 @@ mod tests {
             Some("ping")
         );
         proxy.freeze();
-        assert_eq!(round_trip(&mut old, &mut old_reader), None, "no answer");
-        // Not closed either: the write still succeeds.
-        assert!(writeln!(old, "still there").is_ok());
+        writeln!(old, "lost").unwrap();
+        // No answer, and not closed either: the read times out instead of ending.
+        let mut line = String::new();
+        let read = old_reader.read_line(&mut line);
+        assert!(
+            matches!(&read, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+            "a frozen flow neither answers nor closes: {read:?}"
+        );
+        // Heal only once the proxy has thrown the bytes away (bounded wait), so what
+        // was sent into the partition can never leak out after it.
+        for _ in 0..100 {
+            if proxy.dropped_bytes() >= 5 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(proxy.dropped_bytes(), 5, "\"lost\\n\" was dropped");
         let (mut new, mut new_reader) = connect(&proxy);
         assert_eq!(
             round_trip(&mut new, &mut new_reader).as_deref(),

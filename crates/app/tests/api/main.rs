@@ -29,4 +29,5 @@ mod redis_ha;
 mod retention;
 mod tls;
 mod unavailable;
+mod unread;
 mod validation;

@@ -132,6 +132,7 @@ impl ChatService {
                     .await?;
             }
             report.read_markers_dropped = self.ports.threads.forget_reads(thread).await?;
+            self.ports.unread.forget(thread).await?;
             if self.settings.redact_on_close {
                 // Key first: once it is gone nothing left can be read, even if the redaction
                 // below fails and has to be retried.

@@ -213,6 +213,7 @@ impl ChatService {
                 Posted::Stored(id, at) => {
                     self.queue_message_created(&thread, user.id, id, kind, at)
                         .await;
+                    self.arm_unread_check(thread.id, at).await;
                     Ok(id)
                 }
                 Posted::Duplicate(first) => {

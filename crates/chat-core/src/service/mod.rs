@@ -16,7 +16,8 @@ use crate::policy::{Denied, Policy, ThreadAction};
 use crate::ports::{
     ChannelRegistry, ChatEvent, ClaimedJob, Clock, EventBus, EventSubscription, ExpiredLeases,
     ImageProcessor, Interest, JobKind, JobQueue, MediaStore, MessageStore, RequestDirectory,
-    SignedUpload, ThreadKeyStore, ThreadRecorder, ThreadRepository, WebhookDelivery, WebhookSender,
+    SignedUpload, ThreadKeyStore, ThreadRecorder, ThreadRepository, UnreadCheck, UnreadChecks,
+    WebhookDelivery, WebhookSender,
 };
 use crate::retention::Retention;
 use crate::validation::ValidationErrors;
@@ -47,6 +48,9 @@ pub struct Ports {
     /// The provider's FHIR server (`CHAT_FHIR_BASE_URL`); `None`: no transcript goes
     /// to the medical record at close.
     pub recorder: Option<Arc<dyn ThreadRecorder>>,
+    /// When each thread is next checked for unread messages (SPEC §10, used only with
+    /// [`ChatSettings::unread_escalation`] and webhooks).
+    pub unread: Arc<dyn UnreadChecks>,
 }
 
 /// The settings the use cases obey.
@@ -67,6 +71,9 @@ pub struct ChatSettings {
     pub redact_on_close: bool,
     /// How long a claimed job may run before another worker may take it over.
     pub job_lease: Duration,
+    /// `CHAT_UNREAD_ESCALATION_SECS`: a message some recipient has not read this long
+    /// after it was posted sends `message_unread` (with webhooks). `None`: off.
+    pub unread_escalation: Option<Duration>,
 }
 
 impl Default for ChatSettings {
@@ -82,6 +89,7 @@ impl Default for ChatSettings {
             signed_url_ttl: Duration::from_secs(900),
             redact_on_close: true,
             job_lease: crate::jobs::JOB_LEASE,
+            unread_escalation: None,
         }
     }
 }
@@ -116,6 +124,7 @@ pub struct ChatService {
     policy: Policy,
     appends: Arc<ThreadAppends>,
     keys: Arc<KeyCache>,
+    unread_armed: Arc<unread::ArmedThreads>,
 }
 
 pub use media::OpenedMedia;
@@ -126,10 +135,12 @@ pub mod media;
 mod messages;
 mod record;
 mod threads;
+mod unread;
 mod webhooks;
 
 pub use inbox::InboxRequest;
 pub use maintenance::{JobOutcome, PurgeReport, RotationReport, SweepReport};
+pub use unread::{UnreadReport, UNREAD_CHECKS_AT_ONCE, UNREAD_CHECK_LEASE};
 
 impl ChatService {
     pub fn new(ports: Ports, settings: ChatSettings) -> Self {
@@ -142,6 +153,7 @@ impl ChatService {
             policy,
             appends: Arc::default(),
             keys: Arc::default(),
+            unread_armed: Arc::default(),
         }
     }
 

@@ -185,6 +185,6 @@ impl ChatService {
     }
 }
 
-fn rfc3339(at: crate::Timestamp) -> String {
+pub(super) fn rfc3339(at: crate::Timestamp) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
