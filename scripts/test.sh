@@ -62,8 +62,15 @@ if [ ! -d crates/app/tests/echo/node_modules/laravel-echo ] || [ ! -d crates/app
   echo "== installing the Echo test client (npm ci)"
   (cd crates/app/tests/echo && npm ci --no-audit --no-fund --silent)
 fi
-# The example page's laravel-echo and pusher-js (examples/web), which the browser loads.
-if [ ! -d examples/web/node_modules/laravel-echo ]; then
+# The JavaScript client (clients/js): its dependencies and its build (dist/), which its
+# own tests (run by cargo test) and the example page use.
+echo "== building the JavaScript client (clients/js)"
+if [ ! -d clients/js/node_modules/typescript ]; then
+  (cd clients/js && npm ci --no-audit --no-fund --silent)
+fi
+(cd clients/js && npm run --silent build)
+# The example page's client, laravel-echo and pusher-js (examples/web), which the browser loads.
+if [ ! -d examples/web/node_modules/laravel-echo ] || [ ! -e examples/web/node_modules/@chat-server/client ]; then
   (cd examples/web && npm ci --no-audit --no-fund --silent)
 fi
 

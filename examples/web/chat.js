@@ -1,9 +1,10 @@
-// The page's logic: the HTTP API with fetch, real time with Laravel Echo over pusher-js.
+// The page's logic, all of it on @chat-server/client: the API calls, the retries,
+// and the real-time subscription that hands each message once, in order.
 // Fields may be prefilled from the query string (?api=…&token=…&request=…&open=1).
-'use strict';
+import { ChatClient, NetworkError } from '@chat-server/client';
 
 const $ = (id) => document.getElementById(id);
-const state = { thread: null, echo: null, shown: new Set(), online: new Map() };
+const state = { chat: null, thread: null, subscription: null };
 
 for (const [name, value] of new URLSearchParams(location.search)) {
   if ($(name) && name !== 'open') $(name).value = value;
@@ -11,26 +12,13 @@ for (const [name, value] of new URLSearchParams(location.search)) {
 
 function say(text) { $('status').textContent = text; }
 
-async function call(method, path, body) {
-  const headers = { Authorization: 'Bearer ' + $('token').value.trim() };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let answer;
-  try {
-    answer = await fetch($('api').value.replace(/\/$/, '') + path, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (e) {
-    // What a browser says when CORS refuses the answer (or the server is down).
-    throw new Error('the browser refused the call: ' + e.message);
-  }
-  const json = await answer.json().catch(() => ({}));
-  if (!answer.ok) throw new Error(`${answer.status} ${json.code || ''}: ${json.message || ''}`);
-  return json;
+function why(error) {
+  // What a browser reports when CORS refuses the answer (or the server is down).
+  if (error instanceof NetworkError) return 'the browser refused the call (or the server is down): ' + error.message;
+  return `${error.status} ${error.code}: ${error.message}`;
 }
 
 function show(m) {
-  if (state.shown.has(m.id)) return; // delivery is at least once: key by id
-  state.shown.add(m.id);
   const li = document.createElement('li');
   li.dataset.id = m.id;
   const meta = document.createElement('div');
@@ -52,116 +40,66 @@ function show(m) {
   $('messages').append(li);
 }
 
-function renderOnline() {
-  const who = [...state.online.entries()].map(([id, info]) => `${id} (${info.role})`);
+function redact(id) {
+  const li = document.querySelector(`#messages li[data-id="${id}"]`);
+  if (li) li.replaceChildren(li.querySelector('.meta'), '(redacted)');
+}
+
+function online(members) {
+  const who = members.map((m) => `${m.id} (${m.info.role})`);
   $('online').textContent = who.length ? who.join(', ') : 'nobody';
 }
 
-async function refetch() {
-  const page = await call('GET', `/api/chat/threads/${state.thread}/messages?limit=50`);
-  page.messages.forEach(show);
-}
-
-function connect(thread) {
-  const api = new URL($('api').value);
-  // echo.iife.js exposes the module: its default export is the class.
-  const EchoClass = window.Echo.default || window.Echo;
-  state.echo = new EchoClass({
-    broadcaster: 'pusher',
-    Pusher,
-    key: $('key').value,
-    cluster: 'mt1',
-    wsHost: api.hostname,
-    wsPort: Number(api.port || (api.protocol === 'https:' ? 443 : 80)),
-    wssPort: Number(api.port || 443),
-    forceTLS: api.protocol === 'https:',
-    enabledTransports: ['ws', 'wss'],
-    authEndpoint: api.origin + '/broadcasting/auth',
-    bearerToken: $('token').value.trim(),
-  });
-  state.echo.private(`chat.${thread}`)
-    .listen('MessageCreated', show)
-    .listen('MessageRetracted', () => refetch())
-    .listen('ThreadClosed', () => { say('The thread is closed.'); $('compose').disabled = true; });
-  const presence = state.echo.join(`chat.${thread}`)
-    .here(() => {
-      presence.subscription.members.each((m) => state.online.set(m.id, m.info));
-      renderOnline();
-    })
-    .joining(() => {
-      presence.subscription.members.each((m) => state.online.set(m.id, m.info));
-      renderOnline();
-    })
-    .leaving(() => {
-      state.online.clear();
-      presence.subscription.members.each((m) => state.online.set(m.id, m.info));
-      renderOnline();
-    })
-    .listenForWhisper('typing', () => {
-      $('typing').textContent = 'Someone is typing…';
-      setTimeout(() => { $('typing').textContent = ''; }, 1500);
-    });
-  state.presence = presence;
-  // After a reconnect, what was posted meanwhile is listed, not replayed.
-  state.echo.connector.pusher.connection.bind('connected', () => refetch().catch((e) => say(e.message)));
-}
-
-async function post(body) {
+async function post(send) {
   try {
-    const key = crypto.randomUUID(); // a retried post is stored once
-    const headers = {
-      Authorization: 'Bearer ' + $('token').value.trim(),
-      'Content-Type': 'application/json',
-      'Idempotency-Key': key,
-    };
-    const answer = await fetch(`${$('api').value.replace(/\/$/, '')}/api/chat/threads/${state.thread}/messages`, {
-      method: 'POST', headers, body: JSON.stringify(body),
-    });
-    const json = await answer.json().catch(() => ({}));
-    if (!answer.ok) throw new Error(`${answer.status} ${json.code || ''}: ${json.message || ''}`);
+    await send(); // retried with its Idempotency-Key: stored once
     say('');
   } catch (e) {
-    say('Not sent: ' + e.message);
+    say('Not sent: ' + why(e));
   }
 }
 
 $('open').addEventListener('click', async () => {
+  state.chat = new ChatClient({
+    baseUrl: $('api').value,
+    token: () => $('token').value.trim(),
+    pusherKey: $('key').value,
+  });
   try {
-    const opened = await call('POST', `/api/requests/${$('request').value}/chat/open`);
+    const opened = await state.chat.openThread(Number($('request').value));
     state.thread = opened.threadId;
     $('thread').textContent = state.thread;
+    state.subscription = await state.chat.subscribe(state.thread, {
+      message: show,
+      retracted: redact,
+      closed: () => { say('The thread is closed.'); $('compose').disabled = true; },
+      presence: online,
+      typing: () => {
+        $('typing').textContent = 'Someone is typing…';
+        setTimeout(() => { $('typing').textContent = ''; }, 1500);
+      },
+      error: (e) => say(e.message ?? String(e)),
+    });
     $('compose').disabled = false;
     say('');
-    await refetch();
-    connect(state.thread);
   } catch (e) {
-    say('Cannot open: ' + e.message);
+    say('Cannot open: ' + why(e));
   }
 });
 
 $('send').addEventListener('click', () => {
   const text = $('text').value;
   $('text').value = '';
-  return post({ type: 'text', text });
+  return post(() => state.chat.sendText(state.thread, text));
 });
 
-$('text').addEventListener('input', () => {
-  state.presence?.whisper('typing', { typing: true });
-});
+$('text').addEventListener('input', () => state.subscription?.typing());
 
-$('locate').addEventListener('click', () => post({ type: 'location', lat: 40.7128, lng: -74.006 }));
+$('locate').addEventListener('click', () => post(() => state.chat.sendLocation(state.thread, 40.7128, -74.006)));
 
-$('photo').addEventListener('change', async () => {
+$('photo').addEventListener('change', () => {
   const file = $('photo').files[0];
-  if (!file) return;
-  try {
-    const ticket = await call('POST', `/api/chat/threads/${state.thread}/media`, { contentType: file.type });
-    const put = await fetch(ticket.uploadUrl, { method: ticket.method, headers: ticket.headers, body: file });
-    if (!put.ok) throw new Error('upload answered ' + put.status);
-    await post({ type: 'image', mediaPath: ticket.mediaPath });
-  } catch (e) {
-    say('Photo not sent: ' + e.message);
-  }
+  if (file) return post(() => state.chat.sendImage(state.thread, file, file.type));
 });
 
 if (new URLSearchParams(location.search).get('open') === '1') $('open').click();

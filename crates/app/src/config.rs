@@ -27,6 +27,22 @@ pub enum MessageStoreKind {
     Redis,
 }
 
+/// How bearer tokens are verified (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenVerification {
+    /// HS256 with `CHAT_JWT_SECRET`.
+    Secret,
+    /// `CHAT_JWT_PUBLIC_KEY_FILE`: its PEM, and the one algorithm its key verifies.
+    PublicKey {
+        path: std::path::PathBuf,
+        algorithm: jsonwebtoken::Algorithm,
+        pem: Vec<u8>,
+    },
+    /// `CHAT_JWT_JWKS_URL`: the identity provider's keys, cached
+    /// `CHAT_JWT_JWKS_CACHE_SECS` (default 300).
+    Jwks { url: String, cache: Duration },
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `CHAT_BIND`: listen address. Default `127.0.0.1:8080`.
@@ -35,11 +51,14 @@ pub struct Config {
     /// (`/app/{key}`), on tokio-tungstenite: a fraction of the memory per idle socket
     /// of `/app/{key}` on `CHAT_BIND`, which keeps working. Unset by default.
     pub ws_bind: Option<SocketAddr>,
-    /// `CHAT_JWT_SECRET`: HS256 secret of bearer tokens. Default: a built-in development
-    /// secret, accepted only on a loopback bind.
+    /// `CHAT_JWT_SECRET`: HS256 secret of bearer tokens (unless a public key or a JWKS
+    /// verifies them), and the key that signs media URLs and derives the Pusher
+    /// secret. Default: a built-in development secret, accepted only on a loopback bind.
     pub jwt_secret: SecretString,
     pub jwt_secret_is_builtin: bool,
-    /// `CHAT_JWT_ISSUER`: required `iss` claim, when set.
+    /// `CHAT_JWT_PUBLIC_KEY_FILE` or `CHAT_JWT_JWKS_URL`, else the secret.
+    pub token_verification: TokenVerification,
+    /// `CHAT_JWT_ISSUER`: required `iss` claim, when set (always with a JWKS).
     pub jwt_issuer: Option<String>,
     /// `CHAT_JWT_AUDIENCE`: required `aud` claim, when set.
     pub jwt_audience: Option<String>,
@@ -206,6 +225,63 @@ pub enum MasterKeySetting {
 pub struct ConfigError {
     pub variable: &'static str,
     pub reason: String,
+}
+
+/// `CHAT_JWT_PUBLIC_KEY_FILE` (read and parsed now, so a bad key stops the start) or
+/// `CHAT_JWT_JWKS_URL` (fetched later: a provider unreachable at start is no error).
+fn token_verification(env: &Env) -> Result<TokenVerification, ConfigError> {
+    match (
+        env.get("CHAT_JWT_PUBLIC_KEY_FILE"),
+        env.get("CHAT_JWT_JWKS_URL"),
+    ) {
+        (Some(_), Some(_)) => Err(err(
+            "CHAT_JWT_JWKS_URL",
+            "set either CHAT_JWT_PUBLIC_KEY_FILE or CHAT_JWT_JWKS_URL, not both",
+        )),
+        (Some(path), None) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                err(
+                    "CHAT_JWT_PUBLIC_KEY_FILE",
+                    format!("cannot read {path:?}: {e}"),
+                )
+            })?;
+            let (algorithm, _) = chat_http::public_key_from_pem(&pem)
+                .map_err(|reason| err("CHAT_JWT_PUBLIC_KEY_FILE", format!("{path:?} {reason}")))?;
+            Ok(TokenVerification::PublicKey {
+                path: path.into(),
+                algorithm,
+                pem,
+            })
+        }
+        (None, Some(url)) => {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| err("CHAT_JWT_JWKS_URL", format!("is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+                return Err(err(
+                    "CHAT_JWT_JWKS_URL",
+                    "must be an http(s) URL with a host",
+                ));
+            }
+            if env.get("CHAT_JWT_ISSUER").is_none() {
+                return Err(err(
+                    "CHAT_JWT_ISSUER",
+                    "is required with CHAT_JWT_JWKS_URL: the provider's issuer, checked on every token",
+                ));
+            }
+            let cache_secs = env.parse("CHAT_JWT_JWKS_CACHE_SECS", 300u64)?;
+            if !(1..=86_400).contains(&cache_secs) {
+                return Err(err(
+                    "CHAT_JWT_JWKS_CACHE_SECS",
+                    "must be between 1 and 86400",
+                ));
+            }
+            Ok(TokenVerification::Jwks {
+                url: url.to_owned(),
+                cache: Duration::from_secs(cache_secs),
+            })
+        }
+        (None, None) => Ok(TokenVerification::Secret),
+    }
 }
 
 fn err(variable: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -380,6 +456,7 @@ impl Config {
                 "must be between 1 and 3600",
             ));
         }
+        let token_verification = token_verification(&env)?;
         let jwt_leeway_secs = env.parse("CHAT_JWT_LEEWAY_SECS", realtime.grant_leeway.as_secs())?;
         if jwt_leeway_secs > 3600 {
             return Err(err("CHAT_JWT_LEEWAY_SECS", "must be at most 3600"));
@@ -428,6 +505,7 @@ impl Config {
             },
             jwt_secret,
             jwt_secret_is_builtin,
+            token_verification,
             jwt_issuer: env.get("CHAT_JWT_ISSUER").map(str::to_owned),
             jwt_audience: env.get("CHAT_JWT_AUDIENCE").map(str::to_owned),
             jwt_leeway_secs,

@@ -4,8 +4,10 @@
 
 mod background;
 pub mod config;
+mod identity_provider;
 mod media_gateway;
 mod moving_keys;
+mod outbound;
 mod recorder;
 mod serving;
 mod telemetry;

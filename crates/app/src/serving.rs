@@ -84,12 +84,7 @@ impl Application {
         let realtime = Realtime::new(pusher_settings(config), ports.channels.clone());
         let state = HttpState {
             service: service.clone(),
-            tokens: Arc::new(TokenVerifier::hs256(
-                config.jwt_secret.expose_secret().as_bytes(),
-                config.jwt_issuer.clone(),
-                config.jwt_audience.clone(),
-                config.jwt_leeway_secs,
-            )),
+            tokens: Arc::new(token_verifier(config)?),
             max_body_bytes: config.max_body_bytes,
             limits: RateLimits {
                 counter: rate_counter,
@@ -237,6 +232,44 @@ impl Application {
         }
         result
     }
+}
+
+/// The bearer-token verifier of the configuration (SPEC §2). With a JWKS, the
+/// provider's keys are fetched in the background at once, so the first request does
+/// not wait for them; a provider unreachable now is tried again when a token needs it.
+fn token_verifier(config: &Config) -> anyhow::Result<TokenVerifier> {
+    use crate::config::TokenVerification;
+    let keys = match &config.token_verification {
+        TokenVerification::Secret => chat_http::TokenKeys::Fixed {
+            algorithm: jsonwebtoken::Algorithm::HS256,
+            key: jsonwebtoken::DecodingKey::from_secret(
+                config.jwt_secret.expose_secret().as_bytes(),
+            ),
+        },
+        TokenVerification::PublicKey { algorithm, pem, .. } => {
+            let (_, key) = chat_http::public_key_from_pem(pem).map_err(anyhow::Error::msg)?;
+            chat_http::TokenKeys::Fixed {
+                algorithm: *algorithm,
+                key,
+            }
+        }
+        TokenVerification::Jwks { url, cache } => {
+            let source = Arc::new(crate::identity_provider::HttpJwks::new(
+                url.clone(),
+                config.link_check,
+            )?);
+            let provider = Arc::new(chat_http::JwksKeys::new(url.clone(), source, *cache));
+            let prefetching = provider.clone();
+            tokio::spawn(async move { prefetching.prefetch().await });
+            chat_http::TokenKeys::Jwks(provider)
+        }
+    };
+    Ok(TokenVerifier::new(chat_http::AuthConfig {
+        keys,
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        leeway_secs: config.jwt_leeway_secs,
+    }))
 }
 
 /// The WebSocket server's settings. Without `CHAT_PUSHER_APP_SECRET` the secret is

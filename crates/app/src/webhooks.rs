@@ -26,14 +26,7 @@ impl HttpWebhooks {
         app_secret: &[u8],
         link_check: Duration,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(ANSWER_WITHIN)
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_keepalive(link_check / 2)
-            .tcp_keepalive_interval((link_check / 6).max(Duration::from_secs(1)))
-            .tcp_keepalive_retries(3)
-            .tcp_user_timeout(link_check)
-            .build()?;
+        let client = crate::outbound::client(ANSWER_WITHIN, link_check)?;
         Ok(Self {
             client,
             url,

@@ -339,7 +339,15 @@ pub async fn build_service(
 }
 
 /// Signs a token with the configured secret, for `chat-server token`.
+/// With a public key or a JWKS the tokens come from the identity provider: one signed
+/// with the secret would be refused, so none is printed.
 pub fn issue_token(config: &Config, sub: i64, role: &str, ttl: Duration) -> anyhow::Result<String> {
+    if config.token_verification != crate::config::TokenVerification::Secret {
+        anyhow::bail!(
+            "tokens are verified with CHAT_JWT_PUBLIC_KEY_FILE or CHAT_JWT_JWKS_URL: \
+             get one from the identity provider that holds the private key"
+        );
+    }
     let exp = chrono::Utc::now().timestamp() as u64 + ttl.as_secs();
     let claims = chat_http::Claims {
         sub,

@@ -428,6 +428,8 @@ pub enum ChatEvent {
     /// its way to the subscribers on every instance. Relayed, never stored.
     HostEvent {
         thread_id: ThreadId,
+        /// On the thread's presence channel (`presence-chat.{id}`), not its private one.
+        presence: bool,
         /// The event name, as the host gave it (`NurseEnRoute`).
         name: String,
         /// The data, a string as the host sent it.

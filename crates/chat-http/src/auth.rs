@@ -5,7 +5,7 @@ use crate::state::HttpState;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use chat_core::User;
-use std::future::{ready, Ready};
+use futures::future::{FutureExt, LocalBoxFuture};
 
 /// The authenticated caller of a chat route. Extracting it first checks the feature
 /// flag, so a disabled service answers `501` before anything else.
@@ -18,23 +18,27 @@ pub struct AuthGrant(pub crate::tokens::Grant);
 
 impl FromRequest for AuthGrant {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).map(AuthGrant))
+        let req = req.clone();
+        async move { authenticate(&req).await.map(AuthGrant) }.boxed_local()
     }
 }
 
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req).map(|grant| AuthUser(grant.user)))
+        let req = req.clone();
+        async move { authenticate(&req).await.map(|grant| AuthUser(grant.user)) }.boxed_local()
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<crate::tokens::Grant, ApiError> {
+/// The token's grant. With a JWKS this may wait for the provider's keys (bounded by
+/// the fetch's timeout), never longer.
+async fn authenticate(req: &HttpRequest) -> Result<crate::tokens::Grant, ApiError> {
     let state = req
         .app_data::<web::Data<HttpState>>()
         .ok_or_else(|| ApiError::Internal("HttpState is not registered".into()))?;
@@ -45,7 +49,7 @@ fn authenticate(req: &HttpRequest) -> Result<crate::tokens::Grant, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.tokens.verify_header_grant(header) {
+    match state.tokens.verify_header_grant(header).await {
         Ok(grant) => Ok(grant),
         Err(reason) => {
             // The reason is safe to log; the token itself never is.

@@ -27,4 +27,7 @@ pub use auth::AuthUser;
 pub use error::ApiError;
 pub use mount::{configure, cors, cors_finish, no_store, RoutePattern};
 pub use state::HttpState;
-pub use tokens::{sign_hs256, AuthConfig, AuthError, Claims, TokenVerifier};
+pub use tokens::{
+    public_key_from_pem, sign_hs256, AuthConfig, AuthError, Claims, JwksKeys, JwksSource,
+    KeyRefused, TokenKeys, TokenVerifier, MIN_REFETCH,
+};

@@ -43,6 +43,10 @@ pub mod names {
     pub const EVENT_LINK_SILENT_SECONDS: &str = "chat_event_link_silent_seconds";
     /// Counter `{scope}`: requests refused with `429`.
     pub const RATE_LIMITED: &str = "chat_rate_limited_total";
+    /// Counter: fetches of the identity provider's JWKS document (SPEC §2).
+    pub const JWKS_FETCHES: &str = "chat_jwks_fetches_total";
+    /// Counter: those fetches that failed (the cached keys kept verifying).
+    pub const JWKS_FETCH_FAILURES: &str = "chat_jwks_fetch_failures_total";
 }
 
 /// Counts the failures operators alert on; the other errors are the clients' own.

@@ -129,11 +129,13 @@ pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
         }
         ChatEvent::HostEvent {
             thread_id,
+            presence,
             name,
             data,
             except_socket,
         } => {
-            out.push(b'H');
+            // `P` on the presence channel; `H`, as before, on the private one.
+            out.push(if *presence { b'P' } else { b'H' });
             out.extend_from_slice(&thread_id.get().to_be_bytes());
             for short in [name.as_str(), except_socket.as_deref().unwrap_or_default()] {
                 let bytes = &short.as_bytes()[..short.len().min(u16::MAX as usize)];
@@ -216,12 +218,13 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
                 user_ids,
             })
         }
-        Some(b'H') => {
+        Some(tag @ (b'H' | b'P')) => {
             let (first, rest) = shorts(bytes.get(9..).ok_or_else(|| corrupt("host event"))?)?;
             let (name, except) = first;
             let data = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("host event"))?;
             Ok(ChatEvent::HostEvent {
                 thread_id: thread,
+                presence: *tag == b'P',
                 name,
                 data,
                 except_socket: (!except.is_empty()).then_some(except),
@@ -340,6 +343,7 @@ mod tests {
             },
             ChatEvent::HostEvent {
                 thread_id: thread,
+                presence: false,
                 name: "NurseEnRoute".into(),
                 data: r#"{"eta":"15 min"}"#.into(),
                 except_socket: Some("123.456".into()),
@@ -356,6 +360,7 @@ mod tests {
             },
             ChatEvent::HostEvent {
                 thread_id: thread,
+                presence: true,
                 name: "Notice".into(),
                 data: String::new(),
                 except_socket: None,

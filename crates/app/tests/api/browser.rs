@@ -8,11 +8,15 @@ use std::process::Command;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// `npm ci` in examples/web once: the page loads laravel-echo and pusher-js from there.
+/// `npm ci` in examples/web once: the page loads the client (clients/js, built),
+/// laravel-echo and pusher-js from there.
 fn page_installed() -> std::path::PathBuf {
+    crate::client_js::client_built();
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/web");
     let web = web.canonicalize().unwrap();
-    if !web.join("node_modules/laravel-echo").exists() {
+    if !web.join("node_modules/laravel-echo").exists()
+        || !web.join("node_modules/@chat-server/client").exists()
+    {
         let status = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&web)

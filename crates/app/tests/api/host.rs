@@ -23,7 +23,15 @@ async fn pusher_server_library_triggers_events_and_reads_occupancy() {
         socket.subscribe(&channel, &grant).await["event"],
         "pusher_internal:subscription_succeeded"
     );
-    // The registry records the subscription in the background.
+    // And one on the thread's presence channel, as Laravel's PresenceChannel has it.
+    let presence = format!("presence-chat.{thread}");
+    let (mut member, member_id) = Socket::established(&app.base).await;
+    let grant = signed(&app, &token(7, "client"), &member_id, &presence).await;
+    assert_eq!(
+        member.subscribe(&presence, &grant).await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    // The registry records the subscriptions in the background.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let port = app.base.rsplit(':').next().unwrap().to_owned();
@@ -36,6 +44,7 @@ async fn pusher_server_library_triggers_events_and_reads_occupancy() {
             ("KEY", "chat-key".into()),
             ("SECRET", APP_SECRET.into()),
             ("CHANNEL", channel.clone()),
+            ("PRESENCE", presence.clone()),
             ("UNKNOWN", "private-chat.999999".into()),
         ],
     )
@@ -50,6 +59,13 @@ async fn pusher_server_library_triggers_events_and_reads_occupancy() {
     assert_eq!(second["event"], "VisitRescheduled");
     let more = tokio::time::timeout(Duration::from_millis(300), socket.next()).await;
     assert!(more.is_err(), "nothing else: {more:?}");
+    // The presence socket got the host's event on its channel, and only that one.
+    let on_presence = member.next().await.unwrap();
+    assert_eq!(on_presence["event"], "CarerArrived");
+    assert_eq!(on_presence["channel"], presence);
+    assert_eq!(on_presence["data"]["door"], "front");
+    let more = tokio::time::timeout(Duration::from_millis(300), member.next()).await;
+    assert!(more.is_err(), "nothing else on presence: {more:?}");
     // Never stored.
     assert!(app.stored_messages(thread).await.is_empty());
 }

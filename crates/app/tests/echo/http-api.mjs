@@ -4,7 +4,7 @@
 import Pusher from 'pusher';
 import crypto from 'node:crypto';
 
-const { HOST, PORT, APP_ID, KEY, SECRET, CHANNEL, UNKNOWN } = process.env;
+const { HOST, PORT, APP_ID, KEY, SECRET, CHANNEL, PRESENCE, UNKNOWN } = process.env;
 const pusher = new Pusher({ appId: APP_ID, key: KEY, secret: SECRET, host: HOST, port: PORT, useTLS: false });
 const check = (ok, what) => { if (!ok) { console.error('FAILED: ' + what); process.exit(1); } console.log('ok: ' + what); };
 const status = async (promise) => { try { return (await promise).status; } catch (e) { return e.status; } };
@@ -14,6 +14,11 @@ check(await status(pusher.trigger(CHANNEL, 'NurseEnRoute', { eta: '15 min' })) =
 check(await status(pusher.triggerBatch([
   { channel: CHANNEL, name: 'VisitRescheduled', data: { at: '10:30' } },
 ])) === 200, 'triggerBatch');
+// And on the thread's presence channel (Laravel's PresenceChannel('chat.{id}')).
+check(await status(pusher.trigger(PRESENCE, 'CarerArrived', { door: 'front' })) === 200, 'trigger on the presence channel');
+check(await status(pusher.trigger(PRESENCE, 'App\\Events\\MessageCreated', { text: 'forged' })) === 400, "the chat's own event name on presence");
+check(await status(pusher.trigger('presence-chat.999999', 'CarerArrived', {})) === 400, 'a presence channel of no thread');
+check(await status(pusher.trigger(`presence-chat.0${PRESENCE.slice('presence-chat.'.length)}`, 'Aliased', {})) === 400, 'a presence alias');
 
 // Occupancy, counted from the registry.
 const channels = await (await pusher.get({ path: '/channels', params: { filter_by_prefix: 'private-chat.' } })).json();

@@ -2,6 +2,7 @@
 //! a thread or upload to it.
 
 use super::*;
+use crate::channel::Channel;
 
 impl ChatService {
     /// Registers (or updates) a service request and its care team (SPEC §3.1). Admins
@@ -168,14 +169,15 @@ impl ChatService {
     /// thread that does not exist; an error of the bus is `Unavailable`.
     pub async fn relay_host_event(
         &self,
-        thread: ThreadId,
+        channel: Channel,
         name: String,
         data: String,
         except_socket: Option<String>,
     ) -> Result<(), ChatError> {
-        self.thread_exists(thread).await?;
+        self.thread_exists(channel.thread).await?;
         let event = ChatEvent::HostEvent {
-            thread_id: thread,
+            thread_id: channel.thread,
+            presence: channel.presence,
             name,
             data,
             except_socket,

@@ -1,5 +1,5 @@
 //! The Pusher HTTP API (SPEC §9.2), for the host's own server: its events on the
-//! threads' channels (Laravel's `broadcast()`), and channel occupancy, counted across
+//! threads' private and presence channels (Laravel's `broadcast()`), and channel occupancy, counted across
 //! every instance from the channel registry. Requests are signed as Pusher signs them,
 //! so Pusher's own server libraries work unchanged: `auth_key`, `auth_timestamp` (at
 //! most 600 s off), `auth_version=1.0`, `body_md5` of a body, and `auth_signature`,
@@ -255,11 +255,12 @@ struct Batch {
 }
 
 /// An event the host may send: a name that is not the chat's own nor the protocol's
-/// (so the host cannot forge a message), data of at most 10 KB, channels of threads.
+/// (so the host cannot forge a message), data of at most 10 KB, channels of threads
+/// (private or presence, as Laravel's `PrivateChannel` and `PresenceChannel`).
 struct Checked {
     name: String,
     data: String,
-    threads: Vec<chat_core::ThreadId>,
+    channels: Vec<Channel>,
     except_socket: Option<String>,
 }
 
@@ -311,20 +312,18 @@ fn check(realtime: &Realtime, event: Event) -> Result<Checked, Refused> {
     if names.is_empty() || names.len() > MAX_CHANNELS {
         return Err(bad("between 1 and 100 channels"));
     }
-    let threads = names
+    let channels = names
         .iter()
-        .map(|c| match Channel::parse(c) {
-            Some(Channel {
-                thread,
-                presence: false,
-            }) => Ok(thread),
-            _ => Err(bad("only private-chat.{threadId} channels")),
+        .map(|c| {
+            Channel::parse(c).ok_or_else(|| {
+                bad("only private-chat.{threadId} and presence-chat.{threadId} channels")
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Checked {
         name,
         data,
-        threads,
+        channels,
         except_socket: event.socket_id.filter(|s| !s.is_empty()),
     })
 }
@@ -332,15 +331,15 @@ fn check(realtime: &Realtime, event: Event) -> Result<Checked, Refused> {
 /// Relays checked events once every channel they name is an existing thread's, so
 /// that no channel gets an event of a request that is then refused.
 async fn relay(state: &HttpState, events: Vec<Checked>) -> Result<(), Refused> {
-    for thread in events.iter().flat_map(|e| &e.threads) {
-        state.service.thread_exists(*thread).await?;
+    for channel in events.iter().flat_map(|e| &e.channels) {
+        state.service.thread_exists(channel.thread).await?;
     }
     for event in events {
-        for thread in &event.threads {
+        for channel in &event.channels {
             state
                 .service
                 .relay_host_event(
-                    *thread,
+                    *channel,
                     event.name.clone(),
                     event.data.clone(),
                     event.except_socket.clone(),

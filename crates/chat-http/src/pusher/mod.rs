@@ -463,14 +463,16 @@ impl Realtime {
             }
             ChatEvent::EventsLost { .. } => return Ready::Resync { thread },
             ChatEvent::HostEvent {
+                presence: on_presence,
                 name,
                 data,
                 except_socket,
                 ..
             } => {
-                let frame = protocol::host_event(&name, &private.name(), &data);
+                let channel = if on_presence { presence } else { private };
+                let frame = protocol::host_event(&name, &channel.name(), &data);
                 return Ready::HostFrame {
-                    channel: private,
+                    channel,
                     frame: frame.into(),
                     except_socket,
                 };
