@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::Timestamp;
+use futures::StreamExt;
 use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::HashMap;
@@ -18,6 +19,10 @@ pub const UNREAD_CHECK_LEASE: Duration = Duration::from_secs(60);
 
 /// Threads one claim takes at most.
 pub const UNREAD_CHECKS_AT_ONCE: usize = 100;
+/// How soon a check that failed runs again.
+const UNREAD_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Checks that run concurrently, each on its own thread.
+const UNREAD_CHECKS_CONCURRENTLY: usize = 8;
 
 /// Threads the memo remembers at most; past it, the stale entries go, then all.
 const MEMO_CAPACITY: usize = 10_000;
@@ -102,18 +107,40 @@ impl ChatService {
             .unread
             .claim(now, UNREAD_CHECK_LEASE, UNREAD_CHECKS_AT_ONCE)
             .await?;
-        let mut report = UnreadReport::default();
-        for check in checks {
-            report.threads += 1;
-            match self.check_unread(&check, delay, now).await {
+        let mut report = UnreadReport {
+            threads: checks.len(),
+            ..UnreadReport::default()
+        };
+        // A few threads at a time: each check waits on its stores most of its time.
+        let runs = checks.into_iter().map(|check| async move {
+            let outcome = self.check_unread(&check, delay, now).await;
+            (check, outcome)
+        });
+        let mut running = futures::stream::iter(runs).buffer_unordered(UNREAD_CHECKS_CONCURRENTLY);
+        while let Some((check, outcome)) = running.next().await {
+            match outcome {
                 Ok(escalated) => report.escalated += escalated,
-                // Held until its lease runs out, then claimed again.
                 Err(error) => {
-                    tracing::warn!(thread_id = %check.thread, %error, "unread check failed; it runs again after its lease")
+                    tracing::warn!(thread_id = %check.thread, %error, "unread check failed; it runs again shortly");
+                    self.retry_unread_check(&check, now).await;
                 }
             }
         }
         Ok(report)
+    }
+
+    /// A check that failed (a busy or briefly unreachable store) is released, due
+    /// again in [`UNREAD_RETRY_AFTER`], its mark unchanged; when even that fails, it is
+    /// held until its lease runs out, then claimed again.
+    async fn retry_unread_check(&self, check: &UnreadCheck, now: Timestamp) {
+        // No message predates the epoch: a mark there judged nothing.
+        let mark = check
+            .checked_through
+            .unwrap_or(chrono::DateTime::UNIX_EPOCH);
+        let again = now + chrono_duration(UNREAD_RETRY_AFTER);
+        if let Err(error) = self.ports.unread.finish(check, mark, Some(again)).await {
+            tracing::warn!(thread_id = %check.thread, %error, "could not release the unread check; it runs after its lease");
+        }
     }
 
     /// One thread's check at `now`: every kept message created after the last check's
