@@ -192,9 +192,6 @@ pub async fn build_service(
             _ => Arc::new(MemoryMessageStore::default()),
         };
     let mut ports = Ports {
-        requests: Arc::new(MemoryRequestDirectory::default()),
-        threads: Arc::new(MemoryThreadRepository::default()),
-        keys: Arc::new(MemoryKeyStore::default()),
         messages,
         media,
         images: Some(Arc::new(chat_images::ImageDecoder::new(
@@ -204,14 +201,8 @@ pub async fn build_service(
             },
         ))),
         events: Arc::new(MemoryEventBus::new(config.event_buffer)),
-        jobs: Arc::new(MemoryJobQueue::default()),
         clock,
-        key_ring,
-        audit: None,
-        channels: Arc::new(MemoryChannelRegistry::default()),
-        webhooks: None,
-        recorder: None,
-        unread: Arc::new(MemoryUnreadChecks::default()),
+        ..chat_memory::ports(key_ring)
     };
     // PostgreSQL, when configured, holds everything durable.
     if let Some(pg) = &postgres {

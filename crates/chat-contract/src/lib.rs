@@ -6,7 +6,11 @@
 //!
 //! Ids come from [`fresh_id`], so the suites can share one database with other tests.
 // Test code: a failed expectation is meant to panic with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use chat_core::crypto::{SealedContent, WrappedKey};
 use chat_core::ports::{
@@ -20,6 +24,24 @@ use chat_core::{
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+/// One `#[tokio::test]` per suite, each over its own adapter, named after the suite:
+///
+/// ```ignore
+/// chat_contract::suites! {
+///     message_store => MemoryMessageStore::default(),
+///     job_queue => MemoryJobQueue::default(),
+/// }
+/// ```
+#[macro_export]
+macro_rules! suites {
+    ($($suite:ident => $adapter:expr),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $suite() {
+            $crate::$suite(&$adapter).await;
+        }
+    )*};
+}
 
 mod channels;
 mod events;

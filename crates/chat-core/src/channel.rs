@@ -5,6 +5,10 @@
 //!
 //! Names are exact strings, as in Pusher: only the canonical decimal spelling of a
 //! thread id names its channel (`private-chat.01` is no channel, not `private-chat.1`).
+//!
+//! [`ChatEventName`] is the one list of the events the chat itself sends on them: the
+//! real-time adapter names its frames from it, and the host's HTTP API refuses every
+//! name in it, so an event added here can never be forged by the host.
 
 use crate::ThreadId;
 use std::fmt;
@@ -77,6 +81,37 @@ impl fmt::Display for Channel {
     }
 }
 
+/// The chat's own events on a thread's private channel (SPEC §6), spelled as
+/// subscribers receive them after the configured prefix (`.MessageCreated`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+)]
+pub enum ChatEventName {
+    MessageCreated,
+    ThreadClosed,
+    MessagesRead,
+    MessageRetracted,
+}
+
+impl ChatEventName {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Whether `name` (without the prefix) is one of the chat's own events.
+    pub fn is_reserved(name: &str) -> bool {
+        name.parse::<Self>().is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +144,19 @@ mod tests {
             "Private-chat.1",
         ] {
             assert_eq!(Channel::parse(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn every_event_name_is_reserved_and_round_trips() {
+        use strum::VariantNames;
+        assert_eq!(ChatEventName::VARIANTS.len(), 4);
+        for name in ChatEventName::VARIANTS {
+            assert!(ChatEventName::is_reserved(name), "{name}");
+            assert_eq!(name.parse::<ChatEventName>().unwrap().as_str(), *name);
+        }
+        for other in ["NurseEnRoute", "messagecreated", "MessageCreated ", ""] {
+            assert!(!ChatEventName::is_reserved(other), "{other}");
         }
     }
 }

@@ -23,19 +23,22 @@ pub mod retention;
 pub mod service;
 mod turns;
 pub mod validation;
+pub mod webhook;
 
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink};
-pub use channel::Channel;
+pub use channel::{Channel, ChatEventName};
 pub use error::{ChatError, StoreError};
 pub use ids::{ClockIds, JobId, MessageId, RequestId, ThreadId, UserId};
 pub use model::{
-    Coordinates, IdempotencyKey, InboxCursor, InboxEntry, InboxPage, InboxQuery, MediaPath,
-    MessageContent, MessageKind, MessageList, MessagePage, MessageView, RecordState,
-    ServiceRequest, StoredMessage, TextBody, Thread, ThreadStatus, Timestamp, User,
+    Coordinates, CoordinatesError, IdempotencyKey, InboxCursor, InboxEntry, InboxPage, InboxQuery,
+    InvalidIdempotencyKey, MediaPath, MediaPathError, MessageContent, MessageKind, MessageList,
+    MessagePage, MessageView, RecordState, ServiceRequest, StoredMessage, TextBody, TextBodyError,
+    Thread, ThreadStatus, Timestamp, User,
 };
 pub use retention::Retention;
 pub use service::{
     ChatService, ChatSettings, InboxRequest, JobOutcome, OpenedMedia, PageRequest, Ports,
     PurgeReport, RecordedMessage, RotationReport, SweepReport, ThreadRecord, UnreadReport,
 };
-pub use validation::ValidationErrors;
+pub use validation::{Invalid, ValidationErrors};
+pub use webhook::WebhookEvent;

@@ -170,17 +170,24 @@ impl Thread {
 #[derive(Clone, PartialEq, Eq)]
 pub struct TextBody(String);
 
+/// Why a text body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TextBodyError {
+    #[error("empty once trimmed")]
+    Empty,
+    #[error("longer than {max_chars} characters")]
+    TooLong { max_chars: usize },
+}
+
 impl TextBody {
-    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, String> {
+    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, TextBodyError> {
         let trimmed = raw.trim();
         let chars = trimmed.chars().count();
         if chars == 0 {
-            return Err("The text field is required.".into());
+            return Err(TextBodyError::Empty);
         }
         if chars > max_chars {
-            return Err(format!(
-                "The text field must not be greater than {max_chars} characters."
-            ));
+            return Err(TextBodyError::TooLong { max_chars });
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -204,26 +211,32 @@ pub struct Coordinates {
     lng: f64,
 }
 
+/// Which coordinates are out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("coordinates out of range (latitude: {lat}, longitude: {lng})")]
+pub struct CoordinatesError {
+    /// The latitude is not in -90..=90.
+    pub lat: bool,
+    /// The longitude is not in -180..=180.
+    pub lng: bool,
+}
+
 impl Coordinates {
-    /// Returns the field errors, keyed by `lat` / `lng`, when out of range.
-    pub fn new(lat: f64, lng: f64) -> Result<Self, Vec<(&'static str, String)>> {
-        let mut errors = Vec::new();
-        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
-            errors.push((
-                "lat",
-                "The lat field must be between -90 and 90.".to_owned(),
-            ));
-        }
-        if !(lng.is_finite() && (-180.0..=180.0).contains(&lng)) {
-            errors.push((
-                "lng",
-                "The lng field must be between -180 and 180.".to_owned(),
-            ));
-        }
-        if errors.is_empty() {
-            Ok(Self { lat, lng })
+    pub const LAT_RANGE: (i64, i64) = (-90, 90);
+    pub const LNG_RANGE: (i64, i64) = (-180, 180);
+
+    pub fn new(lat: f64, lng: f64) -> Result<Self, CoordinatesError> {
+        let within = |v: f64, (min, max): (i64, i64)| {
+            v.is_finite() && (min as f64..=max as f64).contains(&v)
+        };
+        let error = CoordinatesError {
+            lat: !within(lat, Self::LAT_RANGE),
+            lng: !within(lng, Self::LNG_RANGE),
+        };
+        if error.lat || error.lng {
+            Err(error)
         } else {
-            Err(errors)
+            Ok(Self { lat, lng })
         }
     }
 
@@ -245,6 +258,31 @@ impl std::fmt::Debug for Coordinates {
 /// An object key under `chats/{threadId}/`, free of every traversal trick.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct MediaPath(String);
+
+/// Why a media path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaPathError {
+    #[error("empty")]
+    Empty,
+    #[error("longer than {} bytes", MediaPath::MAX_LEN)]
+    TooLong,
+    #[error("starts with a slash")]
+    LeadingSlash,
+    /// `..`, `//`, `\` or `%`.
+    #[error("contains a traversal sequence or an escape")]
+    Traversal,
+    #[error("contains a '.' segment")]
+    DotSegment,
+    /// Control or invisible (format, separator) characters.
+    #[error("contains control or invisible characters")]
+    Invisible,
+    /// Not a file under the thread's own prefix.
+    #[error("not a file under {prefix}")]
+    OutsideThread { prefix: String },
+    /// Not an upload's name: a direct child of the prefix, with an image's extension.
+    #[error("not an upload under {prefix}")]
+    NotAnUpload { prefix: String },
+}
 
 impl MediaPath {
     /// The longest key accepted; object stores allow 1024 bytes.
@@ -270,14 +308,13 @@ impl MediaPath {
     /// A path a client names as its upload (SPEC §3.4): [`Self::parse`], a direct child
     /// of the thread's prefix (not a thumbnail, which only the service writes or
     /// names), with an image type's extension.
-    pub fn parse_upload(raw: &str, thread: ThreadId) -> Result<Self, String> {
+    pub fn parse_upload(raw: &str, thread: ThreadId) -> Result<Self, MediaPathError> {
         let path = Self::parse(raw, thread)?;
         let name = &path.0[Self::thread_prefix(thread).len()..];
         if name.contains('/') || crate::media::mime_for_key(name).is_none() {
-            return Err(format!(
-                "The media path must name a file uploaded under {}.",
-                Self::thread_prefix(thread)
-            ));
+            return Err(MediaPathError::NotAnUpload {
+                prefix: Self::thread_prefix(thread),
+            });
         }
         Ok(path)
     }
@@ -306,23 +343,22 @@ impl MediaPath {
 
     /// Accepts only a plain key under the thread's own prefix (SPEC §3.4): no `..`,
     /// `//`, `\`, `%`, control or other invisible characters, nor a leading `/`.
-    pub fn parse(raw: &str, thread: ThreadId) -> Result<Self, String> {
-        let refuse = |why: &str| Err(format!("The media path {why}."));
+    pub fn parse(raw: &str, thread: ThreadId) -> Result<Self, MediaPathError> {
         if raw.is_empty() {
-            return refuse("is required");
+            return Err(MediaPathError::Empty);
         }
         if raw.len() > Self::MAX_LEN {
-            return refuse("is too long");
+            return Err(MediaPathError::TooLong);
         }
         if raw.starts_with('/') {
-            return refuse("must not start with a slash");
+            return Err(MediaPathError::LeadingSlash);
         }
         if raw.contains("..") || raw.contains("//") || raw.contains('\\') || raw.contains('%') {
-            return refuse("must not contain '..', '//', '\\' or '%'");
+            return Err(MediaPathError::Traversal);
         }
         // `.` segments name the same key as without them: refused, like `..`.
         if raw.split('/').any(|segment| segment == ".") {
-            return refuse("must not contain '.' segments");
+            return Err(MediaPathError::DotSegment);
         }
         // Control characters, and the Unicode format / separator characters that make a
         // key look like another one (zero-width spaces, bidi overrides, NBSP...).
@@ -330,12 +366,12 @@ impl MediaPath {
             c.is_control()
                 || matches!(c, '\u{00A0}' | '\u{00AD}' | '\u{2000}'..='\u{200F}' | '\u{2028}'..='\u{202F}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
         }) {
-            return refuse("must not contain control or invisible characters");
+            return Err(MediaPathError::Invisible);
         }
         let prefix = Self::thread_prefix(thread);
         match raw.strip_prefix(&prefix) {
             Some(name) if !name.is_empty() && !name.ends_with('/') => Ok(Self(raw.to_owned())),
-            _ => refuse(&format!("must name a file under {prefix}")),
+            _ => Err(MediaPathError::OutsideThread { prefix }),
         }
     }
 
@@ -422,13 +458,18 @@ pub struct StoredMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
 
+/// An `Idempotency-Key` that is not 1..=64 visible ASCII characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not 1 to 64 visible ASCII characters")]
+pub struct InvalidIdempotencyKey;
+
 impl IdempotencyKey {
     pub const MAX_LEN: usize = 64;
 
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+    pub fn parse(raw: &str) -> Result<Self, InvalidIdempotencyKey> {
         if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.bytes().all(|b| b.is_ascii_graphic())
         {
-            return Err("The Idempotency-Key header must be 1 to 64 visible ASCII characters.");
+            return Err(InvalidIdempotencyKey);
         }
         Ok(Self(raw.to_owned()))
     }

@@ -3,7 +3,10 @@
 //! expired, closed threads), once each, on one of two instances, and that a post
 //! arms a store entry per thread, not per message.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use async_trait::async_trait;
 use chat_core::ports::{StoreResult, UnreadCheck, UnreadChecks, WebhookDelivery, WebhookSender};
@@ -118,21 +121,10 @@ fn setup(ttl_secs: u64) -> Setup {
     let host = Arc::new(Host::default());
     let checks = Arc::new(CountingChecks::default());
     let ports = Ports {
-        requests: Arc::new(MemoryRequestDirectory::default()),
-        threads: Arc::new(MemoryThreadRepository::default()),
-        keys: Arc::new(MemoryKeyStore::default()),
-        messages: Arc::new(MemoryMessageStore::default()),
-        media: None,
-        images: None,
-        events: Arc::new(MemoryEventBus::new(64)),
-        jobs: Arc::new(MemoryJobQueue::default()),
         clock: clock.clone(),
-        key_ring: Arc::new(MasterKeyRing::generate().unwrap()),
-        audit: None,
-        channels: Arc::new(MemoryChannelRegistry::default()),
         webhooks: Some(host.clone()),
-        recorder: None,
         unread: checks.clone(),
+        ..chat_memory::ports(Arc::new(MasterKeyRing::generate().unwrap()))
     };
     let settings = ChatSettings {
         retention: Retention::from_settings(ttl_secs, 100),

@@ -2,7 +2,10 @@
 //! open, read, post and close; what a close and its purge leave; idempotent posts; the
 //! audit trail each use case writes. No HTTP, no database.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use chat_core::{
     AuditAction, AuditOutcome, ChatError, ChatService, ChatSettings, IdempotencyKey,
@@ -26,21 +29,9 @@ async fn setup() -> Setup {
     let audit = Arc::new(MemoryAuditLog::default());
     let jobs = Arc::new(MemoryJobQueue::default());
     let ports = Ports {
-        requests: Arc::new(MemoryRequestDirectory::default()),
-        threads: Arc::new(MemoryThreadRepository::default()),
-        keys: Arc::new(MemoryKeyStore::default()),
-        messages: Arc::new(MemoryMessageStore::default()),
-        media: None,
-        images: None,
-        events: Arc::new(MemoryEventBus::new(64)),
         jobs: jobs.clone(),
-        clock: Arc::new(SystemClock),
-        key_ring: Arc::new(MasterKeyRing::generate().unwrap()),
         audit: Some(audit.clone()),
-        channels: Arc::new(MemoryChannelRegistry::default()),
-        webhooks: None,
-        recorder: None,
-        unread: Arc::new(MemoryUnreadChecks::default()),
+        ..chat_memory::ports(Arc::new(MasterKeyRing::generate().unwrap()))
     };
     let chat = ChatService::new(ports, ChatSettings::default());
     let user = |id, role| User::new(UserId::new(id).unwrap(), role);

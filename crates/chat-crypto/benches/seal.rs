@@ -2,7 +2,10 @@
 //! image (what sealing adds to an image post, issue 30).
 //! `cargo bench -p chat-crypto --bench seal`
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use chat_core::crypto::{MediaAad, MessageAad};
 use chat_core::{MessageId, MessageKind, ThreadId};

@@ -1,6 +1,9 @@
 //! Properties of the encryption contract, on the ring implementation.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use chat_core::crypto::{CryptoError, KeyRing, MessageAad, SealedContent};
 use chat_core::{MessageId, MessageKind, ThreadId};

@@ -1,6 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use chat_core::{ChatError, ValidationErrors};
+use chat_core::{ChatError, Invalid, MediaPathError, TextBodyError, ValidationErrors};
+use std::collections::BTreeMap;
 
 /// An error answer: `{"message", "code"}`, plus `errors` for validation (SPEC §3.7).
 /// The cause of a 5xx is logged here and never shown.
@@ -36,7 +37,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::Invalid(ValidationErrors::single(field, message))
+        Self::Invalid(ValidationErrors::single(
+            field,
+            Invalid::Said(message.into()),
+        ))
     }
 
     fn code(&self) -> &'static str {
@@ -69,7 +73,7 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 "The request body must be sent as application/json.".into()
             }
-            Self::Invalid(errors) => errors.summary(),
+            Self::Invalid(errors) => summary(&worded(errors)),
             Self::RateLimited { .. } => "Too many requests. Try again later.".into(),
             Self::Disabled => "Chat is disabled.".into(),
             Self::Unavailable(_) => {
@@ -146,7 +150,7 @@ impl ResponseError for ApiError {
             message: self.message(),
             code: self.code().to_owned(),
             errors: match self {
-                Self::Invalid(errors) => errors.fields().clone(),
+                Self::Invalid(errors) => worded(errors),
                 _ => Default::default(),
             },
         };
@@ -162,4 +166,87 @@ impl ResponseError for ApiError {
         }
         response.json(body)
     }
+}
+
+/// Each field's refusals in Laravel's sentences, as `errors` answers them.
+fn worded(errors: &ValidationErrors) -> BTreeMap<String, Vec<String>> {
+    errors
+        .fields()
+        .iter()
+        .map(|(field, reasons)| {
+            let sentences = reasons.iter().map(|why| sentence(field, why)).collect();
+            (field.clone(), sentences)
+        })
+        .collect()
+}
+
+/// Laravel's summary: the first message, plus "(and N more errors)".
+fn summary(worded: &BTreeMap<String, Vec<String>>) -> String {
+    let all: Vec<&String> = worded.values().flatten().collect();
+    match all.split_first() {
+        None => "The given data was invalid.".to_owned(),
+        Some((first, [])) => (*first).clone(),
+        Some((first, rest)) => {
+            let n = rest.len();
+            let noun = if n == 1 { "error" } else { "errors" };
+            format!("{first} (and {n} more {noun})")
+        }
+    }
+}
+
+/// One refusal of `field`, worded as Laravel's validator would (`staff_ids` reads
+/// "staff ids").
+fn sentence(field: &str, why: &Invalid) -> String {
+    let name = field.replace('_', " ");
+    match why {
+        Invalid::Text(TextBodyError::Empty) => format!("The {name} field is required."),
+        Invalid::Text(TextBodyError::TooLong { max_chars }) => {
+            format!("The {name} field must not be greater than {max_chars} characters.")
+        }
+        Invalid::MediaPath(error) => media_path_sentence(error),
+        Invalid::OutOfRange { min, max } => {
+            format!("The {name} field must be between {min} and {max}.")
+        }
+        Invalid::IdempotencyKey => {
+            "The Idempotency-Key header must be 1 to 64 visible ASCII characters.".into()
+        }
+        Invalid::TooManyItems { max } => {
+            format!("The {name} field must not have more than {max} items.")
+        }
+        Invalid::ContentTypeNotAllowed { allowed } => {
+            format!("The content type must be one of: {}.", allowed.join(", "))
+        }
+        Invalid::NoMediaStorage => {
+            "Image uploads are not available: no media storage is configured.".into()
+        }
+        Invalid::NotUploaded => "The media path does not name an uploaded file.".into(),
+        Invalid::NotAnImagePath => "The media path is not an image's.".into(),
+        Invalid::ImageTypeMismatch => {
+            "The uploaded file is not an allowed image type, or not the declared one.".into()
+        }
+        Invalid::ImageTypeNotAllowed => "The uploaded file is not an allowed image type.".into(),
+        Invalid::ImageUnreadable => "The uploaded image could not be read.".into(),
+        Invalid::TooManyPixels { limit } => format!("The image has more than {limit} pixels."),
+        Invalid::ImageUndecodable => "The uploaded image does not decode.".into(),
+        Invalid::HoldReasonRequired => "The reason field is required to place a hold.".into(),
+        Invalid::NoRecorder => "No FHIR server is configured (CHAT_FHIR_BASE_URL).".into(),
+        Invalid::ThreadNotClosed => "Only a closed thread's transcript is recorded.".into(),
+        Invalid::Said(sentence) => sentence.clone(),
+    }
+}
+
+fn media_path_sentence(error: &MediaPathError) -> String {
+    let why = match error {
+        MediaPathError::Empty => "is required".to_owned(),
+        MediaPathError::TooLong => "is too long".to_owned(),
+        MediaPathError::LeadingSlash => "must not start with a slash".to_owned(),
+        MediaPathError::Traversal => "must not contain '..', '//', '\\' or '%'".to_owned(),
+        MediaPathError::DotSegment => "must not contain '.' segments".to_owned(),
+        MediaPathError::Invisible => "must not contain control or invisible characters".to_owned(),
+        MediaPathError::OutsideThread { prefix } => format!("must name a file under {prefix}"),
+        MediaPathError::NotAnUpload { prefix } => {
+            format!("must name a file uploaded under {prefix}")
+        }
+    };
+    format!("The media path {why}.")
 }

@@ -9,8 +9,9 @@ use crate::state::HttpState;
 use crate::wire;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{
-    Coordinates, IdempotencyKey, MediaPath, MessageContent, MessageId, MessageKind, PageRequest,
-    RequestId, ServiceRequest, TextBody, ThreadId, ValidationErrors,
+    Coordinates, IdempotencyKey, Invalid, InvalidIdempotencyKey, MediaPath, MessageContent,
+    MessageId, MessageKind, PageRequest, RequestId, ServiceRequest, TextBody, ThreadId,
+    ValidationErrors,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -182,14 +183,16 @@ fn message_content(
     };
     let content = match kind {
         Some(MessageKind::Text) => required_str(body, "text")
-            .and_then(|raw| TextBody::parse(raw, max_text_chars))
+            .map_err(Invalid::Said)
+            .and_then(|raw| TextBody::parse(raw, max_text_chars).map_err(Invalid::from))
             .map(MessageContent::Text)
-            .map_err(|msg| errors.add("text", msg))
+            .map_err(|why| errors.add("text", why))
             .ok(),
         Some(MessageKind::Image) => required_str(body, "mediaPath")
-            .and_then(|raw| MediaPath::parse_upload(raw, thread))
+            .map_err(Invalid::Said)
+            .and_then(|raw| MediaPath::parse_upload(raw, thread).map_err(Invalid::from))
             .map(MessageContent::Image)
-            .map_err(|msg| errors.add("mediaPath", msg))
+            .map_err(|why| errors.add("mediaPath", why))
             .ok(),
         Some(MessageKind::Location) => {
             // Each field's errors, both at once: a range error on one is reported
@@ -199,16 +202,15 @@ fn message_content(
             match Coordinates::new(lat.unwrap_or(0.0), lng.unwrap_or(0.0)) {
                 Ok(at) if lat.is_ok() && lng.is_ok() => Some(MessageContent::Location(at)),
                 Ok(_) => None,
-                Err(field_errors) => {
-                    for (field, msg) in field_errors {
-                        let parsed = if field == "lat" {
-                            lat.is_ok()
-                        } else {
-                            lng.is_ok()
-                        };
-                        if parsed {
-                            errors.add(field, msg);
-                        }
+                Err(out_of_range) => {
+                    // Only a field that parsed can be out of range.
+                    if out_of_range.lat && lat.is_ok() {
+                        let (min, max) = Coordinates::LAT_RANGE;
+                        errors.add("lat", Invalid::OutOfRange { min, max });
+                    }
+                    if out_of_range.lng && lng.is_ok() {
+                        let (min, max) = Coordinates::LNG_RANGE;
+                        errors.add("lng", Invalid::OutOfRange { min, max });
                     }
                     None
                 }
@@ -225,12 +227,12 @@ fn message_content(
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// The post's `Idempotency-Key` header, if any (SPEC §3.4), or why it is refused.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, &'static str> {
+fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, InvalidIdempotencyKey> {
     match req.headers().get(IDEMPOTENCY_KEY) {
         None => Ok(None),
         Some(value) => value
             .to_str()
-            .map_err(|_| "The Idempotency-Key header must be 1 to 64 visible ASCII characters.")
+            .map_err(|_| InvalidIdempotencyKey)
             .and_then(IdempotencyKey::parse)
             .map(Some),
     }
@@ -271,8 +273,8 @@ pub(crate) async fn post_message(
                 }
                 (content, key) => {
                     let mut errors = content.err().unwrap_or_default();
-                    if let Err(msg) = key {
-                        errors.add(IDEMPOTENCY_KEY, msg);
+                    if key.is_err() {
+                        errors.add(IDEMPOTENCY_KEY, Invalid::IdempotencyKey);
                     }
                     Err(errors)
                 }

@@ -30,7 +30,6 @@ pub struct ErrorBody {
 
 /// The errors a chat route can answer, all as [`ErrorBody`].
 #[derive(IntoResponses)]
-#[allow(dead_code)]
 pub enum ChatErrors {
     /// No bearer token, or one that is expired, forged or for another issuer.
     #[response(status = 401)]

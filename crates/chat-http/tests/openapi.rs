@@ -2,8 +2,6 @@
 //! body type that is not committed there fails here.
 //! `UPDATE_OPENAPI=1 cargo test -p chat-http --test openapi` rewrites it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::PathBuf;
 
 #[test]

@@ -173,7 +173,6 @@ fn encode(image: &DynamicImage, source: ImageFormat) -> Result<Vec<u8>, ImageRej
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use image::{ImageBuffer, Rgb, Rgba};
 

@@ -1,7 +1,10 @@
 //! The KMS key ring against a real KMS-compatible server (moto, started by
 //! chat-testkit): round trip, a key moved to another thread, the cache and its expiry,
 //! an unreachable KMS and the recovery, rotation to a new key, and a disabled key.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use chat_core::crypto::{CryptoError, KeyRing, MessageAad};
 use chat_core::{MessageId, MessageKind, ThreadId};

@@ -16,23 +16,11 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audit = Arc::new(MemoryAuditLog::default());
+    // Every port in memory, with no object storage (image messages are refused); in
+    // production the key ring is MasterKeyRing::parse_single(<base64 of 32 bytes>).
     let ports = Ports {
-        requests: Arc::new(MemoryRequestDirectory::default()),
-        threads: Arc::new(MemoryThreadRepository::default()),
-        keys: Arc::new(MemoryKeyStore::default()),
-        messages: Arc::new(MemoryMessageStore::default()),
-        media: None, // no object storage: image messages are refused
-        images: None,
-        events: Arc::new(MemoryEventBus::new(64)),
-        jobs: Arc::new(MemoryJobQueue::default()),
-        clock: Arc::new(SystemClock),
-        // In production: MasterKeyRing::parse_single(<base64 of 32 bytes>).
-        key_ring: Arc::new(MasterKeyRing::generate()?),
         audit: Some(audit.clone()),
-        channels: Arc::new(MemoryChannelRegistry::default()),
-        webhooks: None,
-        recorder: None,
-        unread: Arc::new(MemoryUnreadChecks::default()),
+        ..chat_memory::ports(Arc::new(MasterKeyRing::generate()?))
     };
     let chat = ChatService::new(ports, ChatSettings::default());
 
@@ -62,10 +50,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     chat.post_message(&staff, thread.id, None, || {
         Coordinates::new(40.7128, -74.006)
             .map(MessageContent::Location)
-            .map_err(|errors| {
+            .map_err(|out_of_range| {
+                // Typed reasons; the HTTP adapter words them for its clients.
                 let mut all = chat_core::ValidationErrors::new();
-                for (field, message) in errors {
-                    all.add(field, message);
+                let (min, max) = Coordinates::LAT_RANGE;
+                if out_of_range.lat {
+                    all.add("lat", chat_core::Invalid::OutOfRange { min, max });
+                }
+                let (min, max) = Coordinates::LNG_RANGE;
+                if out_of_range.lng {
+                    all.add("lng", chat_core::Invalid::OutOfRange { min, max });
                 }
                 all
             })

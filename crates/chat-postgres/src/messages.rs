@@ -20,7 +20,7 @@ const ID_BEHIND: &str = "message id behind the thread's newest";
 
 diesel::define_sql_function! {
     // The SQL function's own ten parameters.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "the SQL function's own parameters")]
     /// migrations/*_append_batch: one answer per message, `NULL` when stored, else the
     /// id its idempotency key already names; raises `CH001` for an id behind the newest.
     fn chat_append_batch(

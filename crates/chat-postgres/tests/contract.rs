@@ -1,6 +1,10 @@
 //! The Postgres adapters against the port contract suites, on a real PostgreSQL that
 //! the test starts (chat-testkit).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use chat_contract as contract;
 use chat_core::crypto::SealedContent;

@@ -290,7 +290,6 @@ fn shorts(mut rest: &[u8]) -> Result<((String, String), &[u8]), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn message(content: Option<Vec<u8>>) -> StoredMessage {

@@ -1,7 +1,10 @@
 //! The Redis adapters against the port contract suites and Redis's own failure modes,
 //! each test on its own throwaway `redis-server`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use chat_contract as contract;
 use chat_core::ports::{

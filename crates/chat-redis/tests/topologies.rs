@@ -3,7 +3,10 @@
 //! server, and a failover during posts (the master is killed) that the adapters come
 //! through without a restart, losing no acknowledged write that Redis kept.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 use chat_contract as contract;
 use chat_core::ports::{ChatEvent, EventBus, MessageStore, Received, RetentionCut};

@@ -196,7 +196,8 @@ impl MediaStore for ObjectMediaStore {
             MediaPath::thread_prefix(thread),
             self.random_name()?
         );
-        let path = MediaPath::parse(&key, thread).map_err(StoreError::Corrupt)?;
+        let path =
+            MediaPath::parse(&key, thread).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(SignedUpload {
             path,
             url: self.signer.sign("PUT", &key, ttl, content_type),

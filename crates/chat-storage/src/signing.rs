@@ -97,7 +97,6 @@ impl UrlSigner {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn parts(url: &str) -> (String, u64, String) {

@@ -1,7 +1,6 @@
 //! The media store contract over each backend this crate opens: the in-memory and
 //! local-file ones (their URLs served by the local gateway) and S3 (a real `s3s-fs`,
 //! which checks presigned URLs as S3 does).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chat_contract::{media_store, UrlCheck};
 use chat_storage::{open, Gateway, MediaSettings};

@@ -267,7 +267,6 @@ fn copy(mut from: TcpStream, flow: &Arc<Flow>, direction: Direction, state: &Sta
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::io::BufRead;
 

@@ -1,6 +1,10 @@
 //! Black-box tests of the HTTP API: each spawns the real server on a free loopback port
 //! and talks to it over HTTP, knowing only SPEC §2, §3 and §5.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
 
 mod audit;
 mod auth;

@@ -18,9 +18,9 @@ impl std::fmt::Debug for OpenedMedia {
     }
 }
 
-/// Why an upload is refused, field-error wording aside: `Invalid` names `mediaPath`.
-fn invalid(message: &str) -> ChatError {
-    ChatError::Invalid(ValidationErrors::single("mediaPath", message))
+/// Why an upload is refused: the field is `mediaPath`.
+fn invalid(why: Invalid) -> ChatError {
+    ChatError::Invalid(ValidationErrors::single("mediaPath", why))
 }
 
 impl ChatService {
@@ -42,10 +42,9 @@ impl ChatService {
                 .ok_or_else(|| {
                     ChatError::Invalid(ValidationErrors::single(
                         "contentType",
-                        format!(
-                            "The content type must be one of: {}.",
-                            self.settings.allowed_image_mime.join(", ")
-                        ),
+                        Invalid::ContentTypeNotAllowed {
+                            allowed: self.settings.allowed_image_mime.clone(),
+                        },
                     ))
                 })?;
             let media = self.media()?;
@@ -84,7 +83,7 @@ impl ChatService {
         }
         let declared = path
             .mime()
-            .ok_or_else(|| invalid("The media path is not an image's."))?;
+            .ok_or_else(|| invalid(Invalid::NotAnImagePath))?;
         let mime = match crate::media::sniff_image(&bytes) {
             Some(mime)
                 if mime == declared
@@ -92,15 +91,11 @@ impl ChatService {
             {
                 mime
             }
-            Some(_) => {
-                return Err(invalid(
-                    "The uploaded file is not an allowed image type, or not the declared one.",
-                ))
-            }
-            None => return Err(invalid("The uploaded file is not an allowed image type.")),
+            Some(_) => return Err(invalid(Invalid::ImageTypeMismatch)),
+            None => return Err(invalid(Invalid::ImageTypeNotAllowed)),
         };
         let clean: Arc<[u8]> = crate::media::without_metadata(mime, &bytes)
-            .ok_or_else(|| invalid("The uploaded image could not be read."))?
+            .ok_or_else(|| invalid(Invalid::ImageUnreadable))?
             .into();
         drop(bytes);
         let images = self
@@ -113,13 +108,13 @@ impl ChatService {
             .await
             .map_err(|rejected| match rejected {
                 ImageRejected::TooManyPixels { limit, .. } => {
-                    invalid(&format!("The image has more than {limit} pixels."))
+                    invalid(Invalid::TooManyPixels { limit })
                 }
-                ImageRejected::Undecodable => invalid("The uploaded image does not decode."),
+                ImageRejected::Undecodable => invalid(Invalid::ImageUndecodable),
             })?;
         let thumb_path = path
             .thumbnail(thread)
-            .ok_or_else(|| invalid("The media path is not an image's."))?;
+            .ok_or_else(|| invalid(Invalid::NotAnImagePath))?;
         let key = self.key_for_writing(thread).await?;
         let seal = |at: &MediaPath, plain: &[u8]| {
             key.seal_media(

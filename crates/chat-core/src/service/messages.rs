@@ -189,7 +189,7 @@ impl ChatService {
                 if !self.media()?.exists(path).await? {
                     return Err(ChatError::Invalid(ValidationErrors::single(
                         "mediaPath",
-                        "The media path does not name an uploaded file.",
+                        Invalid::NotUploaded,
                     )));
                 }
             }

@@ -20,7 +20,7 @@ use crate::ports::{
     WebhookDelivery, WebhookSender,
 };
 use crate::retention::Retention;
-use crate::validation::ValidationErrors;
+use crate::validation::{Invalid, ValidationErrors};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,7 +230,7 @@ impl ChatService {
         self.ports.media.as_ref().ok_or_else(|| {
             ChatError::Invalid(ValidationErrors::single(
                 "mediaPath",
-                "Image uploads are not available: no media storage is configured.",
+                Invalid::NoMediaStorage,
             ))
         })
     }

@@ -116,7 +116,7 @@ impl ChatService {
             if hold && reason.is_none() {
                 return Err(ChatError::Invalid(ValidationErrors::single(
                     "reason",
-                    "The reason field is required to place a hold.",
+                    Invalid::HoldReasonRequired,
                 )));
             }
             detail = reason;
@@ -198,8 +198,13 @@ impl ChatService {
             }
         }
         tracing::info!(thread_id = %thread, messages, "transcript recorded");
-        self.queue_record_webhook(thread, request, "thread_recorded", Some(messages))
-            .await;
+        self.queue_webhook(crate::webhook::WebhookEvent::ThreadRecorded {
+            channel: crate::Channel::private(thread),
+            thread_id: thread,
+            request_id: request,
+            messages,
+        })
+        .await;
         let now = self.ports.clock.now();
         if let Err(error) = self
             .ports
@@ -228,8 +233,12 @@ impl ChatService {
             _ => return,
         };
         tracing::error!(thread_id = %thread, "the transcript could not be recorded: the thread's content is kept");
-        self.queue_record_webhook(thread, request, "thread_record_failed", None)
-            .await;
+        self.queue_webhook(crate::webhook::WebhookEvent::ThreadRecordFailed {
+            channel: crate::Channel::private(thread),
+            thread_id: thread,
+            request_id: request,
+        })
+        .await;
     }
 
     /// An admin's `POST …/record` (SPEC §10): sends a closed thread's transcript to the
@@ -252,13 +261,13 @@ impl ChatService {
             if self.ports.recorder.is_none() {
                 return Err(ChatError::Invalid(ValidationErrors::single(
                     "record",
-                    "No FHIR server is configured (CHAT_FHIR_BASE_URL).",
+                    Invalid::NoRecorder,
                 )));
             }
             if !found.is_closed() {
                 return Err(ChatError::Invalid(ValidationErrors::single(
                     "record",
-                    "Only a closed thread's transcript is recorded.",
+                    Invalid::ThreadNotClosed,
                 )));
             }
             self.ports.messages.set_hold(found.id, true).await?;

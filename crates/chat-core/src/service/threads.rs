@@ -22,7 +22,9 @@ impl ChatService {
             if request.staff_ids.len() > ServiceRequest::MAX_STAFF {
                 return Err(ValidationErrors::single(
                     "staff_ids",
-                    "The staff ids field must not have more than 50 items.",
+                    Invalid::TooManyItems {
+                        max: ServiceRequest::MAX_STAFF,
+                    },
                 )
                 .into());
             }

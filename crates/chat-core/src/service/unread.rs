@@ -11,7 +11,6 @@ use super::*;
 use crate::Timestamp;
 use futures::StreamExt;
 use parking_lot::Mutex;
-use serde_json::json;
 use std::collections::HashMap;
 
 /// How long a worker holds a claimed check before another may take it over.
@@ -201,11 +200,11 @@ impl ChatService {
                 .collect();
             let participants = thread.participants();
             for (id, sender, created_at) in judged.into_iter().rev() {
-                let mut unread: Vec<i64> = participants
+                let mut unread: Vec<UserId> = participants
                     .iter()
                     .filter(|user| **user != sender)
                     .filter(|user| reads.get(user).is_none_or(|marker| *marker < id))
-                    .map(|user| user.get())
+                    .copied()
                     .collect();
                 if unread.is_empty() {
                     continue;
@@ -227,20 +226,18 @@ impl ChatService {
         message: MessageId,
         sender: UserId,
         created_at: Timestamp,
-        unread_user_ids: Vec<i64>,
+        unread_user_ids: Vec<UserId>,
     ) {
-        let event = json!({
-            "name": "message_unread",
-            "channel": crate::Channel::private(thread.id).to_string(),
-            "thread_id": thread.id.get(),
-            "request_id": thread.request_id.get(),
-            "message_id": message.get(),
-            "sender_id": sender.get(),
-            "created_at": webhooks::rfc3339(created_at),
-            "unread_user_ids": unread_user_ids,
-        });
-        let delivery = format!("message_unread.{}.{message}", thread.id);
-        self.queue_webhook(thread.id, delivery, event).await;
+        self.queue_webhook(crate::webhook::WebhookEvent::MessageUnread {
+            channel: crate::Channel::private(thread.id),
+            thread_id: thread.id,
+            request_id: thread.request_id,
+            message_id: message,
+            sender_id: sender,
+            created_at,
+            unread_user_ids,
+        })
+        .await;
     }
 }
 

@@ -277,13 +277,7 @@ fn check(realtime: &Realtime, event: Event) -> Result<Checked, Refused> {
         .strip_prefix(realtime.settings().event_prefix.as_str())
         .unwrap_or(&name);
     let base = base.strip_prefix('.').unwrap_or(base);
-    let chats_own = [
-        "MessageCreated",
-        "ThreadClosed",
-        "MessagesRead",
-        "MessageRetracted",
-    ];
-    if chats_own.contains(&base)
+    if chat_core::ChatEventName::is_reserved(base)
         || ["pusher:", "pusher_internal:", "client-"]
             .iter()
             .any(|p| name.starts_with(p))

@@ -66,7 +66,10 @@ async fn connection(stream: TcpStream, realtime: Arc<Realtime>, service: Arc<Cha
     let enabled = service.settings().enabled;
     let mut upgrade = None;
     // The signature is tungstenite's handshake callback's.
-    #[allow(clippy::result_large_err)]
+    #[expect(
+        clippy::result_large_err,
+        reason = "the signature is tungstenite's handshake callback's"
+    )]
     let inspect = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let refuse = |status: StatusCode| {
             let mut error = ErrorResponse::new(None);

@@ -22,7 +22,7 @@ mod transport;
 
 use channel::Channel;
 use chat_core::ports::{ChannelMember, ChannelRegistry, ChatEvent, EventSubscription, Received};
-use chat_core::{ChatService, ThreadId, UserId};
+use chat_core::{ChatEventName, ChatService, ThreadId, UserId, WebhookEvent};
 use futures::stream::{FuturesOrdered, StreamExt};
 use hub::Hub;
 use ring::hmac;
@@ -158,12 +158,15 @@ impl Realtime {
                 )
                 .await;
             service
-                .channel_webhook(channel.thread, "member_added", channel.name(), Some(user))
+                .channel_webhook(WebhookEvent::MemberAdded {
+                    channel,
+                    user_id: user,
+                })
                 .await;
         }
         if members.len() == 1 {
             service
-                .channel_webhook(channel.thread, "channel_occupied", channel.name(), None)
+                .channel_webhook(WebhookEvent::ChannelOccupied { channel })
                 .await;
         }
         Ok(members)
@@ -520,7 +523,7 @@ impl Realtime {
                 let id = message.id;
                 match service.open_for_broadcast(message).await {
                     Ok(view) => (
-                        "MessageCreated",
+                        ChatEventName::MessageCreated,
                         json_of(&crate::wire::MessageCreated {
                             message: crate::wire::Message::from(&view),
                             thread_id: thread.get(),
@@ -538,7 +541,7 @@ impl Realtime {
                 user_id,
                 up_to,
             } => (
-                "MessagesRead",
+                ChatEventName::MessagesRead,
                 json_of(&crate::wire::MessagesRead {
                     thread_id: thread_id.get(),
                     user_id: user_id.get(),
@@ -546,7 +549,7 @@ impl Realtime {
                 }),
             ),
             ChatEvent::MessageRetracted { thread_id, id } => (
-                "MessageRetracted",
+                ChatEventName::MessageRetracted,
                 json_of(&crate::wire::MessageRetracted {
                     thread_id: thread_id.get(),
                     id: id.get(),
@@ -556,7 +559,7 @@ impl Realtime {
                 thread_id,
                 closed_at,
             } => (
-                "ThreadClosed",
+                ChatEventName::ThreadClosed,
                 json_of(&crate::wire::ThreadClosed {
                     thread_id: thread_id.get(),
                     status: crate::wire::ThreadStatus::Closed,
@@ -565,7 +568,7 @@ impl Realtime {
             ),
         };
         let frame = protocol::channel_event(
-            &format!("{}{name}", self.settings.event_prefix),
+            &format!("{}{}", self.settings.event_prefix, name.as_str()),
             &private.name(),
             &data,
         );
@@ -590,7 +593,7 @@ async fn occupancy_webhook(
     match registry.members(&channel.name(), chrono::Utc::now()).await {
         Ok(members) if members.len() == 1 => {
             service
-                .channel_webhook(channel.thread, "channel_occupied", channel.name(), None)
+                .channel_webhook(WebhookEvent::ChannelOccupied { channel })
                 .await;
         }
         Ok(_) => {}
@@ -634,14 +637,17 @@ async fn departed(
             if !rest.iter().any(|m| m.user == Some(user)) {
                 service.announce_presence(channel.thread, user, None).await;
                 service
-                    .channel_webhook(channel.thread, "member_removed", name.clone(), Some(user))
+                    .channel_webhook(WebhookEvent::MemberRemoved {
+                        channel,
+                        user_id: user,
+                    })
                     .await;
             }
         }
     }
     if rest.is_empty() {
         service
-            .channel_webhook(channel.thread, "channel_vacated", name, None)
+            .channel_webhook(WebhookEvent::ChannelVacated { channel })
             .await;
     }
 }

@@ -146,6 +146,14 @@ impl<O: Outgoing> Connection<O> {
     pub(crate) async fn run(mut self, mut stream: impl Stream<Item = Incoming> + Unpin) {
         let timeout = self.realtime.settings().activity_timeout;
         let grace = timeout.min(PONG_GRACE);
+        // Without randomness no socket id is safe from collisions (sockets sharing one
+        // would skip each other's events as their own): the client comes back later.
+        if self.socket_id.is_empty() {
+            tracing::error!("the system's random generator failed: a socket was refused");
+            let refusal = reason(code::RECONNECT, "Server error: reconnect");
+            self.session.close(Some(refusal)).await;
+            return;
+        }
         let hello = protocol::connection_established(&self.socket_id, timeout.as_secs());
         let mut close = None;
         let open = metrics::gauge!(names::WS_CONNECTIONS);
@@ -528,12 +536,13 @@ fn reason(code: u16, message: &str) -> (u16, String) {
     (code, message.into())
 }
 
-/// `"<digits>.<digits>"`, random, as Pusher's socket ids look.
+/// `"<digits>.<digits>"`, random, as Pusher's socket ids look; empty when the system's
+/// random generator failed (then [`Socket::run`] refuses the connection).
 fn socket_id() -> String {
     let mut bytes = [0u8; 8];
-    // The id only has to be unpredictable enough not to collide; on a failing system
-    // random generator a zero id still works.
-    let _ = SystemRandom::new().fill(&mut bytes);
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        return String::new();
+    }
     let (high, low) = bytes.split_at(4);
     let part = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) % 1_000_000_000;
     format!("{}.{}", part(high), part(low))

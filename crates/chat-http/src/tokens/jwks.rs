@@ -202,7 +202,6 @@ fn signing_algorithm(jwk: &Jwk) -> Option<Algorithm> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

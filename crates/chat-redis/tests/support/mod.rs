@@ -1,5 +1,9 @@
 //! What the Redis test binaries share: a message, and posting as the service does.
-#![allow(clippy::unwrap_used, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    dead_code,
+    reason = "tests fail loudly on the unexpected; each test binary uses part of this"
+)]
 
 use chat_core::crypto::SealedContent;
 use chat_core::ports::{Appended, MessageStore, RetentionCut, StoreResult};

@@ -2,74 +2,16 @@
 //! wired as `serve` wires it, and helpers that look into the stores and the binary.
 
 use crate::helpers::*;
-use async_trait::async_trait;
-use chat_core::crypto::SealedContent;
-use chat_core::ports::{MediaStore, SignedUpload, StoreResult};
+use chat_core::ports::MediaStore;
 use chat_core::{
-    ChatService, MediaPath, MessageContent, Ports, RequestId, StoreError, TextBody, ThreadId, User,
-    UserId,
+    ChatService, MediaPath, MessageContent, Ports, RequestId, TextBody, ThreadId, User, UserId,
 };
-use chat_memory::ManualClock;
+use chat_memory::{Faulty, ManualClock};
 use chat_server::{build_service, Config, Overrides};
 use chat_testkit::TestPostgres;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// A media store whose first `failures` deletions fail, as an object store that is
-/// down would.
-pub(super) struct Flaky {
-    inner: Arc<dyn MediaStore>,
-    failures_left: AtomicU32,
-}
-
-#[async_trait]
-impl MediaStore for Flaky {
-    async fn signed_upload(
-        &self,
-        thread: ThreadId,
-        extension: &str,
-        content_type: &str,
-        ttl: Duration,
-    ) -> StoreResult<SignedUpload> {
-        self.inner
-            .signed_upload(thread, extension, content_type, ttl)
-            .await
-    }
-
-    async fn put_sealed(&self, path: &MediaPath, sealed: SealedContent) -> StoreResult<bool> {
-        self.inner.put_sealed(path, sealed).await
-    }
-
-    async fn get_sealed(&self, path: &MediaPath) -> StoreResult<Option<SealedContent>> {
-        self.inner.get_sealed(path).await
-    }
-
-    async fn exists(&self, path: &MediaPath) -> StoreResult<bool> {
-        self.inner.exists(path).await
-    }
-
-    async fn delete(&self, path: &MediaPath) -> StoreResult<()> {
-        self.inner.delete(path).await
-    }
-
-    async fn signed_get_url(&self, path: &MediaPath, ttl: Duration) -> StoreResult<String> {
-        self.inner.signed_get_url(path, ttl).await
-    }
-
-    async fn delete_prefix(&self, prefix: &str) -> StoreResult<u64> {
-        let failing = self
-            .failures_left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            return Err(StoreError::Unavailable("object store: test outage".into()));
-        }
-        self.inner.delete_prefix(prefix).await
-    }
-}
 
 /// The service as `chat-server serve` wires it over PostgreSQL and a media directory,
 /// but with a manual clock, a media store failing `failures` deletions, and no
@@ -87,10 +29,9 @@ pub(super) async fn service_over(
     ));
     let config = Config::from_vars(vars.into_iter().map(|(k, v)| (k.to_owned(), v))).unwrap();
     let media = chat_server::open_media(&config, config.bind).unwrap();
-    let flaky = Arc::new(Flaky {
-        inner: media.store,
-        failures_left: AtomicU32::new(failures),
-    });
+    let inner: Arc<dyn MediaStore> = media.store;
+    let flaky = Arc::new(Faulty::new(inner));
+    flaky.fail_prefix_deletions(failures);
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let overrides = Overrides {
         clock: Some(clock.clone()),
