@@ -14,7 +14,7 @@
 use crate::crypto::{MessageAad, ThreadKey};
 use crate::error::{ChatError, StoreError};
 use crate::ids::{MessageId, ThreadId, UserId};
-use crate::model::{IdempotencyKey, MessageKind, StoredMessage};
+use crate::model::{IdempotencyKey, MessageKind, StoredMessage, Timestamp};
 use crate::ports::{
     Appended, ChatEvent, Clock, EventBus, MessageStore, RetentionCut, ThreadRepository,
 };
@@ -164,9 +164,6 @@ async fn run_batch(
     mut pending: Vec<(Arc<Slot>, ReadyPost)>,
     turn: &Held,
 ) {
-    let answer = |slot: &Slot, result: Result<Posted, ChatError>| {
-        *slot.answer.lock() = Some(result);
-    };
     for _ in 0..APPEND_ATTEMPTS {
         if pending.is_empty() {
             return;
@@ -176,37 +173,7 @@ async fn run_batch(
             expired_before: stores.retention.expired_before(now),
             keep_newest: stores.retention.max_messages,
         };
-        let mut batch = Vec::with_capacity(pending.len());
-        let mut sealed = Vec::with_capacity(pending.len());
-        for (slot, post) in pending {
-            let id = match stores.messages.next_id(thread).await {
-                Ok(id) => id,
-                Err(error) => {
-                    answer(&slot, Err(error.into()));
-                    continue;
-                }
-            };
-            let aad = MessageAad {
-                thread,
-                message: id,
-                kind: post.kind,
-            };
-            match post.thread_key.seal(&aad, &post.plaintext) {
-                Ok(content) => {
-                    let message = StoredMessage {
-                        id,
-                        thread_id: thread,
-                        sender_id: post.sender,
-                        kind: post.kind,
-                        content: Some(content),
-                        created_at: now,
-                    };
-                    sealed.push((message, post.idempotency_key.clone()));
-                    batch.push((slot, post));
-                }
-                Err(error) => answer(&slot, Err(error.into())),
-            }
-        }
+        let (batch, sealed) = seal_batch(stores, thread, pending, now).await;
         let results = match stores.messages.append_all(&sealed, cut).await {
             Ok(results) => results,
             Err(error) => {
@@ -260,6 +227,55 @@ async fn run_batch(
             .into()),
         );
     }
+}
+
+fn answer(slot: &Slot, result: Result<Posted, ChatError>) {
+    *slot.answer.lock() = Some(result);
+}
+
+/// The posts with a new id each, sealed under it, beside the messages to append; a
+/// post whose id or seal failed is answered with the error and left out.
+async fn seal_batch(
+    stores: &Stores<'_>,
+    thread: ThreadId,
+    pending: Vec<(Arc<Slot>, ReadyPost)>,
+    now: Timestamp,
+) -> (
+    Vec<(Arc<Slot>, ReadyPost)>,
+    Vec<(StoredMessage, Option<IdempotencyKey>)>,
+) {
+    let mut batch = Vec::with_capacity(pending.len());
+    let mut sealed = Vec::with_capacity(pending.len());
+    for (slot, post) in pending {
+        let id = match stores.messages.next_id(thread).await {
+            Ok(id) => id,
+            Err(error) => {
+                answer(&slot, Err(error.into()));
+                continue;
+            }
+        };
+        let aad = MessageAad {
+            thread,
+            message: id,
+            kind: post.kind,
+        };
+        match post.thread_key.seal(&aad, &post.plaintext) {
+            Ok(content) => {
+                let message = StoredMessage {
+                    id,
+                    thread_id: thread,
+                    sender_id: post.sender,
+                    kind: post.kind,
+                    content: Some(content),
+                    created_at: now,
+                };
+                sealed.push((message, post.idempotency_key.clone()));
+                batch.push((slot, post));
+            }
+            Err(error) => answer(&slot, Err(error.into())),
+        }
+    }
+    (batch, sealed)
 }
 
 /// Best effort: an event is not a store, so a failure is logged and the write stands.

@@ -82,210 +82,197 @@ pub(crate) fn decode_message(thread: ThreadId, bytes: &[u8]) -> Result<StoredMes
     })
 }
 
-pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
-    let mut out = Vec::new();
+/// The tag that opens an event's bytes.
+fn event_tag(event: &ChatEvent) -> u8 {
     match event {
-        ChatEvent::MessageCreated(m) => {
-            out.push(b'M');
-            out.extend_from_slice(&m.thread_id.get().to_be_bytes());
-            out.extend_from_slice(&encode_message(m));
-        }
-        ChatEvent::ThreadClosed {
-            thread_id,
-            closed_at,
-        } => {
-            out.push(b'C');
-            out.extend_from_slice(&thread_id.get().to_be_bytes());
-            out.extend_from_slice(&micros(*closed_at).to_be_bytes());
-        }
-        ChatEvent::MessagesRead {
-            thread_id,
-            user_id,
-            up_to,
-        } => {
-            out.push(b'R');
-            for n in [thread_id.get(), user_id.get(), up_to.get()] {
-                out.extend_from_slice(&n.to_be_bytes());
+        ChatEvent::MessageCreated(_) => b'M',
+        ChatEvent::ThreadClosed { .. } => b'C',
+        ChatEvent::MessagesRead { .. } => b'R',
+        ChatEvent::EventsLost { .. } => b'G',
+        ChatEvent::MessageRetracted { .. } => b'D',
+        ChatEvent::AccessRevoked { .. } => b'A',
+        // `P` on the presence channel; `H`, as before, on the private one.
+        ChatEvent::HostEvent { presence, .. } => {
+            if *presence {
+                b'P'
+            } else {
+                b'H'
             }
         }
-        ChatEvent::EventsLost { thread_id } => {
-            out.push(b'G');
-            out.extend_from_slice(&thread_id.get().to_be_bytes());
+        ChatEvent::MemberAdded { .. } => b'J',
+        ChatEvent::MemberRemoved { .. } => b'L',
+        ChatEvent::ClientEvent { presence, .. } => {
+            if *presence {
+                b'Y'
+            } else {
+                b'X'
+            }
         }
-        ChatEvent::MessageRetracted { thread_id, id } => {
-            out.push(b'D');
-            out.extend_from_slice(&thread_id.get().to_be_bytes());
-            out.extend_from_slice(&id.get().to_be_bytes());
-        }
-        ChatEvent::AccessRevoked {
-            thread_id,
-            user_ids,
-        } => {
-            out.push(b'A');
-            out.extend_from_slice(&thread_id.get().to_be_bytes());
+    }
+}
+
+pub(crate) fn encode_event(event: &ChatEvent) -> Vec<u8> {
+    let mut out = Writer(vec![event_tag(event)]);
+    out.int(event.thread_id().get());
+    match event {
+        ChatEvent::MessageCreated(m) => out.rest(&encode_message(m)),
+        ChatEvent::ThreadClosed { closed_at, .. } => out.int(micros(*closed_at)),
+        ChatEvent::MessagesRead { user_id, up_to, .. } => out.int(user_id.get()).int(up_to.get()),
+        ChatEvent::EventsLost { .. } => &mut out,
+        ChatEvent::MessageRetracted { id, .. } => out.int(id.get()),
+        ChatEvent::AccessRevoked { user_ids, .. } => {
             for user in user_ids {
-                out.extend_from_slice(&user.get().to_be_bytes());
+                out.int(user.get());
             }
+            &mut out
         }
         ChatEvent::HostEvent {
-            thread_id,
-            presence,
             name,
             data,
             except_socket,
-        } => {
-            // `P` on the presence channel; `H`, as before, on the private one.
-            out.push(if *presence { b'P' } else { b'H' });
-            out.extend_from_slice(&thread_id.get().to_be_bytes());
-            for short in [name.as_str(), except_socket.as_deref().unwrap_or_default()] {
-                let bytes = &short.as_bytes()[..short.len().min(u16::MAX as usize)];
-                out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                out.extend_from_slice(bytes);
-            }
-            out.extend_from_slice(data.as_bytes());
-        }
+            ..
+        } => out
+            .short(name)
+            .short(except_socket.as_deref().unwrap_or_default())
+            .rest(data.as_bytes()),
         ChatEvent::MemberAdded {
-            thread_id,
             user_id,
             info,
             origin,
-        } => {
-            out.push(b'J');
-            out.extend_from_slice(&thread_id.get().to_be_bytes());
-            out.extend_from_slice(&user_id.get().to_be_bytes());
-            let origin = &origin.as_bytes()[..origin.len().min(u16::MAX as usize)];
-            out.extend_from_slice(&(origin.len() as u16).to_be_bytes());
-            out.extend_from_slice(origin);
-            out.extend_from_slice(info.as_bytes());
-        }
-        ChatEvent::MemberRemoved { thread_id, user_id } => {
-            out.push(b'L');
-            out.extend_from_slice(&thread_id.get().to_be_bytes());
-            out.extend_from_slice(&user_id.get().to_be_bytes());
-        }
+            ..
+        } => out.int(user_id.get()).short(origin).rest(info.as_bytes()),
+        ChatEvent::MemberRemoved { user_id, .. } => out.int(user_id.get()),
         ChatEvent::ClientEvent {
-            thread_id,
-            presence,
-            origin,
-            name,
-            data,
-        } => {
-            out.push(if *presence { b'Y' } else { b'X' });
-            out.extend_from_slice(&thread_id.get().to_be_bytes());
-            for short in [origin, name] {
-                // Both are short (a socket id, an event name); longer is cut, not wrapped.
-                let bytes = &short.as_bytes()[..short.len().min(u16::MAX as usize)];
-                out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                out.extend_from_slice(bytes);
-            }
-            out.extend_from_slice(data.as_bytes());
-        }
-    }
-    out
+            origin, name, data, ..
+        } => out.short(origin).short(name).rest(data.as_bytes()),
+    };
+    out.0
 }
 
 pub(crate) fn decode_event(bytes: &[u8]) -> Result<ChatEvent, StoreError> {
-    let thread = ThreadId::new(int_at(bytes, 1)?).ok_or_else(|| corrupt("thread id"))?;
-    match bytes.first() {
-        Some(b'M') => Ok(ChatEvent::MessageCreated(decode_message(
-            thread,
-            &bytes[9..],
-        )?)),
-        Some(b'C') => Ok(ChatEvent::ThreadClosed {
-            thread_id: thread,
-            closed_at: timestamp(int_at(bytes, 9)?)?,
-        }),
-        Some(b'R') => Ok(ChatEvent::MessagesRead {
-            thread_id: thread,
-            user_id: UserId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("user id"))?,
-            up_to: MessageId::new(int_at(bytes, 17)?).ok_or_else(|| corrupt("message id"))?,
-        }),
-        Some(b'D') => Ok(ChatEvent::MessageRetracted {
-            thread_id: thread,
-            id: MessageId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("message id"))?,
-        }),
-        Some(b'G') => Ok(ChatEvent::EventsLost { thread_id: thread }),
-        Some(b'A') => {
-            let users = bytes.get(9..).ok_or_else(|| corrupt("revocation"))?;
-            if users.len() % 8 != 0 {
+    let (&tag, rest) = bytes.split_first().ok_or_else(|| corrupt("empty event"))?;
+    let mut read = Reader(rest);
+    let thread_id = ThreadId::new(read.int()?).ok_or_else(|| corrupt("thread id"))?;
+    let event = match tag {
+        b'M' => ChatEvent::MessageCreated(decode_message(thread_id, read.0)?),
+        b'C' => ChatEvent::ThreadClosed {
+            thread_id,
+            closed_at: timestamp(read.int()?)?,
+        },
+        b'R' => ChatEvent::MessagesRead {
+            thread_id,
+            user_id: read.user()?,
+            up_to: MessageId::new(read.int()?).ok_or_else(|| corrupt("message id"))?,
+        },
+        b'D' => ChatEvent::MessageRetracted {
+            thread_id,
+            id: MessageId::new(read.int()?).ok_or_else(|| corrupt("message id"))?,
+        },
+        b'G' => ChatEvent::EventsLost { thread_id },
+        b'A' => {
+            if read.0.len() % 8 != 0 {
                 return Err(corrupt("revocation"));
             }
-            let user_ids = (0..users.len() / 8)
-                .map(|i| UserId::new(int_at(users, i * 8)?).ok_or_else(|| corrupt("user id")))
+            let user_ids = (0..read.0.len() / 8)
+                .map(|_| read.user())
                 .collect::<Result<_, _>>()?;
-            Ok(ChatEvent::AccessRevoked {
-                thread_id: thread,
+            ChatEvent::AccessRevoked {
+                thread_id,
                 user_ids,
-            })
+            }
         }
-        Some(tag @ (b'H' | b'P')) => {
-            let (first, rest) = shorts(bytes.get(9..).ok_or_else(|| corrupt("host event"))?)?;
-            let (name, except) = first;
-            let data = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("host event"))?;
-            Ok(ChatEvent::HostEvent {
-                thread_id: thread,
-                presence: *tag == b'P',
+        b'H' | b'P' => {
+            let name = read.short()?;
+            let except = read.short()?;
+            ChatEvent::HostEvent {
+                thread_id,
+                presence: tag == b'P',
                 name,
-                data,
+                data: read.rest()?,
                 except_socket: (!except.is_empty()).then_some(except),
-            })
+            }
         }
-        Some(b'J') => {
-            let user_id = UserId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("user id"))?;
-            let mut rest = bytes.get(17..).ok_or_else(|| corrupt("member"))?;
-            let len = rest
-                .get(..2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
-                .ok_or_else(|| corrupt("member"))?;
-            let origin = rest.get(2..2 + len).ok_or_else(|| corrupt("member"))?;
-            let origin = String::from_utf8(origin.to_vec()).map_err(|_| corrupt("member"))?;
-            rest = &rest[2 + len..];
-            let info = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("member"))?;
-            Ok(ChatEvent::MemberAdded {
-                thread_id: thread,
-                user_id,
-                info,
-                origin,
-            })
-        }
-        Some(b'L') => Ok(ChatEvent::MemberRemoved {
-            thread_id: thread,
-            user_id: UserId::new(int_at(bytes, 9)?).ok_or_else(|| corrupt("user id"))?,
-        }),
-        Some(tag @ (b'X' | b'Y')) => {
-            let presence = *tag == b'Y';
-            let ((origin, name), rest) =
-                shorts(bytes.get(9..).ok_or_else(|| corrupt("client event"))?)?;
-            let data = String::from_utf8(rest.to_vec()).map_err(|_| corrupt("client event"))?;
-            Ok(ChatEvent::ClientEvent {
-                thread_id: thread,
-                presence,
-                origin,
-                name,
-                data,
-            })
-        }
-        _ => Err(corrupt("unknown event")),
+        b'J' => ChatEvent::MemberAdded {
+            thread_id,
+            user_id: read.user()?,
+            origin: read.short()?,
+            info: read.rest()?,
+        },
+        b'L' => ChatEvent::MemberRemoved {
+            thread_id,
+            user_id: read.user()?,
+        },
+        b'X' | b'Y' => ChatEvent::ClientEvent {
+            thread_id,
+            presence: tag == b'Y',
+            origin: read.short()?,
+            name: read.short()?,
+            data: read.rest()?,
+        },
+        _ => return Err(corrupt("unknown event")),
+    };
+    Ok(event)
+}
+
+/// An event's bytes as they are written: big-endian integers, short strings behind
+/// their length (2 bytes; longer is cut, not wrapped: a socket id, an event name), and
+/// the rest.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn int(&mut self, n: i64) -> &mut Self {
+        self.0.extend_from_slice(&n.to_be_bytes());
+        self
+    }
+
+    fn short(&mut self, text: &str) -> &mut Self {
+        let bytes = &text.as_bytes()[..text.len().min(u16::MAX as usize)];
+        self.0
+            .extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    fn rest(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.extend_from_slice(bytes);
+        self
     }
 }
 
-/// Two length-prefixed strings, then the rest.
-fn shorts(mut rest: &[u8]) -> Result<((String, String), &[u8]), StoreError> {
-    let mut short = || -> Result<String, StoreError> {
-        let len = rest
+/// An event's bytes as they are read, from the front, in [`Writer`]'s layout.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn int(&mut self) -> Result<i64, StoreError> {
+        let n = int_at(self.0, 0)?;
+        self.0 = &self.0[8..];
+        Ok(n)
+    }
+
+    fn user(&mut self) -> Result<UserId, StoreError> {
+        UserId::new(self.int()?).ok_or_else(|| corrupt("user id"))
+    }
+
+    fn short(&mut self) -> Result<String, StoreError> {
+        let len = self
+            .0
             .get(..2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
             .ok_or_else(|| corrupt("event strings"))?;
-        let text = rest
+        let text = self
+            .0
             .get(2..2 + len)
             .ok_or_else(|| corrupt("event strings"))?;
         let text = String::from_utf8(text.to_vec()).map_err(|_| corrupt("event strings"))?;
-        rest = &rest[2 + len..];
+        self.0 = &self.0[2 + len..];
         Ok(text)
-    };
-    let first = short()?;
-    let second = short()?;
-    Ok(((first, second), rest))
+    }
+
+    fn rest(&mut self) -> Result<String, StoreError> {
+        let text = String::from_utf8(self.0.to_vec()).map_err(|_| corrupt("event text"))?;
+        self.0 = &[];
+        Ok(text)
+    }
 }
 
 #[cfg(test)]

@@ -194,57 +194,7 @@ impl ChatService {
     /// Runs a claimed job, and completes it or schedules its retry.
     pub async fn run_job(&self, job: ClaimedJob) -> Result<JobOutcome, ChatError> {
         let now = self.ports.clock.now();
-        let (name, thread, result, retry) = match &job.kind {
-            JobKind::PurgeThread(thread) => {
-                let result = match self.purge_thread(*thread).await {
-                    Ok(report) => Ok(JobOutcome::Done {
-                        thread: *thread,
-                        attempt: job.attempt,
-                        report,
-                    }),
-                    // The error names a store or crypto failure, never content.
-                    Err(error) => Err(error_chain(&error)),
-                };
-                (
-                    "purge_thread",
-                    *thread,
-                    result,
-                    crate::jobs::retry_delay(job.attempt),
-                )
-            }
-            JobKind::RecordThread(thread) => {
-                let result =
-                    self.record_thread(*thread)
-                        .await
-                        .map(|messages| JobOutcome::Recorded {
-                            thread: *thread,
-                            attempt: job.attempt,
-                            messages,
-                        });
-                (
-                    "record_thread",
-                    *thread,
-                    result,
-                    crate::jobs::retry_delay(job.attempt),
-                )
-            }
-            JobKind::Webhook(delivery) => {
-                let result = self
-                    .deliver_webhook(delivery)
-                    .await
-                    .map(|()| JobOutcome::Delivered {
-                        thread: delivery.thread,
-                        attempt: job.attempt,
-                        delivery: delivery.id.clone(),
-                    });
-                (
-                    "webhook",
-                    delivery.thread,
-                    result,
-                    crate::jobs::webhook_retry_delay(job.attempt),
-                )
-            }
-        };
+        let (name, thread, result, retry) = self.attempt_job(&job).await;
         let outcome = match result {
             Ok(done) => {
                 self.ports.jobs.complete(job.id).await?;
@@ -278,6 +228,59 @@ impl ChatService {
             self.record_failed(*thread).await;
         }
         Ok(outcome)
+    }
+
+    /// One attempt at a job: its name, its thread, what came of it (the error names a
+    /// store, crypto or host failure, never content), and when it may run again after
+    /// a failure (`None`: never).
+    async fn attempt_job(
+        &self,
+        job: &ClaimedJob,
+    ) -> (
+        &'static str,
+        ThreadId,
+        Result<JobOutcome, String>,
+        Option<Duration>,
+    ) {
+        let attempt = job.attempt;
+        match &job.kind {
+            JobKind::PurgeThread(thread) => {
+                let result = match self.purge_thread(*thread).await {
+                    Ok(report) => Ok(JobOutcome::Done {
+                        thread: *thread,
+                        attempt,
+                        report,
+                    }),
+                    Err(error) => Err(error_chain(&error)),
+                };
+                let retry = crate::jobs::retry_delay(attempt);
+                ("purge_thread", *thread, result, retry)
+            }
+            JobKind::RecordThread(thread) => {
+                let result =
+                    self.record_thread(*thread)
+                        .await
+                        .map(|messages| JobOutcome::Recorded {
+                            thread: *thread,
+                            attempt,
+                            messages,
+                        });
+                let retry = crate::jobs::retry_delay(attempt);
+                ("record_thread", *thread, result, retry)
+            }
+            JobKind::Webhook(delivery) => {
+                let result = self
+                    .deliver_webhook(delivery)
+                    .await
+                    .map(|()| JobOutcome::Delivered {
+                        thread: delivery.thread,
+                        attempt,
+                        delivery: delivery.id.clone(),
+                    });
+                let retry = crate::jobs::webhook_retry_delay(attempt);
+                ("webhook", delivery.thread, result, retry)
+            }
+        }
     }
 
     /// The periodic clean-up (SPEC §5): removes expired messages, runs the purge of

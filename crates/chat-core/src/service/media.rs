@@ -81,37 +81,12 @@ impl ChatService {
         if media.exists(path).await? {
             return Err(ChatError::Forbidden);
         }
-        let declared = path
-            .mime()
-            .ok_or_else(|| invalid(Invalid::NotAnImagePath))?;
-        let mime = match crate::media::sniff_image(&bytes) {
-            Some(mime)
-                if mime == declared
-                    && self.settings.allowed_image_mime.iter().any(|m| m == mime) =>
-            {
-                mime
-            }
-            Some(_) => return Err(invalid(Invalid::ImageTypeMismatch)),
-            None => return Err(invalid(Invalid::ImageTypeNotAllowed)),
-        };
+        let mime = self.judged_type(path, &bytes)?;
         let clean: Arc<[u8]> = crate::media::without_metadata(mime, &bytes)
             .ok_or_else(|| invalid(Invalid::ImageUnreadable))?
             .into();
         drop(bytes);
-        let images = self
-            .ports
-            .images
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("no image decoder is configured".into()))?;
-        let thumbnail = images
-            .thumbnail(mime, clean.clone())
-            .await
-            .map_err(|rejected| match rejected {
-                ImageRejected::TooManyPixels { limit, .. } => {
-                    invalid(Invalid::TooManyPixels { limit })
-                }
-                ImageRejected::Undecodable => invalid(Invalid::ImageUndecodable),
-            })?;
+        let thumbnail = self.thumbnail(mime, clean.clone()).await?;
         let thumb_path = path
             .thumbnail(thread)
             .ok_or_else(|| invalid(Invalid::NotAnImagePath))?;
@@ -148,6 +123,43 @@ impl ChatService {
             return Err(ChatError::ThreadClosed);
         }
         Ok(size)
+    }
+
+    /// The image type of an upload, judged by its bytes: an allowed one, the one its
+    /// path declares.
+    fn judged_type(&self, path: &MediaPath, bytes: &[u8]) -> Result<&'static str, ChatError> {
+        let declared = path
+            .mime()
+            .ok_or_else(|| invalid(Invalid::NotAnImagePath))?;
+        match crate::media::sniff_image(bytes) {
+            Some(mime)
+                if mime == declared
+                    && self.settings.allowed_image_mime.iter().any(|m| m == mime) =>
+            {
+                Ok(mime)
+            }
+            Some(_) => Err(invalid(Invalid::ImageTypeMismatch)),
+            None => Err(invalid(Invalid::ImageTypeNotAllowed)),
+        }
+    }
+
+    /// The thumbnail of a cleaned image, decoded within the limits by the
+    /// `ImageProcessor` port; an image over them or that does not decode is refused.
+    async fn thumbnail(&self, mime: &'static str, clean: Arc<[u8]>) -> Result<Vec<u8>, ChatError> {
+        let images = self
+            .ports
+            .images
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("no image decoder is configured".into()))?;
+        images
+            .thumbnail(mime, clean)
+            .await
+            .map_err(|rejected| match rejected {
+                ImageRejected::TooManyPixels { limit, .. } => {
+                    invalid(Invalid::TooManyPixels { limit })
+                }
+                ImageRejected::Undecodable => invalid(Invalid::ImageUndecodable),
+            })
     }
 
     /// Opens the image (or thumbnail) at `path` of `thread` for a download through a

@@ -455,16 +455,28 @@ impl Realtime {
         if !self.hub.has_thread(thread) {
             return Ready::Nothing;
         }
-        let private = Channel::private(thread);
-        let presence = Channel::presence(thread);
-        let (name, data) = match event {
-            ChatEvent::AccessRevoked { user_ids, .. } => {
-                return Ready::Revoke {
-                    thread,
-                    users: user_ids,
-                }
-            }
-            ChatEvent::EventsLost { .. } => return Ready::Resync { thread },
+        match event {
+            ChatEvent::AccessRevoked { user_ids, .. } => Ready::Revoke {
+                thread,
+                users: user_ids,
+            },
+            ChatEvent::EventsLost { .. } => Ready::Resync { thread },
+            ChatEvent::HostEvent { .. }
+            | ChatEvent::ClientEvent { .. }
+            | ChatEvent::MemberAdded { .. }
+            | ChatEvent::MemberRemoved { .. } => self.relayed_frame(thread, event),
+            ChatEvent::MessageCreated(_)
+            | ChatEvent::MessagesRead { .. }
+            | ChatEvent::MessageRetracted { .. }
+            | ChatEvent::ThreadClosed { .. } => self.chat_frame(service, thread, event).await,
+        }
+    }
+
+    /// What others said on the thread's channels, relayed as it came: the host's events,
+    /// clients' whispers, and who joined or left the presence channel.
+    fn relayed_frame(&self, thread: ThreadId, event: ChatEvent) -> Ready {
+        let (private, presence) = (Channel::private(thread), Channel::presence(thread));
+        match event {
             ChatEvent::HostEvent {
                 presence: on_presence,
                 name,
@@ -474,11 +486,11 @@ impl Realtime {
             } => {
                 let channel = if on_presence { presence } else { private };
                 let frame = protocol::host_event(&name, &channel.name(), &data);
-                return Ready::HostFrame {
+                Ready::HostFrame {
                     channel,
                     frame: frame.into(),
                     except_socket,
-                };
+                }
             }
             ChatEvent::ClientEvent {
                 presence: on_presence,
@@ -490,12 +502,11 @@ impl Realtime {
                 let channel = if on_presence { presence } else { private };
                 let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
                 let frame = protocol::client_event(&name, &channel.name(), &data);
-                let except = self.local_connection(&origin);
-                return Ready::Frame {
+                Ready::Frame {
                     channel,
                     frame: frame.into(),
-                    except,
-                };
+                    except: self.local_connection(&origin),
+                }
             }
             ChatEvent::MemberAdded {
                 user_id,
@@ -505,20 +516,28 @@ impl Realtime {
             } => {
                 let info: serde_json::Value = serde_json::from_str(&info).unwrap_or_default();
                 let frame = protocol::member_added(&presence.name(), &user_id.to_string(), &info);
-                return Ready::Frame {
+                Ready::Frame {
                     channel: presence,
                     frame: frame.into(),
                     except: self.local_connection(&origin),
-                };
+                }
             }
             ChatEvent::MemberRemoved { user_id, .. } => {
                 let frame = protocol::member_removed(&presence.name(), &user_id.to_string());
-                return Ready::Frame {
+                Ready::Frame {
                     channel: presence,
                     frame: frame.into(),
                     except: None,
-                };
+                }
             }
+            _ => Ready::Nothing,
+        }
+    }
+
+    /// One of the chat's own events ([`ChatEventName`]) on the thread's private channel;
+    /// a new message is opened for it here.
+    async fn chat_frame(&self, service: &ChatService, thread: ThreadId, event: ChatEvent) -> Ready {
+        let (name, data) = match event {
             ChatEvent::MessageCreated(message) => {
                 let id = message.id;
                 match service.open_for_broadcast(message).await {
@@ -566,7 +585,9 @@ impl Realtime {
                     closed_at: crate::wire::rfc3339(closed_at),
                 }),
             ),
+            _ => return Ready::Nothing,
         };
+        let private = Channel::private(thread);
         let frame = protocol::channel_event(
             &format!("{}{}", self.settings.event_prefix, name.as_str()),
             &private.name(),

@@ -109,6 +109,18 @@ struct Subscribed {
     _events: Interest,
 }
 
+/// A subscription request that may be made: its channel, who holds it (none when the
+/// host signed it itself), and on a presence channel the member's `user_info`.
+struct Admitted {
+    key: Channel,
+    holder: Option<Holder>,
+    info: Option<String>,
+}
+
+/// Why a subscription is refused: the status and message of its
+/// `pusher:subscription_error`.
+struct Refusal(u16, &'static str);
+
 pub(crate) struct Connection<O: Outgoing> {
     realtime: Arc<Realtime>,
     session: O,
@@ -370,69 +382,19 @@ impl<O: Outgoing> Connection<O> {
 
     async fn subscribe(&mut self, data: &Value) -> bool {
         let channel = data["channel"].as_str().unwrap_or_default();
-        let Some(key) = Channel::parse(channel) else {
-            let refused = protocol::subscription_error(
-                channel,
-                403,
-                "Only private-chat.{threadId} and presence-chat.{threadId} channels are served",
-            );
-            return self.send(refused).await;
+        let Admitted { key, holder, info } = match self.admit(channel, data) {
+            Ok(admitted) => admitted,
+            Err(refusal) => return self.refuse(channel, refusal).await,
         };
         let thread = key.thread;
-        let auth = data["auth"].as_str().unwrap_or_default();
-        let channel_data = data["channel_data"].as_str();
-        if !self
-            .realtime
-            .verify(&self.socket_id, channel, channel_data, auth)
-        {
-            tracing::info!(thread_id = %thread, "subscription refused: bad signature");
-            let refused = protocol::subscription_error(channel, 401, "Invalid signature");
-            return self.send(refused).await;
-        }
-        // Signed channel data names who subscribes and until when; a subscription the
-        // host signed itself (the app secret, no channel data) has no holder here.
-        let leeway = self.realtime.settings().grant_leeway.as_secs();
-        let holder = match channel_data {
-            Some(raw) => match ChannelData::holder(raw, leeway) {
-                Some(holder) => Some(holder),
-                None => {
-                    let refused =
-                        protocol::subscription_error(channel, 401, "Invalid channel data");
-                    return self.send(refused).await;
-                }
-            },
-            None => None,
-        };
-        if holder.is_some_and(|h| h.expired(now_unix())) {
-            let refused = protocol::subscription_error(channel, 401, "The authorization expired");
-            return self.send(refused).await;
-        }
-        // A presence channel names its member: only a grant of this service does.
-        let info = match (key.presence, holder, channel_data) {
-            (false, _, _) => None,
-            (true, Some(_), Some(raw)) => ChannelData::user_info(raw),
-            (true, _, _) => None,
-        };
-        if key.presence && info.is_none() {
-            let refused = protocol::subscription_error(channel, 401, "Presence needs channel data");
-            return self.send(refused).await;
-        }
-        if !self.channels.contains_key(&key) && self.channels.len() >= MAX_CHANNELS_PER_SOCKET {
-            let refused = protocol::subscription_error(channel, 429, "Too many channels");
-            return self.send(refused).await;
-        }
         // The thread's events come to this instance from now on (before the client
         // learns that it is subscribed, so that it misses nothing after that).
         let events = match self.service.follow_events(thread).await {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(thread_id = %thread, %error, "subscription refused: the event bus is unavailable");
-                let refused = protocol::subscription_error(
-                    channel,
-                    503,
-                    "Real-time delivery is unavailable; try again",
-                );
-                return self.send(refused).await;
+                let refusal = Refusal(503, "Real-time delivery is unavailable; try again");
+                return self.refuse(channel, refusal).await;
             }
         };
         self.channels.insert(
@@ -453,14 +415,65 @@ impl<O: Outgoing> Connection<O> {
                 info: info.as_deref().map(Arc::from),
             },
         );
-        let (Some(info), Some(holder)) = (info, holder) else {
-            self.realtime
-                .hold(&self.service, key, self.id, holder.map(|h| h.user));
-            return self.send(protocol::subscription_succeeded(channel)).await;
+        match (info, holder) {
+            (Some(info), Some(holder)) => self.join(channel, key, holder, &info).await,
+            _ => {
+                self.realtime
+                    .hold(&self.service, key, self.id, holder.map(|h| h.user));
+                self.send(protocol::subscription_succeeded(channel)).await
+            }
+        }
+    }
+
+    /// Whether a subscription may be made, from what it carries alone: the channel's
+    /// name, the signature, the signed channel data (who subscribes, until when, and
+    /// for presence who they are), and this socket's number of channels.
+    fn admit(&self, channel: &str, data: &Value) -> Result<Admitted, Refusal> {
+        let key = Channel::parse(channel).ok_or(Refusal(
+            403,
+            "Only private-chat.{threadId} and presence-chat.{threadId} channels are served",
+        ))?;
+        let auth = data["auth"].as_str().unwrap_or_default();
+        let channel_data = data["channel_data"].as_str();
+        if !self
+            .realtime
+            .verify(&self.socket_id, channel, channel_data, auth)
+        {
+            tracing::info!(thread_id = %key.thread, "subscription refused: bad signature");
+            return Err(Refusal(401, "Invalid signature"));
+        }
+        // Signed channel data names who subscribes and until when; a subscription the
+        // host signed itself (the app secret, no channel data) has no holder here.
+        let leeway = self.realtime.settings().grant_leeway.as_secs();
+        let holder = match channel_data {
+            Some(raw) => {
+                Some(ChannelData::holder(raw, leeway).ok_or(Refusal(401, "Invalid channel data"))?)
+            }
+            None => None,
         };
+        if holder.is_some_and(|h| h.expired(now_unix())) {
+            return Err(Refusal(401, "The authorization expired"));
+        }
+        // A presence channel names its member: only a grant of this service does.
+        let info = match (key.presence, holder, channel_data) {
+            (true, Some(_), Some(raw)) => ChannelData::user_info(raw),
+            _ => None,
+        };
+        if key.presence && info.is_none() {
+            return Err(Refusal(401, "Presence needs channel data"));
+        }
+        if !self.channels.contains_key(&key) && self.channels.len() >= MAX_CHANNELS_PER_SOCKET {
+            return Err(Refusal(429, "Too many channels"));
+        }
+        Ok(Admitted { key, holder, info })
+    }
+
+    /// Joins a presence channel this socket just subscribed to, and tells it who is
+    /// there; when the registry cannot say, the subscription is undone and refused.
+    async fn join(&mut self, channel: &str, key: Channel, holder: Holder, info: &str) -> bool {
         let joined = self
             .realtime
-            .join_presence(&self.service, key, self.id, holder.user, &info)
+            .join_presence(&self.service, key, self.id, holder.user, info)
             .await;
         match joined {
             Ok(members) => {
@@ -479,17 +492,19 @@ impl<O: Outgoing> Connection<O> {
                     .await
             }
             Err(error) => {
-                tracing::warn!(thread_id = %thread, %error, "presence: the channel registry is unavailable");
+                tracing::warn!(thread_id = %key.thread, %error, "presence: the channel registry is unavailable");
                 self.channels.remove(&key);
                 self.realtime.hub().unsubscribe(key, self.id);
-                let refused = protocol::subscription_error(
-                    channel,
-                    503,
-                    "Presence is unavailable; try again",
-                );
-                self.send(refused).await
+                self.refuse(channel, Refusal(503, "Presence is unavailable; try again"))
+                    .await
             }
         }
+    }
+
+    /// Tells the client its subscription to `channel` was refused, and why.
+    async fn refuse(&mut self, channel: &str, Refusal(status, message): Refusal) -> bool {
+        self.send(protocol::subscription_error(channel, status, message))
+            .await
     }
 
     /// A client event goes to the channel's other subscribers on every instance (over
