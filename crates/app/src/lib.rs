@@ -26,7 +26,10 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use chat_core::crypto::KeyRing;
-use chat_core::ports::{Clock, LeaseLock, MediaStore, MessageStore, RateCounter};
+use chat_core::ports::{
+    Clock, LeaseLock, MediaStore, MessageStore, RateCounter, ThreadKeyStore, ThreadRecorder,
+    WebhookSender,
+};
 use chat_core::{ChatService, ChatSettings, JobId, JobOutcome, Ports, Retention, SweepReport};
 use chat_crypto::MasterKeyRing;
 use chat_http::limits::RateLimits;

@@ -47,6 +47,44 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// What the chat routes share: the service, the token verifier, the body limit, the
+/// rate limits and the FHIR systems of an export.
+fn http_state(
+    config: &Config,
+    service: ChatService,
+    rate_counter: Arc<dyn RateCounter>,
+) -> anyhow::Result<HttpState> {
+    Ok(HttpState {
+        service,
+        tokens: Arc::new(token_verifier(config)?),
+        max_body_bytes: config.max_body_bytes,
+        limits: RateLimits {
+            counter: rate_counter,
+            window: Duration::from_secs(60),
+            posts: config.rate_limit_posts,
+            uploads: config.rate_limit_uploads,
+            auth: config.rate_limit_auth,
+        },
+        fhir: chat_fhir::Systems {
+            user: config.fhir_user_system.clone(),
+            request: config.fhir_request_system.clone(),
+        },
+    })
+}
+
+/// `/metrics`: the recorder's text, the event link's heartbeat age updated first.
+fn render_metrics(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    event_link: Option<EventLinkHealth>,
+) -> Arc<dyn Fn() -> String + Send + Sync> {
+    Arc::new(move || {
+        if let Some(link) = &event_link {
+            record_event_link(link);
+        }
+        handle.render()
+    })
+}
+
 impl Application {
     /// Binds the configured address (port 0 picks a free one) and wires everything.
     pub async fn build(config: &Config, overrides: Overrides) -> anyhow::Result<Self> {
@@ -55,13 +93,11 @@ impl Application {
             .and_then(tokio::net::TcpListener::into_std)
             .with_context(|| format!("cannot listen on {} (CHAT_BIND)", config.bind))?;
         let addr = listener.local_addr()?;
-        let ws_listener = match config.ws_bind {
-            Some(ws_bind) => Some(
-                listen(ws_bind)
-                    .with_context(|| format!("cannot listen on {ws_bind} (CHAT_WS_BIND)"))?,
-            ),
-            None => None,
-        };
+        // The dedicated WebSocket listener (`CHAT_WS_BIND`), if any.
+        let ws_listener = config
+            .ws_bind
+            .map(|at| listen(at).with_context(|| format!("cannot listen on {at} (CHAT_WS_BIND)")))
+            .transpose()?;
         let ws_addr = ws_listener
             .as_ref()
             .map(tokio::net::TcpListener::local_addr)
@@ -82,36 +118,16 @@ impl Application {
         }));
         let metrics = metrics_handle();
         let realtime = Realtime::new(pusher_settings(config), ports.channels.clone());
-        let state = HttpState {
-            service: service.clone(),
-            tokens: Arc::new(token_verifier(config)?),
-            max_body_bytes: config.max_body_bytes,
-            limits: RateLimits {
-                counter: rate_counter,
-                window: Duration::from_secs(60),
-                posts: config.rate_limit_posts,
-                uploads: config.rate_limit_uploads,
-                auth: config.rate_limit_auth,
-            },
-            fhir: chat_fhir::Systems {
-                user: config.fhir_user_system.clone(),
-                request: config.fhir_request_system.clone(),
-            },
-        };
+        let state = http_state(config, service.clone(), rate_counter)?;
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let grace = Duration::from_secs(config.shutdown_grace_secs);
         let operations = Operations {
             draining: draining.clone(),
             probes,
             probe_timeout: PROBE_TIMEOUT,
-            metrics: metrics.clone().map(|handle| {
-                Arc::new(move || {
-                    if let Some(link) = &event_link {
-                        record_event_link(link);
-                    }
-                    handle.render()
-                }) as Arc<dyn Fn() -> String + Send + Sync>
-            }),
+            metrics: metrics
+                .clone()
+                .map(|handle| render_metrics(handle, event_link)),
         };
         let served_realtime = realtime.clone();
         let gateway = media.gateway.clone();

@@ -156,43 +156,17 @@ pub async fn build_service(
         Some(key_id) => Some(Arc::new(connect_kms(config, key_id).await)),
         None => None,
     };
-    let key_ring: Arc<dyn KeyRing> = match &kms {
-        Some(kms) => kms.clone(),
-        None => Arc::new(match &config.master_keys {
-            Some(MasterKeySetting::Ring(ring)) => {
-                MasterKeyRing::parse_ring(ring.expose_secret())
-                    .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEYS: {e}"))?
-            }
-            Some(MasterKeySetting::Single(key)) => MasterKeyRing::parse_single(key.expose_secret())
-                .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEY: {e}"))?,
-            None => {
-                tracing::warn!(
-                    "no CHAT_MASTER_KEY: generated a random master key for this process; \
-                     messages will not be readable after a restart (fine for the in-memory store)"
-                );
-                MasterKeyRing::generate()
-                    .map_err(|e| anyhow::anyhow!("generating a master key: {e}"))?
-            }
-        }),
-    };
+    let key_ring = key_ring(config, kms.clone())?;
     let postgres = connect_postgres(config, config.auto_migrate)
         .await?
         .map(Arc::new);
     let redis = connect_redis(config).await?;
     let retention =
         Retention::from_settings(config.message_ttl_secs, config.max_messages_per_thread);
-    let messages: Arc<dyn MessageStore> =
-        match (overrides.messages, config.message_store, &postgres, &redis) {
-            (Some(store), ..) => store,
-            (None, MessageStoreKind::Postgres, Some(pg), _) => pg.clone(),
-            (None, MessageStoreKind::Redis, _, Some(redis)) => Arc::new(RedisMessageStore::new(
-                redis.clone(),
-                retention.ttl.unwrap_or(REDIS_QUIET_THREAD_TTL),
-            )),
-            _ => Arc::new(MemoryMessageStore::default()),
-        };
     let mut ports = Ports {
-        messages,
+        messages: overrides
+            .messages
+            .unwrap_or_else(|| message_store(config.message_store, &postgres, &redis, &retention)),
         media,
         images: Some(Arc::new(chat_images::ImageDecoder::new(
             chat_images::ImageLimits {
@@ -216,22 +190,7 @@ pub async fn build_service(
     // The memory-only mode (SPEC §4): thread keys beside their messages in Redis, never
     // in PostgreSQL; those a previous release left there are moved as they are read.
     if let (MessageStoreKind::Redis, Some(redis)) = (config.message_store, &redis) {
-        let in_redis = Arc::new(RedisKeyStore::new(
-            redis.clone(),
-            retention.ttl.unwrap_or(REDIS_QUIET_THREAD_TTL),
-        ));
-        ports.keys = match &postgres {
-            Some(pg) => Arc::new(crate::moving_keys::MovingKeyStore {
-                current: in_redis,
-                legacy: pg.clone(),
-            }),
-            None => in_redis,
-        };
-        match redis.persistence_warning().await {
-            Ok(Some(warning)) => tracing::warn!("{warning}"),
-            Ok(None) => {}
-            Err(error) => tracing::debug!(%error, "could not read Redis's persistence settings"),
-        }
+        ports.keys = keys_in_redis(redis, postgres.as_ref(), &retention).await;
     }
     let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
     let mut rate_counter: Arc<dyn RateCounter> = Arc::new(MemoryRateCounter::default());
@@ -248,27 +207,126 @@ pub async fn build_service(
         rate_counter = Arc::new(RedisRateCounter::new(redis.clone()));
         ports.channels = Arc::new(RedisChannelRegistry::new(redis.clone()));
     }
-    if let Some(base) = &config.fhir_base_url {
-        ports.recorder = Some(Arc::new(crate::recorder::FhirRecorder::new(
-            base.clone(),
-            config.fhir_token.clone(),
-            chat_fhir::Systems {
-                user: config.fhir_user_system.clone(),
-                request: config.fhir_request_system.clone(),
-            },
-            config.link_check,
-        )?));
+    ports.recorder = fhir_recorder(config)?;
+    ports.webhooks = webhook_sender(config)?;
+    let settings = chat_settings(config, retention);
+    let probes = readiness_probes(postgres, kms, redis, event_link.clone());
+    Ok(Wired {
+        service: ChatService::new(ports.clone(), settings),
+        ports,
+        lock,
+        probes,
+        rate_counter,
+        event_link,
+    })
+}
+
+/// The master key ring: KMS when configured, else the configured keys, else (for the
+/// in-memory store) a key of this process alone.
+fn key_ring(config: &Config, kms: Option<Arc<KmsKeyRing>>) -> anyhow::Result<Arc<dyn KeyRing>> {
+    if let Some(kms) = kms {
+        return Ok(kms);
     }
-    if let Some(url) = &config.webhook_url {
-        let app = crate::serving::pusher_settings(config);
-        ports.webhooks = Some(Arc::new(crate::webhooks::HttpWebhooks::new(
-            url.clone(),
-            app.key,
-            &app.secret,
-            config.link_check,
-        )?));
+    let ring = match &config.master_keys {
+        Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())
+            .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEYS: {e}"))?,
+        Some(MasterKeySetting::Single(key)) => MasterKeyRing::parse_single(key.expose_secret())
+            .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEY: {e}"))?,
+        None => {
+            tracing::warn!(
+                "no CHAT_MASTER_KEY: generated a random master key for this process; \
+                 messages will not be readable after a restart (fine for the in-memory store)"
+            );
+            MasterKeyRing::generate()
+                .map_err(|e| anyhow::anyhow!("generating a master key: {e}"))?
+        }
+    };
+    Ok(Arc::new(ring))
+}
+
+/// Where messages are kept: the store `CHAT_MESSAGE_STORE` names, when its backend is
+/// configured, else memory.
+fn message_store(
+    kind: MessageStoreKind,
+    postgres: &Option<Arc<PgStore>>,
+    redis: &Option<Redis>,
+    retention: &Retention,
+) -> Arc<dyn MessageStore> {
+    match (kind, postgres, redis) {
+        (MessageStoreKind::Postgres, Some(pg), _) => pg.clone(),
+        (MessageStoreKind::Redis, _, Some(redis)) => Arc::new(RedisMessageStore::new(
+            redis.clone(),
+            retention.ttl.unwrap_or(REDIS_QUIET_THREAD_TTL),
+        )),
+        _ => Arc::new(MemoryMessageStore::default()),
     }
-    let settings = ChatSettings {
+}
+
+/// The memory-only mode (SPEC §4): thread keys beside their messages in Redis, never
+/// in PostgreSQL; those a previous release left there are moved as they are read. A
+/// Redis that persists to disk is named in the log.
+async fn keys_in_redis(
+    redis: &Redis,
+    postgres: Option<&Arc<PgStore>>,
+    retention: &Retention,
+) -> Arc<dyn ThreadKeyStore> {
+    let in_redis = Arc::new(RedisKeyStore::new(
+        redis.clone(),
+        retention.ttl.unwrap_or(REDIS_QUIET_THREAD_TTL),
+    ));
+    match redis.persistence_warning().await {
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Ok(None) => {}
+        Err(error) => tracing::debug!(%error, "could not read Redis's persistence settings"),
+    }
+    match postgres {
+        Some(pg) => Arc::new(crate::moving_keys::MovingKeyStore {
+            current: in_redis,
+            legacy: pg.clone(),
+        }),
+        None => in_redis,
+    }
+}
+
+/// The provider's FHIR server, when `CHAT_FHIR_BASE_URL` names one.
+fn fhir_recorder(config: &Config) -> anyhow::Result<Option<Arc<dyn ThreadRecorder>>> {
+    let Some(base) = &config.fhir_base_url else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(crate::recorder::FhirRecorder::new(
+        base.clone(),
+        config.fhir_token.clone(),
+        chat_fhir::Systems {
+            user: config.fhir_user_system.clone(),
+            request: config.fhir_request_system.clone(),
+        },
+        config.link_check,
+    )?)))
+}
+
+/// The host's webhooks, when `CHAT_WEBHOOK_URL` names where they go.
+fn webhook_sender(config: &Config) -> anyhow::Result<Option<Arc<dyn WebhookSender>>> {
+    let Some(url) = &config.webhook_url else {
+        return Ok(None);
+    };
+    let app = crate::serving::pusher_settings(config);
+    Ok(Some(Arc::new(crate::webhooks::HttpWebhooks::new(
+        url.clone(),
+        app.key,
+        &app.secret,
+        config.link_check,
+    )?)))
+}
+
+/// The settings the use cases obey, from the configuration.
+fn chat_settings(config: &Config, retention: Retention) -> ChatSettings {
+    if config.unread_escalation_secs.is_some() && config.webhook_url.is_none() {
+        tracing::warn!(
+            "CHAT_UNREAD_ESCALATION_SECS is set without CHAT_WEBHOOK_URL: \
+             message_unread has nowhere to go, so no message is checked"
+        );
+    }
+    ChatSettings {
         enabled: config.enabled,
         retention,
         max_text_chars: config.max_text_chars,
@@ -278,13 +336,17 @@ pub async fn build_service(
         redact_on_close: config.redact_messages,
         job_lease: Duration::from_secs(config.job_lease_secs),
         unread_escalation: config.unread_escalation_secs.map(Duration::from_secs),
-    };
-    if config.unread_escalation_secs.is_some() && config.webhook_url.is_none() {
-        tracing::warn!(
-            "CHAT_UNREAD_ESCALATION_SECS is set without CHAT_WEBHOOK_URL: \
-             message_unread has nowhere to go, so no message is checked"
-        );
     }
+}
+
+/// What `/readyz` checks: each backend in use, and the event link, which may be a
+/// zombie while Redis still answers commands (SPEC §6).
+fn readiness_probes(
+    postgres: Option<Arc<PgStore>>,
+    kms: Option<Arc<KmsKeyRing>>,
+    redis: Option<Redis>,
+    event_link: Option<EventLinkHealth>,
+) -> Vec<Probe> {
     let mut probes = Vec::new();
     if let Some(pg) = postgres {
         probes.push(Probe::new("postgres", move || {
@@ -304,9 +366,7 @@ pub async fn build_service(
             async move { redis.ping().await.map_err(|e| e.to_string()) }.boxed()
         }));
     }
-    // Redis may answer commands while the subscribed connection is a zombie: the
-    // event link is a check of its own (SPEC §6), failing while it is not known alive.
-    if let Some(link) = event_link.clone() {
+    if let Some(link) = event_link {
         probes.push(Probe::new("event_link", move || {
             let link = link.clone();
             async move {
@@ -319,14 +379,7 @@ pub async fn build_service(
             .boxed()
         }));
     }
-    Ok(Wired {
-        service: ChatService::new(ports.clone(), settings),
-        ports,
-        lock,
-        probes,
-        rate_counter,
-        event_link,
-    })
+    probes
 }
 
 /// Signs a token with the configured secret, for `chat-server token`.
