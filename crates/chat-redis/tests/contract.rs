@@ -38,17 +38,18 @@ fn thread() -> ThreadId {
     ThreadId::new(contract::fresh_id()).unwrap()
 }
 
-#[tokio::test]
-async fn message_store() {
-    let server = TestRedis::start().unwrap();
-    contract::message_store(&RedisMessageStore::new(connect(&server), DAY)).await;
-}
-
-#[tokio::test]
-async fn message_retraction_and_unread() {
-    let server = TestRedis::start().unwrap();
-    let store = RedisMessageStore::new(connect(&server), DAY);
-    contract::message_retraction_and_unread(&store).await;
+// Each suite on a server of its own: the `TestRedis` made in the adapter's expression
+// lives until the suite's statement ends, and stops when it is dropped.
+contract::suites! {
+    message_store => RedisMessageStore::new(connect(&TestRedis::start().unwrap()), DAY),
+    message_retraction_and_unread =>
+        RedisMessageStore::new(connect(&TestRedis::start().unwrap()), DAY),
+    channel_registry => RedisChannelRegistry::new(connect(&TestRedis::start().unwrap())),
+    channel_registry_reaping =>
+        RedisChannelRegistry::new(connect(&TestRedis::start().unwrap())),
+    event_bus => RedisEventBus::start(connect(&TestRedis::start().unwrap()), 64),
+    rate_counter => RedisRateCounter::new(connect(&TestRedis::start().unwrap())),
+    lease_lock => RedisLeaseLock::new(connect(&TestRedis::start().unwrap())),
 }
 
 #[tokio::test]
@@ -73,19 +74,6 @@ async fn thread_key_store() {
 }
 
 #[tokio::test]
-async fn channel_registry() {
-    let server = TestRedis::start().unwrap();
-    contract::channel_registry(&RedisChannelRegistry::new(connect(&server))).await;
-    contract::channel_registry_reaping(&RedisChannelRegistry::new(connect(&server))).await;
-}
-
-#[tokio::test]
-async fn event_bus() {
-    let server = TestRedis::start().unwrap();
-    contract::event_bus(&RedisEventBus::start(connect(&server), 64)).await;
-}
-
-#[tokio::test]
 async fn event_bus_lag() {
     let server = TestRedis::start().unwrap();
     contract::event_bus_lag(&RedisEventBus::start(connect(&server), 8), 8).await;
@@ -99,18 +87,6 @@ async fn event_bus_routing() {
         RedisEventBus::start(connect(&server), 64),
     );
     contract::event_bus_routing(&here, &there).await;
-}
-
-#[tokio::test]
-async fn rate_counter() {
-    let server = TestRedis::start().unwrap();
-    contract::rate_counter(&RedisRateCounter::new(connect(&server))).await;
-}
-
-#[tokio::test]
-async fn lease_lock() {
-    let server = TestRedis::start().unwrap();
-    contract::lease_lock(&RedisLeaseLock::new(connect(&server))).await;
 }
 
 #[tokio::test]
