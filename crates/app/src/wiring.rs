@@ -164,9 +164,14 @@ pub async fn build_service(
     let retention =
         Retention::from_settings(config.message_ttl_secs, config.max_messages_per_thread);
     let mut ports = Ports {
-        messages: overrides
-            .messages
-            .unwrap_or_else(|| message_store(config.message_store, &postgres, &redis, &retention)),
+        messages: overrides.messages.unwrap_or_else(|| {
+            message_store(
+                config.message_store,
+                postgres.as_ref(),
+                redis.as_ref(),
+                &retention,
+            )
+        }),
         media,
         images: Some(Arc::new(chat_images::ImageDecoder::new(
             chat_images::ImageLimits {
@@ -248,8 +253,8 @@ fn key_ring(config: &Config, kms: Option<Arc<KmsKeyRing>>) -> anyhow::Result<Arc
 /// configured, else memory.
 fn message_store(
     kind: MessageStoreKind,
-    postgres: &Option<Arc<PgStore>>,
-    redis: &Option<Redis>,
+    postgres: Option<&Arc<PgStore>>,
+    redis: Option<&Redis>,
     retention: &Retention,
 ) -> Arc<dyn MessageStore> {
     match (kind, postgres, redis) {

@@ -74,6 +74,13 @@ impl FromStr for Channel {
     }
 }
 
+/// Its name, as every wire format spells it.
+impl serde::Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for Channel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let prefix = if self.presence { PRESENCE } else { PRIVATE };

@@ -3,7 +3,22 @@
 //! times only: no content ever goes to the host.
 
 use crate::{Channel, MessageId, MessageKind, RequestId, ThreadId, Timestamp, UserId};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
+
+/// Where a thread's own event happened, as the host receives it: the thread's
+/// (private) `channel` and its `thread_id`, both from the one id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnThread(pub ThreadId);
+
+impl Serialize for OnThread {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("channel", &Channel::private(self.0))?;
+        map.serialize_entry("thread_id", &self.0)?;
+        map.end()
+    }
+}
 
 /// One event of a webhook delivery (`{"time_ms": …, "events": [event]}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
@@ -13,9 +28,8 @@ pub enum WebhookEvent {
     /// A message was stored; `offline_user_ids` are the participants other than the
     /// sender with no socket on the thread's channel: whom the host notifies.
     MessageCreated {
-        #[serde(serialize_with = "display")]
-        channel: Channel,
-        thread_id: ThreadId,
+        #[serde(flatten)]
+        thread: OnThread,
         request_id: RequestId,
         message_id: MessageId,
         sender_id: UserId,
@@ -28,9 +42,8 @@ pub enum WebhookEvent {
     /// A message some recipients had not read `CHAT_UNREAD_ESCALATION_SECS` after it
     /// was posted (SPEC §10).
     MessageUnread {
-        #[serde(serialize_with = "display")]
-        channel: Channel,
-        thread_id: ThreadId,
+        #[serde(flatten)]
+        thread: OnThread,
         request_id: RequestId,
         message_id: MessageId,
         sender_id: UserId,
@@ -39,17 +52,15 @@ pub enum WebhookEvent {
         unread_user_ids: Vec<UserId>,
     },
     ThreadClosed {
-        #[serde(serialize_with = "display")]
-        channel: Channel,
-        thread_id: ThreadId,
+        #[serde(flatten)]
+        thread: OnThread,
         request_id: RequestId,
         #[serde(serialize_with = "rfc3339")]
         closed_at: Timestamp,
     },
     ThreadPurged {
-        #[serde(serialize_with = "display")]
-        channel: Channel,
-        thread_id: ThreadId,
+        #[serde(flatten)]
+        thread: OnThread,
         /// `null` when the thread's record was already gone.
         request_id: Option<RequestId>,
         media_deleted: u64,
@@ -59,37 +70,31 @@ pub enum WebhookEvent {
     },
     /// The transcript reached the medical record (SPEC §10), `messages` of them.
     ThreadRecorded {
-        #[serde(serialize_with = "display")]
-        channel: Channel,
-        thread_id: ThreadId,
+        #[serde(flatten)]
+        thread: OnThread,
         request_id: RequestId,
         messages: usize,
     },
     /// Every attempt at the transcript failed: the thread keeps its content.
     ThreadRecordFailed {
-        #[serde(serialize_with = "display")]
-        channel: Channel,
-        thread_id: ThreadId,
+        #[serde(flatten)]
+        thread: OnThread,
         request_id: RequestId,
     },
     /// Pusher's occupancy and presence events, as the real-time adapter sees them.
     ChannelOccupied {
-        #[serde(serialize_with = "display")]
         channel: Channel,
     },
     ChannelVacated {
-        #[serde(serialize_with = "display")]
         channel: Channel,
     },
     MemberAdded {
-        #[serde(serialize_with = "display")]
         channel: Channel,
         /// A string, as in Pusher's presence webhooks.
         #[serde(serialize_with = "display")]
         user_id: UserId,
     },
     MemberRemoved {
-        #[serde(serialize_with = "display")]
         channel: Channel,
         #[serde(serialize_with = "display")]
         user_id: UserId,
@@ -103,21 +108,17 @@ impl WebhookEvent {
     }
 
     pub fn thread(&self) -> ThreadId {
-        self.channel().thread
-    }
-
-    pub fn channel(&self) -> Channel {
         match self {
-            Self::MessageCreated { channel, .. }
-            | Self::MessageUnread { channel, .. }
-            | Self::ThreadClosed { channel, .. }
-            | Self::ThreadPurged { channel, .. }
-            | Self::ThreadRecorded { channel, .. }
-            | Self::ThreadRecordFailed { channel, .. }
-            | Self::ChannelOccupied { channel }
+            Self::MessageCreated { thread, .. }
+            | Self::MessageUnread { thread, .. }
+            | Self::ThreadClosed { thread, .. }
+            | Self::ThreadPurged { thread, .. }
+            | Self::ThreadRecorded { thread, .. }
+            | Self::ThreadRecordFailed { thread, .. } => thread.0,
+            Self::ChannelOccupied { channel }
             | Self::ChannelVacated { channel }
             | Self::MemberAdded { channel, .. }
-            | Self::MemberRemoved { channel, .. } => *channel,
+            | Self::MemberRemoved { channel, .. } => channel.thread,
         }
     }
 
@@ -185,8 +186,7 @@ mod tests {
     fn events_serialize_as_the_host_receives_them() {
         let thread = ThreadId::new(12).unwrap();
         let event = WebhookEvent::MessageCreated {
-            channel: Channel::private(thread),
-            thread_id: thread,
+            thread: OnThread(thread),
             request_id: RequestId::new(5).unwrap(),
             message_id: MessageId::new(99).unwrap(),
             sender_id: UserId::new(7).unwrap(),

@@ -146,13 +146,18 @@ impl ResponseError for ApiError {
             Self::Internal(cause) => tracing::error!(%cause, "internal error"),
             _ => {}
         }
+        // A validation error's summary is its first sentence: worded once for both.
+        let (message, errors) = match self {
+            Self::Invalid(errors) => {
+                let worded = worded(errors);
+                (summary(&worded), worded)
+            }
+            _ => (self.message(), BTreeMap::new()),
+        };
         let body = crate::wire::ErrorBody {
-            message: self.message(),
+            message,
             code: self.code().to_owned(),
-            errors: match self {
-                Self::Invalid(errors) => worded(errors),
-                _ => Default::default(),
-            },
+            errors,
         };
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, Self::Unauthenticated) {

@@ -199,8 +199,7 @@ impl ChatService {
         }
         tracing::info!(thread_id = %thread, messages, "transcript recorded");
         self.queue_webhook(crate::webhook::WebhookEvent::ThreadRecorded {
-            channel: crate::Channel::private(thread),
-            thread_id: thread,
+            thread: crate::webhook::OnThread(thread),
             request_id: request,
             messages,
         })
@@ -234,8 +233,7 @@ impl ChatService {
         };
         tracing::error!(thread_id = %thread, "the transcript could not be recorded: the thread's content is kept");
         self.queue_webhook(crate::webhook::WebhookEvent::ThreadRecordFailed {
-            channel: crate::Channel::private(thread),
-            thread_id: thread,
+            thread: crate::webhook::OnThread(thread),
             request_id: request,
         })
         .await;

@@ -229,8 +229,7 @@ impl ChatService {
         unread_user_ids: Vec<UserId>,
     ) {
         self.queue_webhook(crate::webhook::WebhookEvent::MessageUnread {
-            channel: crate::Channel::private(thread.id),
-            thread_id: thread.id,
+            thread: crate::webhook::OnThread(thread.id),
             request_id: thread.request_id,
             message_id: message,
             sender_id: sender,

@@ -4,13 +4,14 @@
 //! ([`WebhookEvent`]); ids and times only.
 
 use super::*;
-use crate::webhook::WebhookEvent;
+use crate::webhook::{OnThread, WebhookEvent};
 
 impl ChatService {
     /// Queues one webhook event; its delivery id names it uniquely (the host
     /// deduplicates by it, so the same event queued twice is one to the host). A queue
-    /// that is down loses the webhook, logged: the use case that caused it stands.
-    pub(super) async fn queue_webhook(&self, event: WebhookEvent) {
+    /// that is down loses the webhook, logged: the use case that caused it stands. The
+    /// real-time adapter queues Pusher's occupancy and presence events here too.
+    pub async fn queue_webhook(&self, event: WebhookEvent) {
         if self.ports.webhooks.is_none() {
             return;
         }
@@ -46,11 +47,11 @@ impl ChatService {
         if self.ports.webhooks.is_none() {
             return;
         }
-        let channel = crate::Channel::private(thread.id);
+        let channel = crate::Channel::private(thread.id).to_string();
         let online: Vec<UserId> = match self
             .ports
             .channels
-            .members(&channel.to_string(), self.ports.clock.now())
+            .members(&channel, self.ports.clock.now())
             .await
         {
             Ok(members) => members.into_iter().filter_map(|m| m.user).collect(),
@@ -68,8 +69,7 @@ impl ChatService {
         offline.sort_unstable();
         offline.dedup();
         self.queue_webhook(WebhookEvent::MessageCreated {
-            channel,
-            thread_id: thread.id,
+            thread: OnThread(thread.id),
             request_id: thread.request_id,
             message_id: message,
             sender_id: sender,
@@ -85,8 +85,7 @@ impl ChatService {
             return;
         };
         self.queue_webhook(WebhookEvent::ThreadClosed {
-            channel: crate::Channel::private(thread.id),
-            thread_id: thread.id,
+            thread: OnThread(thread.id),
             request_id: thread.request_id,
             closed_at,
         })
@@ -102,8 +101,7 @@ impl ChatService {
             Err(_) => None,
         };
         self.queue_webhook(WebhookEvent::ThreadPurged {
-            channel: crate::Channel::private(thread),
-            thread_id: thread,
+            thread: OnThread(thread),
             request_id: request,
             media_deleted: report.media_deleted,
             messages_redacted: report.messages_redacted,
@@ -116,13 +114,6 @@ impl ChatService {
     /// Whether webhooks are sent: callers skip the work of building one otherwise.
     pub fn sends_webhooks(&self) -> bool {
         self.ports.webhooks.is_some()
-    }
-
-    /// Pusher's occupancy and presence webhooks (SPEC §9.1), which the real-time
-    /// adapter sees happen: `channel_occupied` / `channel_vacated` of a thread's
-    /// channel and `member_added` / `member_removed` of its presence one.
-    pub async fn channel_webhook(&self, event: WebhookEvent) {
-        self.queue_webhook(event).await;
     }
 
     /// One attempt at a webhook job.

@@ -158,7 +158,7 @@ impl Realtime {
                 )
                 .await;
             service
-                .channel_webhook(WebhookEvent::MemberAdded {
+                .queue_webhook(WebhookEvent::MemberAdded {
                     channel,
                     user_id: user,
                 })
@@ -166,7 +166,7 @@ impl Realtime {
         }
         if members.len() == 1 {
             service
-                .channel_webhook(WebhookEvent::ChannelOccupied { channel })
+                .queue_webhook(WebhookEvent::ChannelOccupied { channel })
                 .await;
         }
         Ok(members)
@@ -614,7 +614,7 @@ async fn occupancy_webhook(
     match registry.members(&channel.name(), chrono::Utc::now()).await {
         Ok(members) if members.len() == 1 => {
             service
-                .channel_webhook(WebhookEvent::ChannelOccupied { channel })
+                .queue_webhook(WebhookEvent::ChannelOccupied { channel })
                 .await;
         }
         Ok(_) => {}
@@ -658,7 +658,7 @@ async fn departed(
             if !rest.iter().any(|m| m.user == Some(user)) {
                 service.announce_presence(channel.thread, user, None).await;
                 service
-                    .channel_webhook(WebhookEvent::MemberRemoved {
+                    .queue_webhook(WebhookEvent::MemberRemoved {
                         channel,
                         user_id: user,
                     })
@@ -668,7 +668,7 @@ async fn departed(
     }
     if rest.is_empty() {
         service
-            .channel_webhook(WebhookEvent::ChannelVacated { channel })
+            .queue_webhook(WebhookEvent::ChannelVacated { channel })
             .await;
     }
 }
