@@ -99,7 +99,7 @@ fn run(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode 
 fn migrate(config: Config) -> ExitCode {
     init_logging(config.log_format);
     run(async {
-        if config.database_url.is_none() {
+        if config.stores.database_url.is_none() {
             anyhow::bail!("CHAT_DATABASE_URL is not set: there is no database to migrate");
         }
         chat_server::connect_postgres(&config, true).await?;
@@ -152,7 +152,7 @@ fn cleanup(config: Config) -> ExitCode {
 fn rotate_master_key(config: Config) -> ExitCode {
     init_logging(config.log_format);
     run(async {
-        if config.database_url.is_none() {
+        if config.stores.database_url.is_none() {
             anyhow::bail!(
                 "CHAT_DATABASE_URL is not set: the in-memory key store lives and dies with \
                  one process, so there is nothing to rotate"
@@ -177,7 +177,7 @@ fn serve(config: Config) -> ExitCode {
         if let Some(ws) = app.ws_addr {
             tracing::info!(addr = %ws, "Pusher WebSockets also on ws://{ws}/app/{{key}}");
         }
-        if config.jwt_secret_is_builtin {
+        if config.auth.jwt_secret_is_builtin {
             tracing::warn!(
                 "no CHAT_JWT_SECRET: using the built-in development secret (loopback only). \
                  Get a token with: chat-server token --sub 1 --role admin"

@@ -57,17 +57,17 @@ fn http_state(
     Ok(HttpState {
         service,
         tokens: Arc::new(token_verifier(config)?),
-        max_body_bytes: config.max_body_bytes,
+        max_body_bytes: config.http.max_body_bytes,
         limits: RateLimits {
             counter: rate_counter,
             window: Duration::from_secs(60),
-            posts: config.rate_limit_posts,
-            uploads: config.rate_limit_uploads,
-            auth: config.rate_limit_auth,
+            posts: config.http.rate_limit_posts,
+            uploads: config.http.rate_limit_uploads,
+            auth: config.http.rate_limit_auth,
         },
         fhir: chat_fhir::Systems {
-            user: config.fhir_user_system.clone(),
-            request: config.fhir_request_system.clone(),
+            user: config.record.user_system.clone(),
+            request: config.record.request_system.clone(),
         },
     })
 }
@@ -95,6 +95,7 @@ impl Application {
         let addr = listener.local_addr()?;
         // The dedicated WebSocket listener (`CHAT_WS_BIND`), if any.
         let ws_listener = config
+            .realtime
             .ws_bind
             .map(|at| listen(at).with_context(|| format!("cannot listen on {at} (CHAT_WS_BIND)")))
             .transpose()?;
@@ -120,7 +121,7 @@ impl Application {
         let realtime = Realtime::new(pusher_settings(config), ports.channels.clone());
         let state = http_state(config, service.clone(), rate_counter)?;
         let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        let grace = config.shutdown_grace;
         let operations = Operations {
             draining: draining.clone(),
             probes,
@@ -131,7 +132,7 @@ impl Application {
         };
         let served_realtime = realtime.clone();
         let gateway = media.gateway.clone();
-        let allowed_origins = config.allowed_origins.clone();
+        let allowed_origins = config.http.allowed_origins.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(chat_http::no_store())
@@ -159,8 +160,7 @@ impl Application {
             service,
             ports,
             lock,
-            sweep_interval: (config.sweep_interval_secs > 0)
-                .then(|| Duration::from_secs(config.sweep_interval_secs)),
+            sweep_interval: config.chat.sweep_interval,
             realtime,
             metrics,
             draining,
@@ -255,11 +255,11 @@ impl Application {
 /// not wait for them; a provider unreachable now is tried again when a token needs it.
 fn token_verifier(config: &Config) -> anyhow::Result<TokenVerifier> {
     use crate::config::TokenVerification;
-    let keys = match &config.token_verification {
+    let keys = match &config.auth.token_verification {
         TokenVerification::Secret => chat_http::TokenKeys::Fixed {
             algorithm: jsonwebtoken::Algorithm::HS256,
             key: jsonwebtoken::DecodingKey::from_secret(
-                config.jwt_secret.expose_secret().as_bytes(),
+                config.auth.jwt_secret.expose_secret().as_bytes(),
             ),
         },
         TokenVerification::PublicKey { algorithm, pem, .. } => {
@@ -272,7 +272,7 @@ fn token_verifier(config: &Config) -> anyhow::Result<TokenVerifier> {
         TokenVerification::Jwks { url, cache } => {
             let source = Arc::new(crate::identity_provider::HttpJwks::new(
                 url.clone(),
-                config.link_check,
+                config.stores.link_check,
             )?);
             let provider = Arc::new(chat_http::JwksKeys::new(url.clone(), source, *cache));
             let prefetching = provider.clone();
@@ -282,21 +282,21 @@ fn token_verifier(config: &Config) -> anyhow::Result<TokenVerifier> {
     };
     Ok(TokenVerifier::new(chat_http::AuthConfig {
         keys,
-        issuer: config.jwt_issuer.clone(),
-        audience: config.jwt_audience.clone(),
-        leeway_secs: config.jwt_leeway_secs,
+        issuer: config.auth.issuer.clone(),
+        audience: config.auth.audience.clone(),
+        leeway_secs: config.auth.leeway.as_secs(),
     }))
 }
 
 /// The WebSocket server's settings. Without `CHAT_PUSHER_APP_SECRET` the secret is
 /// derived from the JWT secret (HMAC under a fixed label), never the JWT secret itself.
 pub fn pusher_settings(config: &Config) -> PusherSettings {
-    let secret = match &config.pusher_app_secret {
+    let secret = match &config.realtime.app_secret {
         Some(secret) => secret.expose_secret().as_bytes().to_vec(),
         None => {
             let key = ring::hmac::Key::new(
                 ring::hmac::HMAC_SHA256,
-                config.jwt_secret.expose_secret().as_bytes(),
+                config.auth.jwt_secret.expose_secret().as_bytes(),
             );
             ring::hmac::sign(&key, b"chat-server pusher app secret")
                 .as_ref()
@@ -304,15 +304,15 @@ pub fn pusher_settings(config: &Config) -> PusherSettings {
         }
     };
     let mut settings = PusherSettings::new(
-        config.pusher_app_id.clone(),
-        config.pusher_app_key.clone(),
+        config.realtime.app_id.clone(),
+        config.realtime.app_key.clone(),
         secret,
     );
-    settings.allowed_origins = config.allowed_origins.clone();
-    settings.event_prefix = config.broadcast_event_prefix.clone();
-    settings.activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs);
-    settings.grant_leeway = Duration::from_secs(config.jwt_leeway_secs);
-    settings.subscription_lapse = config.subscription_lapse;
+    settings.allowed_origins = config.http.allowed_origins.clone();
+    settings.event_prefix = config.realtime.event_prefix.clone();
+    settings.activity_timeout = config.realtime.activity_timeout;
+    settings.grant_leeway = config.auth.leeway;
+    settings.subscription_lapse = config.realtime.subscription_lapse;
     settings
 }
 

@@ -31,18 +31,18 @@ pub struct Wired {
 /// over `CHAT_DATABASE_MIGRATION_URL` when set (a direct connection, for a service
 /// behind a transaction pooler), else over `CHAT_DATABASE_URL`.
 pub async fn connect_postgres(config: &Config, migrate: bool) -> anyhow::Result<Option<PgStore>> {
-    let Some(url) = &config.database_url else {
+    let Some(url) = &config.stores.database_url else {
         return Ok(None);
     };
     let settings = PgSettings {
-        max_connections: config.database_max_connections,
-        op_timeout: Duration::from_millis(config.store_timeout_ms),
-        behind_transaction_pooler: config.database_behind_transaction_pooler,
-        link_check: config.link_check,
+        max_connections: config.stores.database_max_connections,
+        op_timeout: config.stores.timeout,
+        behind_transaction_pooler: config.stores.database_behind_transaction_pooler,
+        link_check: config.stores.link_check,
     };
     let store = PgStore::new(url.expose_secret(), settings.clone())?;
     if migrate {
-        let applied = match &config.database_migration_url {
+        let applied = match &config.stores.database_migration_url {
             Some(direct) => PgStore::new(
                 direct.expose_secret(),
                 PgSettings {
@@ -76,15 +76,15 @@ async fn connect_kms(config: &Config, key_id: &str) -> KmsKeyRing {
     };
     let settings = KmsSettings {
         key_id: key_id.to_owned(),
-        cache_ttl: Duration::from_secs(config.kms_cache_secs),
-        timeout: Duration::from_millis(config.store_timeout_ms),
+        cache_ttl: config.keys.kms_cache,
+        timeout: config.stores.timeout,
         region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
         endpoint: var("AWS_ENDPOINT_URL_KMS").or_else(|| var("AWS_ENDPOINT_URL")),
         credentials,
     };
     tracing::info!(
         key_id,
-        cache_secs = config.kms_cache_secs,
+        cache_secs = config.keys.kms_cache.as_secs(),
         "thread keys are wrapped by AWS KMS"
     );
     KmsKeyRing::connect(settings).await
@@ -98,15 +98,15 @@ const REDIS_QUIET_THREAD_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// (requests that need it are `503` until it is back), but an eviction policy that would
 /// drop live messages is logged loudly.
 pub async fn connect_redis(config: &Config) -> anyhow::Result<Option<Redis>> {
-    let Some(url) = &config.redis_url else {
+    let Some(url) = &config.stores.redis_url else {
         return Ok(None);
     };
     let redis = Redis::new(
         url.expose_secret(),
         RedisSettings {
-            op_timeout: Duration::from_millis(config.store_timeout_ms),
-            mode: config.redis_mode.clone(),
-            link_check: config.link_check,
+            op_timeout: config.stores.timeout,
+            mode: config.stores.redis_mode.clone(),
+            link_check: config.stores.link_check,
             ..RedisSettings::default()
         },
     )
@@ -126,14 +126,16 @@ pub async fn connect_redis(config: &Config) -> anyhow::Result<Option<Redis>> {
 /// `CHAT_PUBLIC_BASE_URL`, else at the address the server listens on.
 pub fn open_media(config: &Config, addr: SocketAddr) -> anyhow::Result<chat_storage::Media> {
     let settings = chat_storage::MediaSettings {
-        url: config.object_store_url.clone(),
+        url: config.media.object_store_url.clone(),
         public_base_url: config
+            .media
             .public_base_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}")),
-        signing_secret: config.jwt_secret.expose_secret().as_bytes().to_vec(),
-        max_upload_bytes: config.max_upload_bytes,
+        signing_secret: config.auth.jwt_secret.expose_secret().as_bytes().to_vec(),
+        max_upload_bytes: config.media.max_upload_bytes,
         options: config
+            .media
             .object_store_options
             .iter()
             .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
@@ -152,21 +154,20 @@ pub async fn build_service(
     // webhooks): rustls cannot choose between the two compiled in.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let kms = match &config.kms_key_id {
+    let kms = match &config.keys.kms_key_id {
         Some(key_id) => Some(Arc::new(connect_kms(config, key_id).await)),
         None => None,
     };
     let key_ring = key_ring(config, kms.clone())?;
-    let postgres = connect_postgres(config, config.auto_migrate)
+    let postgres = connect_postgres(config, config.stores.auto_migrate)
         .await?
         .map(Arc::new);
     let redis = connect_redis(config).await?;
-    let retention =
-        Retention::from_settings(config.message_ttl_secs, config.max_messages_per_thread);
+    let retention = config.chat.retention;
     let mut ports = Ports {
         messages: overrides.messages.unwrap_or_else(|| {
             message_store(
-                config.message_store,
+                config.stores.message_store,
                 postgres.as_ref(),
                 redis.as_ref(),
                 &retention,
@@ -175,11 +176,11 @@ pub async fn build_service(
         media,
         images: Some(Arc::new(chat_images::ImageDecoder::new(
             chat_images::ImageLimits {
-                max_pixels: config.max_image_pixels,
-                thumbnail_px: config.thumb_max_px,
+                max_pixels: config.media.max_image_pixels,
+                thumbnail_px: config.media.thumb_max_px,
             },
         ))),
-        events: Arc::new(MemoryEventBus::new(config.event_buffer)),
+        events: Arc::new(MemoryEventBus::new(config.stores.event_buffer)),
         clock,
         ..chat_memory::ports(key_ring)
     };
@@ -194,7 +195,7 @@ pub async fn build_service(
     }
     // The memory-only mode (SPEC §4): thread keys beside their messages in Redis, never
     // in PostgreSQL; those a previous release left there are moved as they are read.
-    if let (MessageStoreKind::Redis, Some(redis)) = (config.message_store, &redis) {
+    if let (MessageStoreKind::Redis, Some(redis)) = (config.stores.message_store, &redis) {
         ports.keys = keys_in_redis(redis, postgres.as_ref(), &retention).await;
     }
     let mut lock: Arc<dyn LeaseLock> = Arc::new(MemoryLeaseLock::default());
@@ -205,7 +206,7 @@ pub async fn build_service(
     // Redis, when configured, carries events between instances and holds the locks.
     let mut event_link = None;
     if let Some(redis) = &redis {
-        let bus = RedisEventBus::start(redis.clone(), config.event_buffer);
+        let bus = RedisEventBus::start(redis.clone(), config.stores.event_buffer);
         event_link = Some(bus.health());
         ports.events = Arc::new(bus);
         lock = Arc::new(RedisLeaseLock::new(redis.clone()));
@@ -232,7 +233,7 @@ fn key_ring(config: &Config, kms: Option<Arc<KmsKeyRing>>) -> anyhow::Result<Arc
     if let Some(kms) = kms {
         return Ok(kms);
     }
-    let ring = match &config.master_keys {
+    let ring = match &config.keys.master_keys {
         Some(MasterKeySetting::Ring(ring)) => MasterKeyRing::parse_ring(ring.expose_secret())
             .map_err(|e| anyhow::anyhow!("CHAT_MASTER_KEYS: {e}"))?,
         Some(MasterKeySetting::Single(key)) => MasterKeyRing::parse_single(key.expose_secret())
@@ -295,23 +296,23 @@ async fn keys_in_redis(
 
 /// The provider's FHIR server, when `CHAT_FHIR_BASE_URL` names one.
 fn fhir_recorder(config: &Config) -> anyhow::Result<Option<Arc<dyn ThreadRecorder>>> {
-    let Some(base) = &config.fhir_base_url else {
+    let Some(base) = &config.record.fhir_base_url else {
         return Ok(None);
     };
     Ok(Some(Arc::new(crate::recorder::FhirRecorder::new(
         base.clone(),
-        config.fhir_token.clone(),
+        config.record.fhir_token.clone(),
         chat_fhir::Systems {
-            user: config.fhir_user_system.clone(),
-            request: config.fhir_request_system.clone(),
+            user: config.record.user_system.clone(),
+            request: config.record.request_system.clone(),
         },
-        config.link_check,
+        config.stores.link_check,
     )?)))
 }
 
 /// The host's webhooks, when `CHAT_WEBHOOK_URL` names where they go.
 fn webhook_sender(config: &Config) -> anyhow::Result<Option<Arc<dyn WebhookSender>>> {
-    let Some(url) = &config.webhook_url else {
+    let Some(url) = &config.realtime.webhook_url else {
         return Ok(None);
     };
     let app = crate::serving::pusher_settings(config);
@@ -319,28 +320,28 @@ fn webhook_sender(config: &Config) -> anyhow::Result<Option<Arc<dyn WebhookSende
         url.clone(),
         app.key,
         &app.secret,
-        config.link_check,
+        config.stores.link_check,
     )?)))
 }
 
 /// The settings the use cases obey, from the configuration.
 fn chat_settings(config: &Config, retention: Retention) -> ChatSettings {
-    if config.unread_escalation_secs.is_some() && config.webhook_url.is_none() {
+    if config.chat.unread_escalation.is_some() && config.realtime.webhook_url.is_none() {
         tracing::warn!(
             "CHAT_UNREAD_ESCALATION_SECS is set without CHAT_WEBHOOK_URL: \
              message_unread has nowhere to go, so no message is checked"
         );
     }
     ChatSettings {
-        enabled: config.enabled,
+        enabled: config.chat.enabled,
         retention,
-        max_text_chars: config.max_text_chars,
-        max_upload_bytes: config.max_upload_bytes,
-        allowed_image_mime: config.allowed_image_mime.clone(),
-        signed_url_ttl: Duration::from_secs(config.signed_url_ttl_secs),
-        redact_on_close: config.redact_messages,
-        job_lease: Duration::from_secs(config.job_lease_secs),
-        unread_escalation: config.unread_escalation_secs.map(Duration::from_secs),
+        max_text_chars: config.chat.max_text_chars,
+        max_upload_bytes: config.media.max_upload_bytes,
+        allowed_image_mime: config.media.allowed_image_mime.clone(),
+        signed_url_ttl: config.media.signed_url_ttl,
+        redact_on_close: config.chat.redact_messages,
+        job_lease: config.chat.job_lease,
+        unread_escalation: config.chat.unread_escalation,
     }
 }
 
@@ -391,7 +392,7 @@ fn readiness_probes(
 /// With a public key or a JWKS the tokens come from the identity provider: one signed
 /// with the secret would be refused, so none is printed.
 pub fn issue_token(config: &Config, sub: i64, role: &str, ttl: Duration) -> anyhow::Result<String> {
-    if config.token_verification != crate::config::TokenVerification::Secret {
+    if config.auth.token_verification != crate::config::TokenVerification::Secret {
         anyhow::bail!(
             "tokens are verified with CHAT_JWT_PUBLIC_KEY_FILE or CHAT_JWT_JWKS_URL: \
              get one from the identity provider that holds the private key"
@@ -403,11 +404,11 @@ pub fn issue_token(config: &Config, sub: i64, role: &str, ttl: Duration) -> anyh
         role: role.to_owned(),
         exp,
         nbf: None,
-        iss: config.jwt_issuer.clone(),
-        aud: config.jwt_audience.clone(),
+        iss: config.auth.issuer.clone(),
+        aud: config.auth.audience.clone(),
     };
     Ok(chat_http::sign_hs256(
-        config.jwt_secret.expose_secret().as_bytes(),
+        config.auth.jwt_secret.expose_secret().as_bytes(),
         &claims,
     )?)
 }
