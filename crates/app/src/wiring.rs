@@ -174,12 +174,7 @@ pub async fn build_service(
             )
         }),
         media,
-        images: Some(Arc::new(chat_images::ImageDecoder::new(
-            chat_images::ImageLimits {
-                max_pixels: config.media.max_image_pixels,
-                thumbnail_px: config.media.thumb_max_px,
-            },
-        ))),
+        images: Some(image_decoder(config)),
         events: Arc::new(MemoryEventBus::new(config.stores.event_buffer)),
         clock,
         ..chat_memory::ports(key_ring)
@@ -225,6 +220,14 @@ pub async fn build_service(
         rate_counter,
         event_link,
     })
+}
+
+/// Thumbnails and the pixel limit of images (decoded on tokio's blocking threads).
+fn image_decoder(config: &Config) -> Arc<chat_images::ImageDecoder> {
+    Arc::new(chat_images::ImageDecoder::new(chat_images::ImageLimits {
+        max_pixels: config.media.max_image_pixels,
+        thumbnail_px: config.media.thumb_max_px,
+    }))
 }
 
 /// The master key ring: KMS when configured, else the configured keys, else (for the

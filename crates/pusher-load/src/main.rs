@@ -251,20 +251,8 @@ impl Target {
             let frame: Value = serde_json::from_str(&text).unwrap_or_default();
             match frame["event"].as_str() {
                 Some("pusher:connection_established") => {
-                    let data: Value = frame["data"]
-                        .as_str()
-                        .and_then(|d| serde_json::from_str(d).ok())
-                        .unwrap_or_default();
-                    let id = data["socket_id"].as_str().unwrap_or_default().to_owned();
-                    let tag = hmac::sign(&self.signer, format!("{id}:{channel}").as_bytes());
-                    let auth = format!("{}:{}", self.args.key, hex::encode(tag));
-                    let subscribe = json!({"event": "pusher:subscribe",
-                        "data": {"channel": channel, "auth": auth}});
-                    if ws
-                        .send(Message::Text(subscribe.to_string().into()))
-                        .await
-                        .is_err()
-                    {
+                    let (id, subscribe) = self.subscription(&frame, &channel);
+                    if ws.send(subscribe).await.is_err() {
                         return fail("send failed".into()).await;
                     }
                     socket_id = Some(id);
@@ -286,6 +274,21 @@ impl Target {
         if subscribed {
             self.counters.closed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The socket id of `pusher:connection_established`, and the signed subscription
+    /// to `channel` for it.
+    fn subscription(&self, established: &Value, channel: &str) -> (String, Message) {
+        let data: Value = established["data"]
+            .as_str()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        let id = data["socket_id"].as_str().unwrap_or_default().to_owned();
+        let tag = hmac::sign(&self.signer, format!("{id}:{channel}").as_bytes());
+        let auth = format!("{}:{}", self.args.key, hex::encode(tag));
+        let subscribe = json!({"event": "pusher:subscribe",
+            "data": {"channel": channel, "auth": auth}});
+        (id, Message::Text(subscribe.to_string().into()))
     }
 
     /// Reads the inbox `--inbox-reads` times a second until `deadline`.
@@ -400,34 +403,7 @@ async fn main() -> Result<(), String> {
     let args = &target.args;
     let channels = target.channels().await?;
     let rss_before = args.server_pid.and_then(rss_bytes);
-
-    // Connect and subscribe, 200 handshakes at a time.
-    let started = Instant::now();
-    let (latency_tx, mut latency_rx) = mpsc::unbounded_channel();
-    let (ready_tx, mut ready_rx) = mpsc::channel(args.connections.max(1));
-    let mut subscribed = 0;
-    for batch in (0..args.connections).collect::<Vec<_>>().chunks(200) {
-        for &i in batch {
-            let channel = channels[i % channels.len()].clone();
-            tokio::spawn(
-                target
-                    .clone()
-                    .subscriber(channel, latency_tx.clone(), ready_tx.clone()),
-            );
-        }
-        for _ in batch {
-            match tokio::time::timeout(Duration::from_secs(30), ready_rx.recv()).await {
-                Ok(Some(Ok(()))) => subscribed += 1,
-                Ok(Some(Err(e))) => return Err(format!("a subscriber failed: {e}")),
-                _ => return Err("subscribing timed out".into()),
-            }
-        }
-    }
-    println!(
-        "subscribed {subscribed} connections over {} channels in {:.1} s",
-        channels.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let (subscribed, mut latency_rx) = target.subscribe_all(&channels).await?;
     tokio::time::sleep(Duration::from_secs(2)).await; // let the server settle
     if let (Some(before), Some(after)) = (rss_before, args.server_pid.and_then(rss_bytes)) {
         println!(
@@ -440,113 +416,177 @@ async fn main() -> Result<(), String> {
     if args.seconds == 0 {
         return Ok(());
     }
-
-    // Trigger at the rate (or flat out), spreading over the channels.
-    let per_channel = (subscribed / channels.len()).max(1) as u64;
-    let thread_urls: Vec<String> = channels
-        .iter()
-        .map(|c| {
-            let thread = c.rsplit('.').next().unwrap_or_default();
-            format!("{}/api/chat/threads/{thread}/messages", args.url)
-        })
-        .collect();
-    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let mut ticks = (args.rate > 0).then(|| {
-        let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        t
-    });
-    let trigger_started = Instant::now();
-    if args.inbox_reads > 0 {
-        tokio::spawn(target.clone().read_inboxes(deadline));
-    }
-    if args.report_every > 0 {
-        tokio::spawn(
-            target
-                .clone()
-                .report(sent.clone(), failed.clone(), deadline),
-        );
-    }
-    let cpu_before = args.server_pid.and_then(cpu_seconds);
-    let own_cpu_before = cpu_seconds(std::process::id());
-    let mut n = 0usize;
-    while Instant::now() < deadline {
-        if let Some(t) = ticks.as_mut() {
-            t.tick().await;
-        }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let (target, sent, failed) = (target.clone(), sent.clone(), failed.clone());
-        let (channel, url) = (
-            channels[n % channels.len()].clone(),
-            thread_urls[n % channels.len()].clone(),
-        );
-        n += 1;
-        tokio::spawn(async move {
-            if target.trigger(&channel, &url).await {
-                sent.fetch_add(1, Ordering::Relaxed);
-            } else {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
-            drop(permit);
-        });
-    }
-    let _ = permits.acquire_many(args.concurrency as u32).await;
-    let trigger_secs = trigger_started.elapsed().as_secs_f64();
-
+    let cpu_before = (
+        args.server_pid.and_then(cpu_seconds),
+        cpu_seconds(std::process::id()),
+    );
+    let triggered = target.clone().trigger_all(&channels).await;
     // Collect what arrives, until nothing has for a second.
     let mut latencies = Vec::new();
     while let Ok(Some(l)) = tokio::time::timeout(Duration::from_secs(1), latency_rx.recv()).await {
         latencies.push(l);
     }
-    let collect_secs = trigger_started.elapsed().as_secs_f64();
-    let cpu_after = args.server_pid.and_then(cpu_seconds);
-    let own_cpu_after = cpu_seconds(std::process::id());
+    let collect_secs = triggered.started.elapsed().as_secs_f64();
+    let cpu_after = (
+        args.server_pid.and_then(cpu_seconds),
+        cpu_seconds(std::process::id()),
+    );
     latencies.sort_unstable();
-    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-    println!(
-        "triggered {sent} events in {trigger_secs:.1} s ({:.0}/s), {failed} failed",
-        sent as f64 / trigger_secs
-    );
-    println!(
-        "deliveries: {} of {} expected, {:.0}/s",
-        latencies.len(),
-        sent * per_channel,
-        latencies.len() as f64 / (collect_secs - 1.0).max(trigger_secs)
-    );
-    let c = &target.counters;
-    println!(
-        "whispers {}, inbox reads {} ({} failed), sockets closed by the server {}",
-        c.whispers.load(Ordering::Relaxed),
-        c.inbox_reads.load(Ordering::Relaxed),
-        c.inbox_failed.load(Ordering::Relaxed),
-        c.closed.load(Ordering::Relaxed)
-    );
-    println!(
-        "trigger-to-delivery latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0)
-    );
-    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
-        let used = after - before;
-        println!(
-            "server CPU while triggering: {used:.2} s, {:.1} µs per delivery",
-            used * 1e6 / latencies.len().max(1) as f64
-        );
+    let per_channel = (subscribed / channels.len()).max(1) as u64;
+    target.print_results(&triggered, &latencies, per_channel, collect_secs);
+    let per_delivery = |before: Option<f64>, after: Option<f64>| {
+        let used = after? - before?;
+        Some((used, used * 1e6 / latencies.len().max(1) as f64))
+    };
+    if let Some((used, each)) = per_delivery(cpu_before.0, cpu_after.0) {
+        println!("server CPU while triggering: {used:.2} s, {each:.1} µs per delivery");
     }
     // On a machine the server shares, what the measuring costs limits what it can see.
-    if let (Some(before), Some(after)) = (own_cpu_before, own_cpu_after) {
-        let used = after - before;
-        println!(
-            "load generator CPU while triggering: {used:.2} s, {:.1} µs per delivery",
-            used * 1e6 / latencies.len().max(1) as f64
-        );
+    if let Some((used, each)) = per_delivery(cpu_before.1, cpu_after.1) {
+        println!("load generator CPU while triggering: {used:.2} s, {each:.1} µs per delivery");
     }
     Ok(())
+}
+
+/// What the trigger phase did.
+struct Triggered {
+    started: Instant,
+    secs: f64,
+    sent: u64,
+    failed: u64,
+}
+
+impl Target {
+    /// Connects and subscribes `--connections` sockets over the channels, 200
+    /// handshakes at a time; returns how many, and where their latencies arrive.
+    async fn subscribe_all(
+        self: &Arc<Self>,
+        channels: &[String],
+    ) -> Result<(usize, mpsc::UnboundedReceiver<u64>), String> {
+        let started = Instant::now();
+        let (latency_tx, latency_rx) = mpsc::unbounded_channel();
+        let (ready_tx, mut ready_rx) = mpsc::channel(self.args.connections.max(1));
+        let mut subscribed = 0;
+        for batch in (0..self.args.connections).collect::<Vec<_>>().chunks(200) {
+            for &i in batch {
+                let channel = channels[i % channels.len()].clone();
+                tokio::spawn(self.clone().subscriber(
+                    channel,
+                    latency_tx.clone(),
+                    ready_tx.clone(),
+                ));
+            }
+            for _ in batch {
+                match tokio::time::timeout(Duration::from_secs(30), ready_rx.recv()).await {
+                    Ok(Some(Ok(()))) => subscribed += 1,
+                    Ok(Some(Err(e))) => return Err(format!("a subscriber failed: {e}")),
+                    _ => return Err("subscribing timed out".into()),
+                }
+            }
+        }
+        println!(
+            "subscribed {subscribed} connections over {} channels in {:.1} s",
+            channels.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok((subscribed, latency_rx))
+    }
+
+    /// Triggers at `--rate` (or flat out) for `--seconds`, spreading over the channels,
+    /// `--concurrency` requests at most in flight.
+    async fn trigger_all(self: Arc<Self>, channels: &[String]) -> Triggered {
+        let args = &self.args;
+        let thread_urls: Vec<String> = channels
+            .iter()
+            .map(|c| {
+                let thread = c.rsplit('.').next().unwrap_or_default();
+                format!("{}/api/chat/threads/{thread}/messages", args.url)
+            })
+            .collect();
+        let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+        let deadline = Instant::now() + Duration::from_secs(args.seconds);
+        let mut ticks = (args.rate > 0).then(|| {
+            let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            t
+        });
+        let started = Instant::now();
+        if args.inbox_reads > 0 {
+            tokio::spawn(self.clone().read_inboxes(deadline));
+        }
+        if args.report_every > 0 {
+            tokio::spawn(self.clone().report(sent.clone(), failed.clone(), deadline));
+        }
+        for n in 0.. {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if let Some(t) = ticks.as_mut() {
+                t.tick().await;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let (target, sent, failed) = (self.clone(), sent.clone(), failed.clone());
+            let (channel, url) = (
+                channels[n % channels.len()].clone(),
+                thread_urls[n % channels.len()].clone(),
+            );
+            tokio::spawn(async move {
+                let counter = if target.trigger(&channel, &url).await {
+                    sent
+                } else {
+                    failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                drop(permit);
+            });
+        }
+        let _ = permits.acquire_many(args.concurrency as u32).await;
+        Triggered {
+            started,
+            secs: started.elapsed().as_secs_f64(),
+            sent: sent.load(Ordering::Relaxed),
+            failed: failed.load(Ordering::Relaxed),
+        }
+    }
+
+    fn print_results(
+        &self,
+        triggered: &Triggered,
+        latencies: &[u64],
+        per_channel: u64,
+        collect_secs: f64,
+    ) {
+        let Triggered {
+            secs, sent, failed, ..
+        } = *triggered;
+        println!(
+            "triggered {sent} events in {secs:.1} s ({:.0}/s), {failed} failed",
+            sent as f64 / secs
+        );
+        println!(
+            "deliveries: {} of {} expected, {:.0}/s",
+            latencies.len(),
+            sent * per_channel,
+            latencies.len() as f64 / (collect_secs - 1.0).max(secs)
+        );
+        let c = &self.counters;
+        println!(
+            "whispers {}, inbox reads {} ({} failed), sockets closed by the server {}",
+            c.whispers.load(Ordering::Relaxed),
+            c.inbox_reads.load(Ordering::Relaxed),
+            c.inbox_failed.load(Ordering::Relaxed),
+            c.closed.load(Ordering::Relaxed)
+        );
+        println!(
+            "trigger-to-delivery latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            percentile(latencies, 0.50),
+            percentile(latencies, 0.99),
+            percentile(latencies, 1.0)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -155,9 +156,7 @@ impl<O: Outgoing> Connection<O> {
         }
     }
 
-    pub(crate) async fn run(mut self, mut stream: impl Stream<Item = Incoming> + Unpin) {
-        let timeout = self.realtime.settings().activity_timeout;
-        let grace = timeout.min(PONG_GRACE);
+    pub(crate) async fn run(mut self, stream: impl Stream<Item = Incoming> + Unpin) {
         // Without randomness no socket id is safe from collisions (sockets sharing one
         // would skip each other's events as their own): the client comes back later.
         if self.socket_id.is_empty() {
@@ -166,10 +165,27 @@ impl<O: Outgoing> Connection<O> {
             self.session.close(Some(refusal)).await;
             return;
         }
-        let hello = protocol::connection_established(&self.socket_id, timeout.as_secs());
-        let mut close = None;
         let open = metrics::gauge!(names::WS_CONNECTIONS);
         open.increment(1.0);
+        let close = self.serve(stream).await;
+        for (channel, Subscribed { holder, .. }) in self.channels.drain() {
+            self.realtime.hub().unsubscribe(channel, self.id);
+            self.realtime
+                .release(&self.service, channel, self.id, holder.map(|h| h.user));
+        }
+        open.decrement(1.0);
+        self.session.close(close).await;
+    }
+
+    /// Greets the client, then serves it until the socket ends: what it sends, what the
+    /// hub queues for it, the instance's signals and the idle timer, each wake handled
+    /// by one method. Returns how to close (`None`: a normal close, or nothing to send).
+    async fn serve(&mut self, mut stream: impl Stream<Item = Incoming> + Unpin) -> Closing {
+        let timeout = self.realtime.settings().activity_timeout;
+        let hello = protocol::connection_established(&self.socket_id, timeout.as_secs());
+        if !self.session.text(&hello).await {
+            return None;
+        }
         let delivered = metrics::counter!(names::WS_EVENTS_DELIVERED);
         let mut draining = self.realtime.hub().draining();
         // A socket that arrives while the instance drains is closed at once too.
@@ -189,85 +205,102 @@ impl<O: Outgoing> Connection<O> {
         let mut resyncs = std::pin::pin!(resyncs.fuse());
         let overflowed = self.overflowed.clone();
         let mut overflow = std::pin::pin!(overflowed.notified().fuse());
-        if self.session.text(&hello).await {
-            let mut last_heard = Instant::now();
-            let mut pinged = false;
-            let mut ticks = tokio::time::interval(Duration::from_secs(1));
-            // What was taken from the inbox together, and its frames to write at once;
-            // both empty between wakes.
-            let mut queued = Vec::new();
-            let mut frames = Vec::new();
-            close = loop {
-                tokio::select! {
-                    message = stream.next() => {
-                        let message = message.unwrap_or(Incoming::Broken);
-                        last_heard = Instant::now();
-                        pinged = false;
-                        let sent = match message {
-                            // Boxed: a client's frames are rare (subscribe, ping), and
-                            // inline their future would enlarge every socket's task for
-                            // as long as it lives.
-                            Incoming::Text(text) => Box::pin(self.handle(&text)).await,
-                            Incoming::Ping(bytes) => self.session.pong(bytes).await,
-                            Incoming::Close => break None,
-                            Incoming::Other => true,
-                            Incoming::Broken => break Some(reason(PROTOCOL_ERROR, "Protocol error")),
-                        };
-                        if !sent {
-                            break None;
-                        }
-                    }
-                    // Never 0 while the socket holds its own sender; a closed queue
-                    // would disable the branch.
-                    1.. = self.inbox.recv_many(&mut queued, MAX_FRAMES_PER_WRITE) => {
-                        let events = queued.iter().filter(|q| matches!(q, Outbound::Frame(_))).count();
-                        match self.send_queued(&mut queued, &mut frames).await {
-                            Flushed::Open => delivered.increment(events as u64),
-                            Flushed::Gone => break None,
-                            Flushed::Resync => {
-                                metrics::counter!(names::WS_RESYNCS).increment(1);
-                                break Some(reason(code::RECONNECT, "Events were missed: reconnect and catch up"));
-                            }
-                        }
-                    }
-                    Ok(()) = &mut drained => {
-                        break Some(reason(code::RECONNECT, "The server is restarting: reconnect"));
-                    }
-                    Some(()) = resyncs.next() => {
-                        if !self.channels.is_empty() {
-                            metrics::counter!(names::WS_RESYNCS).increment(1);
-                            break Some(reason(code::RECONNECT, "Events were missed: reconnect and catch up"));
-                        }
-                    }
-                    () = &mut overflow => {
-                        metrics::counter!(names::WS_OVERFLOWS).increment(1);
-                        break Some(reason(code::OVER_CAPACITY, "Over capacity: events were not read fast enough"));
-                    }
-                    _ = ticks.tick() => {
-                        if !Box::pin(self.end_expired()).await {
-                            break None;
-                        }
-                        let quiet = last_heard.elapsed();
-                        if quiet > timeout + grace {
-                            break Some(reason(code::PONG_NOT_RECEIVED, "Pong reply not received"));
-                        }
-                        if quiet > timeout && !pinged {
-                            pinged = true;
-                            if !self.session.text(&protocol::ping()).await {
-                                break None;
-                            }
-                        }
-                    }
+        let mut idle = Idle::new(timeout);
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        // What was taken from the inbox together, and its frames to write at once; both
+        // empty between wakes.
+        let mut queued = Vec::new();
+        let mut frames = Vec::new();
+        loop {
+            let flow = tokio::select! {
+                message = stream.next() => {
+                    idle.heard();
+                    self.on_message(message.unwrap_or(Incoming::Broken)).await
                 }
+                // Never 0 while the socket holds its own sender; a closed queue would
+                // disable the branch.
+                1.. = self.inbox.recv_many(&mut queued, MAX_FRAMES_PER_WRITE) => {
+                    self.on_queued(&mut queued, &mut frames, &delivered).await
+                }
+                Ok(()) = &mut drained => {
+                    ControlFlow::Break(Some(reason(code::RECONNECT, "The server is restarting: reconnect")))
+                }
+                Some(()) = resyncs.next() => self.on_resync(),
+                () = &mut overflow => {
+                    metrics::counter!(names::WS_OVERFLOWS).increment(1);
+                    ControlFlow::Break(Some(reason(code::OVER_CAPACITY, "Over capacity: events were not read fast enough")))
+                }
+                _ = ticks.tick() => self.on_tick(&mut idle).await,
             };
+            if let ControlFlow::Break(closing) = flow {
+                return closing;
+            }
         }
-        for (channel, Subscribed { holder, .. }) in self.channels.drain() {
-            self.realtime.hub().unsubscribe(channel, self.id);
-            self.realtime
-                .release(&self.service, channel, self.id, holder.map(|h| h.user));
+    }
+
+    /// A frame from the client (text, ping, close) or the stream's end.
+    async fn on_message(&mut self, message: Incoming) -> ControlFlow<Closing> {
+        let sent = match message {
+            // Boxed: a client's frames are rare (subscribe, ping), and inline their
+            // future would enlarge every socket's task for as long as it lives.
+            Incoming::Text(text) => Box::pin(self.handle(&text)).await,
+            Incoming::Ping(bytes) => self.session.pong(bytes).await,
+            Incoming::Close => return ControlFlow::Break(None),
+            Incoming::Other => true,
+            Incoming::Broken => {
+                return ControlFlow::Break(Some(reason(PROTOCOL_ERROR, "Protocol error")))
+            }
+        };
+        still_open(sent)
+    }
+
+    /// What the hub queued for this socket, written.
+    async fn on_queued(
+        &mut self,
+        queued: &mut Vec<Outbound>,
+        frames: &mut Vec<Frame>,
+        delivered: &metrics::Counter,
+    ) -> ControlFlow<Closing> {
+        let events = queued
+            .iter()
+            .filter(|q| matches!(q, Outbound::Frame(_)))
+            .count();
+        match self.send_queued(queued, frames).await {
+            Flushed::Open => {
+                delivered.increment(events as u64);
+                ControlFlow::Continue(())
+            }
+            Flushed::Gone => ControlFlow::Break(None),
+            Flushed::Resync => {
+                metrics::counter!(names::WS_RESYNCS).increment(1);
+                ControlFlow::Break(Some(reason(code::RECONNECT, EVENTS_MISSED)))
+            }
         }
-        open.decrement(1.0);
-        self.session.close(close).await;
+    }
+
+    /// The instance may have lost events: a socket subscribed to anything reconnects.
+    fn on_resync(&self) -> ControlFlow<Closing> {
+        if self.channels.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        metrics::counter!(names::WS_RESYNCS).increment(1);
+        ControlFlow::Break(Some(reason(code::RECONNECT, EVENTS_MISSED)))
+    }
+
+    /// Every second: expired subscriptions end, a quiet client is pinged, and one that
+    /// stays quiet is closed.
+    async fn on_tick(&mut self, idle: &mut Idle) -> ControlFlow<Closing> {
+        if !Box::pin(self.end_expired()).await {
+            return ControlFlow::Break(None);
+        }
+        match idle.check() {
+            IdleCheck::Fine => ControlFlow::Continue(()),
+            IdleCheck::Ping => still_open(self.session.text(&protocol::ping()).await),
+            IdleCheck::Silent => ControlFlow::Break(Some(reason(
+                code::PONG_NOT_RECEIVED,
+                "Pong reply not received",
+            ))),
+        }
     }
 
     /// Sends what the hub queued, in order: runs of frames written together, and a
@@ -589,6 +622,64 @@ impl RateLimit {
             true
         } else {
             false
+        }
+    }
+}
+
+/// How a socket is closed: a code and a reason, or `None` for a normal close.
+type Closing = Option<(u16, String)>;
+
+const EVENTS_MISSED: &str = "Events were missed: reconnect and catch up";
+
+/// Goes on while the socket is open, else ends it without a close frame to send.
+fn still_open(sent: bool) -> ControlFlow<Closing> {
+    if sent {
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(None)
+    }
+}
+
+/// How long the client has been quiet, against the activity timeout.
+struct Idle {
+    timeout: Duration,
+    grace: Duration,
+    last_heard: Instant,
+    pinged: bool,
+}
+
+enum IdleCheck {
+    Fine,
+    /// Quiet for the activity timeout: ping it, once.
+    Ping,
+    /// Quiet for the grace after the ping too.
+    Silent,
+}
+
+impl Idle {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            grace: timeout.min(PONG_GRACE),
+            last_heard: Instant::now(),
+            pinged: false,
+        }
+    }
+
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+        self.pinged = false;
+    }
+
+    fn check(&mut self) -> IdleCheck {
+        let quiet = self.last_heard.elapsed();
+        if quiet > self.timeout + self.grace {
+            IdleCheck::Silent
+        } else if quiet > self.timeout && !self.pinged {
+            self.pinged = true;
+            IdleCheck::Ping
+        } else {
+            IdleCheck::Fine
         }
     }
 }
