@@ -33,8 +33,24 @@ use std::time::Duration;
 ///     job_queue => MemoryJobQueue::default(),
 /// }
 /// ```
+///
+/// or, when every suite needs a backend of its own set up first (an async `setup`
+/// giving a guard that keeps the backend, and the adapter):
+///
+/// ```ignore
+/// chat_contract::suites! {
+///     with migrated_store() => message_store, job_queue
+/// }
+/// ```
 #[macro_export]
 macro_rules! suites {
+    (with $setup:expr => $($suite:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $suite() {
+            let (_backend, adapter) = $setup.await;
+            $crate::$suite(&adapter).await;
+        }
+    )*};
     ($($suite:ident => $adapter:expr),* $(,)?) => {$(
         #[tokio::test]
         async fn $suite() {

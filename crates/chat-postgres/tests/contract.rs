@@ -11,29 +11,51 @@ use chat_core::crypto::SealedContent;
 use chat_core::ports::{Appended, MessageStore, RetentionCut};
 use chat_core::{MessageId, MessageKind, StoredMessage, ThreadId, UserId};
 use chat_postgres::{PgSettings, PgStore};
-use chat_testkit::{TestPgBouncer, TestPostgres};
+use chat_testkit::{TestDatabase, TestPgBouncer, TestPostgres};
 
-async fn store() -> (TestPostgres, PgStore) {
-    let pg = TestPostgres::start().expect("PostgreSQL starts");
-    let url = pg.create_database("chat").unwrap();
-    let store = PgStore::new(&url, PgSettings::default()).unwrap();
-    assert!(store.migrate().await.unwrap() >= 1, "migrations ran");
-    assert_eq!(store.migrate().await.unwrap(), 0, "and only once");
-    (pg, store)
+/// Brings an empty database to the schema, with the adapter's own migrations; run
+/// once per test process, on the template every test's database is cloned from.
+fn migrate(url: &str) -> Result<(), String> {
+    let url = url.to_owned();
+    let migrated = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let store = PgStore::new(&url, PgSettings::default()).map_err(|e| e.to_string())?;
+            store.migrate().await.map_err(|e| e.to_string())
+        })
+    });
+    match migrated.join() {
+        Ok(applied) => applied.map(drop),
+        Err(_) => Err("the migration panicked".into()),
+    }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn postgres_passes_every_contract_suite() {
-    let (_pg, store) = store().await;
-    contract::request_directory(&store).await;
-    contract::thread_repository(&store).await;
-    contract::care_team_and_inbox(&store).await;
-    contract::thread_key_store(&store).await;
-    contract::message_store(&store).await;
-    contract::message_retraction_and_unread(&store).await;
-    contract::job_queue(&store).await;
-    contract::unread_checks(&store).await;
-    contract::lease_lock(&store).await;
+/// A migrated database of its own on the shared server, and the store over it.
+async fn store() -> (TestDatabase, PgStore) {
+    let db = TestDatabase::migrated(migrate).expect("PostgreSQL starts");
+    let store = PgStore::new(&db.url(), PgSettings::default()).unwrap();
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        0,
+        "the template is migrated"
+    );
+    (db, store)
+}
+
+contract::suites! {
+    with store() =>
+        request_directory,
+        thread_repository,
+        care_team_and_inbox,
+        thread_key_store,
+        message_store,
+        message_retraction_and_unread,
+        job_queue,
+        unread_checks,
+        lease_lock,
 }
 
 /// Behind PgBouncer in transaction mode, with fewer server connections than the
@@ -99,8 +121,8 @@ async fn postgres_behind_pgbouncer_in_transaction_mode_passes_every_contract_sui
 
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_starting_together_migrate_once() {
-    let pg = TestPostgres::start().expect("PostgreSQL starts");
-    let url = pg.create_database("chat").unwrap();
+    let db = TestDatabase::empty().expect("PostgreSQL starts");
+    let url = db.url();
     let stores: Vec<PgStore> = (0..4)
         .map(|_| PgStore::new(&url, PgSettings::default()).unwrap())
         .collect();
@@ -140,8 +162,8 @@ const KEEP_ALL: RetentionCut = RetentionCut::KEEP_ALL;
 /// drawn by both for two threads is refused for the second, which draws another.
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_with_skewed_clocks_store_ids_in_order() {
-    let (pg, ahead) = store().await;
-    let behind = PgStore::new(&pg.url("chat"), PgSettings::default()).unwrap();
+    let (db, ahead) = store().await;
+    let behind = PgStore::new(&db.url(), PgSettings::default()).unwrap();
     let thread = contract::fresh_id();
 
     let hour_ahead = behind

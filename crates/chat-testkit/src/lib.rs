@@ -37,7 +37,7 @@ mod tls;
 
 pub use kms::{TestKms, TEST_AWS_REGION};
 pub use pgbouncer::TestPgBouncer;
-pub use postgres::TestPostgres;
+pub use postgres::{TestDatabase, TestPostgres};
 pub use proxy::FaultProxy;
 pub use redis::TestRedis;
 pub use redis_ha::{wait_replicas_caught_up, TestRedisCluster, TestRedisSentinel, SENTINEL_MASTER};

@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL server.
+//! A throwaway PostgreSQL server, and throwaway databases on one shared server.
 
 use crate::free_port;
 use std::io;
@@ -206,10 +206,40 @@ impl TestPostgres {
         Ok(())
     }
 
+    /// Stops the server and deletes its directory once process `pid` has exited: a
+    /// detached watcher polls for it every half second.
+    fn stop_after(&self, pid: u32) -> io::Result<()> {
+        let pg_ctl = pg_bin().join("pg_ctl");
+        let as_postgres = if is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             {as_postgres}{} -D {} -m immediate -w stop >/dev/null 2>&1; rm -rf {}",
+            pg_ctl.display(),
+            self.data(),
+            self.dir.path().display()
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        Ok(())
+    }
+
     /// Stops the server (fast shutdown: committed data stays).
     pub fn stop(&self) -> io::Result<()> {
         pg_tool("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"])?;
         Ok(())
+    }
+
+    /// A new, empty database on this server, dropped with the handle.
+    pub fn database(&self) -> io::Result<TestDatabase<'_>> {
+        TestDatabase::create(self, None)
     }
 
     /// A new, empty database on this server; returns its URL.
@@ -257,5 +287,104 @@ impl Drop for TestPostgres {
             "pg_ctl",
             &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
         );
+    }
+}
+
+/// A database of its own for one test, on the one PostgreSQL server its test process
+/// shares, cloned from a template that was migrated once (as crates.io's
+/// `crates_io_test_db` does): a test pays for a `CREATE DATABASE`, not for a server's
+/// start and a migration. Dropped at the end of the test. A test that stops,
+/// reconfigures or restarts PostgreSQL starts a [`TestPostgres`] of its own, and
+/// takes its database from there ([`TestPostgres::database`]).
+pub struct TestDatabase<'a> {
+    server: &'a TestPostgres,
+    name: String,
+}
+
+/// The shared server, and whether its template was migrated.
+struct Shared {
+    server: TestPostgres,
+    template: OnceLock<Result<(), String>>,
+}
+
+const TEMPLATE_DATABASE: &str = "chat_template";
+
+fn shared() -> io::Result<&'static Shared> {
+    static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        let server = TestPostgres::start().map_err(|e| e.to_string())?;
+        // A static is never dropped: a watcher stops the server once this process
+        // has exited, however it exits.
+        server
+            .stop_after(std::process::id())
+            .map_err(|e| e.to_string())?;
+        Ok(Shared {
+            server,
+            template: OnceLock::new(),
+        })
+    });
+    shared.as_ref().map_err(|e| io::Error::other(e.clone()))
+}
+
+impl TestDatabase<'static> {
+    /// A copy of the migrated template. `migrate` brings an empty database at the URL
+    /// it is given to the schema; it runs once per process, on the first call.
+    pub fn migrated(migrate: impl FnOnce(&str) -> Result<(), String>) -> io::Result<Self> {
+        let shared = shared()?;
+        let template = shared.template.get_or_init(|| {
+            let url = shared
+                .server
+                .create_database(TEMPLATE_DATABASE)
+                .map_err(|e| e.to_string())?;
+            migrate(&url)
+        });
+        template.clone().map_err(io::Error::other)?;
+        TestDatabase::create(&shared.server, Some(TEMPLATE_DATABASE))
+    }
+
+    /// An empty database on the shared server, for a test of the migrations themselves.
+    pub fn empty() -> io::Result<Self> {
+        TestDatabase::create(&shared()?.server, None)
+    }
+}
+
+impl<'a> TestDatabase<'a> {
+    fn create(server: &'a TestPostgres, template: Option<&str>) -> io::Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("test_{n}");
+        let from = template.map_or(String::new(), |t| format!(" TEMPLATE \"{t}\""));
+        server.psql("postgres", &format!("CREATE DATABASE \"{name}\"{from}"))?;
+        Ok(Self { server, name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The shared server's port, for a proxy in front of it.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url(&self.name)
+    }
+
+    /// Runs SQL in this database with `psql`; returns what it printed.
+    pub fn psql(&self, sql: &str) -> io::Result<String> {
+        self.server.psql(&self.name, sql)
+    }
+
+    /// A plain-SQL `pg_dump` of this database, data included.
+    pub fn dump(&self) -> io::Result<Vec<u8>> {
+        self.server.dump(&self.name)
+    }
+}
+
+impl Drop for TestDatabase<'_> {
+    fn drop(&mut self) {
+        let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let _ = self.server.psql("postgres", &drop);
     }
 }

@@ -3,19 +3,19 @@
 //! table that refuses changes, and never any content.
 
 use crate::helpers::*;
-use chat_testkit::TestPostgres;
+use chat_testkit::{TestDatabase, TestPostgres};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn rows(pg: &TestPostgres, sql: &str) -> Vec<String> {
-    let out = pg.psql("audit", sql).unwrap();
+fn rows(db: &TestDatabase<'_>, sql: &str) -> Vec<String> {
+    let out = db.psql(sql).unwrap();
     out.lines().map(str::to_owned).collect()
 }
 
 #[tokio::test]
 async fn every_action_is_appended_with_its_outcome_and_no_content() {
-    let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "audit");
+    let db = database();
+    let vars = postgres_vars(&db);
     let server = ServerProcess::start(&borrowed(&vars));
     let api = server.api();
     let client = token(7, "client");
@@ -47,7 +47,7 @@ async fn every_action_is_appended_with_its_outcome_and_no_content() {
                  coalesce(message_id::text, '-') FROM chat_audit_events ORDER BY id";
     let deadline = Instant::now() + Duration::from_secs(15);
     let trail = loop {
-        let trail = rows(&pg, query);
+        let trail = rows(&db, query);
         if trail.iter().any(|r| r.starts_with("purge|")) {
             break trail;
         }
@@ -74,7 +74,7 @@ async fn every_action_is_appended_with_its_outcome_and_no_content() {
     .collect();
     assert_eq!(trail, expected);
     let stamped = rows(
-        &pg,
+        &db,
         &format!(
             "SELECT count(*) FROM chat_audit_events WHERE at >= '{}'::timestamptz - interval '1 second' AND at <= now()",
             started.to_rfc3339()
@@ -92,15 +92,15 @@ async fn every_action_is_appended_with_its_outcome_and_no_content() {
         "DELETE FROM chat_audit_events",
         "TRUNCATE chat_audit_events",
     ] {
-        let error = pg.psql("audit", change).unwrap_err().to_string();
+        let error = db.psql(change).unwrap_err().to_string();
         assert!(error.contains("append-only"), "{change}: {error}");
     }
     assert_eq!(
-        rows(&pg, "SELECT count(*) FROM chat_audit_events"),
+        rows(&db, "SELECT count(*) FROM chat_audit_events"),
         vec![expected.len().to_string()]
     );
 
-    let dump = pg.dump("audit").unwrap();
+    let dump = db.dump().unwrap();
     assert!(!contains(&dump, canary.as_bytes()));
     let log = server.stop();
     assert!(!log.contains(&canary));
@@ -109,7 +109,8 @@ async fn every_action_is_appended_with_its_outcome_and_no_content() {
 #[tokio::test]
 async fn events_recorded_while_the_database_is_down_are_written_when_it_is_back() {
     let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "audit");
+    let db = pg.database().unwrap();
+    let vars = postgres_vars(&db);
     let app = TestApp::spawn_with(&borrowed(&vars)).await;
     let thread = open_thread_over_http(&app.client, &app.base, 5).await;
 
@@ -121,7 +122,7 @@ async fn events_recorded_while_the_database_is_down_are_written_when_it_is_back(
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let trail = rows(
-            &pg,
+            &db,
             "SELECT action || ':' || outcome FROM chat_audit_events ORDER BY id",
         );
         if trail.last().is_some_and(|last| last == "list:failed") {
@@ -140,14 +141,13 @@ async fn events_recorded_while_the_database_is_down_are_written_when_it_is_back(
 /// by the writer; each event is still stored once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_sent_again_after_a_lost_answer_stores_each_event_once() {
-    let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "audit"); // CHAT_STORE_TIMEOUT_MS=2000
+    let db = database();
+    let vars = postgres_vars(&db); // CHAT_STORE_TIMEOUT_MS=2000
     let app = TestApp::spawn_with(&borrowed(&vars)).await;
     let thread = app.thread_for(5, 7).await;
     // The next insert into the trail takes 3 s, past the writer's deadline, once: the
     // retry waits for it to commit and then finds its rows there.
-    pg.psql(
-        "audit",
+    db.psql(
         "CREATE TABLE audit_stall (armed boolean); INSERT INTO audit_stall VALUES (true);
          CREATE FUNCTION audit_stall() RETURNS trigger LANGUAGE plpgsql AS $$
          DECLARE n integer;
@@ -168,19 +168,19 @@ async fn a_batch_sent_again_after_a_lost_answer_stores_each_event_once() {
     let posts = format!(
         "SELECT count(*) FROM chat_audit_events WHERE action = 'post' AND thread_id = {thread}"
     );
-    let audited = || async { (rows(&pg, &posts) == ["3"]).then_some(()) };
+    let audited = || async { (rows(&db, &posts) == ["3"]).then_some(()) };
     eventually(Duration::from_secs(15), "the three posts audited", audited).await;
     assert_eq!(
-        rows(&pg, "SELECT armed FROM audit_stall"),
+        rows(&db, "SELECT armed FROM audit_stall"),
         ["f"],
         "the stall happened"
     );
     // Past the retry: still one row per event.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(rows(&pg, &posts), ["3"]);
+    assert_eq!(rows(&db, &posts), ["3"]);
     assert_eq!(
         rows(
-            &pg,
+            &db,
             "SELECT count(*) FROM chat_audit_events GROUP BY event_id HAVING count(*) > 1"
         ),
         Vec::<String>::new(),

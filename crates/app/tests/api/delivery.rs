@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use crate::realtime::{signed, Socket};
-use chat_testkit::{TestPostgres, TestRedis};
+use chat_testkit::TestRedis;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -102,8 +102,8 @@ async fn read_messages(socket: &mut Socket, want: usize) -> Vec<i64> {
 /// its socket is closed with 4200, never a gap.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_larger_than_the_bus_buffer_arrives_whole_or_the_socket_resyncs() {
-    let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "chat");
+    let db = database();
+    let vars = postgres_vars(&db);
     let mut all = borrowed(&vars);
     all.extend_from_slice(&[("CHAT_EVENT_BUFFER", "4"), ("CHAT_WS_BIND", "127.0.0.1:0")]);
     let app = TestApp::spawn_with(&all).await;

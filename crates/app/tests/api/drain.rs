@@ -5,16 +5,15 @@
 
 use crate::helpers::*;
 use crate::realtime::{signed, Socket};
-use chat_testkit::TestPostgres;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_within_the_grace() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     // A webhook host that accepts and never answers: its delivery is in hand at SIGTERM.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hook = format!("http://{}/hook", silent.local_addr().unwrap());
-    let mut vars = postgres_vars(&pg, "chat");
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_WEBHOOK_URL", hook));
     vars.push(("CHAT_SHUTDOWN_GRACE_SECS", "4".into()));
     let mut server = ServerProcess::start(&borrowed(&vars));
@@ -33,7 +32,7 @@ async fn sigterm_drains_within_the_grace() {
     eventually(
         Duration::from_secs(10),
         "the webhook job claimed",
-        || async { (pg.psql("chat", claimed).unwrap().trim() == "1").then_some(()) },
+        || async { (db.psql(claimed).unwrap().trim() == "1").then_some(()) },
     )
     .await;
 
@@ -111,9 +110,8 @@ async fn sigterm_drains_within_the_grace() {
         "requests broken by the drain: {broken:?}"
     );
     // The job it held is due again, for another instance.
-    let kept = pg
+    let kept = db
         .psql(
-            "chat",
             "SELECT leased_until IS NULL, run_at <= now(), last_error FROM chat_jobs \
              WHERE payload LIKE '%message_created%'",
         )

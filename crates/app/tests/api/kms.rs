@@ -3,12 +3,12 @@
 
 use crate::helpers::*;
 use crate::lifecycle::support::chat_server;
-use chat_testkit::{TestKms, TestPostgres};
+use chat_testkit::{TestDatabase, TestKms};
 use serde_json::json;
 use std::time::Duration;
 
-fn sql(pg: &TestPostgres, query: &str) -> String {
-    pg.psql("chat", query).unwrap().trim().to_owned()
+fn sql(db: &TestDatabase<'_>, query: &str) -> String {
+    db.psql(query).unwrap().trim().to_owned()
 }
 
 /// No master key in the environment: KMS makes every thread key. Neither the content
@@ -16,8 +16,8 @@ fn sql(pg: &TestPostgres, query: &str) -> String {
 /// key, while an instance serves, keeps every message readable.
 #[tokio::test(flavor = "multi_thread")]
 async fn kms_wraps_every_thread_key_and_rotation_moves_them_to_a_new_key() {
-    let pg = TestPostgres::start().unwrap();
-    let database = pg.create_database("chat").unwrap();
+    let db = database();
+    let database = db.url();
     let kms = TestKms::start().unwrap();
     let (first, second) = (kms.create_key().unwrap(), kms.create_key().unwrap());
     let vars = |key: &str| {
@@ -34,11 +34,11 @@ async fn kms_wraps_every_thread_key_and_rotation_moves_them_to_a_new_key() {
     let thread = open_thread_over_http(&api.client, &api.base, 1).await;
     let canary = api.post_canaries(&client, thread, "kms").await;
     assert_eq!(
-        sql(&pg, "SELECT master_key_version FROM chat_thread_keys"),
+        sql(&db, "SELECT master_key_version FROM chat_thread_keys"),
         format!("kms:{first}")
     );
     let wrapped = sql(
-        &pg,
+        &db,
         "SELECT encode(wrapped_key, 'hex') FROM chat_thread_keys",
     );
     let data_key = kms.decrypt_thread_key(&wrapped, thread).unwrap();
@@ -46,7 +46,7 @@ async fn kms_wraps_every_thread_key_and_rotation_moves_them_to_a_new_key() {
     let bytes: Vec<u8> = (0..32)
         .map(|i| u8::from_str_radix(&data_key[2 * i..2 * i + 2], 16).unwrap())
         .collect();
-    let dump = pg.dump("chat").unwrap();
+    let dump = db.dump().unwrap();
     let log = server.log();
     for (place, haystack) in [("pg_dump", dump.as_slice()), ("the log", log.as_bytes())] {
         assert!(
@@ -66,7 +66,7 @@ async fn kms_wraps_every_thread_key_and_rotation_moves_them_to_a_new_key() {
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("1 thread key(s) rewrapped"), "{out}");
     assert_eq!(
-        sql(&pg, "SELECT master_key_version FROM chat_thread_keys"),
+        sql(&db, "SELECT master_key_version FROM chat_thread_keys"),
         format!("kms:{second}")
     );
     let during = json_of(api.list(&client, thread, "").await, 200).await;
@@ -85,8 +85,8 @@ async fn kms_wraps_every_thread_key_and_rotation_moves_them_to_a_new_key() {
 /// KMS is back, everything works again without a restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_kms_is_503_for_new_keys_and_the_service_recovers() {
-    let pg = TestPostgres::start().unwrap();
-    let database = pg.create_database("chat").unwrap();
+    let db = database();
+    let database = db.url();
     let kms = TestKms::start().unwrap();
     let key = kms.create_key().unwrap();
     let mut owned = kms.aws_vars();
@@ -138,8 +138,8 @@ fn a_master_key_and_kms_together_are_refused() {
 /// instance's memory, the service's own cache included: past it, KMS is needed again.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_unwrapped_key_outlives_the_kms_cache_time() {
-    let pg = TestPostgres::start().unwrap();
-    let database = pg.create_database("chat").unwrap();
+    let db = database();
+    let database = db.url();
     let kms = TestKms::start().unwrap();
     let mut owned = kms.aws_vars();
     owned.push(("CHAT_DATABASE_URL", database));

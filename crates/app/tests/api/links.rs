@@ -6,7 +6,7 @@
 
 use crate::helpers::*;
 use crate::realtime::{signed, Socket};
-use chat_testkit::{FaultProxy, TestPostgres, TestRedis};
+use chat_testkit::{FaultProxy, TestRedis};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -193,9 +193,9 @@ async fn readiness(api: &Api) -> (u16, Value) {
 /// the event link while no subscribed connection is alive, and recovers with it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_zombie_event_link_is_found_and_its_subscribers_resync() {
-    let (pg, redis) = (TestPostgres::start().unwrap(), TestRedis::start().unwrap());
+    let (db, redis) = (database(), TestRedis::start().unwrap());
     let proxy = FaultProxy::to_port(redis.port()).unwrap();
-    let db = pg.create_database("links").unwrap();
+    let db = db.url();
     let through_proxy = format!("redis://{}", proxy.address());
     let direct = redis.url();
     let a = ServerProcess::start(&instance_vars(&db, &through_proxy));
@@ -332,10 +332,9 @@ async fn posts_through_a_zombie_redis_link_are_answered_and_stored_once() {
 /// message exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn posts_through_a_zombie_postgres_link_are_answered_and_stored_once() {
-    let pg = TestPostgres::start().unwrap();
-    pg.create_database("zombie").unwrap();
-    let proxy = FaultProxy::to_port(pg.port()).unwrap();
-    let url = format!("postgres://postgres@{}/zombie", proxy.address());
+    let db = database();
+    let proxy = FaultProxy::to_port(db.port()).unwrap();
+    let url = format!("postgres://postgres@{}/{}", proxy.address(), db.name());
     let app = ServerProcess::start(&[
         ("CHAT_DATABASE_URL", &url),
         ("CHAT_MASTER_KEY", MASTER_KEY),
@@ -348,11 +347,10 @@ async fn posts_through_a_zombie_postgres_link_are_answered_and_stored_once() {
     assert_eq!(keys.len(), 48);
     stored_once(&api, thread, &keys).await;
     // What the database holds (read directly, not through the proxy): one row per key.
-    let rows = pg
-        .psql(
-            "zombie",
-            &format!("SELECT count(*) FROM chat_messages WHERE thread_id = {thread}"),
-        )
+    let rows = db
+        .psql(&format!(
+            "SELECT count(*) FROM chat_messages WHERE thread_id = {thread}"
+        ))
         .unwrap();
     assert_eq!(rows.trim(), "48", "nothing half-applied or doubled");
     eprintln!("posts refused while the PostgreSQL links were replaced: {refused}");
@@ -364,9 +362,9 @@ async fn posts_through_a_zombie_postgres_link_are_answered_and_stored_once() {
 /// and every subscriber, on either instance, got every message or was told to resync.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partition_from_redis_loses_no_post_and_leaves_no_subscriber_silently_behind() {
-    let (pg, redis) = (TestPostgres::start().unwrap(), TestRedis::start().unwrap());
+    let (db, redis) = (database(), TestRedis::start().unwrap());
     let proxy = FaultProxy::to_port(redis.port()).unwrap();
-    let db = pg.create_database("partition").unwrap();
+    let db = db.url();
     let through_proxy = format!("redis://{}", proxy.address());
     let direct = redis.url();
     let keep_all = [("CHAT_MAX_MESSAGES_PER_THREAD", "0")];
@@ -445,8 +443,8 @@ async fn a_partition_from_redis_loses_no_post_and_leaves_no_subscriber_silently_
 #[tokio::test(flavor = "multi_thread")]
 async fn the_departures_of_an_instance_that_died_are_announced_once() {
     use crate::host::{deliveries_named, receiver};
-    let (pg, redis) = (TestPostgres::start().unwrap(), TestRedis::start().unwrap());
-    let db = pg.create_database("departures").unwrap();
+    let (db, redis) = (database(), TestRedis::start().unwrap());
+    let db = db.url();
     let url = redis.url();
     let (hook, host) = receiver().await;
     let vars = [
@@ -523,9 +521,9 @@ async fn the_departures_of_an_instance_that_died_are_announced_once() {
 /// subscribes afterwards gets new messages.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_zombie_shard_link_on_a_cluster_is_found_and_its_subscribers_resync() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let cluster = chat_testkit::TestRedisCluster::start_behind_proxies().unwrap();
-    let db = pg.create_database("shard").unwrap();
+    let db = db.url();
     let seeds = cluster.url();
     let vars = [
         instance_vars(&db, &seeds),

@@ -38,9 +38,10 @@ async fn readyz_without_backends_is_ready() {
 #[tokio::test]
 async fn readyz_names_each_backend_that_stops_answering() {
     let pg = TestPostgres::start().unwrap();
+    let db = pg.database().unwrap();
     let redis = TestRedis::start().unwrap();
     let s3 = TestS3::start().unwrap();
-    let mut vars = postgres_vars(&pg, "readyz");
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_REDIS_URL", redis.url()));
     vars.push(("CHAT_LINK_CHECK_SECS", "2".into()));
     vars.extend(s3.client_vars());
@@ -112,7 +113,8 @@ async fn scrape(api: &Api) -> String {
 #[tokio::test]
 async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
     let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "metrics");
+    let db = pg.database().unwrap();
+    let vars = postgres_vars(&db);
     let server = ServerProcess::start(&borrowed(&vars));
     let api = server.api();
     let client = token(7, "client");
@@ -145,9 +147,7 @@ async fn metrics_count_requests_messages_sockets_jobs_and_failures() {
     assert_eq!(api.list(&client, 999, "").await.status(), 404);
 
     // A stored ciphertext that no longer opens: the list fails, and it is counted.
-    pg.psql(
-        "metrics",
-        "UPDATE chat_messages SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0) # 1) WHERE id = (SELECT min(id) FROM chat_messages)",
+    db.psql("UPDATE chat_messages SET ciphertext = set_byte(ciphertext, 0, get_byte(ciphertext, 0) # 1) WHERE id = (SELECT min(id) FROM chat_messages)",
     )
     .unwrap();
     assert_eq!(api.list(&client, thread, "").await.status(), 500);

@@ -5,20 +5,21 @@
 
 use crate::care::support::{inbox_ids, mark_read};
 use crate::helpers::*;
-use chat_testkit::{TestPgBouncer, TestPostgres};
+use chat_testkit::{TestDatabase, TestPgBouncer, TestPostgres};
 use serde_json::json;
 use std::time::Duration;
 
-fn count(pg: &TestPostgres, sql: &str) -> i64 {
-    pg.psql("chat", sql).unwrap().trim().parse().unwrap()
+fn count(db: &TestDatabase<'_>, sql: &str) -> i64 {
+    db.psql(sql).unwrap().trim().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_works_behind_pgbouncer_in_transaction_mode() {
     let pg = TestPostgres::start().unwrap();
-    let direct = pg.create_database("chat").unwrap();
+    let db = pg.database().unwrap();
+    let direct = db.url();
     let bouncer = TestPgBouncer::start(&pg).unwrap();
-    let pooled = bouncer.url("chat");
+    let pooled = bouncer.url(db.name());
     let vars = [
         ("CHAT_DATABASE_URL", pooled.as_str()),
         ("CHAT_DATABASE_POOLER", "transaction"),
@@ -33,7 +34,7 @@ async fn the_api_works_behind_pgbouncer_in_transaction_mode() {
         TestApp::spawn_with(&vars).await,
     ];
     assert!(
-        count(&pg, "SELECT count(*) FROM __diesel_schema_migrations") > 0,
+        count(&db, "SELECT count(*) FROM __diesel_schema_migrations") > 0,
         "migrated over the direct URL"
     );
 
@@ -66,8 +67,8 @@ async fn the_api_works_behind_pgbouncer_in_transaction_mode() {
     json_of(instances[1].close(&admin(), thread).await, 200).await;
     let mut keys = -1;
     for _ in 0..50 {
-        keys = count(&pg, "SELECT count(*) FROM chat_thread_keys");
-        if keys == 0 && count(&pg, "SELECT count(*) FROM chat_jobs") == 0 {
+        keys = count(&db, "SELECT count(*) FROM chat_thread_keys");
+        if keys == 0 && count(&db, "SELECT count(*) FROM chat_jobs") == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

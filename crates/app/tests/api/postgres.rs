@@ -1,25 +1,25 @@
 //! The API on the PostgreSQL store (issue 3), against a real PostgreSQL per test.
 
 use crate::helpers::*;
-use chat_testkit::TestPostgres;
+use chat_testkit::{TestDatabase, TestPostgres};
 use serde_json::json;
 use std::time::Duration;
 
-async fn spawn(pg: &TestPostgres, extra: &[(&str, &str)]) -> TestApp {
-    let vars = postgres_vars(pg, "chat");
+async fn spawn(db: &TestDatabase<'_>, extra: &[(&str, &str)]) -> TestApp {
+    let vars = postgres_vars(&db);
     let mut all = borrowed(&vars);
     all.extend_from_slice(extra);
     TestApp::spawn_with(&all).await
 }
 
-fn count(pg: &TestPostgres, sql: &str) -> i64 {
-    pg.psql("chat", sql).unwrap().trim().parse().unwrap()
+fn count(db: &TestDatabase<'_>, sql: &str) -> i64 {
+    db.psql(sql).unwrap().trim().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_opens_give_one_thread() {
-    let pg = TestPostgres::start().unwrap();
-    let app = spawn(&pg, &[]).await;
+    let db = database();
+    let app = spawn(&db, &[]).await;
     json_of(
         app.register(&admin(), 77, json!({"client_id": 7})).await,
         200,
@@ -27,22 +27,22 @@ async fn fifty_concurrent_opens_give_one_thread() {
     .await;
     let ids = app.concurrent_opens(77, 50).await;
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-    assert_eq!(count(&pg, "SELECT count(*) FROM chat_threads"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM chat_threads"), 1);
     assert_eq!(
-        count(&pg, "SELECT count(*) FROM chat_thread_keys"),
+        count(&db, "SELECT count(*) FROM chat_thread_keys"),
         1,
         "one key per thread"
     );
     assert_eq!(
-        count(&pg, "SELECT count(*) FROM chat_threads WHERE admin_id = 1"),
+        count(&db, "SELECT count(*) FROM chat_threads WHERE admin_id = 1"),
         1
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cap_and_ttl_are_enforced_in_the_database() {
-    let pg = TestPostgres::start().unwrap();
-    let app = spawn(&pg, &[("CHAT_MESSAGE_TTL_SECS", "60")]).await;
+    let db = database();
+    let app = spawn(&db, &[("CHAT_MESSAGE_TTL_SECS", "60")]).await;
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
     let mut ids = Vec::new();
@@ -50,11 +50,11 @@ async fn cap_and_ttl_are_enforced_in_the_database() {
         ids.push(app.post_text(&t, thread, &format!("m{i}")).await);
     }
     assert_eq!(
-        count(&pg, "SELECT count(*) FROM chat_messages"),
+        count(&db, "SELECT count(*) FROM chat_messages"),
         100,
         "rows, not only the API's view"
     );
-    assert_eq!(count(&pg, "SELECT min(id) FROM chat_messages"), ids[50]);
+    assert_eq!(count(&db, "SELECT min(id) FROM chat_messages"), ids[50]);
     let listed = app.all_messages(&t, thread).await;
     assert_eq!(listed.len(), 100);
     assert_eq!(listed[0]["text"], "m50");
@@ -66,7 +66,7 @@ async fn cap_and_ttl_are_enforced_in_the_database() {
     );
     app.post_text(&t, thread, "fresh").await;
     assert_eq!(
-        count(&pg, "SELECT count(*) FROM chat_messages"),
+        count(&db, "SELECT count(*) FROM chat_messages"),
         1,
         "expired rows deleted"
     );
@@ -74,9 +74,9 @@ async fn cap_and_ttl_are_enforced_in_the_database() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pagination_over_1000_messages_matches_the_memory_store() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let unlimited = [("CHAT_MAX_MESSAGES_PER_THREAD", "0")];
-    let on_pg = spawn(&pg, &unlimited).await;
+    let on_pg = spawn(&db, &unlimited).await;
     let in_memory = TestApp::spawn_with(&unlimited).await;
     let t = token(7, "client");
     let threads = [
@@ -127,12 +127,12 @@ async fn pagination_over_1000_messages_matches_the_memory_store() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_canary_is_nowhere_in_a_pg_dump() {
-    let pg = TestPostgres::start().unwrap();
-    let app = spawn(&pg, &[]).await;
+    let db = database();
+    let app = spawn(&db, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
     let canary = app.post_canaries(&t, thread, "pg").await;
-    let dump = pg.dump("chat").unwrap();
+    let dump = db.dump().unwrap();
     let dump = String::from_utf8_lossy(&dump);
     assert!(
         dump.contains("INSERT INTO public.chat_messages"),
@@ -152,7 +152,8 @@ async fn a_canary_is_nowhere_in_a_pg_dump() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_database_is_503_and_the_service_recovers() {
     let pg = TestPostgres::start().unwrap();
-    let app = spawn(&pg, &[]).await;
+    let db = pg.database().unwrap();
+    let app = spawn(&db, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
     app.post_text(&t, thread, "before").await;
@@ -183,8 +184,8 @@ async fn a_stopped_database_is_503_and_the_service_recovers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_messages_survive_a_restart_of_chat_server() {
-    let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "chat");
+    let db = database();
+    let vars = postgres_vars(&db);
     let server = ServerProcess::start(&borrowed(&vars));
     let client = reqwest::Client::new();
     let base = server.base.clone();
@@ -242,19 +243,19 @@ async fn acknowledged_messages_survive_a_restart_of_chat_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn close_purges_through_the_durable_job_queue() {
-    let pg = TestPostgres::start().unwrap();
-    let app = spawn(&pg, &[]).await;
+    let db = database();
+    let app = spawn(&db, &[]).await;
     let thread = app.thread_for(1, 7).await;
     let t = token(7, "client");
     for i in 0..5 {
         app.post_text(&t, thread, &format!("secret {i}")).await;
     }
-    assert_eq!(count(&pg, "SELECT count(*) FROM chat_thread_keys"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM chat_thread_keys"), 1);
     json_of(app.close(&t, thread).await, 200).await;
     // The worker polls once a second; wait for the job to leave the table, bounded.
     let mut left = -1;
     for _ in 0..50 {
-        left = count(&pg, "SELECT count(*) FROM chat_jobs");
+        left = count(&db, "SELECT count(*) FROM chat_jobs");
         if left == 0 {
             break;
         }
@@ -262,19 +263,19 @@ async fn close_purges_through_the_durable_job_queue() {
     }
     assert_eq!(left, 0, "the purge job ran and completed");
     assert_eq!(
-        count(&pg, "SELECT count(*) FROM chat_thread_keys"),
+        count(&db, "SELECT count(*) FROM chat_thread_keys"),
         0,
         "key destroyed"
     );
     assert_eq!(
         count(
-            &pg,
+            &db,
             "SELECT count(*) FROM chat_messages WHERE ciphertext IS NOT NULL OR nonce IS NOT NULL"
         ),
         0
     );
     assert_eq!(
-        count(&pg, "SELECT count(*) FROM chat_messages"),
+        count(&db, "SELECT count(*) FROM chat_messages"),
         5,
         "metadata kept"
     );
@@ -291,8 +292,8 @@ async fn close_purges_through_the_durable_job_queue() {
 /// one is acknowledged and listed once, under its acknowledged id, in increasing order.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_posts_through_two_instances_are_listed_in_id_order() {
-    let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "chat");
+    let db = database();
+    let vars = postgres_vars(&db);
     let mut all = borrowed(&vars);
     all.push(("CHAT_MAX_MESSAGES_PER_THREAD", "0"));
     let instances = [
@@ -311,13 +312,13 @@ async fn concurrent_posts_through_two_instances_are_listed_in_id_order() {
 /// never commits later; its retry with the same key is stored once (SPEC §3.4).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_post_past_the_deadline_never_commits_and_its_keyed_retry_is_stored_once() {
-    let pg = TestPostgres::start().unwrap();
-    let app = spawn(&pg, &[]).await; // CHAT_STORE_TIMEOUT_MS=2000
+    let db = database();
+    let app = spawn(&db, &[]).await; // CHAT_STORE_TIMEOUT_MS=2000
     let thread = app.thread_for(1, 7).await;
     let client = token(7, "client");
     let body = json!({"type": "text", "text": "the door code is 4711"});
     let locker = {
-        let url = pg.url("chat");
+        let url = db.url();
         std::thread::spawn(move || {
             std::process::Command::new("psql")
                 .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url, "-c"])
@@ -328,7 +329,7 @@ async fn a_post_past_the_deadline_never_commits_and_its_keyed_retry_is_stored_on
     };
     let held = "SELECT count(*) FROM pg_locks WHERE relation = 'chat_messages'::regclass \
                 AND mode = 'ExclusiveLock' AND granted";
-    let locked = || async { (count(&pg, held) > 0).then_some(()) };
+    let locked = || async { (count(&db, held) > 0).then_some(()) };
     eventually(Duration::from_secs(10), "the table lock held", locked).await;
     let started = std::time::Instant::now();
     let response = app
@@ -343,8 +344,8 @@ async fn a_post_past_the_deadline_never_commits_and_its_keyed_retry_is_stored_on
     // The lock is gone: the statement that waited for it has run, and must have been
     // rolled back.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count(&pg, "SELECT count(*) FROM chat_messages"), 0);
-    assert_eq!(count(&pg, "SELECT count(*) FROM chat_post_keys"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM chat_messages"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM chat_post_keys"), 0);
     assert!(app.all_texts(&client, thread).await.is_empty());
 
     let stored = json_of(
@@ -355,7 +356,7 @@ async fn a_post_past_the_deadline_never_commits_and_its_keyed_retry_is_stored_on
     .await;
     let again = json_of(app.post_keyed(&client, thread, "retry-1", body).await, 200).await;
     assert_eq!(stored["id"], again["id"]);
-    assert_eq!(count(&pg, "SELECT count(*) FROM chat_messages"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM chat_messages"), 1);
     assert_eq!(
         app.all_texts(&client, thread).await,
         ["the door code is 4711"]

@@ -3,7 +3,7 @@
 //! that share Redis.
 
 use crate::helpers::*;
-use chat_testkit::{TestPostgres, TestRedis};
+use chat_testkit::TestRedis;
 use reqwest::Response;
 use serde_json::json;
 
@@ -60,9 +60,9 @@ async fn posts_uploads_and_channel_auth_are_limited_per_user() {
 
 #[tokio::test]
 async fn instances_sharing_redis_share_the_count() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let redis = TestRedis::start().unwrap();
-    let mut vars = postgres_vars(&pg, "limits");
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_REDIS_URL", redis.url()));
     vars.push(("CHAT_RATE_LIMIT_POSTS", "4".into()));
     let one = TestApp::spawn_with(&borrowed(&vars)).await;

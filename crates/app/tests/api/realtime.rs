@@ -3,7 +3,7 @@
 //! PostgreSQL and Redis.
 
 use crate::helpers::*;
-use chat_testkit::{TestPostgres, TestRedis};
+use chat_testkit::TestRedis;
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -39,8 +39,8 @@ async fn laravel_echo_receives_events_from_either_instance() {
 /// and the Redis that `redis` configures.
 pub(crate) async fn echo_across_two_instances(redis: Vec<(&'static str, String)>) {
     echo_client_installed();
-    let pg = TestPostgres::start().unwrap();
-    let mut vars = postgres_vars(&pg, "chat");
+    let db = database();
+    let mut vars = postgres_vars(&db);
     vars.extend(redis);
     vars.push(("CHAT_PUSHER_APP_KEY", "echo-test-key".into()));
     let one = ServerProcess::start(&borrowed(&vars));

@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use base64::Engine;
-use chat_testkit::{TestPostgres, TestRedis};
+use chat_testkit::TestRedis;
 use serde_json::{json, Value};
 
 const VALIDATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fhir/validate.py");
@@ -182,14 +182,11 @@ async fn the_export_validates_on_the_memory_store() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_export_validates_on_postgres_and_is_audited() {
-    let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "record");
+    let db = database();
+    let vars = postgres_vars(&db);
     the_export_is_a_valid_fhir_bundle(vars).await;
-    let audited = pg
-        .psql(
-            "record",
-            "SELECT outcome FROM chat_audit_events WHERE action = 'export' ORDER BY at",
-        )
+    let audited = db
+        .psql("SELECT outcome FROM chat_audit_events WHERE action = 'export' ORDER BY at")
         .unwrap();
     let outcomes: Vec<&str> = audited.lines().collect();
     assert_eq!(
@@ -377,17 +374,16 @@ async fn a_legal_hold_on_the_memory_store() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_legal_hold_on_postgres_is_audited_with_its_reason() {
-    let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "hold");
+    let db = database();
+    let vars = postgres_vars(&db);
     a_legal_hold_keeps_everything_until_it_is_lifted(vars, None).await;
     // The audit table is written in the background.
     let rows = eventually(
         std::time::Duration::from_secs(5),
         "the hold audited",
         || async {
-            let rows = pg
+            let rows = db
                 .psql(
-                    "hold",
                     "SELECT action || ':' || outcome || ':' || coalesce(detail, '') \
                  FROM chat_audit_events WHERE action IN ('hold', 'release') ORDER BY id",
                 )
@@ -782,8 +778,8 @@ async fn a_hanging_fhir_server_slows_no_post_and_no_close() {
 async fn a_pending_record_survives_a_restart() {
     let (fhir, server) = FhirServer::start().await;
     server.fail(true);
-    let pg = TestPostgres::start().unwrap();
-    let mut vars = postgres_vars(&pg, "restart");
+    let db = database();
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_FHIR_BASE_URL", fhir.clone()));
     // Media that outlive the process, as the thread's image must.
     let media = tempfile::tempdir().unwrap();

@@ -155,9 +155,9 @@ async fn a_killed_redis_is_503_and_the_service_recovers() {
 /// after posts to many threads holds no key and no content.
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_only_a_database_dump_holds_no_key_and_no_content() {
-    let pg = chat_testkit::TestPostgres::start().unwrap();
+    let db = database();
     let redis = TestRedis::start().unwrap();
-    let mut vars = postgres_vars(&pg, "memonly");
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_REDIS_URL", redis.url()));
     vars.push(("CHAT_MESSAGE_STORE", "redis".into()));
     let server = ServerProcess::start(&borrowed(&vars));
@@ -171,11 +171,9 @@ async fn memory_only_a_database_dump_holds_no_key_and_no_content() {
                 .await,
         );
     }
-    let keys = pg
-        .psql("memonly", "SELECT count(*) FROM chat_thread_keys")
-        .unwrap();
+    let keys = db.psql("SELECT count(*) FROM chat_thread_keys").unwrap();
     assert_eq!(keys.trim(), "0", "no key in PostgreSQL");
-    let dump = pg.dump("memonly").unwrap();
+    let dump = db.dump().unwrap();
     assert!(dump.len() > 1000, "the dump was taken");
     for canary in &canaries {
         assert!(!contains(&dump, canary.as_bytes()), "{canary} in the dump");
@@ -199,9 +197,9 @@ async fn memory_only_a_database_dump_holds_no_key_and_no_content() {
 /// still read, then moved to Redis: an upgrade loses nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_only_keys_survive_a_restart_and_old_keys_move_from_postgres() {
-    let pg = chat_testkit::TestPostgres::start().unwrap();
+    let db = database();
     let redis = TestRedis::start().unwrap();
-    let mut vars = postgres_vars(&pg, "upgrade");
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_REDIS_URL", redis.url()));
     vars.push(("CHAT_MESSAGE_STORE", "redis".into()));
     let t = token(7, "client");
@@ -225,13 +223,10 @@ async fn memory_only_keys_survive_a_restart_and_old_keys_move_from_postgres() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    pg.psql(
-        "upgrade",
-        &format!(
-            "INSERT INTO chat_thread_keys (thread_id, master_key_version, wrapped_key, created_at) \
+    db.psql(&format!(
+        "INSERT INTO chat_thread_keys (thread_id, master_key_version, wrapped_key, created_at) \
              VALUES ({moved}, '{version}', '\\x{key_hex}', now())"
-        ),
-    )
+    ))
     .unwrap();
     redis.command(&["DEL", &name]).unwrap();
 
@@ -242,9 +237,7 @@ async fn memory_only_keys_survive_a_restart_and_old_keys_move_from_postgres() {
         api.all_texts(&t, moved).await,
         ["written when keys were in PostgreSQL"]
     );
-    let left = pg
-        .psql("upgrade", "SELECT count(*) FROM chat_thread_keys")
-        .unwrap();
+    let left = db.psql("SELECT count(*) FROM chat_thread_keys").unwrap();
     assert_eq!(left.trim(), "0", "moved out of PostgreSQL");
     assert_eq!(
         redis.command(&["EXISTS", &name]).unwrap(),

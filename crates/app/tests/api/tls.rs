@@ -10,9 +10,10 @@ use std::time::Duration;
 async fn backends_over_tls_with_verified_certificates() {
     let certs = TestCertificates::generate().unwrap();
     let pg = TestPostgres::start().unwrap();
+    let db = pg.database().unwrap();
     pg.enable_tls(&certs).unwrap();
     let redis = TestRedis::start_tls(&certs).unwrap();
-    let database = format!("{}?sslmode=require", pg.create_database("tls").unwrap());
+    let database = format!("{}?sslmode=require", db.url());
     let ca = certs.ca().to_string_lossy().into_owned();
     let redis_url = redis.tls_url().unwrap();
     let vars = [
@@ -40,12 +41,12 @@ async fn backends_over_tls_with_verified_certificates() {
         !redis.cli(&["--scan"]).unwrap().is_empty(),
         "keys were written"
     );
-    let sessions = pg
-        .psql(
-            "postgres",
+    let sessions = db
+        .psql(&format!(
             "SELECT count(*) FILTER (WHERE s.ssl), count(*) FROM pg_stat_ssl s \
-             JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'tls'",
-        )
+             JOIN pg_stat_activity a USING (pid) WHERE a.datname = '{}'",
+            db.name()
+        ))
         .unwrap();
     let (encrypted, all) = sessions.trim().split_once('|').unwrap();
     assert!(all.parse::<u32>().unwrap() > 0, "{sessions}");

@@ -5,7 +5,6 @@
 use crate::care::support::mark_read;
 use crate::helpers::*;
 use crate::host::{deliveries_named, Receiver};
-use chat_testkit::TestPostgres;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -95,8 +94,8 @@ async fn an_unread_message_escalates_once_in_memory() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unread_message_escalates_once_from_two_instances_on_postgres() {
     let (hook, host) = crate::host::receiver().await;
-    let pg = TestPostgres::start().unwrap();
-    let mut vars = postgres_vars(&pg, "unread");
+    let db = database();
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_WEBHOOK_URL", hook));
     vars.push(("CHAT_UNREAD_ESCALATION_SECS", "60".into()));
     let a = TestApp::spawn_with(&borrowed(&vars)).await;

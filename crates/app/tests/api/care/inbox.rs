@@ -3,7 +3,6 @@
 
 use super::support::*;
 use crate::helpers::*;
-use chat_testkit::TestPostgres;
 use serde_json::json;
 use std::time::Duration;
 
@@ -14,16 +13,16 @@ async fn the_inbox_in_memory() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_inbox_on_postgres() {
-    let pg = TestPostgres::start().unwrap();
-    let vars = postgres_vars(&pg, "chat");
+    let db = database();
+    let vars = postgres_vars(&db);
     inbox_rules(&TestApp::spawn_with(&borrowed(&vars)).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_inbox_with_messages_in_redis() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let redis = chat_testkit::TestRedis::start().unwrap();
-    let mut vars = postgres_vars(&pg, "chat");
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_REDIS_URL", redis.url()));
     vars.push(("CHAT_MESSAGE_STORE", "redis".into()));
     inbox_rules(&TestApp::spawn_with(&borrowed(&vars)).await).await;

@@ -4,7 +4,7 @@
 use super::support::*;
 use crate::helpers::*;
 use crate::realtime::{signed, Socket};
-use chat_testkit::{TestPostgres, TestRedis};
+use chat_testkit::TestRedis;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -14,9 +14,9 @@ async fn joined(base: &str, app: &Api, token: &str, thread: i64) -> Socket {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_removed_members_live_socket_stops_receiving_on_every_instance() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let redis = TestRedis::start().unwrap();
-    let mut vars = postgres_vars(&pg, "chat");
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_REDIS_URL", redis.url()));
     let one = TestApp::spawn_with(&borrowed(&vars)).await;
     let two = TestApp::spawn_with(&borrowed(&vars)).await;

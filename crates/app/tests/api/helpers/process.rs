@@ -121,10 +121,29 @@ where
     }
 }
 
-/// A database on `pg` for one test, with the variables that select it.
-pub fn postgres_vars(pg: &chat_testkit::TestPostgres, name: &str) -> Vec<(&'static str, String)> {
+/// A migrated database of its own for one test, on the PostgreSQL server the test
+/// process shares; migrated once, by the binary's own `chat-server migrate`.
+pub fn database() -> chat_testkit::TestDatabase<'static> {
+    chat_testkit::TestDatabase::migrated(|url| {
+        let out = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .arg("migrate")
+            .env("CHAT_DATABASE_URL", url)
+            .env("CHAT_MASTER_KEY", MASTER_KEY)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    })
+    .expect("PostgreSQL starts and the template migrates")
+}
+
+/// The variables that select the database at `url`.
+pub fn postgres_vars(db: &chat_testkit::TestDatabase<'_>) -> Vec<(&'static str, String)> {
     vec![
-        ("CHAT_DATABASE_URL", pg.create_database(name).unwrap()),
+        ("CHAT_DATABASE_URL", db.url()),
         ("CHAT_MASTER_KEY", MASTER_KEY.to_owned()),
         ("CHAT_STORE_TIMEOUT_MS", "2000".to_owned()),
     ]

@@ -8,16 +8,16 @@ use crate::helpers::*;
 use chat_core::ports::Clock;
 use chat_core::{JobOutcome, ThreadId};
 use chat_server::{build_service, Config, Overrides};
-use chat_testkit::{TestPostgres, TestRedis, TestS3};
+use chat_testkit::{TestRedis, TestS3};
 use serde_json::json;
 use std::time::Duration;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_purge_retries_on_schedule_and_succeeds_on_the_fourth_attempt() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let media = tempfile::tempdir().unwrap();
-    let (service, ports, clock) = service_over(&pg, media.path(), 3).await;
+    let (service, ports, clock) = service_over(&db, media.path(), 3).await;
     let thread = closed_thread_with_media(&service, media.path()).await;
 
     // Attempts 1, 2 and 3 fail; each retry is due exactly its delay later, not before.
@@ -45,15 +45,15 @@ async fn a_purge_retries_on_schedule_and_succeeds_on_the_fourth_attempt() {
     assert_eq!(report.media_deleted, 1);
     assert!(report.key_destroyed);
     assert_eq!(objects_of(media.path(), thread), 0, "purged");
-    assert_eq!(sql(&pg, "SELECT count(*) FROM chat_jobs"), "0");
+    assert_eq!(sql(&db, "SELECT count(*) FROM chat_jobs"), "0");
     assert_eq!(ports.jobs.failed_count().await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn five_failures_keep_the_job_as_failed_and_the_sweep_purges_later() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let media = tempfile::tempdir().unwrap();
-    let (service, ports, clock) = service_over(&pg, media.path(), 5).await;
+    let (service, ports, clock) = service_over(&db, media.path(), 5).await;
     let thread = closed_thread_with_media(&service, media.path()).await;
 
     for (attempt, delay) in [(1, 5), (2, 30), (3, 60), (4, 120)] {
@@ -73,7 +73,7 @@ async fn five_failures_keep_the_job_as_failed_and_the_sweep_purges_later() {
     // Kept, visible with its last error, counted, and never run again.
     assert_eq!(ports.jobs.failed_count().await.unwrap(), 1);
     let kept = sql(
-        &pg,
+        &db,
         "SELECT attempts, failed_at IS NOT NULL, last_error FROM chat_jobs",
     );
     assert!(
@@ -100,9 +100,9 @@ async fn five_failures_keep_the_job_as_failed_and_the_sweep_purges_later() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cleanup_runs_the_sweep_once_and_says_what_it_removed() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let media = tempfile::tempdir().unwrap();
-    let (service, ports, clock) = service_over(&pg, media.path(), 100).await;
+    let (service, ports, clock) = service_over(&db, media.path(), 100).await;
     let thread = closed_thread_with_media(&service, media.path()).await;
     for delay in [5, 30, 60, 120, 0] {
         service.run_next_job().await.unwrap();
@@ -112,10 +112,10 @@ async fn cleanup_runs_the_sweep_once_and_says_what_it_removed() {
     service.flush_audit().await;
     let purges =
         "SELECT string_agg(outcome, ',' ORDER BY id) FROM chat_audit_events WHERE action = 'purge'";
-    assert_eq!(sql(&pg, purges), "failed,failed,failed,failed,failed");
+    assert_eq!(sql(&db, purges), "failed,failed,failed,failed,failed");
 
     let vars = [
-        ("CHAT_DATABASE_URL", pg.url("chat")),
+        ("CHAT_DATABASE_URL", db.url()),
         ("CHAT_MASTER_KEY", MASTER_KEY.to_owned()),
         (
             "CHAT_OBJECT_STORE_URL",
@@ -129,18 +129,18 @@ async fn cleanup_runs_the_sweep_once_and_says_what_it_removed() {
     assert!(out.contains("thread keys destroyed:     1"), "{out}");
     assert_eq!(objects_of(media.path(), thread), 0);
     // The purge is in the audit table before the command exits.
-    assert_eq!(sql(&pg, purges), "failed,failed,failed,failed,failed,ok");
+    assert_eq!(sql(&db, purges), "failed,failed,failed,failed,failed,ok");
     let (ok, out, _) = chat_server(&["cleanup"], &borrowed(&vars));
     assert!(ok && out.contains("media objects deleted:     0"), "{out}");
     // A purge that removed nothing (the thread was purged already) is not an event.
-    assert_eq!(sql(&pg, purges), "failed,failed,failed,failed,failed,ok");
+    assert_eq!(sql(&db, purges), "failed,failed,failed,failed,failed,ok");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let s3 = TestS3::start().unwrap();
-    let mut vars = postgres_vars(&pg, "chat");
+    let mut vars = postgres_vars(&db);
     vars.extend(s3.client_vars());
     vars.push(("CHAT_OBJECT_STORE_URL", s3.url()));
     vars.push(("CHAT_JOB_LEASE_SECS", "3".into()));
@@ -160,7 +160,7 @@ async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
     let mut claimed = String::new();
     for _ in 0..100 {
         claimed = sql(
-            &pg,
+            &db,
             "SELECT attempts, leased_until IS NOT NULL FROM chat_jobs WHERE run_at <= now()",
         );
         if claimed == "1|t" {
@@ -176,7 +176,7 @@ async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
     let server = ServerProcess::start(&borrowed(&vars));
     let mut left = String::new();
     for _ in 0..150 {
-        left = sql(&pg, "SELECT count(*) FROM chat_jobs WHERE run_at <= now()");
+        left = sql(&db, "SELECT count(*) FROM chat_jobs WHERE run_at <= now()");
         if left == "0" {
             break;
         }
@@ -191,10 +191,10 @@ async fn a_purge_interrupted_by_a_restart_resumes_and_completes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let redis = TestRedis::start().unwrap();
     let s3 = TestS3::start().unwrap();
-    let mut vars = postgres_vars(&pg, "chat");
+    let mut vars = postgres_vars(&db);
     vars.extend(s3.client_vars());
     vars.extend([
         ("CHAT_OBJECT_STORE_URL", s3.url()),
@@ -258,7 +258,7 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
     assert_eq!(api.close(&admin(), thread).await.status(), 200);
     let mut left = String::new();
     for _ in 0..100 {
-        left = sql(&pg, "SELECT count(*) FROM chat_jobs WHERE run_at <= now()");
+        left = sql(&db, "SELECT count(*) FROM chat_jobs WHERE run_at <= now()");
         if left == "0" {
             break;
         }
@@ -275,7 +275,7 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
         CANARY_COORDINATES[1].as_bytes(),
     ];
     let places = [
-        ("pg_dump", pg.dump("chat").unwrap()),
+        ("pg_dump", db.dump().unwrap()),
         ("Redis", everything_in(&redis)),
         ("the object store", s3.all_bytes().unwrap()),
         ("the log", log.into_bytes()),
@@ -323,10 +323,10 @@ async fn after_close_and_purge_a_canary_is_nowhere_and_its_ciphertext_is_dead() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_sweep_once_per_interval_between_them() {
-    let pg = TestPostgres::start().unwrap();
+    let db = database();
     let redis = TestRedis::start().unwrap();
-    let on_postgres = postgres_vars(&pg, "locks_in_postgres");
-    let mut on_redis = postgres_vars(&pg, "locks_in_redis");
+    let on_postgres = postgres_vars(&db);
+    let mut on_redis = postgres_vars(&db);
     on_redis.push(("CHAT_REDIS_URL", redis.url()));
     for (lock, mut vars) in [("PostgreSQL", on_postgres), ("Redis", on_redis)] {
         vars.push(("CHAT_SWEEP_INTERVAL_SECS", "2".into()));
@@ -354,8 +354,8 @@ async fn two_instances_sweep_once_per_interval_between_them() {
 async fn after_rotation_messages_read_back_with_only_the_new_key() {
     const OLD: &str = "v1:q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
     const NEW: &str = "v2:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let pg = TestPostgres::start().unwrap();
-    let database = pg.create_database("chat").unwrap();
+    let db = database();
+    let database = db.url();
     let with_ring = |ring: &str| {
         vec![
             ("CHAT_DATABASE_URL", database.clone()),
@@ -389,7 +389,7 @@ async fn after_rotation_messages_read_back_with_only_the_new_key() {
     );
     assert_eq!(
         sql(
-            &pg,
+            &db,
             "SELECT DISTINCT master_key_version FROM chat_thread_keys"
         ),
         "v2"

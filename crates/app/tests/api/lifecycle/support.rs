@@ -8,7 +8,7 @@ use chat_core::{
 };
 use chat_memory::{Faulty, ManualClock};
 use chat_server::{build_service, Config, Overrides};
-use chat_testkit::TestPostgres;
+use chat_testkit::TestDatabase;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -17,11 +17,11 @@ use std::sync::Arc;
 /// but with a manual clock, a media store failing `failures` deletions, and no
 /// background worker: the test runs the jobs itself.
 pub(super) async fn service_over(
-    pg: &TestPostgres,
+    db: &TestDatabase<'_>,
     media_dir: &Path,
     failures: u32,
 ) -> (ChatService, Ports, Arc<ManualClock>) {
-    let mut vars = postgres_vars(pg, "chat");
+    let mut vars = postgres_vars(&db);
     vars.push(("CHAT_JWT_SECRET", SECRET.into()));
     vars.push((
         "CHAT_OBJECT_STORE_URL",
@@ -67,8 +67,8 @@ pub(super) async fn closed_thread_with_media(service: &ChatService, media_dir: &
 }
 
 /// One SQL query's rows on the test database, trimmed.
-pub(super) fn sql(pg: &TestPostgres, query: &str) -> String {
-    pg.psql("chat", query).unwrap().trim().to_owned()
+pub(super) fn sql(db: &TestDatabase<'_>, query: &str) -> String {
+    db.psql(query).unwrap().trim().to_owned()
 }
 
 pub(super) fn objects_of(media_dir: &Path, thread: ThreadId) -> usize {
