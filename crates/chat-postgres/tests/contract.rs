@@ -34,7 +34,7 @@ fn migrate(url: &str) -> Result<(), String> {
 }
 
 /// A migrated database of its own on the shared server, and the store over it.
-async fn store() -> (TestDatabase, PgStore) {
+async fn store() -> (TestDatabase<'static>, PgStore) {
     let db = TestDatabase::migrated(migrate).expect("PostgreSQL starts");
     let store = PgStore::new(&db.url(), PgSettings::default()).unwrap();
     assert_eq!(
