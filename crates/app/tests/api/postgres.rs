@@ -6,7 +6,7 @@ use serde_json::json;
 use std::time::Duration;
 
 async fn spawn(db: &TestDatabase<'_>, extra: &[(&str, &str)]) -> TestApp {
-    let vars = postgres_vars(&db);
+    let vars = postgres_vars(db);
     let mut all = borrowed(&vars);
     all.extend_from_slice(extra);
     TestApp::spawn_with(&all).await

@@ -21,7 +21,7 @@ pub(super) async fn service_over(
     media_dir: &Path,
     failures: u32,
 ) -> (ChatService, Ports, Arc<ManualClock>) {
-    let mut vars = postgres_vars(&db);
+    let mut vars = postgres_vars(db);
     vars.push(("CHAT_JWT_SECRET", SECRET.into()));
     vars.push((
         "CHAT_OBJECT_STORE_URL",
