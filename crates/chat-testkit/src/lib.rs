@@ -4,6 +4,8 @@
 //! directory and stops it when dropped. `initdb` runs once per machine into a template
 //! that each server copies, so a server starts in well under a second. PostgreSQL
 //! refuses to run as root, so as root the harness runs it as the `postgres` user.
+//! [`TestDatabase`] is cheaper still: a database of a test's own, cloned from a
+//! migrated template on the one server its test process shares.
 //!
 //! [`TestRedis`] runs a private `redis-server` on a free loopback port, with no
 //! persistence, and kills it when dropped. [`TestRedisCluster`] (three masters, three
