@@ -92,7 +92,7 @@ async fn a_clusters_threads_and_events_spread_over_its_masters() {
     for t in &threads {
         masters.insert(
             cluster
-                .master_of(&format!("chat:{{{t}}}:ids"))
+                .master_of(&format!("chat:{{{t}}}:messages"))
                 .unwrap()
                 .port(),
         );
@@ -124,7 +124,9 @@ async fn a_cluster_master_dies_and_its_replica_takes_over() {
     let cluster = TestRedisCluster::start().unwrap();
     let redis = connect(&cluster.url(), RedisMode::Cluster);
     let t = ThreadId::new(contract::fresh_id()).unwrap();
-    let master = cluster.master_of(&format!("chat:{{{t}}}:ids")).unwrap();
+    let master = cluster
+        .master_of(&format!("chat:{{{t}}}:messages"))
+        .unwrap();
     failover_during_posts(&redis, t, || kill_when_replicated(master)).await;
     cluster.wait_healthy(Duration::from_secs(10)).unwrap();
 }

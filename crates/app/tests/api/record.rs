@@ -322,7 +322,7 @@ async fn a_legal_hold_keeps_everything_until_it_is_lifted(
     ));
     if let Some(redis) = redis {
         let ttl = redis
-            .command(&["PTTL", &format!("chat:{{{open}}}:ids")])
+            .command(&["PTTL", &format!("chat:{{{open}}}:messages")])
             .unwrap();
         assert_eq!(ttl, ":-1", "held keys do not expire in Redis");
     }
@@ -359,7 +359,7 @@ async fn a_legal_hold_keeps_everything_until_it_is_lifted(
     );
     if let Some(redis) = redis {
         let ttl: i64 = redis
-            .command(&["PTTL", &format!("chat:{{{open}}}:ids")])
+            .command(&["PTTL", &format!("chat:{{{open}}}:messages")])
             .unwrap()[1..]
             .parse()
             .unwrap();
