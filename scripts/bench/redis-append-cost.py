@@ -4,7 +4,7 @@
 Runs chat-redis's APPEND script (read from crates/chat-redis/src/messages.rs) against a
 throwaway redis-server: 16 threads in turn, each kept at the 100-message cap, 16
 EVALSHA in flight over one connection (as chat-server's multiplexed link pipelines
-them), one 190-byte message per call. Prints redis-server's CPU time (user + system,
+them), one 187-byte message per call. Prints redis-server's CPU time (user + system,
 /proc/<pid>/stat) per append. Each extra argument is a file holding another Lua script
 with the same KEYS and ARGV, measured the same way, to price a part of the script by
 leaving it out.
@@ -14,15 +14,15 @@ leaving it out.
 
 Needs redis-server (apt-get install redis-server). Loopback only.
 """
-import os, re, socket, subprocess, sys, tempfile, time
+import os, re, socket, struct, subprocess, sys, tempfile, time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 SRC = open(os.path.join(ROOT, "crates/chat-redis/src/messages.rs")).read()
-DROP = re.search(r'const DROP: &str = r"(.*?)";', SRC, re.S).group(1)
-APPEND = re.search(
-    r'static APPEND: LazyLock<Script> = LazyLock::new\(\|\| \{\s*Script::new\(&format!\(\s*r"(.*?)"\s*\)\)',
+# The prelude every script shares, with the has-content byte's position (CONTENT_FLAG + 1).
+SHARED = re.search(r'const SHARED: &str = r"(.*?)";', SRC, re.S).group(1).replace("FLAG", "27")
+APPEND = SHARED + re.search(
+    r'static APPEND: LazyLock<Script> = LazyLock::new\(\|\| \{\s*script\(\s*r"(.*?)",\s*\)',
     SRC, re.S).group(1)
-APPEND = APPEND.replace("{DROP}", DROP).replace("{{", "{").replace("}}", "}")
 N = int(os.environ.get("N", 60000))
 REPS = int(os.environ.get("REPS", 2))
 THREADS, IN_FLIGHT, TTL_MS, KEEP = 16, 16, 86_400_000, 100
@@ -78,12 +78,15 @@ def measure(name, script):
 
         conn.sendall(command("SCRIPT", "LOAD", script))
         sha = reply()
-        message, start = os.urandom(190), int(time.time() * 1e6)
+        sealed, start = os.urandom(160), int(time.time() * 1e6)
 
         def append(i):
+            # As crates/chat-redis/src/codec.rs encodes a message: version, id, sender,
+            # kind, created µs, has-content, sealed bytes.
             base, id = f"chat:{{{i % THREADS}}}", start + i
-            return command("EVALSHA", sha, 4, base + ":ids", base + ":at", base + ":msg", base + ":seq",
-                           TTL_MS, start - TTL_MS * 1000, KEEP, id, id, message, 0)
+            message = struct.pack(">BqqBqB", 1, id, 7, 0, id, 1) + sealed
+            return command("EVALSHA", sha, 6, base + ":messages", base + ":ids", base + ":at", base + ":msg",
+                           base + ":seq", base + ":hold", TTL_MS, start - TTL_MS * 1000, KEEP, id, id, message, 0)
 
         for i in range(THREADS * KEEP * 2):  # every thread past its cap before measuring
             conn.sendall(append(i))
@@ -96,7 +99,7 @@ def measure(name, script):
                 if answer != [b"0"]:
                     raise RuntimeError(f"append {i} not stored: {answer}")
         ticks = cpu_ticks(server.pid) - before
-        conn.sendall(command("HLEN", "chat:{0}:msg"))
+        conn.sendall(command("ZCARD", "chat:{0}:messages"))
         held = reply().decode()
         print(f"{name}: redis-server {ticks / os.sysconf('SC_CLK_TCK') / N * 1e6:.1f} µs per append "
               f"({N} appends; a thread holds {held})")

@@ -674,7 +674,7 @@ async fn a_failed_record_keeps_the_content(redis: Option<&TestRedis>) {
     let ids_ttl = || {
         redis.map(|redis| {
             redis
-                .command(&["PTTL", &format!("chat:{{{thread}}}:ids")])
+                .command(&["PTTL", &format!("chat:{{{thread}}}:messages")])
                 .unwrap()
         })
     };

@@ -38,7 +38,7 @@ async fn messages_round_trip_and_close_redacts_them_in_redis() {
     assert_eq!(listed[0]["text"], "hello");
     assert_eq!(listed[1]["lat"], 1.5);
     let zcard = redis
-        .command(&["ZCARD", &format!("chat:{{{thread}}}:ids")])
+        .command(&["ZCARD", &format!("chat:{{{thread}}}:messages")])
         .unwrap();
     assert_eq!(zcard, ":2", "stored in Redis, not in memory");
 
@@ -55,7 +55,7 @@ async fn messages_round_trip_and_close_redacts_them_in_redis() {
     assert!(redacted, "the purge job redacted both messages");
     // Only headers remain: id, sender, kind, time (26 bytes) and a cleared flag.
     let values = redis
-        .cli(&["HVALS", &format!("chat:{{{thread}}}:msg")])
+        .cli(&["ZRANGE", &format!("chat:{{{thread}}}:messages"), "0", "-1"])
         .unwrap();
     assert!(values.len() <= 2 * 28, "{} bytes left", values.len());
 }
@@ -69,7 +69,7 @@ async fn cap_and_ttl_are_enforced_in_redis() {
     for i in 0..150 {
         app.post_text(&t, thread, &format!("m{i}")).await;
     }
-    let ids_key = format!("chat:{{{thread}}}:ids");
+    let ids_key = format!("chat:{{{thread}}}:messages");
     assert_eq!(redis.command(&["ZCARD", &ids_key]).unwrap(), ":100");
     let listed = app.all_messages(&t, thread).await;
     assert_eq!(listed.len(), 100);

@@ -58,7 +58,7 @@ impl Deployment {
     /// them: what a replica has not received when its master dies, Redis did not keep.
     fn kill_master_of(&self, thread: i64) {
         let master = match self {
-            Self::Cluster(c) => c.master_of(&format!("chat:{{{thread}}}:ids")).unwrap(),
+            Self::Cluster(c) => c.master_of(&format!("chat:{{{thread}}}:messages")).unwrap(),
             Self::Sentinel(s) => s.master(),
         };
         wait_replicas_caught_up(master, Duration::from_secs(10)).unwrap();

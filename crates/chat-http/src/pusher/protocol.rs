@@ -1,7 +1,60 @@
 //! The frames of the Pusher Channels protocol 7. Server events carry `data` as a JSON
 //! string, as Pusher's own servers send it; clients parse either form.
 
+use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
+
+/// What a client sends, read by its `event`.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(tag = "event")]
+pub enum ClientFrame {
+    #[serde(rename = "pusher:ping")]
+    Ping,
+    #[serde(rename = "pusher:pong")]
+    Pong,
+    #[serde(rename = "pusher:subscribe")]
+    Subscribe {
+        #[serde(default, deserialize_with = "object_or_encoded")]
+        data: Subscription,
+    },
+    #[serde(rename = "pusher:unsubscribe")]
+    Unsubscribe {
+        #[serde(default, deserialize_with = "object_or_encoded")]
+        data: Subscription,
+    },
+    /// Any other event: a `client-…` one is a [`ClientEvent`], the rest unsupported.
+    #[serde(other)]
+    Other,
+}
+
+/// The `data` of a (un)subscription. A field missing or of the wrong type is empty,
+/// and an empty channel is one no socket may join.
+#[derive(Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Subscription {
+    pub channel: String,
+    pub auth: String,
+    pub channel_data: Option<String>,
+}
+
+/// A client event (`client-…`), relayed to the channel's other subscribers.
+#[derive(Debug, Deserialize)]
+pub struct ClientEvent {
+    pub event: String,
+    #[serde(default)]
+    pub channel: String,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// pusher-js sends `data` as an object; some clients send it JSON-encoded.
+fn object_or_encoded<'de, D: Deserializer<'de>>(d: D) -> Result<Subscription, D::Error> {
+    let value = match Value::deserialize(d)? {
+        Value::String(encoded) => serde_json::from_str(&encoded).unwrap_or(Value::Null),
+        value => value,
+    };
+    Ok(serde_json::from_value(value).unwrap_or_default())
+}
 
 /// Close and error codes of the protocol.
 pub mod code {
@@ -111,5 +164,54 @@ mod tests {
             serde_json::from_str(&channel_event("E", "private-chat.1", &json!({"a": 1})))
                 .unwrap_or_default();
         assert_eq!(f["data"], "{\"a\":1}");
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    fn read(text: &str) -> ClientFrame {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn client_frames_are_read_by_their_event() {
+        assert_eq!(
+            read(r#"{"event":"pusher:ping","data":{}}"#),
+            ClientFrame::Ping
+        );
+        let subscription = Subscription {
+            channel: "private-chat.7".into(),
+            auth: "key:sig".into(),
+            channel_data: None,
+        };
+        let object =
+            r#"{"event":"pusher:subscribe","data":{"channel":"private-chat.7","auth":"key:sig"}}"#;
+        let encoded = r#"{"event":"pusher:subscribe","data":"{\"channel\":\"private-chat.7\",\"auth\":\"key:sig\"}"}"#;
+        for text in [object, encoded] {
+            assert_eq!(
+                read(text),
+                ClientFrame::Subscribe {
+                    data: Subscription {
+                        channel: subscription.channel.clone(),
+                        auth: subscription.auth.clone(),
+                        channel_data: None,
+                    }
+                }
+            );
+        }
+        // A subscription of the wrong shape is one to no channel, refused as such.
+        assert_eq!(
+            read(r#"{"event":"pusher:subscribe","data":{"channel":5}}"#),
+            ClientFrame::Subscribe {
+                data: Subscription::default()
+            }
+        );
+        assert_eq!(
+            read(r#"{"event":"client-typing","channel":"private-chat.7","data":{}}"#),
+            ClientFrame::Other
+        );
+        assert!(serde_json::from_str::<ClientFrame>(r#"{"data":{}}"#).is_err());
     }
 }

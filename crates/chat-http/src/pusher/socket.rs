@@ -5,8 +5,8 @@
 use super::channel::Channel;
 use super::grant::{now_unix, ChannelData, Holder};
 use super::hub::{Frame, Outbound, Subscriber};
-use super::protocol::{self, code};
-use super::transport::{actix_incoming, Incoming, Outgoing};
+use super::protocol::{self, code, ClientEvent, ClientFrame, Subscription};
+use super::transport::{actix_incoming, Gone, Incoming, Outgoing};
 use super::Realtime;
 use crate::error::ApiError;
 use crate::metric_names::names;
@@ -183,7 +183,7 @@ impl<O: Outgoing> Connection<O> {
     async fn serve(&mut self, mut stream: impl Stream<Item = Incoming> + Unpin) -> Closing {
         let timeout = self.realtime.settings().activity_timeout;
         let hello = protocol::connection_established(&self.socket_id, timeout.as_secs());
-        if !self.session.text(&hello).await {
+        if self.session.text(&hello).await.is_err() {
             return None;
         }
         let delivered = metrics::counter!(names::WS_EVENTS_DELIVERED);
@@ -246,7 +246,7 @@ impl<O: Outgoing> Connection<O> {
             Incoming::Text(text) => Box::pin(self.handle(&text)).await,
             Incoming::Ping(bytes) => self.session.pong(bytes).await,
             Incoming::Close => return ControlFlow::Break(None),
-            Incoming::Other => true,
+            Incoming::Other => Ok(()),
             Incoming::Broken => {
                 return ControlFlow::Break(Some(reason(PROTOCOL_ERROR, "Protocol error")))
             }
@@ -266,12 +266,12 @@ impl<O: Outgoing> Connection<O> {
             .filter(|q| matches!(q, Outbound::Frame(_)))
             .count();
         match self.send_queued(queued, frames).await {
-            Flushed::Open => {
+            Ok(Flushed::Open) => {
                 delivered.increment(events as u64);
                 ControlFlow::Continue(())
             }
-            Flushed::Gone => ControlFlow::Break(None),
-            Flushed::Resync => {
+            Err(Gone) => ControlFlow::Break(None),
+            Ok(Flushed::Resync) => {
                 metrics::counter!(names::WS_RESYNCS).increment(1);
                 ControlFlow::Break(Some(reason(code::RECONNECT, EVENTS_MISSED)))
             }
@@ -290,7 +290,7 @@ impl<O: Outgoing> Connection<O> {
     /// Every second: expired subscriptions end, a quiet client is pinged, and one that
     /// stays quiet is closed.
     async fn on_tick(&mut self, idle: &mut Idle) -> ControlFlow<Closing> {
-        if !Box::pin(self.end_expired()).await {
+        if Box::pin(self.end_expired()).await.is_err() {
             return ControlFlow::Break(None);
         }
         match idle.check() {
@@ -309,20 +309,16 @@ impl<O: Outgoing> Connection<O> {
         &mut self,
         queued: &mut Vec<Outbound>,
         frames: &mut Vec<Frame>,
-    ) -> Flushed {
+    ) -> Result<Flushed, Gone> {
         for item in queued.drain(..) {
             match item {
                 Outbound::Frame(frame) => frames.push(frame),
                 Outbound::Resync => {
-                    let sent = frames.is_empty() || self.session.texts(frames).await;
-                    frames.clear();
-                    return if sent { Flushed::Resync } else { Flushed::Gone };
+                    self.write(frames).await?;
+                    return Ok(Flushed::Resync);
                 }
                 Outbound::Revoked(channel) => {
-                    if !(frames.is_empty() || self.session.texts(frames).await) {
-                        return Flushed::Gone;
-                    }
-                    frames.clear();
+                    self.write(frames).await?;
                     // The hub no longer delivers it; the client is told why.
                     if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
                         self.realtime.release(
@@ -336,25 +332,27 @@ impl<O: Outgoing> Connection<O> {
                             403,
                             "Access to this thread was revoked",
                         );
-                        if !self.session.text(&ended).await {
-                            return Flushed::Gone;
-                        }
+                        self.session.text(&ended).await?;
                     }
                 }
             }
         }
-        let sent = frames.is_empty() || self.session.texts(frames).await;
-        frames.clear();
-        if sent {
-            Flushed::Open
-        } else {
-            Flushed::Gone
+        self.write(frames).await?;
+        Ok(Flushed::Open)
+    }
+
+    /// Writes the frames gathered so far, together, and empties the list.
+    async fn write(&mut self, frames: &mut Vec<Frame>) -> Result<(), Gone> {
+        if !frames.is_empty() {
+            self.session.texts(frames).await?;
+            frames.clear();
         }
+        Ok(())
     }
 
     /// Ends every subscription whose token expired (plus the leeway), telling the
-    /// client; `false` when the socket is gone.
-    async fn end_expired(&mut self) -> bool {
+    /// client.
+    async fn end_expired(&mut self) -> Result<(), Gone> {
         let now = now_unix();
         let expired: Vec<Channel> = self
             .channels
@@ -369,53 +367,53 @@ impl<O: Outgoing> Connection<O> {
                 .release(&self.service, channel, self.id, holder.map(|h| h.user));
             let ended =
                 protocol::subscription_error(&channel.name(), 401, "The authorization expired");
-            if !self.send(ended).await {
-                return false;
-            }
+            self.send(ended).await?;
         }
-        true
+        Ok(())
     }
 
-    /// Handles one text frame; `false` when the socket is gone.
-    async fn handle(&mut self, text: &str) -> bool {
-        let Ok(message) = serde_json::from_str::<Value>(text) else {
-            return self.send(protocol::error(None, "Invalid JSON")).await;
+    /// Handles one text frame.
+    async fn handle(&mut self, text: &str) -> Result<(), Gone> {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(error) if error.is_syntax() || error.is_eof() => {
+                return self.send(protocol::error(None, "Invalid JSON")).await;
+            }
+            // JSON, but no frame of the protocol (no `event`, say).
+            Err(_) => ClientFrame::Other,
         };
-        let event = message["event"].as_str().unwrap_or_default();
-        // pusher-js sends `data` as an object; some clients send it JSON-encoded.
-        let data = match &message["data"] {
-            Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
-            other => other.clone(),
-        };
-        match event {
-            "pusher:ping" => self.send(protocol::pong()).await,
-            "pusher:pong" => true,
-            "pusher:subscribe" => self.subscribe(&data).await,
-            "pusher:unsubscribe" => {
-                if let Some(channel) = data["channel"].as_str().and_then(Channel::parse) {
-                    if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
-                        self.realtime.hub().unsubscribe(channel, self.id);
-                        self.realtime.release(
-                            &self.service,
-                            channel,
-                            self.id,
-                            holder.map(|h| h.user),
-                        );
-                    }
+        match frame {
+            ClientFrame::Ping => self.send(protocol::pong()).await,
+            ClientFrame::Pong => Ok(()),
+            ClientFrame::Subscribe { data } => self.subscribe(&data).await,
+            ClientFrame::Unsubscribe { data } => {
+                self.unsubscribe(&data.channel);
+                Ok(())
+            }
+            ClientFrame::Other => match serde_json::from_str::<ClientEvent>(text) {
+                Ok(client) if client.event.starts_with("client-") => {
+                    self.relay(&client.event, &client.channel, &client.data)
+                        .await
                 }
-                true
-            }
-            client if client.starts_with("client-") => {
-                let channel = message["channel"].as_str().unwrap_or_default();
-                self.relay(client, channel, &message["data"]).await
-            }
-            _ => self.send(protocol::error(None, "Unsupported event")).await,
+                _ => self.send(protocol::error(None, "Unsupported event")).await,
+            },
         }
     }
 
-    async fn subscribe(&mut self, data: &Value) -> bool {
-        let channel = data["channel"].as_str().unwrap_or_default();
-        let Admitted { key, holder, info } = match self.admit(channel, data) {
+    fn unsubscribe(&mut self, channel: &str) {
+        let Some(channel) = Channel::parse(channel) else {
+            return;
+        };
+        if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
+            self.realtime.hub().unsubscribe(channel, self.id);
+            self.realtime
+                .release(&self.service, channel, self.id, holder.map(|h| h.user));
+        }
+    }
+
+    async fn subscribe(&mut self, data: &Subscription) -> Result<(), Gone> {
+        let channel = data.channel.as_str();
+        let Admitted { key, holder, info } = match self.admit(data) {
             Ok(admitted) => admitted,
             Err(refusal) => return self.refuse(channel, refusal).await,
         };
@@ -461,13 +459,14 @@ impl<O: Outgoing> Connection<O> {
     /// Whether a subscription may be made, from what it carries alone: the channel's
     /// name, the signature, the signed channel data (who subscribes, until when, and
     /// for presence who they are), and this socket's number of channels.
-    fn admit(&self, channel: &str, data: &Value) -> Result<Admitted, Refusal> {
+    fn admit(&self, data: &Subscription) -> Result<Admitted, Refusal> {
+        let channel = data.channel.as_str();
         let key = Channel::parse(channel).ok_or(Refusal(
             403,
             "Only private-chat.{threadId} and presence-chat.{threadId} channels are served",
         ))?;
-        let auth = data["auth"].as_str().unwrap_or_default();
-        let channel_data = data["channel_data"].as_str();
+        let auth = data.auth.as_str();
+        let channel_data = data.channel_data.as_deref();
         if !self
             .realtime
             .verify(&self.socket_id, channel, channel_data, auth)
@@ -503,7 +502,13 @@ impl<O: Outgoing> Connection<O> {
 
     /// Joins a presence channel this socket just subscribed to, and tells it who is
     /// there; when the registry cannot say, the subscription is undone and refused.
-    async fn join(&mut self, channel: &str, key: Channel, holder: Holder, info: &str) -> bool {
+    async fn join(
+        &mut self,
+        channel: &str,
+        key: Channel,
+        holder: Holder,
+        info: &str,
+    ) -> Result<(), Gone> {
         let joined = self
             .realtime
             .join_presence(&self.service, key, self.id, holder.user, info)
@@ -535,7 +540,11 @@ impl<O: Outgoing> Connection<O> {
     }
 
     /// Tells the client its subscription to `channel` was refused, and why.
-    async fn refuse(&mut self, channel: &str, Refusal(status, message): Refusal) -> bool {
+    async fn refuse(
+        &mut self,
+        channel: &str,
+        Refusal(status, message): Refusal,
+    ) -> Result<(), Gone> {
         self.send(protocol::subscription_error(channel, status, message))
             .await
     }
@@ -543,7 +552,7 @@ impl<O: Outgoing> Connection<O> {
     /// A client event goes to the channel's other subscribers on every instance (over
     /// the event bus), only from a socket subscribed to it, within the rate limit; it is
     /// never stored. With the bus down it still reaches this instance's subscribers.
-    async fn relay(&mut self, event: &str, channel: &str, data: &Value) -> bool {
+    async fn relay(&mut self, event: &str, channel: &str, data: &Value) -> Result<(), Gone> {
         let Some(key) = Channel::parse(channel).filter(|c| self.channels.contains_key(c)) else {
             let refused = protocol::error(None, "Client event rejected: not subscribed");
             return self.send(refused).await;
@@ -569,10 +578,10 @@ impl<O: Outgoing> Connection<O> {
                 .hub()
                 .publish(key, frame.into(), Some(self.id));
         }
-        true
+        Ok(())
     }
 
-    async fn send(&mut self, frame: String) -> bool {
+    async fn send(&mut self, frame: String) -> Result<(), Gone> {
         self.session.text(&frame).await
     }
 }
@@ -632,11 +641,10 @@ type Closing = Option<(u16, String)>;
 const EVENTS_MISSED: &str = "Events were missed: reconnect and catch up";
 
 /// Goes on while the socket is open, else ends it without a close frame to send.
-fn still_open(sent: bool) -> ControlFlow<Closing> {
-    if sent {
-        ControlFlow::Continue(())
-    } else {
-        ControlFlow::Break(None)
+fn still_open(sent: Result<(), Gone>) -> ControlFlow<Closing> {
+    match sent {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(Gone) => ControlFlow::Break(None),
     }
 }
 
@@ -686,8 +694,6 @@ impl Idle {
 /// What became of a socket after writing what the hub queued for it.
 enum Flushed {
     Open,
-    /// The client is gone.
-    Gone,
     /// Its thread's events may have been lost: close with 4200.
     Resync,
 }

@@ -18,33 +18,38 @@ pub enum Incoming {
     Broken,
 }
 
+/// The client is gone: nothing more can be sent, and the connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gone;
+
 /// The sending half of a WebSocket.
 pub trait Outgoing: Send {
-    /// `false` once the socket is gone.
-    fn text(&mut self, text: &str) -> impl Future<Output = bool> + Send;
+    fn text(&mut self, text: &str) -> impl Future<Output = Result<(), Gone>> + Send;
     /// Frames the hub queued, in order; a transport that can writes them together.
-    fn texts(&mut self, frames: &[Frame]) -> impl Future<Output = bool> + Send {
+    fn texts(&mut self, frames: &[Frame]) -> impl Future<Output = Result<(), Gone>> + Send {
         async move {
             for frame in frames {
-                if !self.text(frame).await {
-                    return false;
-                }
+                self.text(frame).await?;
             }
-            true
+            Ok(())
         }
     }
-    fn pong(&mut self, payload: Vec<u8>) -> impl Future<Output = bool> + Send;
+    fn pong(&mut self, payload: Vec<u8>) -> impl Future<Output = Result<(), Gone>> + Send;
     /// Closes with a code and reason (`None`: a normal close).
     fn close(self, reason: Option<(u16, String)>) -> impl Future<Output = ()> + Send;
 }
 
 impl Outgoing for actix_ws::Session {
-    async fn text(&mut self, text: &str) -> bool {
-        actix_ws::Session::text(self, text.to_owned()).await.is_ok()
+    async fn text(&mut self, text: &str) -> Result<(), Gone> {
+        actix_ws::Session::text(self, text.to_owned())
+            .await
+            .map_err(|_| Gone)
     }
 
-    async fn pong(&mut self, payload: Vec<u8>) -> bool {
-        actix_ws::Session::pong(self, &payload).await.is_ok()
+    async fn pong(&mut self, payload: Vec<u8>) -> Result<(), Gone> {
+        actix_ws::Session::pong(self, &payload)
+            .await
+            .map_err(|_| Gone)
     }
 
     async fn close(self, reason: Option<(u16, String)>) {
@@ -78,23 +83,27 @@ type Message = tokio_tungstenite::tungstenite::Message;
 pub struct TungsteniteOut(pub futures::stream::SplitSink<Tungstenite, Message>);
 
 impl Outgoing for TungsteniteOut {
-    async fn text(&mut self, text: &str) -> bool {
-        self.0.send(Message::text(text)).await.is_ok()
+    async fn text(&mut self, text: &str) -> Result<(), Gone> {
+        self.0.send(Message::text(text)).await.map_err(|_| Gone)
     }
 
     /// Buffered, then written with one flush: when a socket falls behind (the machine
     /// busy), the frames that queued up meanwhile cost one write, not one each.
-    async fn texts(&mut self, frames: &[Frame]) -> bool {
+    async fn texts(&mut self, frames: &[Frame]) -> Result<(), Gone> {
         for frame in frames {
-            if self.0.feed(Message::text(&**frame)).await.is_err() {
-                return false;
-            }
+            self.0
+                .feed(Message::text(&**frame))
+                .await
+                .map_err(|_| Gone)?;
         }
-        self.0.flush().await.is_ok()
+        self.0.flush().await.map_err(|_| Gone)
     }
 
-    async fn pong(&mut self, payload: Vec<u8>) -> bool {
-        self.0.send(Message::Pong(payload.into())).await.is_ok()
+    async fn pong(&mut self, payload: Vec<u8>) -> Result<(), Gone> {
+        self.0
+            .send(Message::Pong(payload.into()))
+            .await
+            .map_err(|_| Gone)
     }
 
     async fn close(mut self, reason: Option<(u16, String)>) {
