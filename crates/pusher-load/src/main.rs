@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -86,6 +87,11 @@ struct Args {
     /// the end.
     #[arg(long, default_value_t = 0)]
     report_every: u64,
+    /// Loopback source addresses the sockets connect from, in turn (127.0.0.1 up to
+    /// 127.0.0.N): one address reaches one server port from about 28,000 ephemeral
+    /// ports at most, so 100,000 sockets need four.
+    #[arg(long, default_value_t = 1)]
+    sources: u8,
 }
 
 /// What happened so far, for the running reports.
@@ -161,45 +167,67 @@ impl Target {
         format!("{base}/app/{}?protocol=7&client=pusher-load", self.args.key)
     }
 
-    /// The channels, created on the server first when it is chat-server.
+    /// The channels, created on the server first when it is chat-server (32 at a time).
     async fn channels(&self) -> Result<Vec<String>, String> {
-        let mut channels = Vec::new();
-        for i in 0..self.args.channels as u64 {
-            let name = match self.args.trigger {
-                Trigger::Pusher => format!("private-load.{i}"),
-                Trigger::Chat => {
-                    let token = self.args.token.as_deref().ok_or("--token is required")?;
-                    let request = self.args.first_request + i;
-                    let url = &self.args.url;
-                    self.http
-                        .put(format!("{url}/api/requests/{request}"))
-                        .bearer_auth(token)
-                        .json(&json!({"client_id": 1}))
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let opened: Value = self
-                        .http
-                        .post(format!("{url}/api/requests/{request}/chat/open"))
-                        .bearer_auth(token)
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .json()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let thread = opened["threadId"].as_i64().ok_or("no threadId")?;
-                    format!("private-chat.{thread}")
-                }
-            };
-            channels.push(name);
-        }
-        Ok(channels)
+        futures::stream::iter(0..self.args.channels as u64)
+            .map(|i| self.channel(i))
+            .buffered(32)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn channel(&self, i: u64) -> Result<String, String> {
+        let Trigger::Chat = self.args.trigger else {
+            return Ok(format!("private-load.{i}"));
+        };
+        let token = self.args.token.as_deref().ok_or("--token is required")?;
+        let request = self.args.first_request + i;
+        let url = &self.args.url;
+        self.http
+            .put(format!("{url}/api/requests/{request}"))
+            .bearer_auth(token)
+            .json(&json!({"client_id": 1}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let opened: Value = self
+            .http
+            .post(format!("{url}/api/requests/{request}/chat/open"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let thread = opened["threadId"].as_i64().ok_or("no threadId")?;
+        Ok(format!("private-chat.{thread}"))
+    }
+
+    /// A TCP connection to the WebSocket server from `source` (any free port).
+    async fn connect_from(&self, source: std::net::Ipv4Addr) -> std::io::Result<TcpStream> {
+        let url = self.ws_url();
+        let authority = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        let server = tokio::net::lookup_host(authority)
+            .await?
+            .find(std::net::SocketAddr::is_ipv4)
+            .ok_or_else(|| std::io::Error::other("no IPv4 address for the server"))?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::from((source, 0)))?;
+        socket.connect(server).await
     }
 
     /// Connects, subscribes to `channel`, then forwards each event's latency.
     async fn subscriber(
         self: Arc<Self>,
+        source: std::net::Ipv4Addr,
         channel: String,
         latencies: mpsc::UnboundedSender<u64>,
         ready: mpsc::Sender<Result<(), String>>,
@@ -213,10 +241,14 @@ impl Target {
         // tungstenite zeroes its whole read buffer (128 KiB by default) before each
         // read: with a thousand sockets that was a third of this process's CPU.
         let config = WebSocketConfig::default().read_buffer_size(4096);
-        let connect =
-            tokio_tungstenite::connect_async_with_config(self.ws_url(), Some(config), true);
-        let Ok((mut ws, _)) = connect.await else {
-            return fail("connect failed".into()).await;
+        let stream = match self.connect_from(source).await {
+            Ok(stream) => stream,
+            Err(e) => return fail(format!("connect from {source} failed: {e}")).await,
+        };
+        let handshake =
+            tokio_tungstenite::client_async_with_config(self.ws_url(), stream, Some(config));
+        let Ok((mut ws, _)) = handshake.await else {
+            return fail("handshake failed".into()).await;
         };
         let mut socket_id = None;
         let mut subscribed = false;
@@ -467,10 +499,13 @@ impl Target {
         let (latency_tx, latency_rx) = mpsc::unbounded_channel();
         let (ready_tx, mut ready_rx) = mpsc::channel(self.args.connections.max(1));
         let mut subscribed = 0;
+        let sources = usize::from(self.args.sources.max(1));
         for batch in (0..self.args.connections).collect::<Vec<_>>().chunks(200) {
             for &i in batch {
                 let channel = channels[i % channels.len()].clone();
+                let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % sources) as u8);
                 tokio::spawn(self.clone().subscriber(
+                    source,
                     channel,
                     latency_tx.clone(),
                     ready_tx.clone(),
