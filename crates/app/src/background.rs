@@ -1,5 +1,5 @@
 //! Background work: the job runner (the purge after a close), the sweep on its lease
-//! locks, and flushing the audit trail before a process exits.
+//! locks, the webhook batches, and flushing the audit trail before a process exits.
 
 use super::*;
 
@@ -129,6 +129,17 @@ pub(crate) async fn run_unread_checks(service: ChatService) {
         if !full {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+}
+
+/// Queues the webhook events waiting for a batch every `every`
+/// (`CHAT_WEBHOOK_BATCH_MS`); a batch that fills up leaves before.
+pub(crate) async fn flush_webhook_batches(service: ChatService, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        service.flush_webhooks().await;
     }
 }
 

@@ -2,7 +2,7 @@
 //! an `Application` starts beside them.
 
 use super::*;
-use crate::background::{run_sweeps, run_unread_checks, JobRunner};
+use crate::background::{flush_webhook_batches, run_sweeps, run_unread_checks, JobRunner};
 
 /// How long each backend has to answer `/readyz`.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -19,6 +19,8 @@ pub struct Application {
     pub ports: Ports,
     lock: Arc<dyn LeaseLock>,
     sweep_interval: Option<Duration>,
+    /// How often webhook events waiting for a batch are queued (`None`: not batched).
+    webhook_batches: Option<Duration>,
     realtime: Arc<Realtime>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Set on `SIGTERM`: `/readyz` answers 503 from then on.
@@ -161,6 +163,10 @@ impl Application {
             ports,
             lock,
             sweep_interval: config.chat.sweep_interval,
+            webhook_batches: config
+                .realtime
+                .webhook_batch_wait
+                .filter(|_| config.realtime.webhook_url.is_some()),
             realtime,
             metrics,
             draining,
@@ -214,6 +220,9 @@ impl Application {
             .settings()
             .unread_escalation
             .map(|_| tokio::spawn(run_unread_checks(self.service.clone())));
+        let batches = self
+            .webhook_batches
+            .map(|every| tokio::spawn(flush_webhook_batches(self.service.clone(), every)));
         // The recorder's histograms need draining now and then (no HTTP exporter does it).
         let upkeep = self.metrics.clone().map(|handle| {
             tokio::spawn(async move {
@@ -225,6 +234,12 @@ impl Application {
             })
         });
         let result = self.server.await;
+        // The events of the last batch (the drain's departures among them) are queued,
+        // for this instance's job runner or, past the grace, another instance's.
+        if let Some(batches) = batches {
+            batches.abort();
+        }
+        self.service.flush_webhooks().await;
         match tokio::time::timeout(Duration::ZERO, drained).await {
             Ok(Ok(deadline)) => worker.drain(&self.service, deadline).await,
             _ => worker.abort(),

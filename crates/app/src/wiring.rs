@@ -345,6 +345,10 @@ fn chat_settings(config: &Config, retention: Retention) -> ChatSettings {
         redact_on_close: config.chat.redact_messages,
         job_lease: config.chat.job_lease,
         unread_escalation: config.chat.unread_escalation,
+        webhook_batch: config
+            .realtime
+            .webhook_batch_wait
+            .and_then(|_| std::num::NonZeroUsize::new(config.realtime.webhook_batch_size)),
     }
 }
 

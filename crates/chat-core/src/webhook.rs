@@ -152,14 +152,20 @@ impl WebhookEvent {
     /// The body of a delivery of this one event, as the host receives it (ids, strings
     /// and numbers: it cannot fail to serialize, but serde's signature says it might).
     pub fn body(&self, time: Timestamp) -> serde_json::Result<String> {
+        Self::body_of(std::slice::from_ref(self), time)
+    }
+
+    /// The body of one delivery of several events, in order: Pusher's
+    /// `{"time_ms": …, "events": […]}`.
+    pub fn body_of(events: &[WebhookEvent], time: Timestamp) -> serde_json::Result<String> {
         #[derive(Serialize)]
         struct Body<'a> {
             time_ms: i64,
-            events: [&'a WebhookEvent; 1],
+            events: &'a [WebhookEvent],
         }
         serde_json::to_string(&Body {
             time_ms: time.timestamp_millis(),
-            events: [self],
+            events,
         })
     }
 }

@@ -35,6 +35,14 @@ pub struct RealtimeConfig {
     /// `CHAT_WEBHOOK_URL`: where the host takes webhooks
     /// (`https://host.example/pusher/webhooks`); unset: none are sent.
     pub webhook_url: Option<String>,
+    /// `CHAT_WEBHOOK_BATCH_MS`: webhook events wait this long at most, or until
+    /// `CHAT_WEBHOOK_BATCH_SIZE` of them wait, and leave together as one delivery (one
+    /// job, one request, one signature). `0`: each event leaves at once, alone.
+    /// Default 250 ms, at most 5000.
+    pub webhook_batch_wait: Option<Duration>,
+    /// `CHAT_WEBHOOK_BATCH_SIZE`: events in one delivery, at most. Default 100,
+    /// 1..=1000.
+    pub webhook_batch_size: usize,
 }
 
 impl RealtimeConfig {
@@ -67,6 +75,11 @@ impl RealtimeConfig {
                 3..=3600,
             )?,
             webhook_url: env.http_url("CHAT_WEBHOOK_URL")?,
+            webhook_batch_wait: match env.bounded("CHAT_WEBHOOK_BATCH_MS", 250u64, 0..=5000)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
+            webhook_batch_size: env.bounded("CHAT_WEBHOOK_BATCH_SIZE", 100usize, 1..=1000)?,
         })
     }
 }

@@ -122,6 +122,14 @@ pub(crate) async fn receiver() -> (String, std::sync::Arc<Receiver>) {
     (format!("http://127.0.0.1:{port}/hook"), state)
 }
 
+/// The event called `name` in a delivery's body.
+pub(crate) fn event_named<'a>(body: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    body["events"]
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
 pub(crate) fn deliveries_named(receiver: &Receiver, event: &str) -> Vec<(String, String)> {
     receiver
         .seen
@@ -181,7 +189,8 @@ async fn webhooks_are_signed_as_pusher_signs_them_retried_and_carry_ids_only() {
         "a retry carries the same delivery id and body"
     );
     let body: serde_json::Value = serde_json::from_str(&both[0].1).unwrap();
-    let event = &body["events"][0];
+    // A delivery may carry other events of the same moment (a batch) beside it.
+    let event = event_named(&body, "message_created");
     assert_eq!(event["thread_id"], thread);
     assert_eq!(event["request_id"], 5);
     assert_eq!(event["message_id"], message);
@@ -240,7 +249,7 @@ async fn webhooks_are_signed_as_pusher_signs_them_retried_and_carry_ids_only() {
     }
     let purged: serde_json::Value =
         serde_json::from_str(&deliveries_named(&host, "thread_purged")[0].1).unwrap();
-    assert_eq!(purged["events"][0]["key_destroyed"], true);
+    assert_eq!(event_named(&purged, "thread_purged")["key_destroyed"], true);
 
     // Every attempt validates with Pusher's own library, as a host checks it.
     let recorded: Vec<serde_json::Value> = host
@@ -285,4 +294,50 @@ async fn a_host_that_never_answers_does_not_fail_a_post() {
     }
     assert_eq!(app.all_texts(&token(7, "client"), thread).await.len(), 5);
     drop(silent);
+}
+
+/// Events of the same moment leave together (`CHAT_WEBHOOK_BATCH_MS`): thirty posts
+/// made back to back reach the host in a few deliveries, not thirty, each event once.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_events_of_the_same_moment_leave_in_one_delivery() {
+    let (url, host) = receiver().await;
+    let app = TestApp::spawn_with(&[
+        ("CHAT_WEBHOOK_URL", url.as_str()),
+        ("CHAT_WEBHOOK_BATCH_MS", "500"),
+    ])
+    .await;
+    let thread = app.thread_for(5, 7).await;
+    let client = token(7, "client");
+    let mut posted = Vec::new();
+    for i in 0..30 {
+        posted.push(app.post_text(&client, thread, &format!("m{i}")).await);
+    }
+    // Each delivery fails once at this host, then is retried 5 s later by the clock.
+    let delivered = eventually(Duration::from_secs(20), "every event", || async {
+        app.clock.advance(Duration::from_secs(6));
+        let mut by_delivery = std::collections::BTreeMap::new();
+        for (id, body) in deliveries_named(&host, "message_created") {
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let ids: Vec<i64> = body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["name"] == "message_created")
+                .map(|e| e["message_id"].as_i64().unwrap())
+                .collect();
+            by_delivery.insert(id, ids);
+        }
+        let events: usize = by_delivery.values().map(Vec::len).sum();
+        (events == posted.len()).then_some(by_delivery)
+    })
+    .await;
+    assert!(
+        delivered.len() < posted.len() / 2,
+        "{} deliveries for {} events",
+        delivered.len(),
+        posted.len()
+    );
+    let mut events: Vec<i64> = delivered.into_values().flatten().collect();
+    events.sort_unstable();
+    assert_eq!(events, posted, "each event once");
 }

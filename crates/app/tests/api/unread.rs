@@ -8,13 +8,18 @@ use crate::host::{deliveries_named, Receiver};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The `message_unread` deliveries so far: (delivery id, event), every attempt.
+/// The `message_unread` events delivered so far: (delivery id, event), every attempt
+/// (a delivery may carry several events, a batch).
 fn unread_events(host: &Receiver) -> Vec<(String, Value)> {
     deliveries_named(host, "message_unread")
         .into_iter()
-        .map(|(id, body)| {
+        .flat_map(|(id, body)| {
             let body: Value = serde_json::from_str(&body).unwrap();
-            (id, body["events"][0].clone())
+            let events = body["events"].as_array().cloned().unwrap_or_default();
+            events
+                .into_iter()
+                .filter(|e| e["name"] == "message_unread")
+                .map(move |e| (id.clone(), e))
         })
         .collect()
 }

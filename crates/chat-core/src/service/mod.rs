@@ -74,6 +74,11 @@ pub struct ChatSettings {
     /// `CHAT_UNREAD_ESCALATION_SECS`: a message some recipient has not read this long
     /// after it was posted sends `message_unread` (with webhooks). `None`: off.
     pub unread_escalation: Option<Duration>,
+    /// Webhook events wait in memory, this many at most, until
+    /// [`ChatService::flush_webhooks`] (which the host process calls every few hundred
+    /// milliseconds) queues them as one delivery: one job row, one request, one
+    /// signature. `None`: each event is queued at once, as a delivery of its own.
+    pub webhook_batch: Option<std::num::NonZeroUsize>,
 }
 
 impl Default for ChatSettings {
@@ -90,6 +95,7 @@ impl Default for ChatSettings {
             redact_on_close: true,
             job_lease: crate::jobs::JOB_LEASE,
             unread_escalation: None,
+            webhook_batch: None,
         }
     }
 }
@@ -125,6 +131,8 @@ pub struct ChatService {
     appends: Arc<ThreadAppends>,
     keys: Arc<KeyCache>,
     unread_armed: Arc<unread::ArmedThreads>,
+    /// Webhook events waiting for the next batch (with `webhook_batch`).
+    webhook_batch: Arc<parking_lot::Mutex<Vec<crate::webhook::WebhookEvent>>>,
 }
 
 pub use media::OpenedMedia;
@@ -154,6 +162,7 @@ impl ChatService {
             appends: Arc::default(),
             keys: Arc::default(),
             unread_armed: Arc::default(),
+            webhook_batch: Arc::default(),
         }
     }
 

@@ -7,30 +7,61 @@ use super::*;
 use crate::webhook::{OnThread, WebhookEvent};
 
 impl ChatService {
-    /// Queues one webhook event; its delivery id names it uniquely (the host
-    /// deduplicates by it, so the same event queued twice is one to the host). A queue
+    /// Queues one webhook event. With batching (`webhook_batch`), it waits for the next
+    /// batch, which leaves when it is full or at the next
+    /// [`flush_webhooks`](Self::flush_webhooks); else it is queued at once. A queue
     /// that is down loses the webhook, logged: the use case that caused it stands. The
     /// real-time adapter queues Pusher's occupancy and presence events here too.
     pub async fn queue_webhook(&self, event: WebhookEvent) {
         if self.ports.webhooks.is_none() {
             return;
         }
-        let thread = event.thread();
+        let Some(max) = self.settings.webhook_batch else {
+            return self.enqueue_webhooks(vec![event]).await;
+        };
+        let full = {
+            let mut waiting = self.webhook_batch.lock();
+            waiting.push(event);
+            (waiting.len() >= max.get()).then(|| std::mem::take(&mut *waiting))
+        };
+        if let Some(batch) = full {
+            self.enqueue_webhooks(batch).await;
+        }
+    }
+
+    /// Queues the webhook events waiting for a batch, as one delivery. The host process
+    /// calls it every few hundred milliseconds, and before it exits.
+    pub async fn flush_webhooks(&self) {
+        let batch = std::mem::take(&mut *self.webhook_batch.lock());
+        if !batch.is_empty() {
+            self.enqueue_webhooks(batch).await;
+        }
+    }
+
+    /// One delivery of `events`, queued as one job. Its delivery id names it uniquely
+    /// (the host deduplicates by it): an event alone keeps its own (the same event
+    /// queued twice is one to the host); a batch is named after its first event and its
+    /// size.
+    async fn enqueue_webhooks(&self, events: Vec<WebhookEvent>) {
+        let Some(first) = events.first() else {
+            return;
+        };
+        let thread = first.thread();
         let now = self.ports.clock.now();
-        let body = match event.body(now) {
+        let id = match events.len() {
+            1 => first.delivery_id(now),
+            n => format!("batch.{}.{n}", first.delivery_id(now)),
+        };
+        let body = match WebhookEvent::body_of(&events, now) {
             Ok(body) => body,
             Err(error) => {
                 tracing::error!(thread_id = %thread, %error, "could not serialize a webhook");
                 return;
             }
         };
-        let job = JobKind::Webhook(WebhookDelivery {
-            id: event.delivery_id(now),
-            thread,
-            body,
-        });
+        let job = JobKind::Webhook(WebhookDelivery { id, thread, body });
         if let Err(error) = self.ports.jobs.enqueue(job, now).await {
-            tracing::warn!(thread_id = %thread, %error, "could not queue a webhook");
+            tracing::warn!(thread_id = %thread, events = events.len(), %error, "could not queue a webhook");
         }
     }
 
