@@ -68,7 +68,7 @@ SQL
 \set limit 1
 \set keep 100
 BEGIN;
-SELECT "chat_threads"."id", "chat_threads"."request_id", "chat_threads"."admin_id", "chat_threads"."client_id", "chat_threads"."status", "chat_threads"."opened_at", "chat_threads"."closed_at", "chat_threads"."staff_ids" FROM "chat_threads" WHERE ("chat_threads"."id" = :thread) LIMIT :limit;
+SELECT "chat_threads"."id", "chat_threads"."request_id", "chat_threads"."admin_id", "chat_threads"."client_id", "chat_threads"."status", "chat_threads"."opened_at", "chat_threads"."closed_at", "chat_threads"."staff_ids", "chat_threads"."hold", "chat_threads"."record_state" FROM "chat_threads" WHERE ("chat_threads"."id" = :thread) LIMIT :limit;
 $lock
 SELECT chat_append_batch(:thread, $id, :senders, :types, :nonces, :ciphertexts, ARRAY[now()], :keys, :expired, :keep);
 COMMIT;
