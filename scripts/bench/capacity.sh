@@ -34,16 +34,9 @@ cargo build --release -q -p chat-server -p pusher-load
 BIN=$PWD/target/release/chat-server
 LOAD=$PWD/target/release/pusher-load
 WORK=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cleanup() {
-  [ -n "${SERVER_PID:-}" ] && kill "$SERVER_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
-  CHAT_PUSHER_APP_KEY=bench-key CHAT_PUSHER_APP_SECRET=bench-app-secret \
-  CHAT_OBJECT_STORE_URL=memory:// CHAT_RATE_LIMIT_POSTS=0 CHAT_RATE_LIMIT_AUTH=0
+source scripts/bench/common.sh
+trap bench_cleanup EXIT
+realtime_env
 PORT=$(free_port); WS_PORT=$(free_port)
 CHAT_BIND=127.0.0.1:$PORT CHAT_WS_BIND=127.0.0.1:$WS_PORT "$BIN" serve 2>"$WORK/server.log" &
 SERVER_PID=$!
@@ -59,32 +52,7 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 
 command -v sockudo >/dev/null || { echo "(sockudo is not on the PATH: no comparison)"; exit 0; }
 port=$(free_port)
-cat > "$WORK/sockudo.toml" <<TOML
-port = $port
-host = "127.0.0.1"
-debug = false
-
-[app_manager]
-driver = "memory"
-
-[app_manager.array]
-[[app_manager.array.apps]]
-id = "bench"
-key = "bench-key"
-secret = "bench-app-secret"
-enabled = true
-enable_client_messages = false
-max_connections = $(( SOCKETS * 2 ))
-max_backend_events_per_second = 1000000
-max_client_events_per_second = 1000000
-max_read_requests_per_second = 1000000
-
-[rate_limiter]
-enabled = false
-TOML
-sockudo --config "$WORK/sockudo.toml" >"$WORK/sockudo.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+start_sockudo "$port" $(( SOCKETS * 2 ))
 echo "== the same against sockudo $(sockudo --version 2>/dev/null | head -1)"
 "$LOAD" --url "http://127.0.0.1:$port" --key bench-key --secret bench-app-secret --app-id bench \
   --trigger pusher --server-pid "$SERVER_PID" --connections "$SOCKETS" --channels "$CHANNELS" \

@@ -1,7 +1,7 @@
 # Shared by the bench scripts (source it): throwaway PostgreSQL and Redis servers on
 # free loopback ports under $WORK, stopped by `bench_cleanup` (the scripts trap it).
 # Needs: WORK set to a fresh directory.
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 [ "$(id -u)" = 0 ] && chown postgres "$WORK"
@@ -137,4 +137,43 @@ request = function()
   return wrk.format(nil, "/api/chat/threads/" .. threads[(i % #threads) + 1] .. "/messages")
 end
 LUA
+}
+
+# The environment of a chat-server measured against a Pusher peer: the peer's app key
+# and secret, in-memory media, no rate limits.
+realtime_env() {
+  export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
+    CHAT_PUSHER_APP_KEY=bench-key CHAT_PUSHER_APP_SECRET=bench-app-secret \
+    CHAT_OBJECT_STORE_URL=memory:// CHAT_RATE_LIMIT_POSTS=0 CHAT_RATE_LIMIT_AUTH=0
+}
+
+# Starts sockudo (on the PATH) on port $1 with the app `bench` (the same key and secret),
+# allowing $2 connections; sets SERVER_PID and waits until it listens.
+start_sockudo() {
+  cat > "$WORK/sockudo.toml" <<TOML
+port = $1
+host = "127.0.0.1"
+debug = false
+
+[app_manager]
+driver = "memory"
+
+[app_manager.array]
+[[app_manager.array.apps]]
+id = "bench"
+key = "bench-key"
+secret = "bench-app-secret"
+enabled = true
+enable_client_messages = false
+max_connections = $2
+max_backend_events_per_second = 1000000
+max_client_events_per_second = 1000000
+max_read_requests_per_second = 1000000
+
+[rate_limiter]
+enabled = false
+TOML
+  sockudo --config "$WORK/sockudo.toml" >"$WORK/sockudo.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && break; sleep 0.1; done
 }

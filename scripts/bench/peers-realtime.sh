@@ -25,44 +25,17 @@ cargo build --release -q -p chat-server -p pusher-load
 BIN=${BIN:-$PWD/target/release/chat-server}
 LOAD=$PWD/target/release/pusher-load
 WORK=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/bench/common.sh
 SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap bench_cleanup EXIT
 stop() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
 report() { grep -E '^(deliveries|trigger-to-delivery|server CPU|load generator)' "$1" | sed 's/^/   /'; }
 
-export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
-  CHAT_PUSHER_APP_KEY=bench-key CHAT_PUSHER_APP_SECRET=bench-app-secret \
-  CHAT_OBJECT_STORE_URL=memory:// CHAT_RATE_LIMIT_POSTS=0 CHAT_RATE_LIMIT_AUTH=0
+realtime_env
 ADMIN=$("$BIN" token --sub 1 --role admin --ttl 3600)
 for run in $(seq "$RUNS"); do
   port=$(free_port)
-  cat > "$WORK/sockudo.toml" <<TOML
-port = $port
-host = "127.0.0.1"
-debug = false
-
-[app_manager]
-driver = "memory"
-
-[app_manager.array]
-[[app_manager.array.apps]]
-id = "bench"
-key = "bench-key"
-secret = "bench-app-secret"
-enabled = true
-enable_client_messages = false
-max_connections = 100000
-max_backend_events_per_second = 1000000
-max_client_events_per_second = 1000000
-max_read_requests_per_second = 1000000
-
-[rate_limiter]
-enabled = false
-TOML
-  sockudo --config "$WORK/sockudo.toml" >"$WORK/sockudo.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  start_sockudo "$port" 100000
   "$LOAD" --url "http://127.0.0.1:$port" --key bench-key --secret bench-app-secret --app-id bench \
     --trigger pusher --server-pid "$SERVER_PID" --connections 1000 --channels 100 \
     --rate "$RATE" --seconds "$DURATION" >"$WORK/sockudo-$run.txt" 2>&1 || true

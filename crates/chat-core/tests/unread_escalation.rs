@@ -9,7 +9,7 @@
 )]
 
 use async_trait::async_trait;
-use chat_core::ports::{StoreResult, UnreadCheck, UnreadChecks, WebhookDelivery, WebhookSender};
+use chat_core::ports::{StoreResult, UnreadCheck, UnreadChecks};
 use chat_core::{
     ChatService, ChatSettings, MessageContent, MessageId, Ports, RequestId, Retention, TextBody,
     ThreadId, Timestamp, User, UserId,
@@ -18,22 +18,13 @@ use chat_crypto::MasterKeyRing;
 use chat_memory::*;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const DELAY: Duration = Duration::from_secs(300);
 
-/// The host: keeps every delivery.
-#[derive(Default)]
-struct Host(Mutex<Vec<WebhookDelivery>>);
-
-#[async_trait]
-impl WebhookSender for Host {
-    async fn deliver(&self, delivery: &WebhookDelivery) -> Result<(), String> {
-        self.0.lock().unwrap().push(delivery.clone());
-        Ok(())
-    }
-}
+mod support;
+use support::Host;
 
 impl Host {
     /// The `message_unread` events delivered: (message id, unread user ids), by id.

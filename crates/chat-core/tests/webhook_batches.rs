@@ -7,27 +7,16 @@
     reason = "a test fails loudly on what it does not expect"
 )]
 
-use async_trait::async_trait;
-use chat_core::ports::{WebhookDelivery, WebhookSender};
 use chat_core::{
     ChatService, ChatSettings, MessageContent, Ports, RequestId, TextBody, ThreadId, User, UserId,
 };
 use chat_crypto::MasterKeyRing;
 use serde_json::Value;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// The host: keeps every delivery.
-#[derive(Default)]
-struct Host(Mutex<Vec<WebhookDelivery>>);
-
-#[async_trait]
-impl WebhookSender for Host {
-    async fn deliver(&self, delivery: &WebhookDelivery) -> Result<(), String> {
-        self.0.lock().unwrap().push(delivery.clone());
-        Ok(())
-    }
-}
+mod support;
+use support::Host;
 
 fn service(batch: Option<usize>) -> (ChatService, Arc<Host>) {
     let host = Arc::new(Host::default());
