@@ -30,13 +30,10 @@ if ! ulimit -n "$NEED" 2>/dev/null; then
 fi
 SOURCES=$(( SOCKETS / 10000 + 1 ))
 
-cargo build --release -q -p chat-server -p pusher-load
-BIN=$PWD/target/release/chat-server
-LOAD=$PWD/target/release/pusher-load
 WORK=$(mktemp -d)
 source scripts/bench/common.sh
 trap bench_cleanup EXIT
-realtime_env
+realtime_setup
 PORT=$(free_port); WS_PORT=$(free_port)
 CHAT_BIND=127.0.0.1:$PORT CHAT_WS_BIND=127.0.0.1:$WS_PORT "$BIN" serve 2>"$WORK/server.log" &
 SERVER_PID=$!

@@ -139,9 +139,13 @@ end
 LUA
 }
 
-# The environment of a chat-server measured against a Pusher peer: the peer's app key
+# Builds the release chat-server (BIN, unless given) and pusher-load (LOAD), and exports
+# the environment of a chat-server measured against a Pusher peer: the peer's app key
 # and secret, in-memory media, no rate limits.
-realtime_env() {
+realtime_setup() {
+  cargo build --release -q -p chat-server -p pusher-load
+  BIN=${BIN:-$PWD/target/release/chat-server}
+  LOAD=$PWD/target/release/pusher-load
   export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
     CHAT_PUSHER_APP_KEY=bench-key CHAT_PUSHER_APP_SECRET=bench-app-secret \
     CHAT_OBJECT_STORE_URL=memory:// CHAT_RATE_LIMIT_POSTS=0 CHAT_RATE_LIMIT_AUTH=0

@@ -21,9 +21,6 @@ cd "$(dirname "$0")/../.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v sockudo >/dev/null || { echo "sockudo is missing: cargo install sockudo --no-default-features --features local" >&2; exit 1; }
 
-cargo build --release -q -p chat-server -p pusher-load
-BIN=${BIN:-$PWD/target/release/chat-server}
-LOAD=$PWD/target/release/pusher-load
 WORK=$(mktemp -d)
 source scripts/bench/common.sh
 SERVER_PID=
@@ -31,7 +28,7 @@ trap bench_cleanup EXIT
 stop() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
 report() { grep -E '^(deliveries|trigger-to-delivery|server CPU|load generator)' "$1" | sed 's/^/   /'; }
 
-realtime_env
+realtime_setup
 ADMIN=$("$BIN" token --sub 1 --role admin --ttl 3600)
 for run in $(seq "$RUNS"); do
   port=$(free_port)

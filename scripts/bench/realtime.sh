@@ -19,13 +19,10 @@ IDLE=${IDLE:-10000}
 cd "$(dirname "$0")/../.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # 10,000 sockets need 10,000 descriptors
 
-cargo build --release -q -p chat-server -p pusher-load
-BIN=$PWD/target/release/chat-server
-LOAD=$PWD/target/release/pusher-load
 WORK=$(mktemp -d)
 source scripts/bench/common.sh
 trap bench_cleanup EXIT
-realtime_env
+realtime_setup
 start_server() {
   PORT=$(free_port); WS_PORT=$(free_port)
   CHAT_BIND=127.0.0.1:$PORT CHAT_WS_BIND=127.0.0.1:$WS_PORT "$BIN" serve 2>"$WORK/server.log" &
