@@ -139,6 +139,13 @@ end
 LUA
 }
 
+# Checks that wrk is there and builds the release chat-server (BIN, unless given).
+wrk_setup() {
+  command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+  cargo build --release -q -p chat-server
+  BIN=${BIN:-$PWD/target/release/chat-server}
+}
+
 # Builds the release chat-server (BIN, unless given) and pusher-load (LOAD), and exports
 # the environment of a chat-server measured against a Pusher peer: the peer's app key
 # and secret, in-memory media, no rate limits.

@@ -15,13 +15,10 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-16}
 STORES=${STORES:-redis postgres}
 cd "$(dirname "$0")/../.."
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-
-cargo build --release -q -p chat-server
-BIN=$PWD/target/release/chat-server
 WORK=$(mktemp -d)
 . scripts/bench/common.sh
 trap bench_cleanup EXIT
+wrk_setup
 
 export CHAT_JWT_SECRET=bench-secret-bench-secret-bench-secret-01 RUST_LOG=warn \
   CHAT_RATE_LIMIT_POSTS=0 CHAT_MASTER_KEY=$(head -c 32 /dev/urandom | base64) \

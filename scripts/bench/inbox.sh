@@ -22,13 +22,10 @@ POOL=${POOL:-4}
 MINE=${MINE:-10000}
 OTHERS=${OTHERS:-50000}
 cd "$(dirname "$0")/../.."
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-
-cargo build --release -q -p chat-server
-BIN=$PWD/target/release/chat-server
 WORK=$(mktemp -d)
 . scripts/bench/common.sh
 trap bench_cleanup EXIT
+wrk_setup
 
 start_postgres -c shared_preload_libraries=auto_explain \
   -c auto_explain.log_analyze=on -c auto_explain.log_buffers=on \

@@ -16,13 +16,10 @@ CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-16}
 WARMUP=${WARMUP:-5}
 cd "$(dirname "$0")/../.."
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-
-cargo build --release -q -p chat-server
-BIN=$PWD/target/release/chat-server
 WORK=$(mktemp -d)
 . scripts/bench/common.sh
 trap bench_cleanup EXIT
+wrk_setup
 
 # PostgreSQL with its default durability: both sides pay the same commit cost.
 start_postgres -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all

@@ -21,13 +21,11 @@ CONNECTIONS=16
 # Many threads, so that a message outlives the 5 s delay under the cap of 100.
 THREADS=${THREADS:-1000}
 cd "$(dirname "$0")/../.."
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release -q -p chat-server
-BIN=$PWD/target/release/chat-server
 WORK=$(mktemp -d)
 . scripts/bench/common.sh
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; bench_cleanup' EXIT
+wrk_setup
 
 start_postgres
 HOST=$(free_port)

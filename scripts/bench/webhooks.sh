@@ -17,13 +17,11 @@ ROUNDS=${ROUNDS:-2}
 CONNECTIONS=16
 THREADS=16
 cd "$(dirname "$0")/../.."
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release -q -p chat-server
-BIN=$PWD/target/release/chat-server
 WORK=$(mktemp -d)
 . scripts/bench/common.sh
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; bench_cleanup' EXIT
+wrk_setup
 
 # A host that never answers (accepts, reads, says nothing) and one that answers 200.
 SILENT=$(free_port)
