@@ -789,10 +789,18 @@ async fn a_pending_record_survives_a_restart() {
     ));
     let first = ServerProcess::start(&borrowed(&vars));
     let thread = closed_recorded_thread(&first.api()).await;
+    // Stopped once its first failure is stored: killed while the attempt was still in
+    // hand, the job would wait for its lease (two minutes) before another instance
+    // could take it.
+    let failure_stored = "SELECT count(*) FROM chat_jobs WHERE kind = 'record_thread' \
+                          AND last_error IS NOT NULL AND leased_until IS NULL";
     eventually(
         std::time::Duration::from_secs(15),
         "a first, failed attempt",
-        || async { (server.attempts() >= 1).then_some(()) },
+        || async {
+            let stored = db.psql(failure_stored).unwrap().trim() == "1";
+            (server.attempts() >= 1 && stored).then_some(())
+        },
     )
     .await;
     drop(first.stop());
