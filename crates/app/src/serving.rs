@@ -19,8 +19,6 @@ pub struct Application {
     pub ports: Ports,
     lock: Arc<dyn LeaseLock>,
     sweep_interval: Option<Duration>,
-    /// How often webhook events waiting for a batch are queued (`None`: not batched).
-    webhook_batches: Option<Duration>,
     realtime: Arc<Realtime>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Set on `SIGTERM`: `/readyz` answers 503 from then on.
@@ -163,10 +161,6 @@ impl Application {
             ports,
             lock,
             sweep_interval: config.chat.sweep_interval,
-            webhook_batches: config
-                .realtime
-                .webhook_batch_wait
-                .filter(|_| config.realtime.webhook_url.is_some()),
             realtime,
             metrics,
             draining,
@@ -221,8 +215,10 @@ impl Application {
             .unread_escalation
             .map(|_| tokio::spawn(run_unread_checks(self.service.clone())));
         let batches = self
-            .webhook_batches
-            .map(|every| tokio::spawn(flush_webhook_batches(self.service.clone(), every)));
+            .service
+            .settings()
+            .webhook_batch
+            .map(|b| tokio::spawn(flush_webhook_batches(self.service.clone(), b.wait)));
         // The recorder's histograms need draining now and then (no HTTP exporter does it).
         let upkeep = self.metrics.clone().map(|handle| {
             tokio::spawn(async move {

@@ -345,11 +345,18 @@ fn chat_settings(config: &Config, retention: Retention) -> ChatSettings {
         redact_on_close: config.chat.redact_messages,
         job_lease: config.chat.job_lease,
         unread_escalation: config.chat.unread_escalation,
-        webhook_batch: config
-            .realtime
-            .webhook_batch_wait
-            .and_then(|_| std::num::NonZeroUsize::new(config.realtime.webhook_batch_size)),
+        webhook_batch: webhook_batching(config),
     }
+}
+
+/// Webhook batches, when webhooks are sent and `CHAT_WEBHOOK_BATCH_MS` is not 0.
+fn webhook_batching(config: &Config) -> Option<chat_core::WebhookBatching> {
+    let realtime = &config.realtime;
+    realtime.webhook_url.as_ref()?;
+    Some(chat_core::WebhookBatching {
+        max_events: std::num::NonZeroUsize::new(realtime.webhook_batch_size)?,
+        wait: realtime.webhook_batch_wait?,
+    })
 }
 
 /// What `/readyz` checks: each backend in use, and the event link, which may be a

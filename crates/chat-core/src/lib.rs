@@ -39,6 +39,7 @@ pub use retention::Retention;
 pub use service::{
     ChatService, ChatSettings, InboxRequest, JobOutcome, OpenedMedia, PageRequest, Ports,
     PurgeReport, RecordedMessage, RotationReport, SweepReport, ThreadRecord, UnreadReport,
+    WebhookBatching,
 };
 pub use validation::{Invalid, ValidationErrors};
 pub use webhook::WebhookEvent;

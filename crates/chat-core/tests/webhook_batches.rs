@@ -9,6 +9,7 @@
 
 use chat_core::{
     ChatService, ChatSettings, MessageContent, Ports, RequestId, TextBody, ThreadId, User, UserId,
+    WebhookBatching,
 };
 use chat_crypto::MasterKeyRing;
 use serde_json::Value;
@@ -25,7 +26,12 @@ fn service(batch: Option<usize>) -> (ChatService, Arc<Host>) {
         ..chat_memory::ports(Arc::new(MasterKeyRing::generate().unwrap()))
     };
     let settings = ChatSettings {
-        webhook_batch: batch.and_then(NonZeroUsize::new),
+        webhook_batch: batch
+            .and_then(NonZeroUsize::new)
+            .map(|max_events| WebhookBatching {
+                max_events,
+                wait: std::time::Duration::from_millis(250),
+            }),
         ..ChatSettings::default()
     };
     (ChatService::new(ports, settings), host)

@@ -45,6 +45,11 @@ local function drop_old(victims)
   end
   return #victims
 end
+-- The previous layout's messages created before `cut` (µs, a number: '%d' keeps every
+-- digit, where concatenation would print it in exponent form).
+local function drop_old_before(cut)
+  return drop_old(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', string.format('(%d', cut)))
+end
 -- Drops messages created before `cut` from the oldest on, up to the first that is not
 -- (a message created out of id order waits for the sweep; reads skip it meanwhile).
 local function expire(cut)
@@ -58,9 +63,7 @@ local function expire(cut)
     if k < size then break end
     size = 64
   end
-  if old() then
-    n = n + drop_old(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. cut))
-  end
+  if old() then n = n + drop_old_before(cut) end
   return n
 end
 -- Keeps the newest `keep`, the previous layout's (older) messages dropped first.
@@ -290,9 +293,7 @@ for i = 1, #expired, 500 do
   redis.call('ZREM', KEYS[1], unpack(expired, i, math.min(i + 499, #expired)))
 end
 local n = #expired
-if old() then
-  n = n + drop_old(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. cut))
-end
+if old() then n = n + drop_old_before(cut) end
 return n
 ",
     )
@@ -354,14 +355,9 @@ impl RedisMessageStore {
     }
 
     /// A script's invocation with the four keys every script reads first.
-    fn invocation(
-        &self,
-        script: &'static Script,
-        thread: ThreadId,
-    ) -> redis::ScriptInvocation<'static> {
-        let keys = self.keys(thread);
-        let mut invocation = script.key(keys.messages);
-        invocation.key(keys.ids).key(keys.at).key(keys.msg);
+    fn invocation(script: &'static Script, keys: &ThreadKeys) -> redis::ScriptInvocation<'static> {
+        let mut invocation = script.key(&keys.messages);
+        invocation.key(&keys.ids).key(&keys.at).key(&keys.msg);
         invocation
     }
 
@@ -409,7 +405,7 @@ impl MessageStore for RedisMessageStore {
         };
         let thread = first.thread_id;
         let keys = self.keys(thread);
-        let mut invocation = self.invocation(&APPEND, thread);
+        let mut invocation = Self::invocation(&APPEND, &keys);
         invocation.key(keys.seq).key(keys.hold);
         invocation
             .arg(self.ttl_ms())
@@ -468,7 +464,7 @@ impl MessageStore for RedisMessageStore {
         expired_before: Option<Timestamp>,
     ) -> StoreResult<MessagePage<StoredMessage>> {
         let upper = before.map_or_else(|| "+inf".to_owned(), |id| format!("({id}"));
-        let mut invocation = self.invocation(&PAGE, thread);
+        let mut invocation = Self::invocation(&PAGE, &self.keys(thread));
         invocation
             .arg(upper)
             .arg(limit)
@@ -488,7 +484,7 @@ impl MessageStore for RedisMessageStore {
     }
 
     async fn get(&self, thread: ThreadId, id: MessageId) -> StoreResult<Option<StoredMessage>> {
-        let mut invocation = self.invocation(&GET, thread);
+        let mut invocation = Self::invocation(&GET, &self.keys(thread));
         invocation.arg(id.get());
         let bytes: Option<Vec<u8>> = self
             .redis
@@ -498,7 +494,7 @@ impl MessageStore for RedisMessageStore {
     }
 
     async fn redact(&self, thread: ThreadId, id: MessageId) -> StoreResult<bool> {
-        let mut invocation = self.invocation(&REDACT, thread);
+        let mut invocation = Self::invocation(&REDACT, &self.keys(thread));
         invocation.arg(id.get());
         let redacted: i64 = self
             .redis
@@ -517,7 +513,7 @@ impl MessageStore for RedisMessageStore {
     ) -> StoreResult<Vec<u64>> {
         let cut = opt_arg(expired_before.map(micros));
         let counts = threads.iter().map(|(thread, marker)| {
-            let mut invocation = self.invocation(&UNREAD, *thread);
+            let mut invocation = Self::invocation(&UNREAD, &self.keys(*thread));
             invocation
                 .arg(marker.map_or(0, MessageId::get))
                 .arg(reader.get().to_be_bytes().to_vec())
@@ -529,7 +525,7 @@ impl MessageStore for RedisMessageStore {
     }
 
     async fn redact_thread(&self, thread: ThreadId) -> StoreResult<u64> {
-        let mut invocation = self.invocation(&REDACT, thread);
+        let mut invocation = Self::invocation(&REDACT, &self.keys(thread));
         invocation.arg("");
         self.redis
             .run(|mut c| async move { invocation.invoke_async(&mut c).await })
@@ -538,7 +534,7 @@ impl MessageStore for RedisMessageStore {
 
     async fn set_hold(&self, thread: ThreadId, hold: bool) -> StoreResult<()> {
         let keys = self.keys(thread);
-        let mut invocation = self.invocation(&HOLD, thread);
+        let mut invocation = Self::invocation(&HOLD, &keys);
         invocation.key(keys.seq).key(keys.hold).key(keys.dek);
         match hold {
             true => invocation.arg("1"),
@@ -563,7 +559,7 @@ impl MessageStore for RedisMessageStore {
             if keep.contains(&thread) {
                 continue;
             }
-            let mut invocation = self.invocation(&EXPIRE, thread);
+            let mut invocation = Self::invocation(&EXPIRE, &self.keys(thread));
             invocation.arg(cut);
             removed += self
                 .redis
@@ -599,6 +595,46 @@ mod tests {
         page.messages.iter().map(|m| m.id.get()).collect()
     }
 
+    /// A message as the previous release stored it: in the `ids` and `at` sorted sets
+    /// and the `msg` hash.
+    async fn write_previous_layout(store: &RedisMessageStore, m: StoredMessage) {
+        let keys = store.keys(m.thread_id);
+        let id = m.id.get();
+        store
+            .redis
+            .run(|mut c| async move {
+                redis::pipe()
+                    .zadd(keys.ids, id, id)
+                    .zadd(keys.at, id, micros(m.created_at))
+                    .hset(keys.msg, id, codec::encode_message(&m))
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+            .unwrap();
+    }
+
+    /// The previous layout's messages expire to the µs, as the new layout's do: a cut
+    /// at today's times keeps all its digits in the script.
+    #[tokio::test]
+    async fn the_previous_layout_expires_to_the_microsecond() {
+        let server = TestRedis::start().unwrap();
+        let redis = Redis::new(&server.url(), RedisSettings::default()).unwrap();
+        let store = RedisMessageStore::new(redis, Duration::from_secs(86_400));
+        let thread = ThreadId::new(44).unwrap();
+        let now = 1_765_000_000_000_001;
+        for (id, created) in [(1, now), (2, now + 1)] {
+            let m = StoredMessage {
+                created_at: chrono::DateTime::from_timestamp_micros(created).unwrap(),
+                ..message(thread, id)
+            };
+            write_previous_layout(&store, m).await;
+        }
+        let cut = chrono::DateTime::from_timestamp_micros(now + 1).unwrap();
+        assert_eq!(store.delete_expired(cut, &[]).await.unwrap(), 1);
+        assert_eq!(ids(&store.page(thread, None, 10, None).await.unwrap()), [2]);
+    }
+
     async fn append(store: &RedisMessageStore, m: StoredMessage, cut: RetentionCut) -> Appended {
         store.append(m, None, cut).await.unwrap()
     }
@@ -610,23 +646,11 @@ mod tests {
     async fn the_previous_layout_is_read_with_the_new_until_it_expires() {
         let server = TestRedis::start().unwrap();
         let redis = Redis::new(&server.url(), RedisSettings::default()).unwrap();
-        let store = RedisMessageStore::new(redis.clone(), Duration::from_secs(86_400));
+        let store = RedisMessageStore::new(redis, Duration::from_secs(86_400));
         let thread = ThreadId::new(42).unwrap();
         let keys = store.keys(thread);
         for id in 1..=4 {
-            let m = message(thread, id);
-            let (ids, at, msg) = (keys.ids.clone(), keys.at.clone(), keys.msg.clone());
-            redis
-                .run(|mut c| async move {
-                    redis::pipe()
-                        .zadd(ids, id, id)
-                        .zadd(at, id, micros(m.created_at))
-                        .hset(msg, id, codec::encode_message(&m))
-                        .query_async::<()>(&mut c)
-                        .await
-                })
-                .await
-                .unwrap();
+            write_previous_layout(&store, message(thread, id)).await;
         }
         server
             .command(&["SET", &keys.seq, "4", "PX", "86400000"])
@@ -693,20 +717,7 @@ mod tests {
 
         // Redaction reaches both.
         let thread = ThreadId::new(43).unwrap();
-        let keys = store.keys(thread);
-        let m = message(thread, 1);
-        let msg = keys.msg.clone();
-        let ids_key = keys.ids.clone();
-        redis
-            .run(|mut c| async move {
-                redis::pipe()
-                    .zadd(ids_key, 1, 1)
-                    .hset(msg, 1, codec::encode_message(&m))
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await
-            .unwrap();
+        write_previous_layout(&store, message(thread, 1)).await;
         assert_eq!(
             append(&store, message(thread, 2), keep_all).await,
             Appended::Stored

@@ -151,6 +151,8 @@ fn sent_at(frame: &str, trigger: Trigger) -> Option<u64> {
 
 struct Target {
     args: Args,
+    /// Where the WebSockets connect, resolved once.
+    ws_server: std::net::SocketAddr,
     http: reqwest::Client,
     signer: hmac::Key,
     counters: Counters,
@@ -208,20 +210,9 @@ impl Target {
 
     /// A TCP connection to the WebSocket server from `source` (any free port).
     async fn connect_from(&self, source: std::net::Ipv4Addr) -> std::io::Result<TcpStream> {
-        let url = self.ws_url();
-        let authority = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default()
-            .to_owned();
-        let server = tokio::net::lookup_host(authority)
-            .await?
-            .find(std::net::SocketAddr::is_ipv4)
-            .ok_or_else(|| std::io::Error::other("no IPv4 address for the server"))?;
         let socket = tokio::net::TcpSocket::new_v4()?;
         socket.bind(std::net::SocketAddr::from((source, 0)))?;
-        socket.connect(server).await
+        socket.connect(self.ws_server).await
     }
 
     /// Connects, subscribes to `channel`, then forwards each event's latency.
@@ -418,6 +409,20 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// The IPv4 address of the server at `url` (`http://host:port`).
+async fn ipv4_address(url: &str) -> Result<std::net::SocketAddr, String> {
+    let authority = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .ok_or_else(|| format!("{url:?} names no host"))?;
+    tokio::net::lookup_host(authority)
+        .await
+        .map_err(|e| format!("{authority}: {e}"))?
+        .find(std::net::SocketAddr::is_ipv4)
+        .ok_or_else(|| format!("{authority}: no IPv4 address"))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args = Args::parse();
@@ -426,8 +431,10 @@ async fn main() -> Result<(), String> {
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .map_err(|e| e.to_string())?;
+    let ws_server = ipv4_address(args.ws_url.as_deref().unwrap_or(&args.url)).await?;
     let target = Arc::new(Target {
         args,
+        ws_server,
         http,
         signer,
         counters: Counters::default(),

@@ -74,11 +74,18 @@ pub struct ChatSettings {
     /// `CHAT_UNREAD_ESCALATION_SECS`: a message some recipient has not read this long
     /// after it was posted sends `message_unread` (with webhooks). `None`: off.
     pub unread_escalation: Option<Duration>,
-    /// Webhook events wait in memory, this many at most, until
-    /// [`ChatService::flush_webhooks`] (which the host process calls every few hundred
-    /// milliseconds) queues them as one delivery: one job row, one request, one
-    /// signature. `None`: each event is queued at once, as a delivery of its own.
-    pub webhook_batch: Option<std::num::NonZeroUsize>,
+    /// Webhook events in batches: `None`, each event is queued at once, as a delivery
+    /// of its own.
+    pub webhook_batch: Option<WebhookBatching>,
+}
+
+/// Webhook events wait in memory, `max_events` at most, until
+/// [`ChatService::flush_webhooks`], which the host process calls every `wait`, queues
+/// them as one delivery: one job row, one request, one signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookBatching {
+    pub max_events: std::num::NonZeroUsize,
+    pub wait: Duration,
 }
 
 impl Default for ChatSettings {
@@ -132,7 +139,7 @@ pub struct ChatService {
     keys: Arc<KeyCache>,
     unread_armed: Arc<unread::ArmedThreads>,
     /// Webhook events waiting for the next batch (with `webhook_batch`).
-    webhook_batch: Arc<parking_lot::Mutex<Vec<crate::webhook::WebhookEvent>>>,
+    waiting_webhooks: Arc<parking_lot::Mutex<Vec<crate::webhook::WebhookEvent>>>,
 }
 
 pub use media::OpenedMedia;
@@ -162,7 +169,7 @@ impl ChatService {
             appends: Arc::default(),
             keys: Arc::default(),
             unread_armed: Arc::default(),
-            webhook_batch: Arc::default(),
+            waiting_webhooks: Arc::default(),
         }
     }
 

@@ -16,13 +16,13 @@ impl ChatService {
         if self.ports.webhooks.is_none() {
             return;
         }
-        let Some(max) = self.settings.webhook_batch else {
+        let Some(batching) = self.settings.webhook_batch else {
             return self.enqueue_webhooks(vec![event]).await;
         };
         let full = {
-            let mut waiting = self.webhook_batch.lock();
+            let mut waiting = self.waiting_webhooks.lock();
             waiting.push(event);
-            (waiting.len() >= max.get()).then(|| std::mem::take(&mut *waiting))
+            (waiting.len() >= batching.max_events.get()).then(|| std::mem::take(&mut *waiting))
         };
         if let Some(batch) = full {
             self.enqueue_webhooks(batch).await;
@@ -30,9 +30,9 @@ impl ChatService {
     }
 
     /// Queues the webhook events waiting for a batch, as one delivery. The host process
-    /// calls it every few hundred milliseconds, and before it exits.
+    /// calls it every [`WebhookBatching::wait`], and before it exits.
     pub async fn flush_webhooks(&self) {
-        let batch = std::mem::take(&mut *self.webhook_batch.lock());
+        let batch = std::mem::take(&mut *self.waiting_webhooks.lock());
         if !batch.is_empty() {
             self.enqueue_webhooks(batch).await;
         }

@@ -165,11 +165,6 @@ mod tests {
                 .unwrap_or_default();
         assert_eq!(f["data"], "{\"a\":1}");
     }
-}
-
-#[cfg(test)]
-mod frame_tests {
-    use super::*;
 
     fn read(text: &str) -> ClientFrame {
         serde_json::from_str(text).unwrap()
@@ -181,25 +176,18 @@ mod frame_tests {
             read(r#"{"event":"pusher:ping","data":{}}"#),
             ClientFrame::Ping
         );
-        let subscription = Subscription {
-            channel: "private-chat.7".into(),
-            auth: "key:sig".into(),
-            channel_data: None,
+        let subscribe = ClientFrame::Subscribe {
+            data: Subscription {
+                channel: "private-chat.7".into(),
+                auth: "key:sig".into(),
+                channel_data: None,
+            },
         };
         let object =
             r#"{"event":"pusher:subscribe","data":{"channel":"private-chat.7","auth":"key:sig"}}"#;
         let encoded = r#"{"event":"pusher:subscribe","data":"{\"channel\":\"private-chat.7\",\"auth\":\"key:sig\"}"}"#;
         for text in [object, encoded] {
-            assert_eq!(
-                read(text),
-                ClientFrame::Subscribe {
-                    data: Subscription {
-                        channel: subscription.channel.clone(),
-                        auth: subscription.auth.clone(),
-                        channel_data: None,
-                    }
-                }
-            );
+            assert_eq!(read(text), subscribe);
         }
         // A subscription of the wrong shape is one to no channel, refused as such.
         assert_eq!(

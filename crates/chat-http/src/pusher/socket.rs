@@ -168,10 +168,9 @@ impl<O: Outgoing> Connection<O> {
         let open = metrics::gauge!(names::WS_CONNECTIONS);
         open.increment(1.0);
         let close = self.serve(stream).await;
-        for (channel, Subscribed { holder, .. }) in self.channels.drain() {
-            self.realtime.hub().unsubscribe(channel, self.id);
-            self.realtime
-                .release(&self.service, channel, self.id, holder.map(|h| h.user));
+        let subscribed: Vec<Channel> = self.channels.keys().copied().collect();
+        for channel in subscribed {
+            self.leave(channel);
         }
         open.decrement(1.0);
         self.session.close(close).await;
@@ -320,13 +319,7 @@ impl<O: Outgoing> Connection<O> {
                 Outbound::Revoked(channel) => {
                     self.write(frames).await?;
                     // The hub no longer delivers it; the client is told why.
-                    if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
-                        self.realtime.release(
-                            &self.service,
-                            channel,
-                            self.id,
-                            holder.map(|h| h.user),
-                        );
+                    if self.leave(channel) {
                         let ended = protocol::subscription_error(
                             &channel.name(),
                             403,
@@ -361,10 +354,7 @@ impl<O: Outgoing> Connection<O> {
             .map(|(channel, _)| *channel)
             .collect();
         for channel in expired {
-            let holder = self.channels.remove(&channel).and_then(|s| s.holder);
-            self.realtime.hub().unsubscribe(channel, self.id);
-            self.realtime
-                .release(&self.service, channel, self.id, holder.map(|h| h.user));
+            self.leave(channel);
             let ended =
                 protocol::subscription_error(&channel.name(), 401, "The authorization expired");
             self.send(ended).await?;
@@ -401,14 +391,21 @@ impl<O: Outgoing> Connection<O> {
     }
 
     fn unsubscribe(&mut self, channel: &str) {
-        let Some(channel) = Channel::parse(channel) else {
-            return;
-        };
-        if let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) {
-            self.realtime.hub().unsubscribe(channel, self.id);
-            self.realtime
-                .release(&self.service, channel, self.id, holder.map(|h| h.user));
+        if let Some(channel) = Channel::parse(channel) {
+            self.leave(channel);
         }
+    }
+
+    /// Leaves `channel`: the hub delivers it here no more, and the channel registry
+    /// lets go of this socket's hold. `false` when the socket was not subscribed.
+    fn leave(&mut self, channel: Channel) -> bool {
+        let Some(Subscribed { holder, .. }) = self.channels.remove(&channel) else {
+            return false;
+        };
+        self.realtime.hub().unsubscribe(channel, self.id);
+        self.realtime
+            .release(&self.service, channel, self.id, holder.map(|h| h.user));
+        true
     }
 
     async fn subscribe(&mut self, data: &Subscription) -> Result<(), Gone> {
